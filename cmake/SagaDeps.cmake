@@ -1,0 +1,8 @@
+# Every third-party library is a Debian package found through pkg-config;
+# scripts/stack deps installs them (see README "Prerequisites").
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
+pkg_check_modules(AVRO REQUIRED IMPORTED_TARGET avro-c>=1.11)
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+find_package(Threads REQUIRED)

@@ -1,0 +1,29 @@
+/*
+ * PostgreSQL plumbing: connecting with a bounded wait and classifying failures.
+ */
+#ifndef SAGA_PG_H
+#define SAGA_PG_H
+
+#include <libpq-fe.h>
+
+#include "saga/err.h"
+
+/*
+ * Connects to url. On failure returns NULL with the cause in errstr (one line,
+ * no password) and *err set: SAGA_ERR_TRANSIENT when the server is unreachable
+ * or starting up, SAGA_ERR_PERMANENT when it refused us (auth, no such database,
+ * no CONNECT privilege). err may be NULL.
+ */
+PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t errstr_size);
+
+/*
+ * Classifies a failed result by SQLSTATE: connection loss, serialization failure,
+ * deadlock, "cannot connect now", too many connections and lock timeouts are
+ * transient; everything else is permanent.
+ */
+saga_err_t saga_pg_classify(const PGconn *conn, const PGresult *res);
+
+/* Copies PQerrorMessage into errstr as one line. */
+void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size);
+
+#endif

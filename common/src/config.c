@@ -1,0 +1,286 @@
+#include "saga/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "saga/kafka.h"
+
+const char *saga_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : def;
+}
+
+saga_err_t saga_env_long(const char *name, long def, long min, long max, long *out, char *errstr,
+                         size_t errstr_size)
+{
+    const char *v = saga_env(name, NULL);
+    char *end;
+    long n;
+
+    if (!v) {
+        *out = def;
+        return SAGA_OK;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0')
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "%s: expected a whole number, got '%s'", name, v);
+    if (n < min || n > max)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "%s: %ld is out of range (%ld to %ld)", name, n, min, max);
+    *out = n;
+    return SAGA_OK;
+}
+
+saga_err_t saga_parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    double n, mult;
+
+    if (!s || !*s || isspace((unsigned char)*s))
+        return SAGA_ERR_INVALID;
+    errno = 0;
+    n = strtod(s, &end);
+    if (errno || end == s || n < 0)
+        return SAGA_ERR_INVALID;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600000;
+    else
+        return SAGA_ERR_INVALID;
+    if (n * mult > 9.0e15)
+        return SAGA_ERR_INVALID;
+    *out = (int64_t)(n * mult + 0.5);
+    return SAGA_OK;
+}
+
+saga_err_t saga_env_duration_ms(const char *name, int64_t def_ms, int64_t min_ms, int64_t max_ms,
+                                int64_t *out, char *errstr, size_t errstr_size)
+{
+    const char *v = saga_env(name, NULL);
+    int64_t ms;
+
+    if (!v) {
+        *out = def_ms;
+        return SAGA_OK;
+    }
+    if (saga_parse_duration_ms(v, &ms) != SAGA_OK)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "%s: expected a duration like 500ms, 30s, 5m or 1h, got '%s'", name, v);
+    if (ms < min_ms || ms > max_ms)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "%s: %s is out of range (%lldms to %lldms)", name, v, (long long)min_ms,
+                         (long long)max_ms);
+    *out = ms;
+    return SAGA_OK;
+}
+
+saga_err_t saga_parse_hostport(const char *s, char *host, size_t host_size, int *port)
+{
+    const char *colon, *hs, *he;
+    char *end;
+    long p;
+
+    if (!s || !*s)
+        return SAGA_ERR_INVALID;
+    if (s[0] == '[') {
+        he = strchr(s, ']');
+        if (!he || he[1] != ':')
+            return SAGA_ERR_INVALID;
+        hs = s + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return SAGA_ERR_INVALID;
+        hs = s;
+        he = colon;
+    }
+    if ((size_t)(he - hs) >= host_size)
+        return SAGA_ERR_INVALID;
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+        return SAGA_ERR_INVALID;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    *port = (int)p;
+    return SAGA_OK;
+}
+
+const char *saga_redact_url(const char *url, char *buf, size_t size)
+{
+    const char *scheme, *at, *colon, *pw;
+
+    if (!url) {
+        snprintf(buf, size, "(unset)");
+        return buf;
+    }
+    scheme = strstr(url, "://");
+    if (scheme) {
+        const char *auth = scheme + 3;
+        const char *slash = strchr(auth, '/');
+        at = strchr(auth, '@');
+        if (at && (!slash || at < slash)) {
+            colon = memchr(auth, ':', (size_t)(at - auth));
+            if (colon) {
+                snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
+                return buf;
+            }
+        }
+        snprintf(buf, size, "%s", url);
+        return buf;
+    }
+    /* key=value form: mask the value of password=... up to the next space. */
+    pw = strstr(url, "password=");
+    if (pw) {
+        const char *end = pw + 9;
+        if (*end == '\'') {
+            end++;
+            while (*end && *end != '\'')
+                end += (*end == '\\' && end[1]) ? 2 : 1;
+            if (*end)
+                end++;
+        } else {
+            end += strcspn(end, " \t");
+        }
+        snprintf(buf, size, "%.*spassword=****%s", (int)(pw - url), url, end);
+        return buf;
+    }
+    snprintf(buf, size, "%s", url);
+    return buf;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+saga_err_t saga_config_load(struct saga_config *cfg, const char *program, unsigned flags,
+                            int default_http_port, char *errstr, size_t errstr_size)
+{
+    const char *v;
+    long n;
+    saga_err_t err;
+    size_t bsize;
+
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->program, sizeof(cfg->program), "%s", program);
+
+    v = saga_env("LOG_LEVEL", "info");
+    if (saga_log_level_parse(v, &cfg->log_level) != 0)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "LOG_LEVEL: expected debug, info, warn or error, got '%s'", v);
+
+    v = saga_env("DATABASE_URL", NULL);
+    if (flags & SAGA_CONFIG_DATABASE) {
+        char *pqerr = NULL;
+        PQconninfoOption *opts;
+
+        if (!v)
+            return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                             "DATABASE_URL is not set (e.g. "
+                             "postgresql://order_service:secret@127.0.0.1:15432/order_service)");
+        opts = PQconninfoParse(v, &pqerr);
+        if (!opts) {
+            char red[512];
+            size_t len;
+            saga_redact_url(v, red, sizeof(red));
+            saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "DATABASE_URL: %s (%s)",
+                      pqerr ? pqerr : "out of memory", red);
+            /* libpq's messages end with a newline; keep ours to one line. */
+            len = errstr ? strlen(errstr) : 0;
+            for (size_t i = 0; i < len; i++)
+                if (errstr[i] == '\n')
+                    errstr[i] = ' ';
+            PQfreemem(pqerr);
+            return SAGA_ERR_CONFIG;
+        }
+        PQconninfoFree(opts);
+        cfg->database_url = strdup(v);
+    }
+
+    if (flags & SAGA_CONFIG_HTTP) {
+        v = saga_env("HTTP_LISTEN", NULL);
+        if (v) {
+            if (saga_parse_hostport(v, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port) !=
+                SAGA_OK) {
+                err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                                "HTTP_LISTEN: expected host:port (e.g. 127.0.0.1:%d), got '%s'",
+                                default_http_port, v);
+                goto fail;
+            }
+            if (!cfg->http_host[0])
+                snprintf(cfg->http_host, sizeof(cfg->http_host), "0.0.0.0");
+        } else {
+            snprintf(cfg->http_host, sizeof(cfg->http_host), "127.0.0.1");
+            cfg->http_port = default_http_port;
+        }
+    }
+
+    v = saga_env("SCHEMA_REGISTRY_URL", NULL);
+    if (v) {
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+            err =
+                saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                          "SCHEMA_REGISTRY_URL: expected an http:// or https:// URL, got '%s'", v);
+            goto fail;
+        }
+        cfg->schema_registry_url = dup_or_null(v);
+    }
+
+    if ((err = saga_env_long("TOPIC_PARTITIONS", 6, 1, 10000, &n, errstr, errstr_size)))
+        goto fail;
+    cfg->topic_partitions = (int)n;
+    if ((err = saga_env_long("TOPIC_REPLICATION_FACTOR", 1, 1, 32, &n, errstr, errstr_size)))
+        goto fail;
+    cfg->topic_replication = (int)n;
+
+    if ((err = saga_kafka_conf_from_env(&cfg->kafka_conf, errstr, errstr_size)))
+        goto fail;
+    bsize = sizeof(cfg->kafka_bootstrap);
+    if (rd_kafka_conf_get(cfg->kafka_conf, "bootstrap.servers", cfg->kafka_bootstrap, &bsize) !=
+        RD_KAFKA_CONF_OK)
+        cfg->kafka_bootstrap[0] = '\0';
+    return SAGA_OK;
+
+fail:
+    saga_config_release(cfg);
+    return err;
+}
+
+void saga_config_release(struct saga_config *cfg)
+{
+    free(cfg->database_url);
+    free(cfg->schema_registry_url);
+    if (cfg->kafka_conf)
+        rd_kafka_conf_destroy(cfg->kafka_conf);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void saga_config_print(const struct saga_config *cfg, FILE *out)
+{
+    char red[1024];
+
+    fprintf(out, "LOG_LEVEL=%s\n", saga_log_level_name(cfg->log_level));
+    if (cfg->database_url)
+        fprintf(out, "DATABASE_URL=%s\n", saga_redact_url(cfg->database_url, red, sizeof(red)));
+    if (cfg->http_port)
+        fprintf(out, "HTTP_LISTEN=%s:%d\n", cfg->http_host, cfg->http_port);
+    fprintf(out, "SCHEMA_REGISTRY_URL=%s\n",
+            cfg->schema_registry_url ? cfg->schema_registry_url : "");
+    fprintf(out, "TOPIC_PARTITIONS=%d\n", cfg->topic_partitions);
+    fprintf(out, "TOPIC_REPLICATION_FACTOR=%d\n", cfg->topic_replication);
+    saga_kafka_conf_print(out);
+}

@@ -1,0 +1,117 @@
+#include "relay_sources.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "saga/config.h"
+
+static int valid_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+saga_err_t relay_sources_parse(struct relay_sources *out, const char *spec, char *errstr,
+                               size_t errstr_size)
+{
+    const char *p = spec;
+    saga_err_t err = SAGA_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (!spec)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "RELAY_SOURCES is not set (e.g. \"order=postgresql://...\")");
+    for (;;) {
+        const char *start, *eq, *end;
+        char *url, *pqerr = NULL;
+        PQconninfoOption *opts;
+        struct relay_source *s;
+
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        start = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        end = p;
+        eq = memchr(start, '=', (size_t)(end - start));
+        if (!eq || !valid_name(start, (size_t)(eq - start)) || eq + 1 == end ||
+            (size_t)(eq - start) >= sizeof(out->src[0].name)) {
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "RELAY_SOURCES: expected name=postgresql://... at '%.*s'",
+                            (int)(end - start > 40 ? 40 : end - start), start);
+            goto fail;
+        }
+        for (int i = 0; i < out->count; i++) {
+            if (strncmp(out->src[i].name, start, (size_t)(eq - start)) == 0 &&
+                out->src[i].name[eq - start] == '\0') {
+                err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                                "RELAY_SOURCES: source '%.*s' is named twice", (int)(eq - start),
+                                start);
+                goto fail;
+            }
+        }
+        if (out->count == RELAY_MAX_SOURCES) {
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "RELAY_SOURCES: more than %d sources", RELAY_MAX_SOURCES);
+            goto fail;
+        }
+        url = strndup(eq + 1, (size_t)(end - eq - 1));
+        if (!url) {
+            err = SAGA_ERR_NOMEM;
+            goto fail;
+        }
+        opts = PQconninfoParse(url, &pqerr);
+        if (!opts) {
+            char red[512];
+            char *nl = pqerr ? strchr(pqerr, '\n') : NULL;
+            if (nl)
+                *nl = '\0';
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "RELAY_SOURCES: %.*s: %s (%s)",
+                            (int)(eq - start), start, pqerr ? pqerr : "out of memory",
+                            saga_redact_url(url, red, sizeof(red)));
+            PQfreemem(pqerr);
+            free(url);
+            goto fail;
+        }
+        PQconninfoFree(opts);
+        s = &out->src[out->count++];
+        memcpy(s->name, start, (size_t)(eq - start));
+        s->name[eq - start] = '\0';
+        s->url = url;
+    }
+    if (out->count == 0)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "RELAY_SOURCES names no source (e.g. \"order=postgresql://...\")");
+    return SAGA_OK;
+
+fail:
+    relay_sources_release(out);
+    return err;
+}
+
+void relay_sources_release(struct relay_sources *s)
+{
+    for (int i = 0; i < s->count; i++)
+        free(s->src[i].url);
+    memset(s, 0, sizeof(*s));
+}
+
+void relay_sources_print(const struct relay_sources *s, FILE *out)
+{
+    char red[512];
+
+    fprintf(out, "RELAY_SOURCES=");
+    for (int i = 0; i < s->count; i++)
+        fprintf(out, "%s%s=%s", i ? " " : "", s->src[i].name,
+                saga_redact_url(s->src[i].url, red, sizeof(red)));
+    fprintf(out, "\n");
+}

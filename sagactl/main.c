@@ -1,0 +1,62 @@
+/*
+ * sagactl: the operator and user command line of the order saga suite.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sagactl.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sagactl <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  topics [list]        show the suite's topics and their partitions\n"
+                 "  topics create        create the missing topics through the Admin API\n"
+                 "  version              print the version\n"
+                 "  help                 print this help\n"
+                 "\n"
+                 "Run 'sagactl <command> --help' for a command's options.\n"
+                 "\n"
+                 "environment: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:19092), any KAFKA_*\n"
+                 "librdkafka property, TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR\n"
+                 "(default 1), LOG_LEVEL.\n"
+                 "\n"
+                 "exit codes: 0 ok, 1 failed or not as expected, 64 bad usage, 69 Kafka\n"
+                 "unreachable, 78 bad configuration\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct saga_config cfg;
+    char errstr[512];
+    int rc;
+
+    if (argc < 2) {
+        usage(stderr);
+        return SAGACTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return SAGACTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("sagactl %s\n", SAGA_VERSION);
+        return SAGACTL_EXIT_OK;
+    }
+    if (saga_config_load(&cfg, "sagactl", 0, 0, errstr, sizeof(errstr)) != SAGA_OK) {
+        fprintf(stderr, "sagactl: config: %s\n", errstr);
+        return SAGACTL_EXIT_CONFIG;
+    }
+    saga_log_init("sagactl", cfg.log_level);
+
+    if (strcmp(argv[1], "topics") == 0) {
+        rc = sagactl_topics(&cfg, argc - 1, argv + 1);
+    } else {
+        fprintf(stderr, "sagactl: unknown command '%s' (try 'sagactl help')\n", argv[1]);
+        rc = SAGACTL_EXIT_USAGE;
+    }
+    saga_config_release(&cfg);
+    return rc;
+}

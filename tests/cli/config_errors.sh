@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Every program: --help and --version exit 0, an unknown option exits 64, bad
+# configuration exits 78 with one line naming the variable, and --check-config
+# prints the effective configuration with passwords masked.
+set -u
+BIN=$1
+. "$(dirname "$0")/lib.sh"
+unset DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
+for v in $(env | sed -n 's/^\(KAFKA_[^=]*\)=.*/\1/p'); do unset "$v"; done
+DB=postgresql://svc:s3cret@127.0.0.1:15432/svc
+
+run() { # run ENV... -- PROGRAM ARGS...: sets OUT and RC
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    OUT=$(env "${envs[@]}" "$BIN/$@" 2>&1)
+    RC=$?
+}
+
+for p in order-service inventory-service payment-service shipping-service notification-service; do
+    run -- "$p" --help
+    check "$p --help exits 0 and documents DATABASE_URL" test "$RC" = 0 -a -n "$(contains "$OUT" DATABASE_URL && echo y)"
+    run -- "$p" --version
+    check "$p --version" test "$RC" = 0 -a -n "$(contains "$OUT" "$p 0." && echo y)"
+    run -- "$p" --frobnicate
+    check "$p unknown option exits 64" test "$RC" = 64
+    run -- "$p"
+    check "$p without DATABASE_URL exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "DATABASE_URL is not set" && echo y)"
+    run DATABASE_URL=$DB HTTP_LISTEN=nonsense -- "$p"
+    check "$p bad HTTP_LISTEN exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "HTTP_LISTEN" && echo y)"
+    run DATABASE_URL=$DB KAFKA_NOT_A_PROPERTY=1 -- "$p"
+    check "$p unknown KAFKA_ property exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "KAFKA_NOT_A_PROPERTY" && echo y)"
+    run DATABASE_URL=$DB KAFKA_SASL_PASSWORD=hunter2 -- "$p" --check-config
+    check "$p --check-config prints config" test "$RC" = 0 -a -n "$(contains "$OUT" "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" && echo y)"
+    check "$p --check-config masks passwords" test -z "$(contains "$OUT" s3cret && echo y)$(contains "$OUT" hunter2 && echo y)"
+    check "$p bad config message is one line" test "$(env DATABASE_URL=$DB LOG_LEVEL=loud "$BIN/$p" 2>&1 | wc -l)" = 1
+done
+
+run DATABASE_URL=$DB SAGA_TIMEOUT=forever -- order-service
+check "order-service bad SAGA_TIMEOUT exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_TIMEOUT" && echo y)"
+run DATABASE_URL=$DB SAGA_TIMEOUT=45s -- order-service --check-config
+check "order-service shows SAGA_TIMEOUT" test "$RC" = 0 -a -n "$(contains "$OUT" "SAGA_TIMEOUT=45000ms" && echo y)"
+
+run -- outbox-relay
+check "outbox-relay without RELAY_SOURCES exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "RELAY_SOURCES is not set" && echo y)"
+run "RELAY_SOURCES=order=postgresql://r:pw1@h/o inventory=postgresql://r:pw2@h/i" -- outbox-relay --check-config
+check "outbox-relay --check-config lists sources masked" test "$RC" = 0 -a -n "$(contains "$OUT" "order=postgresql://r:****@h/o inventory=" && echo y)"
+
+run -- sagactl
+check "sagactl without a command exits 64" test "$RC" = 64
+run -- sagactl help
+check "sagactl help" test "$RC" = 0 -a -n "$(contains "$OUT" "topics create" && echo y)"
+run -- sagactl topics --help
+check "sagactl topics --help" test "$RC" = 0
+run -- sagactl topics --bogus
+check "sagactl topics bad option exits 64" test "$RC" = 64
+run TOPIC_PARTITIONS=zero -- sagactl topics
+check "sagactl bad TOPIC_PARTITIONS exits 78" test "$RC" = 78
+run KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1 -- sagactl topics --timeout 2
+check "sagactl with no broker exits 69 with the address" test "$RC" = 69 -a -n "$(contains "$OUT" "127.0.0.1:1 did not answer" && echo y)"
+finish

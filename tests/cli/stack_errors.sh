@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/stack fails fast with a one-line cause and starts nothing when a port is
+# taken; it notices and removes stale pid files; down on an empty directory is harmless.
+set -u
+STACK=$1
+BUILD=$2
+. "$(dirname "$0")/lib.sh"
+T=$(mktemp -d)
+trap 'kill $HOLDER 2>/dev/null; rm -rf "$T"' EXIT
+
+# Hold a port on loopback with a plain listener.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$PORT)); s.listen(); time.sleep(120)" &
+HOLDER=$!
+for _ in $(seq 50); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.1; done
+
+OUT=$(STACK_PG_PORT=$PORT timeout 120 "$STACK" up --no-deps --dir "$T/s1" --build "$BUILD" 2>&1)
+RC=$?
+check "up with the postgres port taken fails" test "$RC" -ne 0
+check "the cause names the port and its owner" contains "$OUT" "port $PORT for postgres is already in use by python3"
+check "the cause says how to fix it" contains "$OUT" "STACK_PG_PORT"
+check "nothing was left running" test -z "$(ls "$T/s1/run" 2>/dev/null)"
+
+OUT=$(STACK_KAFKA_PORT=$PORT STACK_PG_PORT=$PORT timeout 120 "$STACK" status --dir "$T/s1" 2>&1)
+check "status reports stopped components" contains "$OUT" "postgres               stopped"
+
+mkdir -p "$T/s2/run"
+echo "# empty" >"$T/s2/stack.env"
+sleep 0 & DEAD=$!
+wait $DEAD
+echo $DEAD >"$T/s2/run/kafka.pid"
+OUT=$("$STACK" status --dir "$T/s2" 2>&1)
+RC=$?
+check "status exits 3 when nothing runs" test "$RC" = 3
+check "status names the stale pid file" contains "$OUT" "removing stale pid file $T/s2/run/kafka.pid"
+check "the stale pid file is gone" test ! -e "$T/s2/run/kafka.pid"
+
+OUT=$("$STACK" down --dir "$T/nothing-here" 2>&1)
+check "down where nothing ran is harmless" test $? = 0
+check "and says so" contains "$OUT" "nothing to stop"
+
+OUT=$("$STACK" up --bogus 2>&1)
+check "unknown option is refused" contains "$OUT" "unknown option '--bogus'"
+finish

@@ -1,0 +1,148 @@
+/*
+ * PostgreSQL as the test stack provisions it: each service role works in its own
+ * database and is refused everywhere else.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "saga/pg.h"
+#include "saga/topology.h"
+#include "stack_env.h"
+
+static PGconn *connect_ok(const char *url)
+{
+    char err[512];
+    saga_err_t e;
+    PGconn *c = saga_pg_connect(url, &e, err, sizeof(err));
+    if (!c)
+        fail_msg("connect: %s", err);
+    assert_int_equal(e, SAGA_OK);
+    return c;
+}
+
+static PGresult *exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    return r;
+}
+
+/* Builds the URL of role `user` (with its own password) for database `db`. */
+static const char *url_as(const char *svc, const char *db, char *buf, size_t size)
+{
+    char var[64];
+    snprintf(var, sizeof(var), "STACK_PW_%s", svc);
+    for (char *p = var; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    snprintf(buf, size, "postgresql://%s_service:%s@127.0.0.1:%s/%s", svc, stack_env(var),
+             stack_env("STACK_PG_PORT"), db);
+    return buf;
+}
+
+static void test_service_role_roundtrip(void **state)
+{
+    PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    const char *params[2] = {"o-1", "a \"quoted\" note, ünïcode"};
+    PGresult *r;
+
+    r = exec_ok(c, "SELECT current_user, current_database()");
+    assert_string_equal(PQgetvalue(r, 0, 0), "order_service");
+    assert_string_equal(PQgetvalue(r, 0, 1), "order_service");
+    PQclear(r);
+
+    PQclear(exec_ok(c, "CREATE TEMP TABLE it_roundtrip (id text PRIMARY KEY, note text)"));
+    r = PQexecParams(c, "INSERT INTO it_roundtrip VALUES ($1, $2)", 2, NULL, params, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexecParams(c, "SELECT note FROM it_roundtrip WHERE id = $1", 1, NULL, params, NULL, NULL,
+                     0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), params[1]);
+    PQclear(r);
+
+    /* A duplicate key is a permanent error, not something to retry. */
+    r = PQexecParams(c, "INSERT INTO it_roundtrip VALUES ($1, $2)", 2, NULL, params, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23505");
+    assert_int_equal(saga_pg_classify(c, r), SAGA_ERR_PERMANENT);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_every_service_owns_its_database(void **state)
+{
+    for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
+        char url[512];
+        PGconn *c =
+            connect_ok(url_as(saga_services[i].name, saga_services[i].database, url, sizeof(url)));
+        /* It can create tables there: it owns the database's schema. */
+        PQclear(exec_ok(c, "CREATE TABLE IF NOT EXISTS it_owner_probe (x int); "
+                           "DROP TABLE it_owner_probe"));
+        PQfinish(c);
+    }
+}
+
+static void test_service_role_cannot_reach_another_database(void **state)
+{
+    for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
+        const struct saga_service_info *me = &saga_services[i];
+        const struct saga_service_info *other = &saga_services[(i + 1) % SAGA_SERVICE_COUNT];
+        char url[512], err[512];
+        saga_err_t e;
+        PGconn *c = saga_pg_connect(url_as(me->name, other->database, url, sizeof(url)), &e, err,
+                                    sizeof(err));
+        if (c)
+            fail_msg("%s could connect to %s", me->database, other->database);
+        assert_int_equal(e, SAGA_ERR_PERMANENT);
+        assert_non_null(strstr(err, "permission denied for database"));
+        assert_null(strchr(err, '\n'));
+    }
+}
+
+static void test_service_role_is_not_privileged(void **state)
+{
+    PGconn *c = connect_ok(stack_env("PAYMENT_DATABASE_URL"));
+    PGresult *r = PQexec(c, "CREATE DATABASE it_should_not_exist");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+    PQclear(r);
+    r = PQexec(c, "CREATE ROLE it_should_not_exist");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_unreachable_server_is_transient(void **state)
+{
+    char err[512];
+    saga_err_t e;
+    /* Port 1 on loopback: nothing listens there. */
+    PGconn *c =
+        saga_pg_connect("postgresql://x:y@127.0.0.1:1/db?connect_timeout=2", &e, err, sizeof(err));
+    assert_null(c);
+    assert_int_equal(e, SAGA_ERR_TRANSIENT);
+    assert_null(strstr(err, ":y@"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_service_role_roundtrip),
+        cmocka_unit_test(test_every_service_owns_its_database),
+        cmocka_unit_test(test_service_role_cannot_reach_another_database),
+        cmocka_unit_test(test_service_role_is_not_privileged),
+        cmocka_unit_test(test_unreachable_server_is_transient),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

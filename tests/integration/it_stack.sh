@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test stack as a user sees it: status shows Kafka, Postgres, the topics and
+# the databases; a second `up` is harmless and keeps the same processes.
+set -u
+STACK=$1
+DIR=$2
+BUILD=$3
+. "$(dirname "$0")/../cli/lib.sh"
+
+OUT=$("$STACK" status --dir "$DIR" --build "$BUILD" 2>&1)
+RC=$?
+echo "$OUT"
+check "status exits 0 when everything runs" test "$RC" = 0
+check "status shows kafka running" contains "$OUT" "kafka                  running"
+check "status shows postgres running" contains "$OUT" "postgres               running"
+for t in orders inventory payments shipping notifications order.dlq inventory.dlq payment.dlq shipping.dlq notification.dlq; do
+    check "status lists topic $t" grep -qE "topic $t +[0-9]+ partitions" <<<"$OUT"
+done
+for d in order inventory payment shipping notification; do
+    check "status lists database ${d}_service" contains "$OUT" "database ${d}_service"
+done
+
+KPID=$(cat "$DIR/run/kafka.pid")
+OUT=$("$STACK" up --no-deps --dir "$DIR" --build "$BUILD" 2>&1)
+RC=$?
+echo "$OUT"
+check "a second up succeeds" test "$RC" = 0
+check "a second up keeps kafka" contains "$OUT" "kafka already running (pid $KPID"
+check "a second up keeps postgres" contains "$OUT" "postgres already running"
+check "kafka pid unchanged" test "$(cat "$DIR/run/kafka.pid")" = "$KPID"
+check "stack.env is private" test "$(stat -c %a "$DIR/stack.env")" = 600
+finish

@@ -1,0 +1,220 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "saga/config.h"
+#include "saga/kafka.h"
+
+static int clear_env(void **state)
+{
+    unsetenv("DATABASE_URL");
+    unsetenv("LOG_LEVEL");
+    unsetenv("HTTP_LISTEN");
+    unsetenv("SCHEMA_REGISTRY_URL");
+    unsetenv("TOPIC_PARTITIONS");
+    unsetenv("KAFKA_BOOTSTRAP_SERVERS");
+    unsetenv("KAFKA_CLIENT_ID");
+    unsetenv("KAFKA_NO_SUCH_THING");
+    unsetenv("SAGA_TIMEOUT");
+    return 0;
+}
+
+static void test_durations(void **state)
+{
+    int64_t ms;
+    assert_int_equal(saga_parse_duration_ms("30s", &ms), SAGA_OK);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(saga_parse_duration_ms("250ms", &ms), SAGA_OK);
+    assert_int_equal(ms, 250);
+    assert_int_equal(saga_parse_duration_ms("2m", &ms), SAGA_OK);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(saga_parse_duration_ms("1h", &ms), SAGA_OK);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(saga_parse_duration_ms("45", &ms), SAGA_OK);
+    assert_int_equal(ms, 45000);
+    assert_int_equal(saga_parse_duration_ms("1.5s", &ms), SAGA_OK);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(saga_parse_duration_ms("abc", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("10 s", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("-1s", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("5d", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("", &ms), SAGA_ERR_INVALID);
+}
+
+static void test_env_duration_names_variable(void **state)
+{
+    char err[256];
+    int64_t ms;
+    setenv("SAGA_TIMEOUT", "soon", 1);
+    assert_int_equal(
+        saga_env_duration_ms("SAGA_TIMEOUT", 30000, 1000, 60000, &ms, err, sizeof(err)),
+        SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "SAGA_TIMEOUT"));
+    assert_non_null(strstr(err, "soon"));
+    setenv("SAGA_TIMEOUT", "10m", 1);
+    assert_int_equal(
+        saga_env_duration_ms("SAGA_TIMEOUT", 30000, 1000, 60000, &ms, err, sizeof(err)),
+        SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "out of range"));
+    setenv("SAGA_TIMEOUT", "", 1); /* empty means unset */
+    assert_int_equal(
+        saga_env_duration_ms("SAGA_TIMEOUT", 30000, 1000, 60000, &ms, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(ms, 30000);
+}
+
+static void test_env_long(void **state)
+{
+    char err[256];
+    long n;
+    setenv("TOPIC_PARTITIONS", "12", 1);
+    assert_int_equal(saga_env_long("TOPIC_PARTITIONS", 6, 1, 100, &n, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(n, 12);
+    setenv("TOPIC_PARTITIONS", "12x", 1);
+    assert_int_equal(saga_env_long("TOPIC_PARTITIONS", 6, 1, 100, &n, err, sizeof(err)),
+                     SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "TOPIC_PARTITIONS"));
+    setenv("TOPIC_PARTITIONS", "0", 1);
+    assert_int_equal(saga_env_long("TOPIC_PARTITIONS", 6, 1, 100, &n, err, sizeof(err)),
+                     SAGA_ERR_CONFIG);
+}
+
+static void test_hostport(void **state)
+{
+    char host[64];
+    int port;
+    assert_int_equal(saga_parse_hostport("127.0.0.1:8080", host, sizeof(host), &port), SAGA_OK);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(saga_parse_hostport("[::1]:9000", host, sizeof(host), &port), SAGA_OK);
+    assert_string_equal(host, "::1");
+    assert_int_equal(saga_parse_hostport(":81", host, sizeof(host), &port), SAGA_OK);
+    assert_string_equal(host, "");
+    assert_int_equal(saga_parse_hostport("localhost", host, sizeof(host), &port), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_hostport("h:0", host, sizeof(host), &port), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_hostport("h:70000", host, sizeof(host), &port), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_hostport("::1:80", host, sizeof(host), &port), SAGA_ERR_INVALID);
+}
+
+static void test_redact(void **state)
+{
+    char buf[256];
+    assert_string_equal(saga_redact_url("postgresql://u:secret@h:5432/db", buf, sizeof(buf)),
+                        "postgresql://u:****@h:5432/db");
+    assert_string_equal(saga_redact_url("postgresql://u@h/db", buf, sizeof(buf)),
+                        "postgresql://u@h/db");
+    assert_string_equal(saga_redact_url("host=h password=secret dbname=d", buf, sizeof(buf)),
+                        "host=h password=**** dbname=d");
+    assert_string_equal(saga_redact_url("host=h password='a b\\'c' dbname=d", buf, sizeof(buf)),
+                        "host=h password=**** dbname=d");
+}
+
+static void test_load_requires_database_url(void **state)
+{
+    struct saga_config cfg;
+    char err[512];
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)),
+        SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "DATABASE_URL is not set"));
+
+    setenv("DATABASE_URL", "postgresql://u:pw@h/db?bogus=1", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)),
+        SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "DATABASE_URL"));
+    assert_null(strstr(err, "pw")); /* the password never reaches a message */
+    assert_null(strchr(err, '\n'));
+}
+
+static void test_load_defaults(void **state)
+{
+    struct saga_config cfg;
+    char err[512];
+    setenv("DATABASE_URL", "postgresql://u:pw@127.0.0.1:15432/db", 1);
+    assert_int_equal(saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
+                                      8083, err, sizeof(err)),
+                     SAGA_OK);
+    assert_string_equal(cfg.program, "x-service");
+    assert_string_equal(cfg.database_url, "postgresql://u:pw@127.0.0.1:15432/db");
+    assert_string_equal(cfg.http_host, "127.0.0.1");
+    assert_int_equal(cfg.http_port, 8083);
+    assert_int_equal(cfg.topic_partitions, 6);
+    assert_int_equal(cfg.log_level, SAGA_LOG_INFO);
+    assert_null(cfg.schema_registry_url);
+    assert_string_equal(cfg.kafka_bootstrap, SAGA_KAFKA_DEFAULT_BOOTSTRAP);
+    saga_config_release(&cfg);
+}
+
+static void test_load_rejects_bad_values(void **state)
+{
+    struct saga_config cfg;
+    char err[512];
+
+    setenv("LOG_LEVEL", "chatty", 1);
+    assert_int_equal(saga_config_load(&cfg, "x", 0, 0, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "LOG_LEVEL"));
+    unsetenv("LOG_LEVEL");
+
+    setenv("HTTP_LISTEN", "8080", 1);
+    assert_int_equal(saga_config_load(&cfg, "x", SAGA_CONFIG_HTTP, 8080, err, sizeof(err)),
+                     SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "HTTP_LISTEN"));
+    unsetenv("HTTP_LISTEN");
+
+    setenv("SCHEMA_REGISTRY_URL", "registry:8081", 1);
+    assert_int_equal(saga_config_load(&cfg, "x", 0, 0, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "SCHEMA_REGISTRY_URL"));
+    unsetenv("SCHEMA_REGISTRY_URL");
+
+    setenv("KAFKA_NO_SUCH_THING", "1", 1);
+    assert_int_equal(saga_config_load(&cfg, "x", 0, 0, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "KAFKA_NO_SUCH_THING"));
+    assert_non_null(strstr(err, "no.such.thing"));
+}
+
+static void test_kafka_passthrough(void **state)
+{
+    rd_kafka_conf_t *conf;
+    char err[256], val[256], prop[64];
+    size_t size = sizeof(val);
+
+    assert_int_equal(saga_kafka_env_to_prop("KAFKA_SASL_MECHANISMS", prop, sizeof(prop)), 0);
+    assert_string_equal(prop, "sasl.mechanisms");
+    assert_int_equal(saga_kafka_env_to_prop("KAFKA_", prop, sizeof(prop)), -1);
+    assert_int_equal(saga_kafka_env_to_prop("OTHER", prop, sizeof(prop)), -1);
+
+    setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1234", 1);
+    setenv("KAFKA_CLIENT_ID", "from-env", 1);
+    assert_int_equal(saga_kafka_conf_from_env(&conf, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(rd_kafka_conf_get(conf, "bootstrap.servers", val, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "127.0.0.1:1234");
+    size = sizeof(val);
+    assert_int_equal(rd_kafka_conf_get(conf, "client.id", val, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "from-env");
+    rd_kafka_conf_destroy(conf);
+
+    assert_true(saga_kafka_prop_is_secret("sasl.password"));
+    assert_true(saga_kafka_prop_is_secret("ssl.key.password"));
+    assert_false(saga_kafka_prop_is_secret("bootstrap.servers"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_durations, clear_env),
+        cmocka_unit_test_setup(test_env_duration_names_variable, clear_env),
+        cmocka_unit_test_setup(test_env_long, clear_env),
+        cmocka_unit_test_setup(test_hostport, clear_env),
+        cmocka_unit_test_setup(test_redact, clear_env),
+        cmocka_unit_test_setup(test_load_requires_database_url, clear_env),
+        cmocka_unit_test_setup(test_load_defaults, clear_env),
+        cmocka_unit_test_setup(test_load_rejects_bad_values, clear_env),
+        cmocka_unit_test_setup(test_kafka_passthrough, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,58 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "relay_sources.h"
+
+static void test_parses_pairs(void **state)
+{
+    struct relay_sources s;
+    char err[256];
+    assert_int_equal(
+        relay_sources_parse(&s,
+                            "  order=postgresql://r:pw@127.0.0.1:1/order_service\n"
+                            "\tinventory=postgresql://r:pw@127.0.0.1:1/inventory_service ",
+                            err, sizeof(err)),
+        SAGA_OK);
+    assert_int_equal(s.count, 2);
+    assert_string_equal(s.src[0].name, "order");
+    assert_string_equal(s.src[0].url, "postgresql://r:pw@127.0.0.1:1/order_service");
+    assert_string_equal(s.src[1].name, "inventory");
+    relay_sources_release(&s);
+    assert_int_equal(s.count, 0);
+}
+
+static void test_rejects_bad_specs(void **state)
+{
+    struct relay_sources s;
+    char err[256];
+    const char *bad[] = {
+        NULL,
+        "   ",
+        "postgresql://r@h/db",                              /* no name */
+        "order=",                                           /* no URL */
+        "or der=postgresql://h/db",                         /* splits into two bad words */
+        "order=postgresql://h/db order=postgresql://h/db2", /* same name twice */
+        "order=postgresql://r:secret@h/db?bogus=1",         /* libpq rejects it */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(relay_sources_parse(&s, bad[i], err, sizeof(err)), SAGA_ERR_CONFIG);
+        assert_non_null(strstr(err, "RELAY_SOURCES"));
+        assert_null(strstr(err, "secret"));
+        assert_int_equal(s.count, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parses_pairs),
+        cmocka_unit_test(test_rejects_bad_specs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
