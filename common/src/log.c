@@ -1,4 +1,5 @@
 #include "saga/log.h"
+#include "saga/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,38 +54,6 @@ int saga_log_enabled(saga_log_level_t level)
     return level >= log_min;
 }
 
-/* Length of the valid UTF-8 sequence starting at s, or 0 if it is not valid. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned int cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
 size_t saga_json_escape(char *buf, size_t size, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -117,7 +86,7 @@ size_t saga_json_escape(char *buf, size_t size, const char *s)
             if (*p < 0x20) {
                 snprintf(esc, sizeof(esc), "\\u%04x", *p);
             } else {
-                step = utf8_seq_len(p);
+                step = saga_utf8_seq_len(p, 4);
                 if (step == 0) {
                     piece = "\xef\xbf\xbd"; /* U+FFFD for a byte that is not UTF-8 */
                     step = 1;

@@ -1,0 +1,55 @@
+#include "saga/utf8.h"
+
+size_t saga_utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c;
+    size_t n;
+    unsigned int cp;
+
+    if (avail == 0)
+        return 0;
+    c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+int saga_utf8_valid_nonul(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n;
+        if (p[i] != 0 && p[i] < 0x80) { /* the common case: ASCII */
+            i++;
+            continue;
+        }
+        if (p[i] == 0 || (n = saga_utf8_seq_len(p + i, len - i)) == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
