@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit format format-check clean
+.PHONY: all deps build up down status test test-unit format format-check docs clean
 
 all: build
 
@@ -31,7 +31,8 @@ status:
 
 # The full test suite: warnings as errors, ASan+UBSan, real Kafka and Postgres
 # started on free ports under $(TEST_BUILD)/test-stack and stopped at the end.
-test: deps
+test:
+	$(STACK) deps --tests
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGA_WERROR=ON -DSAGA_SANITIZE=ON
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure --timeout 600
@@ -41,6 +42,10 @@ test-unit:
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGA_WERROR=ON -DSAGA_SANITIZE=ON
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -L unit
+
+# Regenerate docs/EVENTS.md from schemas/ (a test checks it is current).
+docs: build
+	$(BUILD)/bin/sagactl schemas docs --dir schemas > docs/EVENTS.md
 
 format: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) --target format

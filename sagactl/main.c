@@ -13,6 +13,9 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  topics [list]        show the suite's topics and their partitions\n"
                  "  topics create        create the missing topics through the Admin API\n"
+                 "  schemas [list]       the events this binary ships, with fingerprints\n"
+                 "  schemas check        refuse incompatible changes to schemas/\n"
+                 "  schemas docs         print the event catalogue (docs/EVENTS.md)\n"
                  "  version              print the version\n"
                  "  help                 print this help\n"
                  "\n"
@@ -45,6 +48,8 @@ int main(int argc, char **argv)
         printf("sagactl %s\n", SAGA_VERSION);
         return SAGACTL_EXIT_OK;
     }
+    if (strcmp(argv[1], "schemas") == 0) /* needs no Kafka configuration */
+        return sagactl_schemas(argc - 1, argv + 1);
     if (saga_config_load(&cfg, "sagactl", 0, 0, errstr, sizeof(errstr)) != SAGA_OK) {
         fprintf(stderr, "sagactl: config: %s\n", errstr);
         return SAGACTL_EXIT_CONFIG;

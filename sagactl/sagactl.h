@@ -12,5 +12,6 @@
 #define SAGACTL_EXIT_CONFIG  78
 
 int sagactl_topics(const struct saga_config *cfg, int argc, char **argv);
+int sagactl_schemas(int argc, char **argv);
 
 #endif
