@@ -20,8 +20,9 @@ build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Start the whole local stack (Kafka, Postgres, and the suite's programs).
+# REGISTRY=1 also runs a schema registry (Confluent wire format instead of single-object).
 up: deps build
-	$(STACK) up --no-deps --build $(BUILD)
+	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry)
 
 down:
 	$(STACK) down --build $(BUILD)

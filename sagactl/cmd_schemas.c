@@ -22,6 +22,7 @@ static void schemas_usage(FILE *out)
     fprintf(out, "usage: sagactl schemas list [--json]\n"
                  "       sagactl schemas check [--current DIR] [--released DIR]\n"
                  "       sagactl schemas docs [--dir DIR]\n"
+            "       sagactl schemas register\n"
                  "\n"
                  "list   every event this binary ships: topic, fingerprint (as in the\n"
                  "       single-object header), registry subject\n"
@@ -71,6 +72,39 @@ static int schemas_list(int as_json)
     json_decref(arr);
     saga_serde_destroy(s);
     return SAGACTL_EXIT_OK;
+}
+
+/* --- register ---------------------------------------------------------------- */
+
+static int schemas_register(void)
+{
+    const char *url = getenv("SCHEMA_REGISTRY_URL");
+    struct saga_registry *r;
+    char err[512];
+    int rc = SAGACTL_EXIT_OK;
+
+    if (!url || !*url) {
+        fprintf(stderr, "sagactl schemas register: SCHEMA_REGISTRY_URL is not set\n");
+        return SAGACTL_EXIT_CONFIG;
+    }
+    if (saga_registry_new(&r, url, err, sizeof(err)) != SAGA_OK) {
+        fprintf(stderr, "sagactl schemas register: %s\n", err);
+        return SAGACTL_EXIT_CONFIG;
+    }
+    for (int t = 0; t < SAGA_EV_COUNT; t++) {
+        char subject[256];
+        int32_t id;
+        saga_err_t e = saga_registry_event_id(r, (saga_event_type_t)t, &id, err, sizeof(err));
+        saga_registry_subject((saga_event_type_t)t, subject, sizeof(subject));
+        if (e) {
+            fprintf(stderr, "sagactl schemas register: %s\n", err);
+            rc = e == SAGA_ERR_TRANSIENT ? SAGACTL_EXIT_UNREACH : SAGACTL_EXIT_FAILURE;
+            break;
+        }
+        printf("%-55s id %ld\n", subject, (long)id);
+    }
+    saga_registry_destroy(r);
+    return rc;
 }
 
 /* --- loading a directory of schemas ---------------------------------------- */
@@ -426,6 +460,8 @@ int sagactl_schemas(int argc, char **argv)
         return schemas_check(current, released);
     if (strcmp(sub, "docs") == 0)
         return schemas_docs(current);
+    if (strcmp(sub, "register") == 0)
+        return schemas_register();
     fprintf(stderr, "sagactl schemas: unknown command '%s'\n", sub);
     schemas_usage(stderr);
     return SAGACTL_EXIT_USAGE;
