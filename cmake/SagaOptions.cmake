@@ -9,6 +9,10 @@ target_compile_definitions(saga_options INTERFACE _GNU_SOURCE
 if(SAGA_WERROR)
   target_compile_options(saga_options INTERFACE -Werror)
 endif()
+if(SAGA_FUZZ)
+  # Coverage instrumentation everywhere; the fuzz targets add the libFuzzer main.
+  target_compile_options(saga_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
 if(SAGA_SANITIZE)
   set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
   target_compile_options(saga_options INTERFACE ${_san})

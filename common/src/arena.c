@@ -60,7 +60,7 @@ void saga_arena_reset(struct saga_arena *a)
     a->head = b;
 }
 
-void *saga_arena_alloc(struct saga_arena *a, size_t size)
+static void *arena_take(struct saga_arena *a, size_t size)
 {
     struct block *b = a->head;
     size_t need = (size + 7) & ~(size_t)7;
@@ -78,13 +78,20 @@ void *saga_arena_alloc(struct saga_arena *a, size_t size)
     }
     p = b->data + b->used;
     b->used += need;
-    memset(p, 0, size);
+    return p;
+}
+
+void *saga_arena_alloc(struct saga_arena *a, size_t size)
+{
+    void *p = arena_take(a, size);
+    if (p)
+        memset(p, 0, size);
     return p;
 }
 
 char *saga_arena_strndup(struct saga_arena *a, const char *s, size_t len)
 {
-    char *p = saga_arena_alloc(a, len + 1);
+    char *p = arena_take(a, len + 1);
     if (p) {
         memcpy(p, s, len);
         p[len] = '\0';

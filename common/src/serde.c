@@ -456,6 +456,23 @@ saga_err_t saga_serde_add_schema(struct saga_serde *s, const char *json, size_t 
                                     : SAGA_ERR_INVALID;
 }
 
+saga_err_t saga_serde_add_registry_schema(struct saga_serde *s, int32_t id, const char *json,
+                                          size_t len, char *errstr, size_t errstr_size)
+{
+    struct known *k;
+    saga_decode_err_t e;
+
+    if (id < 0)
+        return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size, "negative schema id %ld",
+                         (long)id);
+    e = known_add(s, json, len, id, &k, errstr, errstr_size);
+    if (e == SAGA_DECODE_OK && k->registry_id != id)
+        return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size,
+                         "that schema is already known as id %ld", (long)k->registry_id);
+    return e == SAGA_DECODE_OK ? SAGA_OK : e == SAGA_DECODE_NOMEM ? SAGA_ERR_NOMEM
+                                                                   : SAGA_ERR_INVALID;
+}
+
 int saga_serde_add_schema_dir(struct saga_serde *s, const char *dir, char *errstr,
                               size_t errstr_size)
 {
@@ -604,13 +621,18 @@ static int buf_reserve(struct saga_buf *b, size_t cap)
 static int fill_record(const struct saga_record_desc *desc, avro_value_t *rec, const char *base,
                        char *errstr, size_t errstr_size);
 
+/*
+ * The value borrows str (no copy): it is written out before saga_serde_encode
+ * returns, and the next encode replaces it.
+ */
 static int set_string(avro_value_t *v, const char *str, const char *rec, const char *field,
                       char *errstr, size_t errstr_size)
 {
     size_t len = strlen(str);
+    avro_wrapped_buffer_t wb;
     if (!saga_utf8_valid_nonul(str, len))
         return plan_err(errstr, errstr_size, rec, field, "is not valid UTF-8");
-    if (avro_value_set_string_len(v, str, len + 1) != 0)
+    if (avro_wrapped_buffer_new(&wb, str, len + 1) != 0 || avro_value_give_string_len(v, &wb) != 0)
         return plan_err(errstr, errstr_size, rec, field, avro_strerror());
     return 0;
 }
@@ -652,12 +674,18 @@ static int fill_field(const struct saga_field_desc *fd, const struct saga_record
         return fill_record(fd->rec, v, (const char *)src, errstr, errstr_size);
     case FK_ARRAY: {
         const char *items = *(const char *const *)src;
-        size_t n = *(const size_t *)(base + fd->count_off);
-        avro_value_reset(v);
+        size_t n = *(const size_t *)(base + fd->count_off), have = 0;
         if (n && !items)
             return plan_err(errstr, errstr_size, desc->name, fd->name, "has a count but no items");
+        /* Reuse the elements the last encode left (avro-c cannot shrink an array, only
+         * clear it), so same-shaped events cause no allocation. */
+        if (avro_value_get_size(v, &have) != 0 || have > n) {
+            avro_value_reset(v);
+            have = 0;
+        }
         for (size_t i = 0; i < n; i++) {
-            if (avro_value_append(v, &item, NULL) != 0 ||
+            if ((i < have ? avro_value_get_by_index(v, i, &item, NULL)
+                          : avro_value_append(v, &item, NULL)) != 0 ||
                 fill_record(fd->rec, &item, items + i * fd->rec->size, errstr, errstr_size) != 0)
                 return -1;
         }

@@ -1,5 +1,8 @@
 #include "saga/utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 size_t saga_utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c;
@@ -36,6 +39,15 @@ size_t saga_utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/* 1 if none of the 8 bytes at p is NUL or has its high bit set. */
+static int word_is_plain_ascii(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    /* high bit set anywhere, or a zero byte (the classic haszero trick) */
+    return ((w | ((w - 0x0101010101010101ULL) & ~w)) & 0x8080808080808080ULL) == 0;
+}
+
 int saga_utf8_valid_nonul(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -43,6 +55,10 @@ int saga_utf8_valid_nonul(const char *s, size_t len)
 
     while (i < len) {
         size_t n;
+        if (len - i >= 8 && word_is_plain_ascii(p + i)) {
+            i += 8;
+            continue;
+        }
         if (p[i] != 0 && p[i] < 0x80) { /* the common case: ASCII */
             i++;
             continue;
@@ -53,3 +69,4 @@ int saga_utf8_valid_nonul(const char *s, size_t len)
     }
     return 1;
 }
+

@@ -100,12 +100,13 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key, const ch
 {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
     rd_kafka_resp_err_t err;
-    char vbuf[256];
+    char vbuf[256], kbuf[128];
 
     snprintf(vbuf, sizeof(vbuf), "%s", value);
+    snprintf(kbuf, sizeof(kbuf), "%s", key);
     rd_kafka_header_add(hdrs, "event_id", -1, event_id, -1);
     rd_kafka_header_add(hdrs, "event_type", -1, "OrderPlaced", -1);
-    err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+    err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(kbuf, strlen(kbuf)),
                             RD_KAFKA_V_VALUE(vbuf, strlen(vbuf)),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                             RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);

@@ -145,13 +145,15 @@ static void test_both_framings_over_kafka_with_headers(void **state)
         for (int t = 0; t < SAGA_EV_COUNT; t++) {
             struct saga_event ev;
             rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+            char key[64];
             sample_event(&ev, (saga_event_type_t)t, (t + framing) % 2);
             assert_int_equal(
                 saga_serde_encode(framing ? conf : single, &ev, &buf, err, sizeof(err)), SAGA_OK);
             assert_int_equal(saga_event_headers_add(h, &ev), SAGA_OK);
+            snprintf(key, sizeof(key), "%s", ev.meta.order_id);
             assert_int_equal(
                 rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_KEY(ev.meta.order_id, strlen(ev.meta.order_id)),
+                                  RD_KAFKA_V_KEY(key, strlen(key)),
                                   RD_KAFKA_V_VALUE(buf.data, buf.len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                                   RD_KAFKA_V_END),

@@ -76,6 +76,13 @@ void saga_serde_destroy(struct saga_serde *s);
  */
 saga_err_t saga_serde_add_schema(struct saga_serde *s, const char *json, size_t len, char *errstr,
                                  size_t errstr_size);
+/*
+ * Makes json known as registry schema id without asking a registry: for tools and
+ * tests that already hold the id-to-schema mapping (an exported registry, a fuzzer).
+ */
+saga_err_t saga_serde_add_registry_schema(struct saga_serde *s, int32_t id, const char *json,
+                                          size_t len, char *errstr, size_t errstr_size);
+
 /* Adds every *.avsc file in dir; returns how many, or -1 with errstr. */
 int saga_serde_add_schema_dir(struct saga_serde *s, const char *dir, char *errstr,
                               size_t errstr_size);
