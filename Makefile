@@ -2,11 +2,13 @@
 # and scripts/stack directly. See README.md.
 BUILD      ?= build
 TEST_BUILD ?= build-test
+GCC_BUILD  ?= build-gcc
+FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit format format-check docs clean
+.PHONY: all deps build up down status test test-unit fuzz bench-serde format format-check docs clean
 
 all: build
 
@@ -30,19 +32,37 @@ down:
 status:
 	$(STACK) status --build $(BUILD)
 
-# The full test suite: warnings as errors, ASan+UBSan, real Kafka and Postgres
-# started on free ports under $(TEST_BUILD)/test-stack and stopped at the end.
+# The full test suite: clang with ASan+UBSan and -Werror, libFuzzer targets run
+# briefly, real Kafka, Postgres and schema registry started on free ports under
+# $(TEST_BUILD)/test-stack and stopped at the end. The programs are also compiled
+# once with gcc -Werror, whose warnings differ.
 test:
 	$(STACK) deps --tests
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGA_WERROR=ON -DSAGA_SANITIZE=ON
+	cmake -S . -B $(GCC_BUILD) -DCMAKE_C_COMPILER=gcc -DSAGA_WERROR=ON -DSAGA_BUILD_TESTS=ON
+	cmake --build $(GCC_BUILD) -j $(JOBS)
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DSAGA_WERROR=ON -DSAGA_SANITIZE=ON -DSAGA_FUZZ=ON
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest --output-on-failure --timeout 600
+	cd $(TEST_BUILD) && ctest --output-on-failure --timeout 900
 
 # Unit tests only: no Kafka, no Postgres.
 test-unit:
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAGA_WERROR=ON -DSAGA_SANITIZE=ON
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DSAGA_WERROR=ON -DSAGA_SANITIZE=ON -DSAGA_FUZZ=ON
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -L unit
+
+# Longer fuzzing: every libFuzzer target for FUZZ_SECONDS (default 300) each.
+fuzz:
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DSAGA_WERROR=ON -DSAGA_SANITIZE=ON -DSAGA_FUZZ=ON -DSAGA_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -L fuzz --timeout $$(( $(FUZZ_SECONDS) + 300 ))
+	cmake -S . -B $(TEST_BUILD) -DSAGA_FUZZ_SECONDS=20 > /dev/null
+
+# Benchmarks against the machine (optimized build, no sanitizers).
+bench-serde: build
+	$(BUILD)/bin/bench_serde
 
 # Regenerate docs/EVENTS.md from schemas/ (a test checks it is current).
 docs: build
@@ -55,4 +75,4 @@ format-check: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) --target format-check
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(GCC_BUILD)

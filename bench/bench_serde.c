@@ -4,7 +4,7 @@
  * avro_value_write / avro_value_read of the same record with the value reused,
  * in the same run on one core. The target is the serde at >= 60% of bare.
  *
- *   bench_serde [seconds per measurement, default 2] [only: encode|decode, for profiling]
+ *   bench_serde [seconds in all per path, default 5] [only: encode|decode, for profiling]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,23 +23,27 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-#define MEASURE(label, seconds, body, out_rate)                                                    \
+/* Rate of body over `seconds`; the caller keeps the best of several rounds. */
+#define MEASURE(seconds, body, out_rate)                                                           \
     do {                                                                                           \
         long n_ = 0;                                                                               \
-        double t0_ = now(), t_;                                                                    \
+        double t0_ = now(), t_, r_;                                                                \
         do {                                                                                       \
             for (int i_ = 0; i_ < 1000; i_++) {                                                    \
                 body;                                                                              \
             }                                                                                      \
             n_ += 1000;                                                                            \
         } while ((t_ = now() - t0_) < (seconds));                                                  \
-        out_rate = (double)n_ / t_;                                                                \
-        printf("  %-34s %10.0f msg/s\n", label, out_rate);                                       \
+        r_ = (double)n_ / t_;                                                                      \
+        if (r_ > out_rate)                                                                         \
+            out_rate = r_;                                                                         \
     } while (0)
+
+#define ROUNDS 5
 
 int main(int argc, char **argv)
 {
-    double seconds = argc > 1 ? atof(argv[1]) : 2.0;
+    double seconds = argc > 1 ? atof(argv[1]) : 5.0;
     const char *only = argc > 2 ? argv[2] : NULL;
     struct saga_serde *s;
     struct saga_buf buf = {0};
@@ -83,27 +87,33 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("bench_serde: 5-line OrderPlaced, %zu bytes of Avro body (+10 framing), one core, "
-           "%.1fs per measurement\n",
-           body_len, seconds);
-    MEASURE(
-        "bare avro_value_write", seconds,
-        {
-            avro_writer_reset(w);
-            avro_value_write(w, &value);
-        },
-        bare_enc);
-    MEASURE("serde encode (struct -> framed)", seconds,
-            saga_serde_encode(s, &ev, &buf, err, sizeof(err)), serde_enc);
-    MEASURE(
-        "bare avro_value_read", seconds,
-        {
-            avro_reader_memory_set_source(r, (const char *)buf.data + 10, (int64_t)body_len);
-            avro_value_read(r, &value);
-        },
-        bare_dec);
-    MEASURE("serde decode (framed -> struct)", seconds,
-            saga_serde_decode(s, buf.data, buf.len, &got, err, sizeof(err)), serde_dec);
-
+           "best of %d rounds over %.1fs\n",
+           body_len, ROUNDS, seconds);
+    bare_enc = bare_dec = serde_enc = serde_dec = 0;
+    /* Interleaved rounds, best of each: the machine's noise hits every path alike. */
+    for (int round = 0; round < ROUNDS; round++) {
+        double sl = seconds / ROUNDS;
+        MEASURE(
+            sl,
+            {
+                avro_writer_reset(w);
+                avro_value_write(w, &value);
+            },
+            bare_enc);
+        MEASURE(sl, saga_serde_encode(s, &ev, &buf, err, sizeof(err)), serde_enc);
+        MEASURE(
+            sl,
+            {
+                avro_reader_memory_set_source(r, (const char *)buf.data + 10, (int64_t)body_len);
+                avro_value_read(r, &value);
+            },
+            bare_dec);
+        MEASURE(sl, saga_serde_decode(s, buf.data, buf.len, &got, err, sizeof(err)), serde_dec);
+    }
+    printf("  %-34s %10.0f msg/s\n", "bare avro_value_write", bare_enc);
+    printf("  %-34s %10.0f msg/s\n", "serde encode (struct -> framed)", serde_enc);
+    printf("  %-34s %10.0f msg/s\n", "bare avro_value_read", bare_dec);
+    printf("  %-34s %10.0f msg/s\n", "serde decode (framed -> struct)", serde_dec);
     printf("\n  encode: serde %.2f of bare (%.0f vs %.0f msg/s, %.1f MB/s)  target >= 0.60  %s\n",
            serde_enc / bare_enc, serde_enc, bare_enc, serde_enc * (double)buf.len / 1e6,
            serde_enc / bare_enc >= 0.6 ? "MET" : "MISSED");

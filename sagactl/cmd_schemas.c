@@ -22,7 +22,7 @@ static void schemas_usage(FILE *out)
     fprintf(out, "usage: sagactl schemas list [--json]\n"
                  "       sagactl schemas check [--current DIR] [--released DIR]\n"
                  "       sagactl schemas docs [--dir DIR]\n"
-            "       sagactl schemas register\n"
+                 "       sagactl schemas register\n"
                  "\n"
                  "list   every event this binary ships: topic, fingerprint (as in the\n"
                  "       single-object header), registry subject\n"

@@ -346,10 +346,74 @@ struct known {
     int type;            /* saga_event_type_t, or -1 if it names no saga event */
     avro_schema_t schema;
     avro_value_iface_t *iface;
-    avro_value_t value; /* reused for every read */
-    struct rplan *plan; /* NULL when type < 0 or incompatible */
+    avro_value_t value;       /* reused for every read */
+    struct saga_vprog *vprog; /* checks bytes before avro-c reads them */
+    struct rplan *plan;       /* NULL when type < 0 or incompatible */
     char plan_errstr[200];
 };
+
+/*
+ * The avro-c handles of a record value's fields (and of nested records), looked
+ * up once: a field's handle stays valid for the life of the value.
+ */
+struct ecache {
+    int n;
+    avro_value_t *v;
+    struct ecache **sub;   /* per field: the nested record's cache, or NULL */
+    struct ecache ***elem; /* per array field: its elements' caches (nelem of them) */
+    size_t *nelem;
+};
+
+static void ecache_free(struct ecache *c);
+
+static void elems_free(struct ecache *c, int field)
+{
+    for (size_t j = 0; c->elem[field] && j < c->nelem[field]; j++)
+        ecache_free(c->elem[field][j]);
+    free(c->elem[field]);
+    c->elem[field] = NULL;
+    c->nelem[field] = 0;
+}
+
+static void ecache_free(struct ecache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++) {
+        ecache_free(c->sub[i]);
+        elems_free(c, i);
+    }
+    free(c->v);
+    free(c->sub);
+    free(c->elem);
+    free(c->nelem);
+    free(c);
+}
+
+static struct ecache *ecache_new(const struct saga_record_desc *desc, avro_value_t *rec)
+{
+    struct ecache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->n = desc->nfields;
+    c->v = calloc((size_t)c->n, sizeof(*c->v));
+    c->sub = calloc((size_t)c->n, sizeof(*c->sub));
+    c->elem = calloc((size_t)c->n, sizeof(*c->elem));
+    c->nelem = calloc((size_t)c->n, sizeof(*c->nelem));
+    if (!c->v || !c->sub || !c->elem || !c->nelem)
+        goto fail;
+    for (int i = 0; i < c->n; i++) {
+        if (avro_value_get_by_index(rec, (size_t)i, &c->v[i], NULL) != 0)
+            goto fail;
+        if (desc->fields[i].kind == FK_RECORD &&
+            !(c->sub[i] = ecache_new(desc->fields[i].rec, &c->v[i])))
+            goto fail;
+    }
+    return c;
+fail:
+    ecache_free(c);
+    return NULL;
+}
 
 struct saga_serde {
     struct saga_registry *registry;
@@ -359,6 +423,8 @@ struct saga_serde {
     struct {
         struct known *k; /* the reader schema (also a known writer schema) */
         char *canonical;
+        avro_value_t enc;     /* a value of its own for encoding, so decodes never disturb it */
+        struct ecache *cache; /* the handles of enc's fields */
     } reader[SAGA_EV_COUNT];
     avro_writer_t writer;
     avro_reader_t reader_mem;
@@ -367,6 +433,7 @@ struct saga_serde {
 static void known_release(struct known *k)
 {
     plan_free(k->plan);
+    saga_vprog_free(k->vprog);
     if (k->iface) {
         avro_value_decref(&k->value);
         avro_value_iface_decref(k->iface);
@@ -431,6 +498,11 @@ static saga_decode_err_t known_add(struct saga_serde *s, const char *json, size_
             snprintf(k.plan_errstr, sizeof(k.plan_errstr), "%.160s is not a saga event", fullname);
         }
     }
+    if (!(k.vprog = saga_vprog_new(k.schema))) {
+        snprintf(errstr, errstr_size, "writer schema: unsupported or too deeply nested");
+        known_release(&k);
+        return SAGA_DECODE_BAD_SCHEMA;
+    }
     if (!(k.iface = avro_generic_class_from_schema(k.schema)) ||
         avro_generic_value_new(k.iface, &k.value) != 0) {
         snprintf(errstr, errstr_size, "writer schema: %s", avro_strerror());
@@ -463,14 +535,14 @@ saga_err_t saga_serde_add_registry_schema(struct saga_serde *s, int32_t id, cons
     saga_decode_err_t e;
 
     if (id < 0)
-        return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size, "negative schema id %ld",
-                         (long)id);
+        return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size, "negative schema id %ld", (long)id);
     e = known_add(s, json, len, id, &k, errstr, errstr_size);
     if (e == SAGA_DECODE_OK && k->registry_id != id)
         return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size,
                          "that schema is already known as id %ld", (long)k->registry_id);
-    return e == SAGA_DECODE_OK ? SAGA_OK : e == SAGA_DECODE_NOMEM ? SAGA_ERR_NOMEM
-                                                                   : SAGA_ERR_INVALID;
+    return e == SAGA_DECODE_OK      ? SAGA_OK
+           : e == SAGA_DECODE_NOMEM ? SAGA_ERR_NOMEM
+                                    : SAGA_ERR_INVALID;
 }
 
 int saga_serde_add_schema_dir(struct saga_serde *s, const char *dir, char *errstr,
@@ -522,8 +594,12 @@ void saga_serde_destroy(struct saga_serde *s)
     for (size_t i = 0; i < s->nknown; i++)
         known_release(&s->known[i]);
     free(s->known);
-    for (int t = 0; t < SAGA_EV_COUNT; t++)
+    for (int t = 0; t < SAGA_EV_COUNT; t++) {
         free(s->reader[t].canonical);
+        ecache_free(s->reader[t].cache);
+        if (s->reader[t].enc.self)
+            avro_value_decref(&s->reader[t].enc);
+    }
     if (s->writer)
         avro_writer_free(s->writer);
     if (s->reader_mem)
@@ -563,7 +639,8 @@ saga_err_t saga_serde_new(struct saga_serde **out, const struct saga_serde_conf 
         s->reader[t].k = k;
         s->reader[t].canonical =
             saga_avro_canonical_form(G.file[t]->data, G.file[t]->len, err, sizeof(err));
-        if (!s->reader[t].canonical)
+        if (!s->reader[t].canonical || avro_generic_value_new(k->iface, &s->reader[t].enc) != 0 ||
+            !(s->reader[t].cache = ecache_new(saga_event_descs[t], &s->reader[t].enc)))
             goto nomem;
     }
     for (size_t i = 0; i < saga_embedded_schemas_count; i++) {
@@ -618,9 +695,6 @@ static int buf_reserve(struct saga_buf *b, size_t cap)
 
 /* --- encode: struct -> avro value ------------------------------------------ */
 
-static int fill_record(const struct saga_record_desc *desc, avro_value_t *rec, const char *base,
-                       char *errstr, size_t errstr_size);
-
 /*
  * The value borrows str (no copy): it is written out before saga_serde_encode
  * returns, and the next encode replaces it.
@@ -628,9 +702,9 @@ static int fill_record(const struct saga_record_desc *desc, avro_value_t *rec, c
 static int set_string(avro_value_t *v, const char *str, const char *rec, const char *field,
                       char *errstr, size_t errstr_size)
 {
-    size_t len = strlen(str);
+    size_t len = saga_utf8_strlen(str);
     avro_wrapped_buffer_t wb;
-    if (!saga_utf8_valid_nonul(str, len))
+    if (len == (size_t)-1)
         return plan_err(errstr, errstr_size, rec, field, "is not valid UTF-8");
     if (avro_wrapped_buffer_new(&wb, str, len + 1) != 0 || avro_value_give_string_len(v, &wb) != 0)
         return plan_err(errstr, errstr_size, rec, field, avro_strerror());
@@ -641,7 +715,7 @@ static int fill_field(const struct saga_field_desc *fd, const struct saga_record
                       avro_value_t *v, const char *base, char *errstr, size_t errstr_size)
 {
     const void *src = base + fd->off;
-    avro_value_t branch, item;
+    avro_value_t branch;
 
     switch (fd->kind) {
     case FK_STRING: {
@@ -670,40 +744,69 @@ static int fill_field(const struct saga_field_desc *fd, const struct saga_record
         }
         return avro_value_set_enum(v, e);
     }
-    case FK_RECORD:
-        return fill_record(fd->rec, v, (const char *)src, errstr, errstr_size);
-    case FK_ARRAY: {
-        const char *items = *(const char *const *)src;
-        size_t n = *(const size_t *)(base + fd->count_off), have = 0;
-        if (n && !items)
-            return plan_err(errstr, errstr_size, desc->name, fd->name, "has a count but no items");
-        /* Reuse the elements the last encode left (avro-c cannot shrink an array, only
-         * clear it), so same-shaped events cause no allocation. */
-        if (avro_value_get_size(v, &have) != 0 || have > n) {
-            avro_value_reset(v);
-            have = 0;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if ((i < have ? avro_value_get_by_index(v, i, &item, NULL)
-                          : avro_value_append(v, &item, NULL)) != 0 ||
-                fill_record(fd->rec, &item, items + i * fd->rec->size, errstr, errstr_size) != 0)
-                return -1;
-        }
-        return 0;
-    }
+    case FK_RECORD: /* fill_cached handles these two */
+    case FK_ARRAY:
+        break;
     }
     return -1;
 }
 
-static int fill_record(const struct saga_record_desc *desc, avro_value_t *rec, const char *base,
+/*
+ * Fills the array at field i of c with n records. Elements left by the previous
+ * encode are reused (avro-c can only clear an array, not shrink it); their handles
+ * are cached until the array changes shape, since appending may move them.
+ */
+static int fill_cached(const struct saga_record_desc *desc, struct ecache *c, const char *base,
+                       char *errstr, size_t errstr_size);
+
+static int fill_array(const struct saga_field_desc *fd, const struct saga_record_desc *desc,
+                      struct ecache *c, int i, const char *base, char *errstr, size_t errstr_size)
+{
+    avro_value_t *v = &c->v[i], item;
+    const char *items = *(const char *const *)(base + fd->off);
+    size_t n = *(const size_t *)(base + fd->count_off), have = 0;
+
+    if (n && !items)
+        return plan_err(errstr, errstr_size, desc->name, fd->name, "has a count but no items");
+    if (avro_value_get_size(v, &have) != 0 || have > n) {
+        avro_value_reset(v);
+        have = 0;
+    }
+    if (have != n || c->nelem[i] != n) {
+        elems_free(c, i);
+        for (size_t j = have; j < n; j++)
+            if (avro_value_append(v, &item, NULL) != 0)
+                return -1;
+        if (n && !(c->elem[i] = calloc(n, sizeof(*c->elem[i]))))
+            return -1;
+        for (size_t j = 0; j < n; j++) {
+            if (avro_value_get_by_index(v, j, &item, NULL) != 0 ||
+                !(c->elem[i][j] = ecache_new(fd->rec, &item))) {
+                c->nelem[i] = j;
+                elems_free(c, i);
+                return -1;
+            }
+        }
+        c->nelem[i] = n;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (fill_cached(fd->rec, c->elem[i][j], items + j * fd->rec->size, errstr, errstr_size))
+            return -1;
+    return 0;
+}
+
+static int fill_cached(const struct saga_record_desc *desc, struct ecache *c, const char *base,
                        char *errstr, size_t errstr_size)
 {
     for (int i = 0; i < desc->nfields; i++) {
-        avro_value_t fv;
-        if (avro_value_get_by_index(rec, (size_t)i, &fv, NULL) != 0 ||
-            fill_field(&desc->fields[i], desc, &fv, base, errstr, errstr_size) != 0) {
+        const struct saga_field_desc *fd = &desc->fields[i];
+        int rc = fd->kind == FK_RECORD
+                     ? fill_cached(fd->rec, c->sub[i], base + fd->off, errstr, errstr_size)
+                 : fd->kind == FK_ARRAY ? fill_array(fd, desc, c, i, base, errstr, errstr_size)
+                                        : fill_field(fd, desc, &c->v[i], base, errstr, errstr_size);
+        if (rc != 0) {
             if (errstr && errstr_size && !errstr[0])
-                plan_err(errstr, errstr_size, desc->name, desc->fields[i].name, avro_strerror());
+                plan_err(errstr, errstr_size, desc->name, fd->name, avro_strerror());
             return -1;
         }
     }
@@ -714,6 +817,7 @@ saga_err_t saga_serde_encode(struct saga_serde *s, const struct saga_event *ev,
                              struct saga_buf *out, char *errstr, size_t errstr_size)
 {
     struct known *k;
+    avro_value_t *value;
     size_t hdr;
     int rc;
 
@@ -722,8 +826,9 @@ saga_err_t saga_serde_encode(struct saga_serde *s, const struct saga_event *ev,
     if ((unsigned)ev->type >= SAGA_EV_COUNT)
         return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size, "no event type %d", (int)ev->type);
     k = s->reader[ev->type].k;
-    if (fill_record(saga_event_descs[ev->type], &k->value, (const char *)ev, errstr, errstr_size) !=
-        0)
+    value = &s->reader[ev->type].enc;
+    if (fill_cached(saga_event_descs[ev->type], s->reader[ev->type].cache, (const char *)ev, errstr,
+                    errstr_size) != 0)
         return SAGA_ERR_INVALID;
 
     if (buf_reserve(out, 512) != 0)
@@ -748,14 +853,14 @@ saga_err_t saga_serde_encode(struct saga_serde *s, const struct saga_event *ev,
     }
     avro_writer_memory_set_dest(s->writer, (const char *)out->data + hdr,
                                 (int64_t)(out->cap - hdr));
-    rc = avro_value_write(s->writer, &k->value);
+    rc = avro_value_write(s->writer, value);
     if (rc == ENOSPC) {
         size_t size = 0;
-        if (avro_value_sizeof(&k->value, &size) != 0 || buf_reserve(out, hdr + size) != 0)
+        if (avro_value_sizeof(value, &size) != 0 || buf_reserve(out, hdr + size) != 0)
             return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
         avro_writer_memory_set_dest(s->writer, (const char *)out->data + hdr,
                                     (int64_t)(out->cap - hdr));
-        rc = avro_value_write(s->writer, &k->value);
+        rc = avro_value_write(s->writer, value);
     }
     if (rc != 0)
         return saga_errf(SAGA_ERR_INVALID, errstr, errstr_size, "avro: %s", avro_strerror());
@@ -1002,7 +1107,7 @@ saga_decode_err_t saga_serde_decode(struct saga_serde *s, const void *data, size
     if (k->type < 0 || !k->plan)
         return fail(ev, k->type < 0 ? SAGA_DECODE_NOT_AN_EVENT : SAGA_DECODE_INCOMPATIBLE, errstr,
                     errstr_size, "%s", k->plan_errstr);
-    if ((e = saga_avro_validate(k->schema, p + hdr, len - hdr, &where)))
+    if ((e = saga_avro_validate(k->vprog, p + hdr, len - hdr, &where)))
         return fail(ev, e, errstr, errstr_size, "at byte %zu of %zu", hdr + where, len);
 
     avro_value_reset(&k->value);

@@ -70,3 +70,36 @@ int saga_utf8_valid_nonul(const char *s, size_t len)
     return 1;
 }
 
+__attribute__((no_sanitize_address)) size_t saga_utf8_strlen(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    for (;;) {
+        size_t n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* A word never read across a page boundary cannot fault, even past the NUL. */
+        while (((uintptr_t)(p + i) & 4095) <= 4096 - 8) {
+            uint64_t w, stop;
+            __builtin_memcpy(&w, p + i, 8);
+            /* bytes with the high bit set, and zero bytes (exact for the lowest one) */
+            stop = (w | ((w - 0x0101010101010101ULL) & ~w)) & 0x8080808080808080ULL;
+            if (!stop) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(stop) / 8; /* the first byte to look at */
+            break;
+        }
+#endif
+        if (p[i] == 0)
+            return i;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if ((n = saga_utf8_seq_len(p + i, 4)) == 0)
+            return (size_t)-1;
+        i += n;
+    }
+}

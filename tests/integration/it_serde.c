@@ -151,13 +151,12 @@ static void test_both_framings_over_kafka_with_headers(void **state)
                 saga_serde_encode(framing ? conf : single, &ev, &buf, err, sizeof(err)), SAGA_OK);
             assert_int_equal(saga_event_headers_add(h, &ev), SAGA_OK);
             snprintf(key, sizeof(key), "%s", ev.meta.order_id);
-            assert_int_equal(
-                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_KEY(key, strlen(key)),
-                                  RD_KAFKA_V_VALUE(buf.data, buf.len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                  RD_KAFKA_V_END),
-                RD_KAFKA_RESP_ERR_NO_ERROR);
+            assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic),
+                                               RD_KAFKA_V_KEY(key, strlen(key)),
+                                               RD_KAFKA_V_VALUE(buf.data, buf.len),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                               RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                             RD_KAFKA_RESP_ERR_NO_ERROR);
         }
     }
     assert_int_equal(rd_kafka_flush(prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -186,8 +185,7 @@ static void test_both_framings_over_kafka_with_headers(void **state)
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (saga_serde_decode(reader, m->payload, m->len, &ev, err, sizeof(err)) !=
-            SAGA_DECODE_OK)
+        if (saga_serde_decode(reader, m->payload, m->len, &ev, err, sizeof(err)) != SAGA_DECODE_OK)
             fail_msg("decode at offset %ld: %s", (long)m->offset, err);
         got[((const unsigned char *)m->payload)[0] == 0 ? 1 : 0]++;
         rd_kafka_message_headers(m, &hdrs);

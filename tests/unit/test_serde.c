@@ -18,6 +18,7 @@
 #include "saga/avro_canon.h"
 #include "saga/headers.h"
 #include "saga/serde.h"
+#include "saga/utf8.h"
 
 static json_t *vectors;
 
@@ -165,6 +166,63 @@ static void test_every_event_round_trips(void **state)
     saga_event_release(&got);
     saga_buf_release(&buf);
     saga_serde_destroy(s);
+}
+
+static void test_arrays_change_shape_between_encodes(void **state)
+{
+    struct saga_serde *s = new_serde();
+    struct saga_buf buf = {0};
+    struct saga_event want, got = {0};
+    const size_t counts[] = {5, 2, 5, 0, 3, 3, 1, 5};
+    char err[512];
+
+    /* The encoder reuses array elements and caches their handles: every shape change
+     * must still produce exactly the lines given. */
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        sample_order_placed5(&want);
+        want.u.order_placed.item_count = counts[i];
+        want.u.order_placed.items += 5 - counts[i] > 0 ? (5 - counts[i]) / 2 : 0;
+        assert_int_equal(saga_serde_encode(s, &want, &buf, err, sizeof(err)), SAGA_OK);
+        assert_int_equal(saga_serde_decode(s, buf.data, buf.len, &got, err, sizeof(err)),
+                         SAGA_DECODE_OK);
+        assert_int_equal(got.u.order_placed.item_count, counts[i]);
+        assert_true(saga_event_equal(&want, &got));
+    }
+    saga_event_release(&got);
+    saga_buf_release(&buf);
+    saga_serde_destroy(s);
+}
+
+static void test_utf8_length_and_validity(void **state)
+{
+    const char *ok[] = {
+        "",          "a",           "abcdefg", "abcdefgh",
+        "abcdefghi", "héllo wörld", "€uro €",  "😀 emoji 😀 long enough to span words",
+        "\x7f"};
+    const char *bad[] = {"\xff",
+                         "abc\xff",
+                         "abcdefghij\xc3",
+                         "\xed\xa0\x80 surrogate",
+                         "ok ok ok ok \xc0\xaf overlong",
+                         "\xf4\x90\x80\x80 past U+10FFFF"};
+    char buf[128];
+
+    /* Every alignment, since the fast path reads whole words. */
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        for (int off = 0; off < 8; off++) {
+            strcpy(buf + off, ok[i]);
+            assert_int_equal(saga_utf8_strlen(buf + off), strlen(ok[i]));
+            assert_true(saga_utf8_valid_nonul(buf + off, strlen(ok[i])));
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (int off = 0; off < 8; off++) {
+            strcpy(buf + off, bad[i]);
+            assert_true(saga_utf8_strlen(buf + off) == (size_t)-1);
+            assert_false(saga_utf8_valid_nonul(buf + off, strlen(bad[i])));
+        }
+    }
+    assert_false(saga_utf8_valid_nonul("a\0b", 3)); /* NUL inside is refused */
 }
 
 static void test_encode_rejects_bad_structs(void **state)
@@ -410,6 +468,8 @@ int main(void)
         cmocka_unit_test(test_canonical_form_and_fingerprint_match_fastavro),
         cmocka_unit_test(test_bytes_equal_fastavro_both_ways),
         cmocka_unit_test(test_every_event_round_trips),
+        cmocka_unit_test(test_arrays_change_shape_between_encodes),
+        cmocka_unit_test(test_utf8_length_and_validity),
         cmocka_unit_test(test_encode_rejects_bad_structs),
         cmocka_unit_test(test_malformed_input_gets_clear_codes),
         cmocka_unit_test(test_foreign_records_are_not_events),
