@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libpq-fe.h>
 
@@ -240,6 +241,17 @@ saga_err_t saga_config_load(struct saga_config *cfg, const char *program, unsign
         cfg->schema_registry_url = dup_or_null(v);
     }
 
+    v = saga_env("SAGA_SCHEMA_DIR", NULL);
+    if (v) {
+        struct stat st;
+        if (stat(v, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "SAGA_SCHEMA_DIR: '%s' is not a directory", v);
+            goto fail;
+        }
+        cfg->schema_dir = dup_or_null(v);
+    }
+
     if ((err = saga_env_long("TOPIC_PARTITIONS", 6, 1, 10000, &n, errstr, errstr_size)))
         goto fail;
     cfg->topic_partitions = (int)n;
@@ -264,6 +276,7 @@ void saga_config_release(struct saga_config *cfg)
 {
     free(cfg->database_url);
     free(cfg->schema_registry_url);
+    free(cfg->schema_dir);
     if (cfg->kafka_conf)
         rd_kafka_conf_destroy(cfg->kafka_conf);
     memset(cfg, 0, sizeof(*cfg));
@@ -280,6 +293,7 @@ void saga_config_print(const struct saga_config *cfg, FILE *out)
         fprintf(out, "HTTP_LISTEN=%s:%d\n", cfg->http_host, cfg->http_port);
     fprintf(out, "SCHEMA_REGISTRY_URL=%s\n",
             cfg->schema_registry_url ? cfg->schema_registry_url : "");
+    fprintf(out, "SAGA_SCHEMA_DIR=%s\n", cfg->schema_dir ? cfg->schema_dir : "");
     fprintf(out, "TOPIC_PARTITIONS=%d\n", cfg->topic_partitions);
     fprintf(out, "TOPIC_REPLICATION_FACTOR=%d\n", cfg->topic_replication);
     saga_kafka_conf_print(out);

@@ -30,6 +30,7 @@ static void usage(const struct saga_program *prog, FILE *out)
                  "sasl.mechanisms\n"
                  "  SCHEMA_REGISTRY_URL       Confluent-compatible registry; unset: Avro "
                  "single-object framing\n"
+                 "  SAGA_SCHEMA_DIR           directory of extra writer schemas (*.avsc) to read\n"
                  "  TOPIC_PARTITIONS          partitions of the topics (default 6)\n");
     if (prog->env_help)
         fputs(prog->env_help, out);

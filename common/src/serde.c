@@ -663,6 +663,33 @@ nomem:
     return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
 }
 
+saga_err_t saga_serde_open(const char *registry_url, const char *schema_dir,
+                           struct saga_serde **out, struct saga_registry **registry, char *errstr,
+                           size_t errstr_size)
+{
+    struct saga_serde_conf conf = {NULL};
+    saga_err_t err;
+
+    *out = NULL;
+    *registry = NULL;
+    if (registry_url && (err = saga_registry_new(registry, registry_url, errstr, errstr_size)))
+        return err;
+    conf.registry = *registry;
+    if ((err = saga_serde_new(out, &conf, errstr, errstr_size)))
+        goto fail;
+    if (schema_dir && saga_serde_add_schema_dir(*out, schema_dir, errstr, errstr_size) < 0) {
+        err = SAGA_ERR_CONFIG;
+        goto fail;
+    }
+    return SAGA_OK;
+fail:
+    saga_serde_destroy(*out);
+    saga_registry_destroy(*registry);
+    *out = NULL;
+    *registry = NULL;
+    return err;
+}
+
 uint64_t saga_serde_fingerprint(const struct saga_serde *s, saga_event_type_t type)
 {
     return (unsigned)type < SAGA_EV_COUNT ? s->reader[type].k->fingerprint : 0;

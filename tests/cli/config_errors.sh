@@ -5,7 +5,7 @@
 set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh"
-unset DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
+unset DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL SAGA_SCHEMA_DIR TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
 for v in $(env | sed -n 's/^\(KAFKA_[^=]*\)=.*/\1/p'); do unset "$v"; done
 DB=postgresql://svc:s3cret@127.0.0.1:15432/svc
 
@@ -35,6 +35,9 @@ for p in order-service inventory-service payment-service shipping-service notifi
     check "$p --check-config masks passwords" test -z "$(contains "$OUT" s3cret && echo y)$(contains "$OUT" hunter2 && echo y)"
     check "$p bad config message is one line" test "$(env DATABASE_URL=$DB LOG_LEVEL=loud "$BIN/$p" 2>&1 | wc -l)" = 1
 done
+
+run DATABASE_URL=$DB SAGA_SCHEMA_DIR=/nonexistent -- payment-service
+check "a SAGA_SCHEMA_DIR that is not a directory exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_SCHEMA_DIR" && echo y)"
 
 run DATABASE_URL=$DB SAGA_TIMEOUT=forever -- order-service
 check "order-service bad SAGA_TIMEOUT exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_TIMEOUT" && echo y)"

@@ -13,6 +13,9 @@ echo "$OUT"
 check "status exits 0 when everything runs" test "$RC" = 0
 check "status shows kafka running" contains "$OUT" "kafka                  running"
 check "status shows postgres running" contains "$OUT" "postgres               running"
+check "status shows the schema registry running" contains "$OUT" "registry               running"
+. "$DIR/stack.env"
+check "the registry serves the suite's subjects" contains "$(curl -sf "$SCHEMA_REGISTRY_URL/subjects")" "payments-io.ordersaga.events.PaymentFailed"
 for t in orders inventory payments shipping notifications order.dlq inventory.dlq payment.dlq shipping.dlq notification.dlq; do
     check "status lists topic $t" grep -qE "topic $t +[0-9]+ partitions" <<<"$OUT"
 done
@@ -27,6 +30,7 @@ echo "$OUT"
 check "a second up succeeds" test "$RC" = 0
 check "a second up keeps kafka" contains "$OUT" "kafka already running (pid $KPID"
 check "a second up keeps postgres" contains "$OUT" "postgres already running"
+check "a second up keeps the registry" contains "$OUT" "schema registry already running"
 check "kafka pid unchanged" test "$(cat "$DIR/run/kafka.pid")" = "$KPID"
 check "stack.env is private" test "$(stat -c %a "$DIR/stack.env")" = 600
 finish

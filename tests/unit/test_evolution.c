@@ -293,6 +293,36 @@ static void test_nested_records_in_arrays_evolve(void **state)
     saga_serde_destroy(s);
 }
 
+static void test_serde_open_reads_the_schema_dir(void **state)
+{
+    struct saga_serde *s;
+    struct saga_registry *r;
+    struct writer w;
+    struct saga_event ev = {0};
+    unsigned char buf[1024];
+    char err[512];
+    size_t n;
+
+    writer_open(&w, EVO "/OrderCancelled.v2.avsc");
+    fill_meta(&w.value, 1);
+    set_symbol(&w.value, "reason", "TIMEOUT");
+    n = frame(&w, buf, sizeof(buf));
+
+    /* As a service starts with SAGA_SCHEMA_DIR set and no registry. */
+    assert_int_equal(saga_serde_open(NULL, EVO, &s, &r, err, sizeof(err)), SAGA_OK);
+    assert_null(r);
+    assert_int_equal(saga_serde_decode(s, buf, n, &ev, err, sizeof(err)), SAGA_DECODE_OK);
+    assert_int_equal(ev.u.order_cancelled.reason, SAGA_CANCEL_TIMEOUT);
+    saga_event_release(&ev);
+    saga_serde_destroy(s);
+
+    assert_int_equal(saga_serde_open(NULL, "/nonexistent", &s, &r, err, sizeof(err)),
+                     SAGA_ERR_CONFIG);
+    assert_null(s);
+    assert_int_equal(saga_serde_open("ftp://x", NULL, &s, &r, err, sizeof(err)), SAGA_ERR_CONFIG);
+    writer_close(&w);
+}
+
 static void test_incompatible_writer_is_refused_with_the_field(void **state)
 {
     struct writer w;
@@ -320,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_older_reader_reads_newer_events),
         cmocka_unit_test(test_int_widens_to_long),
         cmocka_unit_test(test_nested_records_in_arrays_evolve),
+        cmocka_unit_test(test_serde_open_reads_the_schema_dir),
         cmocka_unit_test(test_incompatible_writer_is_refused_with_the_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

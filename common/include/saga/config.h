@@ -28,6 +28,7 @@ struct saga_config {
     char http_host[64];          /* HTTP_LISTEN host, default 127.0.0.1 */
     int http_port;               /* HTTP_LISTEN port */
     char *schema_registry_url;   /* SCHEMA_REGISTRY_URL, or NULL: single-object framing */
+    char *schema_dir;            /* SAGA_SCHEMA_DIR: more writer schemas to know, or NULL */
     int topic_partitions;        /* TOPIC_PARTITIONS, default 6 */
     int topic_replication;       /* TOPIC_REPLICATION_FACTOR, default 1 */
     rd_kafka_conf_t *kafka_conf; /* every KAFKA_* variable, owned; rd_kafka_conf_dup() it */

@@ -83,6 +83,16 @@ saga_err_t saga_serde_add_schema(struct saga_serde *s, const char *json, size_t 
 saga_err_t saga_serde_add_registry_schema(struct saga_serde *s, int32_t id, const char *json,
                                           size_t len, char *errstr, size_t errstr_size);
 
+/*
+ * The serde a program runs with, from its configuration: Confluent framing through
+ * a registry when registry_url is set (the registry is created and returned in
+ * *registry, to destroy after the serde), single-object framing when it is NULL;
+ * and every *.avsc of schema_dir, when set, as extra known writer schemas.
+ */
+saga_err_t saga_serde_open(const char *registry_url, const char *schema_dir,
+                           struct saga_serde **out, struct saga_registry **registry, char *errstr,
+                           size_t errstr_size);
+
 /* Adds every *.avsc file in dir; returns how many, or -1 with errstr. */
 int saga_serde_add_schema_dir(struct saga_serde *s, const char *dir, char *errstr,
                               size_t errstr_size);
