@@ -1,24 +1,39 @@
 /*
  * outbox-relay: moves committed outbox rows of every configured service database
- * to Kafka, one leader per database.
+ * to Kafka, one leader per database; other instances wait as hot standbys.
  */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "relay.h"
 #include "relay_sources.h"
 #include "saga/config.h"
 #include "saga/program.h"
 #include "saga/topology.h"
 
-static struct relay_sources sources;
+struct relay_config {
+    struct relay_sources sources;
+    struct relay_settings settings;
+};
 
-static saga_err_t relay_settings_load(void *arg, char *errstr, size_t errstr_size)
+static struct relay_config rc;
+static volatile sig_atomic_t stop;
+
+static saga_err_t relay_config_load(void *arg, char *errstr, size_t errstr_size)
 {
-    return relay_sources_parse(arg, saga_env("RELAY_SOURCES", NULL), errstr, errstr_size);
+    struct relay_config *c = arg;
+    saga_err_t err = relay_settings_load(&c->settings, errstr, errstr_size);
+    return err ? err
+               : relay_sources_parse(&c->sources, saga_env("RELAY_SOURCES", NULL), errstr,
+                                     errstr_size);
 }
 
-static void relay_settings_print(const void *arg, FILE *out)
+static void relay_config_print(const void *arg, FILE *out)
 {
-    relay_sources_print(arg, out);
+    const struct relay_config *c = arg;
+    relay_sources_print(&c->sources, out);
+    relay_settings_print(&c->settings, out);
 }
 
 static const struct saga_program relay_program = {
@@ -27,25 +42,44 @@ static const struct saga_program relay_program = {
     .config_flags = SAGA_CONFIG_HTTP,
     .http_port = SAGA_RELAY_HTTP_PORT,
     .env_help = "  RELAY_SOURCES             whitespace-separated name=postgresql://... pairs "
-                "(required)\n",
-    .load = relay_settings_load,
-    .print = relay_settings_print,
-    .arg = &sources,
+                "(required)\n"
+                "  RELAY_BATCH_SIZE          rows per round (default 500)\n"
+                "  RELAY_POLL_INTERVAL       look for rows without a NOTIFY this often (1s)\n"
+                "  RELAY_STANDBY_RETRY       a standby tries to take over this often (1s)\n"
+                "  RELAY_RETENTION           delete published rows older than this (1h)\n"
+                "  RELAY_PRUNE_INTERVAL      how often to delete them (60s)\n",
+    .load = relay_config_load,
+    .print = relay_config_print,
+    .arg = &rc,
 };
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
 
 int main(int argc, char **argv)
 {
     struct saga_config cfg;
+    struct sigaction sa;
     int code;
 
     if (!saga_program_init(&relay_program, argc, argv, &cfg, &code)) {
-        relay_sources_release(&sources);
+        relay_sources_release(&rc.sources);
         return code;
     }
-    saga_info("configuration ok (%d sources, kafka %s); publishing is not part of this build "
-              "yet, exiting",
-              sources.count, cfg.kafka_bootstrap);
-    relay_sources_release(&sources);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    saga_info("starting: %d source%s, kafka %s", rc.sources.count, rc.sources.count == 1 ? "" : "s",
+              cfg.kafka_bootstrap);
+    code = relay_run(&cfg, &rc.sources, &rc.settings, &stop);
+    saga_info("stopped");
+    relay_sources_release(&rc.sources);
     saga_config_release(&cfg);
-    return SAGA_EXIT_OK;
+    return code;
 }

@@ -1,5 +1,7 @@
 #include "saga/pg.h"
 
+#include "saga/log.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -54,12 +56,20 @@ saga_err_t saga_pg_classify(const PGconn *conn, const PGresult *res)
     return sqlstate_is_transient(state) ? SAGA_ERR_TRANSIENT : SAGA_ERR_PERMANENT;
 }
 
+/* Server notices ("relation already exists, skipping") go to the debug log. */
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    saga_log(SAGA_LOG_DEBUG, NULL, "postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t errstr_size)
 {
     PGconn *conn = PQconnectdb(url);
     const char *msg;
 
     if (conn && PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, notice_to_log, NULL);
         if (err)
             *err = SAGA_OK;
         return conn;

@@ -1,0 +1,13 @@
+/*
+ * Test-only fault hooks: with SAGA_FAULT=<point> in the environment, the program
+ * kills itself with SIGKILL when it reaches that point, so tests can crash it at
+ * an exact moment (e.g. "relay.after_ack": Kafka acknowledged a batch, the outbox
+ * rows are not marked yet). Unset in production; documented in docs/RELIABILITY.md.
+ */
+#ifndef SAGA_FAULT_H
+#define SAGA_FAULT_H
+
+/* Dies by SIGKILL if SAGA_FAULT names point. */
+void saga_fault_point(const char *point);
+
+#endif

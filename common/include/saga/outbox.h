@@ -1,0 +1,58 @@
+/*
+ * The write side of the transactional outbox (design brief §5, §6).
+ *
+ * A service appends its events inside the same open transaction as its business
+ * change; the outbox-relay publishes them after the commit. Appending never
+ * talks to Kafka. Each append also queues a NOTIFY on SAGA_OUTBOX_CHANNEL, which
+ * PostgreSQL delivers once per transaction at commit and drops on rollback, so
+ * the relay wakes exactly when there is something new. Only transactions that
+ * append pay for it.
+ *
+ * Ordering: rows are published in id order, and ids are taken at insert. Two
+ * transactions writing events for the same key must therefore be serialized by
+ * the service (lock the order's row before appending), which the saga's
+ * per-order handlers do anyway.
+ */
+#ifndef SAGA_OUTBOX_H
+#define SAGA_OUTBOX_H
+
+#include <libpq-fe.h>
+
+#include "saga/err.h"
+#include "saga/events.h"
+#include "saga/serde.h"
+
+#define SAGA_OUTBOX_CHANNEL "saga_outbox"
+
+struct saga_header {
+    const char *name;
+    const char *value;
+};
+
+struct saga_outbox_row {
+    const char *topic;
+    const char *key;        /* the Kafka key: the order id */
+    const char *event_type; /* "OrderPlaced" */
+    const char *event_id;
+    const void *payload; /* encoded, framing included */
+    size_t payload_len;
+    const struct saga_header *headers;
+    int nheaders;
+};
+
+/*
+ * Appends row inside conn's open transaction (SAGA_ERR_INVALID if none is open).
+ * Database failures are classified TRANSIENT or PERMANENT.
+ */
+saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, char *errstr,
+                              size_t errstr_size);
+
+/*
+ * Encodes ev with serde (scratch is reused for the bytes) and appends it to the
+ * event's topic, keyed by its order id, with the headers of saga/headers.h.
+ */
+saga_err_t saga_outbox_append_event(PGconn *conn, struct saga_serde *serde,
+                                    const struct saga_event *ev, struct saga_buf *scratch,
+                                    char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,150 @@
+#include "saga/migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saga/pg.h"
+
+/*
+ * outbox: one row per event to publish, written in the business transaction.
+ *   Unpublished rows are found by a partial index; published ones are pruned by
+ *   the relay after its retention. headers is a JSON object of UTF-8 strings.
+ * inbox: what each consumer has processed, for exactly-once effects.
+ * deferred: events that arrived before what they need (e.g. a trigger before its
+ *   OrderPlaced), kept with their original bytes until it lands.
+ * The outbox_relay role, where it exists, may read, mark and prune the outbox only.
+ */
+static const char outbox_v1[] =
+    "CREATE TABLE outbox ("
+    "  id           bigserial   PRIMARY KEY,"
+    "  topic        text        NOT NULL,"
+    "  msg_key      text        NOT NULL,"
+    "  event_type   text        NOT NULL,"
+    "  event_id     text        NOT NULL,"
+    "  payload      bytea       NOT NULL,"
+    "  headers      jsonb       NOT NULL DEFAULT '{}',"
+    "  created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    "  published_at timestamptz"
+    ");"
+    "CREATE INDEX outbox_pending ON outbox (id) WHERE published_at IS NULL;"
+    "CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;"
+    "CREATE TABLE inbox ("
+    "  consumer     text        NOT NULL,"
+    "  event_id     text        NOT NULL,"
+    "  processed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    "  PRIMARY KEY (consumer, event_id)"
+    ");"
+    "CREATE INDEX inbox_processed_at ON inbox (processed_at);"
+    "CREATE TABLE deferred ("
+    "  id          bigserial   PRIMARY KEY,"
+    "  consumer    text        NOT NULL,"
+    "  wait_key    text        NOT NULL,"
+    "  event_id    text        NOT NULL,"
+    "  event_type  text        NOT NULL,"
+    "  topic       text        NOT NULL,"
+    "  kpartition  int         NOT NULL,"
+    "  koffset     bigint      NOT NULL,"
+    "  msg_key     text,"
+    "  payload     bytea       NOT NULL,"
+    "  headers     jsonb       NOT NULL DEFAULT '{}',"
+    "  deferred_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    "  UNIQUE (consumer, event_id)"
+    ");"
+    "CREATE INDEX deferred_wait ON deferred (consumer, wait_key);"
+    "DO $$ BEGIN"
+    "  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_relay') THEN"
+    "    GRANT USAGE ON SCHEMA public TO outbox_relay;"
+    "    GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO outbox_relay;"
+    "  END IF;"
+    "END $$;";
+
+const struct saga_migration saga_common_migrations[] = {
+    {1, "outbox, inbox and deferred events", outbox_v1},
+};
+const int saga_common_migration_count = 1;
+
+static saga_err_t run(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
+{
+    PGresult *r = PQexec(conn, sql);
+    saga_err_t err = SAGA_OK;
+    ExecStatusType st = PQresultStatus(r);
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        err = saga_pg_classify(conn, r);
+        saga_pg_errstr(conn, errstr, errstr_size);
+    }
+    PQclear(r);
+    return err;
+}
+
+saga_err_t saga_pg_migrate(PGconn *conn, const struct saga_migration *list, int n, int *applied,
+                           char *errstr, size_t errstr_size)
+{
+    saga_err_t err;
+    int count = 0;
+
+    if (applied)
+        *applied = 0;
+    if ((err = run(conn,
+                   "CREATE TABLE IF NOT EXISTS saga_migrations ("
+                   "  version    int         PRIMARY KEY,"
+                   "  name       text        NOT NULL,"
+                   "  applied_at timestamptz NOT NULL DEFAULT now())",
+                   errstr, errstr_size))) {
+        /* Two instances creating it at once: one loses the race harmlessly. */
+        if ((err = run(conn, "SELECT 1 FROM saga_migrations LIMIT 1", errstr, errstr_size)))
+            return err;
+    }
+    for (int i = 0; i < n; i++) {
+        char ver[16];
+        const char *params[2] = {ver, list[i].name};
+        PGresult *r;
+        int done;
+
+        snprintf(ver, sizeof(ver), "%d", list[i].version);
+        if ((err = run(conn, "BEGIN", errstr, errstr_size)))
+            return err;
+        /* One migrator at a time per database, for as long as this transaction. */
+        if ((err = run(conn, "SELECT pg_advisory_xact_lock(7170001)", errstr, errstr_size)))
+            goto rollback;
+        r = PQexecParams(conn, "SELECT 1 FROM saga_migrations WHERE version = $1", 1, NULL, params,
+                         NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            err = saga_pg_classify(conn, r);
+            saga_pg_errstr(conn, errstr, errstr_size);
+            PQclear(r);
+            goto rollback;
+        }
+        done = PQntuples(r) > 0;
+        PQclear(r);
+        if (!done) {
+            if ((err = run(conn, list[i].sql, errstr, errstr_size))) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "migration %d (%s): %s", list[i].version, list[i].name,
+                         errstr ? errstr : "");
+                if (errstr)
+                    snprintf(errstr, errstr_size, "%s", msg);
+                goto rollback;
+            }
+            r = PQexecParams(conn, "INSERT INTO saga_migrations (version, name) VALUES ($1, $2)", 2,
+                             NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                err = saga_pg_classify(conn, r);
+                saga_pg_errstr(conn, errstr, errstr_size);
+                PQclear(r);
+                goto rollback;
+            }
+            PQclear(r);
+            count++;
+        }
+        if ((err = run(conn, "COMMIT", errstr, errstr_size)))
+            return err;
+    }
+    if (applied)
+        *applied = count;
+    return SAGA_OK;
+rollback:
+    PQclear(PQexec(conn, "ROLLBACK"));
+    return err;
+}

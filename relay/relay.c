@@ -1,0 +1,526 @@
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "saga/fault.h"
+#include "saga/kafka.h"
+#include "saga/log.h"
+#include "saga/outbox.h"
+#include "saga/pg.h"
+
+saga_err_t relay_settings_load(struct relay_settings *s, char *errstr, size_t errstr_size)
+{
+    long n;
+    saga_err_t err;
+
+    if ((err = saga_env_long("RELAY_BATCH_SIZE", 500, 1, 10000, &n, errstr, errstr_size)))
+        return err;
+    s->batch_size = (int)n;
+    if ((err = saga_env_duration_ms("RELAY_POLL_INTERVAL", 1000, 10, 3600000, &s->poll_ms, errstr,
+                                    errstr_size)) ||
+        (err = saga_env_duration_ms("RELAY_STANDBY_RETRY", 1000, 10, 60000, &s->standby_retry_ms,
+                                    errstr, errstr_size)) ||
+        (err = saga_env_duration_ms("RELAY_RETENTION", 3600000, 0, 30LL * 86400000,
+                                    &s->retention_ms, errstr, errstr_size)) ||
+        (err = saga_env_duration_ms("RELAY_PRUNE_INTERVAL", 60000, 100, 86400000,
+                                    &s->prune_every_ms, errstr, errstr_size)))
+        return err;
+    return SAGA_OK;
+}
+
+void relay_settings_print(const struct relay_settings *s, FILE *out)
+{
+    fprintf(out, "RELAY_BATCH_SIZE=%d\n", s->batch_size);
+    fprintf(out, "RELAY_POLL_INTERVAL=%" PRId64 "ms\n", s->poll_ms);
+    fprintf(out, "RELAY_STANDBY_RETRY=%" PRId64 "ms\n", s->standby_retry_ms);
+    fprintf(out, "RELAY_RETENTION=%" PRId64 "ms\n", s->retention_ms);
+    fprintf(out, "RELAY_PRUNE_INTERVAL=%" PRId64 "ms\n", s->prune_every_ms);
+}
+
+/* --- one source ------------------------------------------------------------- */
+
+struct row_status {
+    int64_t id;
+    int done; /* 0 waiting, 1 delivered, -1 failed */
+    rd_kafka_resp_err_t err;
+};
+
+struct source {
+    const struct relay_source *src;
+    const struct relay_settings *set;
+    const struct saga_config *cfg;
+    volatile sig_atomic_t *stop;
+    pthread_t thread;
+    rd_kafka_t *rk;
+    PGconn *conn;
+    int leader;
+    int waiting_for_table;
+    int64_t last_prune_ms;
+    int64_t published;
+    int fatal;
+    char fatal_reason[512];
+};
+
+static volatile sig_atomic_t fatal_seen;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stopping(const struct source *s)
+{
+    return *s->stop || fatal_seen;
+}
+
+/* Sleeps up to ms, waking early on stop. */
+static void nap(const struct source *s, int64_t ms)
+{
+    int64_t end = now_ms() + ms;
+    while (!stopping(s) && now_ms() < end) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct row_status *st = m->_private;
+    if (!st)
+        return;
+    st->done = m->err ? -1 : 1;
+    st->err = m->err;
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct source *s = opaque;
+    char fatal[512];
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        snprintf(s->fatal_reason, sizeof(s->fatal_reason), "%s", fatal);
+        s->fatal = 1;
+        fatal_seen = 1;
+        saga_log(SAGA_LOG_ERROR, NULL, "source %s: fatal kafka error: %s", s->src->name, fatal);
+        return;
+    }
+    /* Brokers down and the like: librdkafka retries by itself; say so once in a while. */
+    saga_log(SAGA_LOG_WARN, NULL, "source %s: kafka: %s", s->src->name, reason);
+}
+
+static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(s->cfg->kafka_conf);
+    static const char *const defaults[][2] = {
+        {"enable.idempotence", "true"}, /* acks=all, ordered retries, no duplicates from retries */
+        {"partitioner", "murmur2_random"}, /* the Java client's partitioning */
+        {"linger.ms", "1"},
+        {"message.timeout.ms", "30000"},
+    };
+    char client_id[128];
+    rd_kafka_t *rk;
+
+    /* Our defaults, unless KAFKA_* said otherwise. */
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        char env[96];
+        snprintf(env, sizeof(env), "KAFKA_");
+        for (const char *p = defaults[i][0]; *p && strlen(env) < sizeof(env) - 1; p++) {
+            size_t l = strlen(env);
+            env[l] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+            env[l + 1] = '\0';
+        }
+        if (!saga_env(env, NULL))
+            rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
+    }
+    snprintf(client_id, sizeof(client_id), "outbox-relay-%s", s->src->name);
+    rd_kafka_conf_set(conf, "client.id", client_id, NULL, 0);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, s);
+    saga_kafka_conf_set_logger(conf, 0);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+static void drop_connection(struct source *s, const char *why)
+{
+    if (s->conn) {
+        saga_log(SAGA_LOG_WARN, NULL, "source %s: %s; reconnecting%s", s->src->name, why,
+                 s->leader ? " (leadership given up)" : "");
+        PQfinish(s->conn);
+    }
+    s->conn = NULL;
+    s->leader = 0;
+}
+
+/* Connects and takes the leader lock if free. Returns 1 when this relay leads. */
+static int ensure_leader(struct source *s)
+{
+    PGresult *r;
+    int got;
+
+    if (!s->conn) {
+        char err[512];
+        saga_err_t e;
+        s->conn = saga_pg_connect(s->src->url, &e, err, sizeof(err));
+        if (!s->conn) {
+            saga_log(e == SAGA_ERR_PERMANENT ? SAGA_LOG_ERROR : SAGA_LOG_WARN, NULL,
+                     "source %s: cannot connect: %s; retrying", s->src->name, err);
+            return 0;
+        }
+    }
+    /* Session-level: held until this connection ends, however it ends. */
+    r = PQexec(s->conn, "SELECT pg_try_advisory_lock(7170002)");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char err[512];
+        saga_pg_errstr(s->conn, err, sizeof(err));
+        PQclear(r);
+        drop_connection(s, err);
+        return 0;
+    }
+    got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!got)
+        return 0;
+    r = PQexec(s->conn, "LISTEN " SAGA_OUTBOX_CHANNEL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PQclear(r);
+        drop_connection(s, "LISTEN failed");
+        return 0;
+    }
+    PQclear(r);
+    s->leader = 1;
+    saga_log(SAGA_LOG_INFO, NULL, "source %s: leader, publishing", s->src->name);
+    return 1;
+}
+
+/* Waits for a NOTIFY (or poll_ms); returns 0, or -1 if the connection broke. */
+static int wait_for_notify(struct source *s)
+{
+    int64_t end = now_ms() + s->set->poll_ms;
+    int sock = PQsocket(s->conn);
+
+    while (!stopping(s) && now_ms() < end) {
+        struct pollfd pfd = {sock, POLLIN, 0};
+        int64_t left = end - now_ms();
+        int rc = poll(&pfd, 1, (int)(left < 200 ? left : 200));
+        PGnotify *n;
+        int woke = 0;
+
+        if (rc < 0 && errno != EINTR)
+            return -1;
+        if (rc <= 0)
+            continue;
+        if (!PQconsumeInput(s->conn))
+            return -1;
+        while ((n = PQnotifies(s->conn))) {
+            woke = 1;
+            PQfreemem(n);
+        }
+        if (woke)
+            return 0;
+    }
+    return 0;
+}
+
+static void prune(struct source *s)
+{
+    char ms[32];
+    const char *params[1] = {ms};
+    PGresult *r;
+
+    if (now_ms() - s->last_prune_ms < s->set->prune_every_ms)
+        return;
+    s->last_prune_ms = now_ms();
+    snprintf(ms, sizeof(ms), "%" PRId64, s->set->retention_ms);
+    /* In slices, so a large backlog of old rows never holds locks for long. */
+    for (int i = 0; i < 100 && !stopping(s); i++) {
+        int n;
+        r = PQexecParams(s->conn,
+                         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                         " WHERE published_at < clock_timestamp() - $1::bigint * interval '1 ms'"
+                         " ORDER BY published_at LIMIT 5000)",
+                         1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            char err[512];
+            saga_pg_errstr(s->conn, err, sizeof(err));
+            saga_log(SAGA_LOG_WARN, NULL, "source %s: pruning: %s", s->src->name, err);
+            PQclear(r);
+            return;
+        }
+        n = atoi(PQcmdTuples(r));
+        PQclear(r);
+        if (n > 0)
+            saga_log(SAGA_LOG_DEBUG, NULL, "source %s: pruned %d published rows", s->src->name, n);
+        if (n < 5000)
+            return;
+    }
+}
+
+static int64_t be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u[i];
+    return (int64_t)v;
+}
+
+static rd_kafka_headers_t *headers_from_json(const char *text, int len)
+{
+    json_t *j = json_loadb(text, (size_t)len, 0, NULL), *v;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    const char *k;
+
+    json_object_foreach(j, k, v)
+    {
+        if (json_is_string(v))
+            rd_kafka_header_add(h, k, -1, json_string_value(v), (ssize_t)json_string_length(v));
+    }
+    json_decref(j);
+    return h;
+}
+
+/*
+ * One round: read up to batch_size unpublished rows in id order, produce them,
+ * wait for every delivery report, mark the delivered prefix published.
+ * Returns the number of rows fetched, or -1 on a database failure.
+ */
+static int publish_round(struct source *s)
+{
+    char limit[16];
+    const char *params[1] = {limit};
+    PGresult *r;
+    int n, failed_at = -1;
+    struct row_status *st;
+    char *ids;
+    size_t ids_len = 0;
+
+    snprintf(limit, sizeof(limit), "%d", s->set->batch_size);
+    r = PQexecParams(s->conn,
+                     "SELECT id, topic, msg_key, payload, headers::text FROM outbox"
+                     " WHERE published_at IS NULL ORDER BY id LIMIT $1::int",
+                     1, NULL, params, NULL, NULL, 1 /* binary results */);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        char err[512];
+        saga_pg_errstr(s->conn, err, sizeof(err));
+        PQclear(r);
+        if (state && strcmp(state, "42P01") == 0 && PQstatus(s->conn) == CONNECTION_OK) {
+            /* The service has not created its outbox yet: wait for it. */
+            if (!s->waiting_for_table)
+                saga_log(SAGA_LOG_WARN, NULL, "source %s: no outbox table yet; waiting",
+                         s->src->name);
+            s->waiting_for_table = 1;
+            return 0;
+        }
+        drop_connection(s, err);
+        return -1;
+    }
+    s->waiting_for_table = 0;
+    n = PQntuples(r);
+    if (n == 0) {
+        PQclear(r);
+        return 0;
+    }
+    st = calloc((size_t)n, sizeof(*st));
+    ids = malloc((size_t)n * 21 + 3);
+    if (!st || !ids) {
+        free(st);
+        free(ids);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        char topic[256];
+        rd_kafka_headers_t *h = headers_from_json(PQgetvalue(r, i, 4), PQgetlength(r, i, 4));
+        rd_kafka_resp_err_t err;
+
+        st[i].id = be64(PQgetvalue(r, i, 0));
+        snprintf(topic, sizeof(topic), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
+        for (;;) {
+            err = rd_kafka_producev(
+                s->rk, RD_KAFKA_V_TOPIC(topic),
+                RD_KAFKA_V_KEY(PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2)),
+                RD_KAFKA_V_VALUE(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3)),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                RD_KAFKA_V_OPAQUE(&st[i]), RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(s->rk, 50);
+        }
+        if (err) {
+            rd_kafka_headers_destroy(h);
+            st[i].done = -1;
+            st[i].err = err;
+        }
+    }
+    PQclear(r);
+
+    /* Every report back, however long Kafka takes (message.timeout.ms bounds it). */
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < n; i++)
+            pending += st[i].done == 0;
+        if (!pending)
+            break;
+        rd_kafka_poll(s->rk, 100);
+    }
+    for (int i = 0; i < n && failed_at < 0; i++)
+        if (st[i].done < 0)
+            failed_at = i;
+    saga_fault_point("relay.after_ack");
+
+    /* Only the delivered prefix: a row after a failed one is published again later,
+     * after it, so the order per key holds on the wire. */
+    {
+        int upto = failed_at < 0 ? n : failed_at;
+        size_t o = 0;
+        ids[o++] = '{';
+        for (int i = 0; i < upto; i++)
+            o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", st[i].id);
+        ids[o++] = '}';
+        ids[o] = '\0';
+        ids_len = o;
+        if (upto > 0) {
+            const char *p[1] = {ids};
+            r = PQexecParams(s->conn,
+                             "UPDATE outbox SET published_at = clock_timestamp()"
+                             " WHERE id = ANY($1::bigint[])",
+                             1, NULL, p, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                char err[512];
+                saga_pg_errstr(s->conn, err, sizeof(err));
+                PQclear(r);
+                free(st);
+                free(ids);
+                /* Published but not marked: they go out again (consumers dedupe). */
+                drop_connection(s, err);
+                return -1;
+            }
+            PQclear(r);
+            s->published += upto;
+        }
+        if (failed_at >= 0)
+            saga_log(SAGA_LOG_WARN, NULL,
+                     "source %s: %d of %d rows not delivered (first: id %" PRId64 ": %s); "
+                     "retrying",
+                     s->src->name, n - upto, n, st[failed_at].id,
+                     rd_kafka_err2str(st[failed_at].err));
+    }
+    (void)ids_len;
+    free(st);
+    free(ids);
+    return failed_at >= 0 ? -2 : n;
+}
+
+static void *source_main(void *arg)
+{
+    struct source *s = arg;
+    int64_t backoff = 100;
+    int announced_standby = 0;
+
+    while (!stopping(s)) {
+        int n;
+        if (!s->leader) {
+            if (!ensure_leader(s)) {
+                if (s->conn && !announced_standby) {
+                    saga_log(SAGA_LOG_INFO, NULL, "source %s: another relay leads; standing by",
+                             s->src->name);
+                    announced_standby = 1;
+                }
+                nap(s, s->conn ? s->set->standby_retry_ms : backoff);
+                if (!s->conn)
+                    backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            announced_standby = 0;
+            backoff = 100;
+        }
+        n = publish_round(s);
+        if (n == -1) { /* database trouble: reconnect with backoff */
+            nap(s, backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        if (n == -2) { /* Kafka refused some: try again shortly */
+            nap(s, backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        backoff = 100;
+        if (n < s->set->batch_size) {
+            prune(s);
+            if (wait_for_notify(s) < 0)
+                drop_connection(s, "connection lost while waiting");
+        }
+    }
+    rd_kafka_flush(s->rk, 10000);
+    saga_log(SAGA_LOG_INFO, NULL, "source %s: stopped after publishing %" PRId64 " rows",
+             s->src->name, s->published);
+    return NULL;
+}
+
+int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,
+              const struct relay_settings *settings, volatile sig_atomic_t *stop)
+{
+    struct source *src = calloc((size_t)sources->count, sizeof(*src));
+    int rc = SAGA_EXIT_OK, started = 0;
+
+    if (!src)
+        return SAGA_EXIT_FAILURE;
+    for (int i = 0; i < sources->count; i++) {
+        char err[512];
+        src[i].src = &sources->src[i];
+        src[i].set = settings;
+        src[i].cfg = cfg;
+        src[i].stop = stop;
+        if (!(src[i].rk = make_producer(&src[i], err, sizeof(err)))) {
+            saga_log(SAGA_LOG_ERROR, NULL, "source %s: kafka producer: %s", src[i].src->name, err);
+            rc = SAGA_EXIT_CONFIG;
+            goto out;
+        }
+    }
+    for (int i = 0; i < sources->count; i++, started++) {
+        if (pthread_create(&src[i].thread, NULL, source_main, &src[i]) != 0) {
+            saga_log(SAGA_LOG_ERROR, NULL, "cannot start a thread for source %s", src[i].src->name);
+            *stop = 1;
+            rc = SAGA_EXIT_FAILURE;
+            break;
+        }
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(src[i].thread, NULL);
+    for (int i = 0; i < sources->count; i++) {
+        if (src[i].fatal) {
+            fprintf(stderr, "outbox-relay: fatal kafka error on source %s: %s\n", src[i].src->name,
+                    src[i].fatal_reason);
+            rc = SAGA_EXIT_FAILURE;
+        }
+    }
+out:
+    for (int i = 0; i < sources->count; i++) {
+        if (src[i].conn)
+            PQfinish(src[i].conn);
+        if (src[i].rk)
+            rd_kafka_destroy(src[i].rk);
+    }
+    free(src);
+    return rc;
+}

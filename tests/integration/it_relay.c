@@ -1,0 +1,436 @@
+/*
+ * The outbox and outbox-relay on the real database and broker: committed rows
+ * appear once and in order per key, rolled-back rows never; a NOTIFY wakes the
+ * relay; a relay killed between Kafka's ack and the mark loses nothing; of two
+ * relays only the leader publishes and the standby takes over when it dies.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proc.h"
+#include "saga/kafka.h"
+#include "saga/migrate.h"
+#include "saga/outbox.h"
+#include "saga/pg.h"
+#include "stack_env.h"
+#include "testdb.h"
+
+#define RELAY SAGA_BIN_DIR "/outbox-relay"
+
+struct fixture {
+    struct testdb db;
+    PGconn *conn; /* as the owning service */
+    char topic[96];
+    char log[256];
+    char env_sources[700], env_kafka[300];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    rd_kafka_t *admin;
+    struct saga_topic_status st;
+    const char *names[1];
+    char err[512];
+    int applied;
+
+    testdb_create(&f->db, "it_relay", "order");
+    if (!(f->conn = saga_pg_connect(f->db.owner_url, NULL, err, sizeof(err))))
+        fail_msg("connect: %s", err);
+    if (saga_pg_migrate(f->conn, saga_common_migrations, saga_common_migration_count, &applied, err,
+                        sizeof(err)) != SAGA_OK)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(applied, 1);
+    /* Migrating again is a no-op. */
+    assert_int_equal(saga_pg_migrate(f->conn, saga_common_migrations, saga_common_migration_count,
+                                     &applied, err, sizeof(err)),
+                     SAGA_OK);
+    assert_int_equal(applied, 0);
+
+    stack_unique("it-relay", f->topic, sizeof(f->topic));
+    names[0] = f->topic;
+    {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+        admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, 0);
+    }
+    assert_int_equal(saga_kafka_topics_ensure(admin, names, 1, 3, 1, 10000, &st), SAGA_OK);
+    rd_kafka_destroy(admin);
+    snprintf(f->log, sizeof(f->log), "%s/%s.log", SAGA_TEST_LOG_DIR, f->db.name);
+    unlink(f->log);
+    snprintf(f->env_sources, sizeof(f->env_sources), "RELAY_SOURCES=it=%s", f->db.relay_url);
+    snprintf(f->env_kafka, sizeof(f->env_kafka), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    PQfinish(f->conn);
+    testdb_drop(&f->db);
+    free(f);
+    return 0;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* Appends "<key>:<seq>" to the open transaction. */
+static void append(struct fixture *f, const char *key, int seq)
+{
+    char payload[64], id[64], err[512];
+    struct saga_header h[2] = {{"event_id", id}, {"event_type", "TestEvent"}};
+    struct saga_outbox_row row = {f->topic, key, "TestEvent", id, payload, 0, h, 2};
+
+    snprintf(payload, sizeof(payload), "%s:%d", key, seq);
+    snprintf(id, sizeof(id), "%s-%d", key, seq);
+    row.payload_len = strlen(payload);
+    if (saga_outbox_append(f->conn, &row, err, sizeof(err)) != SAGA_OK)
+        fail_msg("append: %s", err);
+}
+
+static pid_t start_relay(struct fixture *f, const char *poll, const char *fault)
+{
+    char env_poll[64], env_fault[64];
+    const char *env[8] = {f->env_sources,   f->env_kafka, env_poll, "RELAY_STANDBY_RETRY=200ms",
+                          "LOG_LEVEL=info", NULL,         NULL};
+    snprintf(env_poll, sizeof(env_poll), "RELAY_POLL_INTERVAL=%s", poll);
+    if (fault) {
+        snprintf(env_fault, sizeof(env_fault), "SAGA_FAULT=%s", fault);
+        env[5] = env_fault;
+    }
+    return proc_start(RELAY, env, f->log);
+}
+
+static long long unpublished(struct fixture *f)
+{
+    return testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+}
+
+static int wait_published(struct fixture *f, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        if (unpublished(f) == 0)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* Everything on the topic, in consumption order, as "key:seq" strings. */
+struct seen {
+    int n;
+    char v[4096][32];
+    int partition[4096];
+};
+
+static void consume_all(struct fixture *f, struct seen *out, int expect, int quiet_ms)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    char group[96];
+    rd_kafka_t *c;
+    long long quiet_until = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", stack_unique("it-relay-reader", group, sizeof(group)), NULL,
+                      0);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_add(subs, f->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(c, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    out->n = 0;
+    for (long long end = now_ms() + 60000; now_ms() < end;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (out->n >= expect && !quiet_until)
+            quiet_until = now_ms() + quiet_ms;
+        if (quiet_until && now_ms() > quiet_until)
+            break;
+        if (!m)
+            continue;
+        if (!m->err && out->n < 4096) {
+            snprintf(out->v[out->n], sizeof(out->v[0]), "%.*s", (int)m->len,
+                     (const char *)m->payload);
+            out->partition[out->n] = m->partition;
+            out->n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+static int count_of(const struct seen *s, const char *v)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        n += strcmp(s->v[i], v) == 0;
+    return n;
+}
+
+static int first_index(const struct seen *s, const char *v)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], v) == 0)
+            return i;
+    return -1;
+}
+
+/* Per key, each value's first appearance comes after that of every smaller sequence
+ * number (repeats of already published rows may follow anywhere). */
+static void assert_order_per_key(const struct seen *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        const char *ci = strchr(s->v[i], ':');
+        if (first_index(s, s->v[i]) != i)
+            continue;
+        for (int j = i + 1; j < s->n; j++) {
+            const char *cj = strchr(s->v[j], ':');
+            if (first_index(s, s->v[j]) != j || ci - s->v[i] != cj - s->v[j] ||
+                strncmp(s->v[i], s->v[j], (size_t)(ci - s->v[i])) != 0)
+                continue;
+            if (atoi(cj + 1) < atoi(ci + 1))
+                fail_msg("%s was first published after %s", s->v[j], s->v[i]);
+        }
+    }
+}
+
+static void test_committed_rows_appear_once_in_order(void **state)
+{
+    struct fixture *f = *state;
+    struct seen *seen = calloc(1, sizeof(*seen));
+    const char *want[] = {"A:1", "B:1", "A:2", "B:2", "A:3"};
+    pid_t relay;
+    int status;
+    long long t0;
+    char err[256];
+    struct saga_outbox_row row = {0};
+
+    /* Outside a transaction the API refuses. */
+    assert_int_equal(saga_outbox_append(f->conn, &row, err, sizeof(err)), SAGA_ERR_INVALID);
+    exec_ok(f->conn, "BEGIN");
+    append(f, "A", 1);
+    append(f, "B", 1);
+    append(f, "A", 2);
+    exec_ok(f->conn, "COMMIT");
+    exec_ok(f->conn, "BEGIN");
+    append(f, "X", 1);
+    exec_ok(f->conn, "ROLLBACK");
+
+    /* A long poll interval: only the NOTIFY of the next commit can wake it quickly. */
+    relay = start_relay(f, "60s", NULL);
+    assert_true(wait_published(f, 30000));
+    assert_true(log_wait(f->log, "leader, publishing", 5000));
+    t0 = now_ms();
+    exec_ok(f->conn, "BEGIN");
+    append(f, "B", 2);
+    append(f, "A", 3);
+    exec_ok(f->conn, "COMMIT");
+    assert_true(wait_published(f, 10000));
+    assert_true(now_ms() - t0 < 5000); /* well before the 60 s poll */
+
+    consume_all(f, seen, 5, 2000);
+    assert_int_equal(seen->n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(count_of(seen, want[i]), 1);
+    assert_int_equal(count_of(seen, "X:1"), 0);
+    assert_order_per_key(seen);
+
+    status = proc_stop(relay, SIGTERM, 15000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(seen);
+}
+
+static void test_crash_between_ack_and_mark_loses_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct seen *seen = calloc(1, sizeof(*seen));
+    pid_t relay;
+    int status;
+
+    exec_ok(f->conn, "BEGIN");
+    for (int i = 1; i <= 10; i++)
+        append(f, i % 2 ? "K1" : "K2", i);
+    exec_ok(f->conn, "COMMIT");
+
+    relay = start_relay(f, "100ms", "relay.after_ack");
+    status = proc_wait(relay, 30000);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    /* Kafka has them, the outbox does not know yet. */
+    assert_int_equal(unpublished(f), 10);
+
+    relay = start_relay(f, "100ms", NULL);
+    assert_true(wait_published(f, 30000));
+    proc_stop(relay, SIGTERM, 15000);
+
+    consume_all(f, seen, 20, 2000);
+    for (int i = 1; i <= 10; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "%s:%d", i % 2 ? "K1" : "K2", i);
+        /* Nothing lost; each twice on the wire (the consumers' inbox makes that harmless). */
+        assert_int_equal(count_of(seen, v), 2);
+    }
+    free(seen);
+}
+
+static void test_standby_takes_over_without_loss_or_reordering(void **state)
+{
+    struct fixture *f = *state;
+    struct seen *seen = calloc(1, sizeof(*seen));
+    char log2[300];
+    pid_t r1, r2;
+    int total = 0;
+
+    r1 = start_relay(f, "100ms", NULL);
+    assert_true(log_wait(f->log, "leader, publishing", 10000));
+    snprintf(log2, sizeof(log2), "%s.standby", f->log);
+    unlink(log2);
+    {
+        char env_poll[] = "RELAY_POLL_INTERVAL=100ms";
+        const char *env[] = {f->env_sources, f->env_kafka, env_poll, "RELAY_STANDBY_RETRY=200ms",
+                             NULL};
+        r2 = proc_start(RELAY, env, log2);
+    }
+    assert_true(log_wait(log2, "another relay leads; standing by", 10000));
+
+    /* Keep writing while the leader dies. */
+    for (int round = 0; round < 40; round++) {
+        exec_ok(f->conn, "BEGIN");
+        for (int k = 0; k < 5; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "K%d", k);
+            append(f, key, round);
+            total++;
+        }
+        exec_ok(f->conn, "COMMIT");
+        if (round == 15)
+            proc_stop(r1, SIGKILL, 5000);
+        usleep(25000);
+    }
+    assert_true(log_wait(log2, "leader, publishing", 10000));
+    assert_true(wait_published(f, 30000));
+    proc_stop(r2, SIGTERM, 15000);
+
+    consume_all(f, seen, total, 2000);
+    for (int round = 0; round < 40; round++) {
+        for (int k = 0; k < 5; k++) {
+            char v[32];
+            snprintf(v, sizeof(v), "K%d:%d", k, round);
+            if (count_of(seen, v) < 1)
+                fail_msg("%s was lost", v);
+        }
+    }
+    assert_order_per_key(seen);
+    free(seen);
+}
+
+static void stack(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s --dir %s --build %s --no-deps >/dev/null", SAGA_STACK_SCRIPT,
+             args, stack_env("STACK_DIR"), SAGA_BUILD_DIR);
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
+}
+
+/* Appends rounds [from, to) of keys K0..K4, reconnecting if the database went away. */
+static void append_rounds(struct fixture *f, int from, int to)
+{
+    for (int round = from; round < to; round++) {
+        for (;;) {
+            PGresult *r;
+            if (PQstatus(f->conn) != CONNECTION_OK)
+                PQreset(f->conn);
+            r = PQexec(f->conn, "BEGIN");
+            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+                PQclear(r);
+                break;
+            }
+            PQclear(r);
+            usleep(200000);
+        }
+        for (int k = 0; k < 5; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "K%d", k);
+            append(f, key, round);
+        }
+        exec_ok(f->conn, "COMMIT");
+        usleep(10000);
+    }
+}
+
+static void test_relay_rides_out_broker_and_database_restarts(void **state)
+{
+    struct fixture *f = *state;
+    struct seen *seen = calloc(1, sizeof(*seen));
+    pid_t relay = start_relay(f, "100ms", NULL);
+
+    append_rounds(f, 0, 20);
+    assert_true(wait_published(f, 30000));
+    /* The broker dies hard; rows keep coming; the broker comes back. */
+    stack("kill kafka");
+    append_rounds(f, 20, 40);
+    sleep(2);
+    stack("up");
+    append_rounds(f, 40, 60);
+    assert_true(wait_published(f, 60000));
+    /* The database stops without a checkpoint, and comes back. */
+    stack("kill postgres");
+    sleep(1);
+    stack("up");
+    append_rounds(f, 60, 80);
+    assert_true(wait_published(f, 60000));
+    assert_true(log_wait(f->log, "reconnecting", 1000));
+    {
+        int status = proc_stop(relay, SIGTERM, 20000);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+
+    consume_all(f, seen, 400, 3000);
+    for (int round = 0; round < 80; round++) {
+        for (int k = 0; k < 5; k++) {
+            char v[32];
+            snprintf(v, sizeof(v), "K%d:%d", k, round);
+            if (count_of(seen, v) < 1)
+                fail_msg("%s was lost", v);
+        }
+    }
+    assert_order_per_key(seen);
+    free(seen);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_committed_rows_appear_once_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_between_ack_and_mark_loses_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_standby_takes_over_without_loss_or_reordering, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_relay_rides_out_broker_and_database_restarts, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
