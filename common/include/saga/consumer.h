@@ -1,0 +1,116 @@
+/*
+ * The consumer runtime every service runs (design brief §7): consume a group's
+ * topics, decode, and call the service's handler for each event inside one
+ * PostgreSQL transaction that also records the event in the inbox and appends
+ * the events the handler emits to the outbox. Kafka offsets are stored only
+ * after that transaction commits, so a crash anywhere means redelivery, and the
+ * inbox turns redelivery into no effect.
+ *
+ *   static saga_handle_result_t on_placed(struct saga_tx *tx, const struct saga_event *ev,
+ *                                         void *arg) { ... saga_tx_emit(tx, &reserved); ... }
+ *   conf.handlers[SAGA_EV_ORDER_PLACED] = on_placed;
+ *   saga_consumer_new(&c, &conf, errstr, sizeof(errstr));
+ *   code = saga_consumer_run(c);      // until *conf.stop
+ *
+ * Several messages share a transaction when they are available; if one fails,
+ * the batch is rolled back and replayed one message per transaction, so a bad
+ * message never rolls back good ones. Transient failures (database gone,
+ * serialization failure, deadlock, registry down) are retried with exponential
+ * backoff and jitter for as long as they last; the partition does not move.
+ * Permanent ones (undecodable bytes, unknown schema, a handler's INVALID) are
+ * retried max_attempts times and then the original message goes to the
+ * service's DLQ topic with error headers, and the partition moves on.
+ */
+#ifndef SAGA_CONSUMER_H
+#define SAGA_CONSUMER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "saga/config.h"
+#include "saga/err.h"
+#include "saga/events.h"
+#include "saga/serde.h"
+
+typedef enum saga_handle_result {
+    SAGA_HANDLE_OK = 0,    /* done: its effects, the inbox row and emitted events commit */
+    SAGA_HANDLE_DEFER,     /* its prerequisite has not arrived: keep it durably, re-run later */
+    SAGA_HANDLE_TRANSIENT, /* roll back and retry later (tx->errstr says why) */
+    SAGA_HANDLE_INVALID,   /* this event can never be handled: to the DLQ (tx->errstr says why) */
+} saga_handle_result_t;
+
+/* What a handler works with: a connection inside the open transaction. */
+struct saga_tx {
+    PGconn *conn;
+    const char *consumer; /* the consumer group, e.g. "payment-service" */
+    char errstr[256];     /* a failing handler's reason */
+    /* runtime's */
+    struct saga_serde *serde;
+    struct saga_buf *scratch;
+    int emitted;
+};
+
+/*
+ * Appends ev to the outbox in tx's transaction. Returns TRANSIENT or PERMANENT
+ * for database failures, INVALID for an event that does not encode.
+ */
+saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev);
+
+/* Maps a failed PGresult of a handler's statement to a result, filling tx->errstr. */
+saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res);
+
+typedef saga_handle_result_t (*saga_handler_fn)(struct saga_tx *tx, const struct saga_event *ev,
+                                                void *arg);
+
+struct saga_consumer_conf {
+    const struct saga_config *cfg; /* DATABASE_URL, KAFKA_*, SCHEMA_REGISTRY_URL, SAGA_SCHEMA_DIR */
+    const char *group;             /* consumer group and inbox name: "payment-service" */
+    const char *dlq_topic;         /* "payment.dlq" */
+    const char *const *topics;
+    int ntopics;
+    saga_handler_fn handlers[SAGA_EV_COUNT]; /* NULL: the type is skipped */
+    void *arg;
+    /*
+     * Event types (bit 1 << type) after whose successful handling the events
+     * deferred for the same order are run again (e.g. OrderPlaced, OrderCancelled).
+     */
+    unsigned releases_deferred;
+    volatile sig_atomic_t *stop; /* set by a signal handler to stop gracefully */
+};
+
+/* Tunables from the environment (docs/CONFIGURATION.md), read by saga_consumer_new. */
+struct saga_consumer_settings {
+    int batch_size;             /* CONSUMER_BATCH_SIZE, default 100 */
+    int max_attempts;           /* DLQ_MAX_ATTEMPTS, default 3 */
+    int64_t backoff_min_ms;     /* CONSUMER_BACKOFF_MIN, default 100ms */
+    int64_t backoff_max_ms;     /* CONSUMER_BACKOFF_MAX, default 30s */
+    int64_t inbox_retention_ms; /* INBOX_RETENTION, default 7 days */
+};
+
+saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *errstr,
+                                       size_t errstr_size);
+
+struct saga_consumer;
+
+saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consumer_conf *conf,
+                             char *errstr, size_t errstr_size);
+
+/*
+ * Consumes until *conf->stop; then finishes or abandons the batch in hand,
+ * commits, closes the consumer and flushes the DLQ producer. Returns
+ * SAGA_EXIT_OK, or SAGA_EXIT_FAILURE on a fatal Kafka error (logged).
+ */
+int saga_consumer_run(struct saga_consumer *c);
+
+void saga_consumer_destroy(struct saga_consumer *c);
+
+/* Counters since start, for metrics and tests. */
+struct saga_consumer_stats {
+    int64_t handled, duplicates, deferred, released, skipped, retries, dead_lettered;
+};
+void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out);
+
+#endif

@@ -1,0 +1,381 @@
+/*
+ * The consumer runtime on the real broker and database, through a small service
+ * built on it (consumer_app.c): effects exactly once despite duplicates on the
+ * wire and crashes at the named moments, poison messages to the DLQ while the
+ * partition moves on, deferred events run when their prerequisite lands,
+ * transient failures retried, and a graceful stop that commits.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proc.h"
+#include "sample_events.h"
+#include "saga/headers.h"
+#include "saga/kafka.h"
+#include "saga/serde.h"
+#include "stack_env.h"
+#include "testdb.h"
+
+#define APP SAGA_TEST_BIN_DIR "/test-consumer-app"
+
+struct fixture {
+    struct testdb db;
+    char topic[96], dlq[112], group[96], log[256];
+    char env[8][600];
+    rd_kafka_t *producer;
+    struct saga_serde *serde;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    struct saga_topic_status st[2];
+    const char *names[2];
+    char err[512];
+
+    testdb_create(&f->db, "it_consumer", "inventory");
+    stack_unique("it-consumer", f->topic, sizeof(f->topic));
+    snprintf(f->dlq, sizeof(f->dlq), "%s.dlq", f->topic);
+    stack_unique("it-consumer-group", f->group, sizeof(f->group));
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "partitioner", "murmur2_random", NULL, 0);
+    f->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    names[0] = f->topic;
+    names[1] = f->dlq;
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 2, 3, 1, 10000, st), SAGA_OK);
+    assert_int_equal(saga_serde_new(&f->serde, NULL, err, sizeof(err)), SAGA_OK);
+    snprintf(f->log, sizeof(f->log), "%s/%s.log", SAGA_TEST_LOG_DIR, f->db.name);
+    unlink(f->log);
+    snprintf(f->env[0], sizeof(f->env[0]), "DATABASE_URL=%s", f->db.owner_url);
+    snprintf(f->env[1], sizeof(f->env[1]), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+    snprintf(f->env[2], sizeof(f->env[2]), "TEST_TOPIC=%s", f->topic);
+    snprintf(f->env[3], sizeof(f->env[3]), "TEST_GROUP=%s", f->group);
+    snprintf(f->env[4], sizeof(f->env[4]), "TEST_DLQ=%s", f->dlq);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    rd_kafka_destroy(f->producer);
+    saga_serde_destroy(f->serde);
+    testdb_drop(&f->db);
+    free(f);
+    return 0;
+}
+
+static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
+{
+    char e_fault[64], e_batch[64];
+    const char *env[12] = {f->env[0],
+                           f->env[1],
+                           f->env[2],
+                           f->env[3],
+                           f->env[4],
+                           "DLQ_MAX_ATTEMPTS=2",
+                           "CONSUMER_BACKOFF_MIN=20ms",
+                           "CONSUMER_BACKOFF_MAX=200ms",
+                           "LOG_LEVEL=info"};
+    int n = 9;
+    if (fault) {
+        snprintf(e_fault, sizeof(e_fault), "SAGA_FAULT=%s", fault);
+        env[n++] = e_fault;
+    }
+    if (batch) {
+        snprintf(e_batch, sizeof(e_batch), "CONSUMER_BATCH_SIZE=%s", batch);
+        env[n++] = e_batch;
+    }
+    env[n] = NULL;
+    return proc_start(APP, env, f->log);
+}
+
+static void produce_raw(struct fixture *f, const char *key, const void *val, size_t len,
+                        rd_kafka_headers_t *h)
+{
+    char kbuf[128];
+    void *vbuf = malloc(len ? len : 1);
+    snprintf(kbuf, sizeof(kbuf), "%s", key);
+    memcpy(vbuf, val, len);
+    assert_int_equal(
+        rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(f->topic),
+                          RD_KAFKA_V_KEY(kbuf, strlen(kbuf)), RD_KAFKA_V_VALUE(vbuf, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADERS(h ? h : rd_kafka_headers_new(1)), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    free(vbuf);
+}
+
+/* An event of type for order, with a distinct event id; customer only for OrderPlaced. */
+static void produce_event(struct fixture *f, saga_event_type_t type, const char *order,
+                          const char *customer, int copies)
+{
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    char event_id[128], err[512];
+
+    sample_event(&ev, type, 0);
+    snprintf(event_id, sizeof(event_id), "%s-%s", order, saga_event_type_name(type));
+    ev.meta.event_id = event_id;
+    ev.meta.order_id = order;
+    ev.meta.correlation_id = order;
+    if (type == SAGA_EV_ORDER_PLACED && customer)
+        ev.u.order_placed.customer_id = customer;
+    assert_int_equal(saga_serde_encode(f->serde, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    for (int i = 0; i < copies; i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        saga_event_headers_add(h, &ev);
+        produce_raw(f, order, buf.data, buf.len, h);
+    }
+    saga_buf_release(&buf);
+}
+
+static void flush(struct fixture *f)
+{
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static long long q(struct fixture *f, const char *sql)
+{
+    return testdb_scalar(&f->db, sql);
+}
+
+/* Waits until sql gives want (the app creates its tables on start, so -1 means not yet). */
+static void wait_for(struct fixture *f, const char *sql, long long want, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms, got = -2;
+    while (now_ms() < end) {
+        if ((got = q(f, sql)) == want)
+            return;
+        usleep(100000);
+    }
+    fail_msg("%s: %lld, want %lld", sql, got, want);
+}
+
+static void stop_app(pid_t app)
+{
+    int status = proc_stop(app, SIGTERM, 30000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The group's committed offset equals the end of every partition. */
+static void assert_group_committed_everything(struct fixture *f)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    rd_kafka_t *c;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", f->group, NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+    for (int p = 0; p < 3; p++)
+        rd_kafka_topic_partition_list_add(l, f->topic, p);
+    assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int p = 0; p < 3; p++) {
+        int64_t lo, hi;
+        assert_int_equal(rd_kafka_query_watermark_offsets(c, f->topic, p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        if (hi > 0 && l->elems[p].offset != hi)
+            fail_msg("partition %d: committed %ld, end %ld", p, (long)l->elems[p].offset, (long)hi);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+}
+
+static void test_effects_once_despite_duplicates(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, NULL);
+    char order[32];
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(order, sizeof(order), "order-%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 3); /* each three times */
+    }
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM inbox", 5, 60000);
+    usleep(1000000);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 5);
+    assert_int_equal(q(f, "SELECT count(DISTINCT event_id) FROM effects"), 5);
+    /* Each handled event emitted one event, through the outbox. */
+    assert_int_equal(q(f, "SELECT count(*) FROM outbox WHERE event_type = 'InventoryReserved'"
+                          " AND topic = 'inventory' AND headers->>'causation_id' LIKE 'order-%'"),
+                     5);
+    stop_app(app);
+    assert_true(log_wait(f->log, "duplicates 10", 1000));
+    assert_group_committed_everything(f);
+}
+
+static void test_poison_goes_to_the_dlq_and_the_partition_moves_on(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, NULL);
+    const char garbage[] = "\xc3\x01not really avro";
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *c;
+    char group[96];
+    int got = 0, undecodable = 0, invalid = 0;
+
+    /* All three on one key, hence one partition, in this order. */
+    produce_raw(f, "order-k", garbage, sizeof(garbage) - 1, NULL);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-k", "poison", 1);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-k", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id = 'order-k'", 1, 60000);
+    stop_app(app);
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", stack_unique("it-dlq-reader", group, sizeof(group)), NULL,
+                      0);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_add(subs, f->dlq, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(c, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    for (long long end = now_ms() + 30000; got < 2 && now_ms() < end;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t len;
+        char reason[64] = "", topic[128] = "", attempts[8] = "";
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        got++;
+        assert_int_equal(m->key_len, strlen("order-k"));
+        rd_kafka_message_headers(m, &h);
+        if (!rd_kafka_header_get_last(h, "dlq.reason", &v, &len))
+            snprintf(reason, sizeof(reason), "%.*s", (int)len, (const char *)v);
+        if (!rd_kafka_header_get_last(h, "dlq.source.topic", &v, &len))
+            snprintf(topic, sizeof(topic), "%.*s", (int)len, (const char *)v);
+        if (!rd_kafka_header_get_last(h, "dlq.attempts", &v, &len))
+            snprintf(attempts, sizeof(attempts), "%.*s", (int)len, (const char *)v);
+        assert_string_equal(topic, f->topic);
+        assert_string_equal(attempts, "2");
+        assert_int_equal(rd_kafka_header_get_last(h, "dlq.first_failed_at", &v, &len), 0);
+        assert_int_equal(rd_kafka_header_get_last(h, "dlq.source.offset", &v, &len), 0);
+        if (strcmp(reason, "undecodable") == 0) {
+            undecodable++;
+            /* The original bytes, untouched. */
+            assert_int_equal(m->len, sizeof(garbage) - 1);
+            assert_memory_equal(m->payload, garbage, m->len);
+        } else if (strcmp(reason, "invalid") == 0) {
+            invalid++;
+            /* The original headers travel along. */
+            assert_int_equal(rd_kafka_header_get_last(h, "event_type", &v, &len), 0);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    assert_int_equal(undecodable, 1);
+    assert_int_equal(invalid, 1);
+    assert_group_committed_everything(f);
+}
+
+static void test_deferred_until_the_order_is_known(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, NULL);
+
+    produce_event(f, SAGA_EV_INVENTORY_RESERVED, "order-late", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM deferred WHERE wait_key = 'order-late'", 1, 60000);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id = 'order-late'"), 0);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-late", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id = 'order-late'", 2, 60000);
+    assert_int_equal(q(f, "SELECT count(*) FROM deferred"), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id = 'order-late'"
+                          " AND event_type = 'InventoryReserved'"),
+                     1);
+    /* The deferred event is in the inbox now, so its redelivery is a duplicate. */
+    produce_event(f, SAGA_EV_INVENTORY_RESERVED, "order-late", NULL, 1);
+    flush(f);
+    usleep(1500000);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id = 'order-late'"), 2);
+    stop_app(app);
+    assert_true(log_wait(f->log, "ran deferred InventoryReserved", 1000));
+}
+
+static void crash_and_recover(struct fixture *f, const char *fault)
+{
+    pid_t app;
+    int status;
+    char order[32];
+
+    for (int i = 0; i < 20; i++) {
+        snprintf(order, sizeof(order), "order-c%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    app = start_app(f, fault, "10");
+    status = proc_wait(app, 60000);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    app = start_app(f, NULL, "10");
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 20, 60000);
+    usleep(1000000);
+    /* Redelivered, but never applied twice. */
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 20);
+    assert_int_equal(q(f, "SELECT count(*) FROM outbox"), 20);
+    stop_app(app);
+    assert_group_committed_everything(f);
+}
+
+static void test_crash_after_commit_before_offsets(void **state)
+{
+    crash_and_recover(*state, "consumer.after_commit");
+}
+
+static void test_crash_in_the_middle_of_a_batch(void **state)
+{
+    struct fixture *f = *state;
+    crash_and_recover(f, "consumer.mid_batch");
+}
+
+static void test_transient_failures_are_retried(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, NULL);
+
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-flaky", "flaky", 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id = 'order-flaky'", 1, 60000);
+    stop_app(app);
+    assert_true(log_wait(f->log, "transient failure: flaky dependency, failure 1", 1000));
+    assert_true(log_wait(f->log, "failure 2", 1000));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_effects_once_despite_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_goes_to_the_dlq_and_the_partition_moves_on,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_until_the_order_is_known, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_failures_are_retried, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
