@@ -13,6 +13,9 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  topics [list]        show the suite's topics and their partitions\n"
                  "  topics create        create the missing topics through the Admin API\n"
+                 "  dlq list SERVICE     the dead letters of a service\n"
+                 "  dlq show SERVICE P:O one dead letter with its headers\n"
+                 "  dlq replay SERVICE (P:O ... | --all)  send dead letters back to their topic\n"
                  "  schemas [list]       the events this binary ships, with fingerprints\n"
                  "  schemas check        refuse incompatible changes to schemas/\n"
                  "  schemas docs         print the event catalogue (docs/EVENTS.md)\n"
@@ -58,6 +61,8 @@ int main(int argc, char **argv)
 
     if (strcmp(argv[1], "topics") == 0) {
         rc = sagactl_topics(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "dlq") == 0) {
+        rc = sagactl_dlq(&cfg, argc - 1, argv + 1);
     } else {
         fprintf(stderr, "sagactl: unknown command '%s' (try 'sagactl help')\n", argv[1]);
         rc = SAGACTL_EXIT_USAGE;

@@ -13,5 +13,6 @@
 
 int sagactl_topics(const struct saga_config *cfg, int argc, char **argv);
 int sagactl_schemas(int argc, char **argv);
+int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv);
 
 #endif

@@ -290,6 +290,37 @@ static void test_poison_goes_to_the_dlq_and_the_partition_moves_on(void **state)
     assert_int_equal(undecodable, 1);
     assert_int_equal(invalid, 1);
     assert_group_committed_everything(f);
+
+    /* The operator's view, and a replay back to the source topic. */
+    {
+        char cmd[1024], out[8192];
+        FILE *p;
+        size_t n;
+        int64_t lo, hi, total = 0;
+        snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS=%s %s/sagactl dlq list --topic %s",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGA_BIN_DIR, f->dlq);
+        p = popen(cmd, "r");
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        assert_int_equal(pclose(p), 0);
+        assert_non_null(strstr(out, "undecodable"));
+        assert_non_null(strstr(out, "customer 'poison' is refused"));
+        assert_non_null(strstr(out, f->topic));
+        snprintf(cmd, sizeof(cmd),
+                 "KAFKA_BOOTSTRAP_SERVERS=%s %s/sagactl dlq replay --topic %s --all",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGA_BIN_DIR, f->dlq);
+        p = popen(cmd, "r");
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        assert_int_equal(pclose(p), 0);
+        assert_non_null(strstr(out, "replayed"));
+        /* The three messages of the test, and the two replayed ones. */
+        for (int part = 0; part < 3; part++) {
+            rd_kafka_query_watermark_offsets(f->producer, f->topic, part, &lo, &hi, 10000);
+            total += hi;
+        }
+        assert_int_equal(total, 5);
+    }
 }
 
 static void test_deferred_until_the_order_is_known(void **state)
@@ -353,6 +384,41 @@ static void test_crash_in_the_middle_of_a_batch(void **state)
     crash_and_recover(f, "consumer.mid_batch");
 }
 
+static void test_two_members_share_and_hand_over(void **state)
+{
+    struct fixture *f = *state;
+    char log2[300], order[32];
+    pid_t a = start_app(f, NULL, "5"), b;
+    const char *env[8];
+
+    snprintf(log2, sizeof(log2), "%s.b", f->log);
+    env[0] = f->env[0];
+    env[1] = f->env[1];
+    env[2] = f->env[2];
+    env[3] = f->env[3];
+    env[4] = f->env[4];
+    env[5] = "CONSUMER_BATCH_SIZE=5";
+    env[6] = NULL;
+    b = proc_start(APP, env, log2);
+    assert_true(log_wait(f->log, "assigned", 30000));
+    assert_true(log_wait(log2, "assigned", 30000));
+    for (int i = 0; i < 60; i++) {
+        snprintf(order, sizeof(order), "order-r%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+        if (i == 30) {
+            flush(f);
+            stop_app(a); /* a rebalance while events flow */
+        }
+    }
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 60, 60000);
+    usleep(1000000);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 60);
+    stop_app(b);
+    assert_true(log_wait(f->log, "revoked", 1000));
+    assert_group_committed_everything(f);
+}
+
 static void test_transient_failures_are_retried(void **state)
 {
     struct fixture *f = *state;
@@ -375,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred_until_the_order_is_known, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_members_share_and_hand_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_are_retried, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,326 @@
+/*
+ * sagactl dlq list SERVICE|--topic T
+ * sagactl dlq show SERVICE|--topic T PARTITION:OFFSET
+ * sagactl dlq replay SERVICE|--topic T (PARTITION:OFFSET ... | --all)
+ *
+ * Reads a dead-letter topic from its beginning to its current end without a
+ * consumer group (nothing is committed), and replays messages to the topic they
+ * came from (dlq.source.topic) with their original key, value and headers.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "saga/kafka.h"
+#include "saga/serde.h"
+#include "saga/topology.h"
+#include "sagactl.h"
+
+static void dlq_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sagactl dlq list   (SERVICE | --topic TOPIC)\n"
+            "       sagactl dlq show   (SERVICE | --topic TOPIC) PARTITION:OFFSET\n"
+            "       sagactl dlq replay (SERVICE | --topic TOPIC) (PARTITION:OFFSET ... | --all)\n"
+            "\n"
+            "SERVICE is order, inventory, payment, shipping or notification (its DLQ is\n"
+            "<service>.dlq). list prints one line per dead letter: where it sits, when and\n"
+            "why it failed, where it came from. show prints one with all its headers.\n"
+            "replay sends the original message back to its source topic, with a\n"
+            "dlq.replayed_from header; the dead letter itself stays where it is.\n"
+            "\n"
+            "  --timeout S   give up on an unreachable broker after S seconds (default 10)\n");
+}
+
+struct ref {
+    int32_t partition;
+    int64_t offset;
+};
+
+/* Calls fn for every message of topic, beginning to current end. */
+typedef int (*visit_fn)(rd_kafka_message_t *m, void *arg);
+
+static int visit(const struct saga_config *cfg, const char *topic, int timeout_s, visit_fn fn,
+                 void *arg)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(cfg->kafka_conf);
+    rd_kafka_topic_partition_list_t *asg;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    char errstr[256];
+    int64_t *end;
+    int parts, remaining = 0, rc = SAGACTL_EXIT_OK;
+    rd_kafka_t *rk;
+
+    rd_kafka_conf_set(conf, "group.id", "sagactl-dlq", NULL, 0); /* never joins: assign only */
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    saga_kafka_conf_set_logger(conf, 1);
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "sagactl dlq: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return SAGACTL_EXIT_CONFIG;
+    }
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_s * 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "sagactl dlq: kafka at %s did not answer\n", cfg->kafka_bootstrap);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return SAGACTL_EXIT_UNREACH;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "sagactl dlq: no topic %s\n", topic);
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return SAGACTL_EXIT_FAILURE;
+    }
+    parts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    end = calloc((size_t)parts, sizeof(*end));
+    asg = rd_kafka_topic_partition_list_new(parts);
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_s * 1000);
+        end[p] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(asg, topic, p)->offset = lo;
+            remaining++;
+        }
+    }
+    rd_kafka_assign(rk, asg);
+    rd_kafka_topic_partition_list_destroy(asg);
+    for (time_t deadline = time(NULL) + timeout_s; remaining > 0 && time(NULL) < deadline;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (!m->err && m->partition < parts && m->offset < end[m->partition]) {
+            deadline = time(NULL) + timeout_s;
+            if (fn(m, arg) != 0)
+                rc = SAGACTL_EXIT_FAILURE;
+            if (m->offset + 1 >= end[m->partition])
+                remaining--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (remaining > 0) {
+        fprintf(stderr, "sagactl dlq: stopped reading %s before its end (timeout)\n", topic);
+        rc = SAGACTL_EXIT_UNREACH;
+    }
+    free(end);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static void header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    buf[0] = '\0';
+    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &len) && v)
+        snprintf(buf, size, "%.*s", (int)len, (const char *)v);
+}
+
+static int print_line(rd_kafka_message_t *m, void *arg)
+{
+    char reason[64], when[40], src[160], sp[16], so[24], att[8], type[64], error[160], from[220];
+    int *count = arg;
+    header(m, "dlq.reason", reason, sizeof(reason));
+    header(m, "dlq.first_failed_at", when, sizeof(when));
+    header(m, "dlq.source.topic", src, sizeof(src));
+    header(m, "dlq.source.partition", sp, sizeof(sp));
+    header(m, "dlq.source.offset", so, sizeof(so));
+    header(m, "dlq.attempts", att, sizeof(att));
+    header(m, "event_type", type, sizeof(type));
+    header(m, "dlq.error", error, sizeof(error));
+    if ((*count)++ == 0)
+        printf("%-12s %-24s %-11s %-8s %-26s %-18s %s\n", "AT", "FIRST FAILED", "REASON",
+               "ATTEMPTS", "FROM", "EVENT", "ERROR");
+    snprintf(from, sizeof(from), "%s[%s]@%s", src, sp, so);
+    printf("%" PRId32 ":%-10" PRId64 " %-24s %-11s %-8s %-26s %-18s %s\n", m->partition, m->offset,
+           when, reason, att, from, type[0] ? type : "-", error);
+    return 0;
+}
+
+static int parse_ref(const char *s, struct ref *r)
+{
+    char *end;
+    long p = strtol(s, &end, 10);
+    if (end == s || *end != ':' || p < 0)
+        return -1;
+    r->partition = (int32_t)p;
+    r->offset = strtoll(end + 1, &end, 10);
+    return *end || r->offset < 0 ? -1 : 0;
+}
+
+struct pick {
+    const struct ref *refs;
+    int nrefs, all, found;
+    rd_kafka_t *producer; /* replay */
+    const char *dlq;
+    struct saga_serde *serde;
+};
+
+static int wanted(struct pick *p, rd_kafka_message_t *m)
+{
+    if (p->all)
+        return 1;
+    for (int i = 0; i < p->nrefs; i++)
+        if (p->refs[i].partition == m->partition && p->refs[i].offset == m->offset)
+            return 1;
+    return 0;
+}
+
+static int show_one(rd_kafka_message_t *m, void *arg)
+{
+    struct pick *p = arg;
+    rd_kafka_headers_t *h = NULL;
+    const char *name;
+    const void *v;
+    size_t len;
+    struct saga_event ev = {0};
+    char err[256];
+
+    if (!wanted(p, m))
+        return 0;
+    p->found++;
+    printf("dead letter %s %" PRId32 ":%" PRId64 "\n", p->dlq, m->partition, m->offset);
+    printf("  key      %.*s\n", (int)m->key_len, m->key ? (const char *)m->key : "");
+    if (!rd_kafka_message_headers(m, &h))
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &len); i++)
+            printf("  %-22s %.*s\n", name, (int)len, v ? (const char *)v : "");
+    if (saga_serde_decode(p->serde, m->payload, m->len, &ev, err, sizeof(err)) == SAGA_DECODE_OK) {
+        printf("  body     %s, order %s, event %s (%zu bytes)\n", saga_event_type_name(ev.type),
+               ev.meta.order_id, ev.meta.event_id, m->len);
+    } else {
+        printf("  body     %zu bytes, not decodable here: %s\n  hex     ", m->len, err);
+        for (size_t i = 0; i < m->len && i < 64; i++)
+            printf(" %02x", ((const unsigned char *)m->payload)[i]);
+        printf("%s\n", m->len > 64 ? " ..." : "");
+    }
+    saga_event_release(&ev);
+    return 0;
+}
+
+static int replay_one(rd_kafka_message_t *m, void *arg)
+{
+    struct pick *p = arg;
+    rd_kafka_headers_t *src = NULL, *h = rd_kafka_headers_new(8);
+    const char *name;
+    const void *v;
+    size_t len;
+    char topic[256], from[300];
+    rd_kafka_resp_err_t err;
+
+    if (!wanted(p, m))
+        return 0;
+    p->found++;
+    header(m, "dlq.source.topic", topic, sizeof(topic));
+    if (!topic[0]) {
+        fprintf(stderr, "sagactl dlq: %" PRId32 ":%" PRId64 " has no dlq.source.topic\n",
+                m->partition, m->offset);
+        rd_kafka_headers_destroy(h);
+        return -1;
+    }
+    if (!rd_kafka_message_headers(m, &src))
+        for (size_t i = 0; !rd_kafka_header_get_all(src, i, &name, &v, &len); i++)
+            if (strncmp(name, "dlq.", 4) != 0)
+                rd_kafka_header_add(h, name, -1, v, (ssize_t)len);
+    snprintf(from, sizeof(from), "%s/%" PRId32 "/%" PRId64, p->dlq, m->partition, m->offset);
+    rd_kafka_header_add(h, "dlq.replayed_from", -1, from, -1);
+    err = rd_kafka_producev(
+        p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(h);
+        fprintf(stderr, "sagactl dlq: replay of %s: %s\n", from, rd_kafka_err2str(err));
+        return -1;
+    }
+    printf("replayed %s to %s\n", from, topic);
+    return 0;
+}
+
+int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "", *dlq = NULL;
+    struct ref refs[64];
+    struct pick pick = {refs, 0, 0, 0, NULL, NULL, NULL};
+    int timeout_s = 10, count = 0, rc;
+    char err[512];
+
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        dlq_usage(stdout);
+        return SAGACTL_EXIT_OK;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            dlq_usage(stdout);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--topic") && i + 1 < argc) {
+            dlq = argv[++i];
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            timeout_s = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--all")) {
+            pick.all = 1;
+        } else if (isdigit((unsigned char)argv[i][0]) && pick.nrefs < 64 &&
+                   parse_ref(argv[i], &refs[pick.nrefs]) == 0) {
+            pick.nrefs++;
+        } else if (!dlq && saga_service_find(argv[i])) {
+            dlq = saga_service_find(argv[i])->dlq_topic;
+        } else {
+            fprintf(stderr, "sagactl dlq: unexpected '%s'\n", argv[i]);
+            dlq_usage(stderr);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    if (!dlq || timeout_s <= 0 ||
+        (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "replay")) ||
+        (!strcmp(sub, "show") && pick.nrefs == 0) ||
+        (!strcmp(sub, "replay") && pick.nrefs == 0 && !pick.all)) {
+        dlq_usage(stderr);
+        return SAGACTL_EXIT_USAGE;
+    }
+    pick.dlq = dlq;
+    if (!strcmp(sub, "list")) {
+        rc = visit(cfg, dlq, timeout_s, print_line, &count);
+        if (rc == SAGACTL_EXIT_OK && count == 0)
+            printf("%s is empty\n", dlq);
+        return rc;
+    }
+    if (!strcmp(sub, "show")) {
+        if (saga_serde_new(&pick.serde, NULL, err, sizeof(err)) != SAGA_OK) {
+            fprintf(stderr, "sagactl dlq: %s\n", err);
+            return SAGACTL_EXIT_FAILURE;
+        }
+        rc = visit(cfg, dlq, timeout_s, show_one, &pick);
+        saga_serde_destroy(pick.serde);
+    } else {
+        rd_kafka_conf_t *pc = rd_kafka_conf_dup(cfg->kafka_conf);
+        rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
+        rd_kafka_conf_set(pc, "partitioner", "murmur2_random", NULL, 0);
+        saga_kafka_conf_set_logger(pc, 1);
+        if (!(pick.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
+            fprintf(stderr, "sagactl dlq: %s\n", err);
+            rd_kafka_conf_destroy(pc);
+            return SAGACTL_EXIT_CONFIG;
+        }
+        rc = visit(cfg, dlq, timeout_s, replay_one, &pick);
+        if (rd_kafka_flush(pick.producer, timeout_s * 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "sagactl dlq: the replayed messages were not all acknowledged\n");
+            rc = SAGACTL_EXIT_FAILURE;
+        }
+        rd_kafka_destroy(pick.producer);
+    }
+    if (rc == SAGACTL_EXIT_OK && pick.found < (pick.all ? 0 : pick.nrefs)) {
+        fprintf(stderr, "sagactl dlq: %d of the given positions are not in %s\n",
+                pick.nrefs - pick.found, dlq);
+        rc = SAGACTL_EXIT_FAILURE;
+    }
+    return rc;
+}
