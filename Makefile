@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench-serde format format-check docs clean
+.PHONY: all deps build up down status test test-unit fuzz bench-serde bench-runtime format format-check docs clean
 
 all: build
 
@@ -60,9 +60,14 @@ fuzz:
 	cd $(TEST_BUILD) && ctest --output-on-failure -L fuzz --timeout $$(( $(FUZZ_SECONDS) + 300 ))
 	cmake -S . -B $(TEST_BUILD) -DSAGA_FUZZ_SECONDS=20 > /dev/null
 
-# Benchmarks against the machine (optimized build, no sanitizers).
+# Benchmarks against the machine (optimized build, no sanitizers); numbers and
+# targets in docs/BENCHMARKS.md.
 bench-serde: build
 	$(BUILD)/bin/bench_serde
+
+# The relay and the consumer runtime on a Kafka + Postgres stack of their own.
+bench-runtime: build
+	scripts/bench all
 
 # Regenerate docs/EVENTS.md from schemas/ (a test checks it is current).
 docs: build

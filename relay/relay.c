@@ -198,7 +198,10 @@ static int ensure_leader(struct source *s)
     PQclear(r);
     if (!got)
         return 0;
-    r = PQexec(s->conn, "LISTEN " SAGA_OUTBOX_CHANNEL);
+    /* The relay's own writes (marks, pruning) may be lost in a crash without harm: the
+     * rows are published again and consumers deduplicate. So they need not wait for
+     * the WAL flush. The services' outbox inserts keep synchronous commit. */
+    r = PQexec(s->conn, "SET synchronous_commit = off; LISTEN " SAGA_OUTBOX_CHANNEL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         PQclear(r);
         drop_connection(s, "LISTEN failed");
@@ -215,7 +218,19 @@ static int wait_for_notify(struct source *s)
 {
     int64_t end = now_ms() + s->set->poll_ms;
     int sock = PQsocket(s->conn);
+    PGnotify *pending;
+    int had = 0;
 
+    /* libpq may already have read notifications while running the last round's
+     * statements; they wait in its queue, not on the socket. */
+    if (!PQconsumeInput(s->conn))
+        return -1;
+    while ((pending = PQnotifies(s->conn))) {
+        had = 1;
+        PQfreemem(pending);
+    }
+    if (had)
+        return 0;
     while (!stopping(s) && now_ms() < end) {
         struct pollfd pfd = {sock, POLLIN, 0};
         int64_t left = end - now_ms();

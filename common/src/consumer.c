@@ -44,8 +44,8 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
 
 saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev)
 {
-    saga_err_t err = saga_outbox_append_event(tx->conn, tx->serde, ev, tx->scratch, tx->errstr,
-                                              sizeof(tx->errstr));
+    saga_err_t err = saga_outbox_batch_add_event(tx->outbox, tx->serde, ev, tx->scratch, tx->errstr,
+                                                 sizeof(tx->errstr));
     if (!err)
         tx->emitted++;
     return err;
@@ -78,6 +78,7 @@ struct saga_consumer {
     struct saga_registry *registry;
     PGconn *conn;
     struct saga_buf scratch;
+    struct saga_outbox_batch outbox;
     struct saga_consumer_stats stats;
     struct msg *batch;
     int nbatch;
@@ -289,6 +290,7 @@ void saga_consumer_destroy(struct saga_consumer *c)
     saga_serde_destroy(c->serde);
     saga_registry_destroy(c->registry);
     saga_buf_release(&c->scratch);
+    saga_outbox_batch_release(&c->outbox);
     free(c->batch);
     free(c);
 }
@@ -477,18 +479,19 @@ static saga_handle_result_t release_deferred(struct saga_consumer *c, struct sag
     return res;
 }
 
-/* Handles one decoded message inside the open transaction tx. */
-static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, struct msg *m)
+/* Handles one decoded message inside the open transaction tx; dup: its inbox claim failed. */
+static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, struct msg *m,
+                                   int dup)
 {
-    saga_handle_result_t r;
-    int dup;
+    saga_handle_result_t r = SAGA_HANDLE_OK;
 
     if (!c->conf.handlers[m->ev.type]) {
         c->stats.skipped++;
         return SAGA_HANDLE_OK;
     }
     tx->errstr[0] = '\0';
-    r = run_handler(c, tx, &m->ev, &dup);
+    if (!dup)
+        r = c->conf.handlers[m->ev.type](tx, &m->ev, c->conf.arg);
     if (dup) {
         c->stats.duplicates++;
         log_event(SAGA_LOG_DEBUG, m, "duplicate %s skipped", saga_event_type_name(m->ev.type));
@@ -505,6 +508,85 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
 }
 
 /*
+ * Records every handled message of msgs in the inbox with one statement; dup[i]
+ * is set for those already there (or repeated within msgs). 0, or -1 with errstr.
+ */
+static int claim_inbox(struct saga_consumer *c, struct msg *msgs, int n, int *dup, char *errstr,
+                       size_t errstr_size)
+{
+    size_t cap = 64, o = 0;
+    char *arr = malloc(cap);
+    const char *params[2];
+    PGresult *r = NULL;
+    int any = 0, rc = -1;
+
+    if (!arr)
+        return -1;
+    arr[o++] = '{';
+    for (int i = 0; i < n; i++) {
+        const char *id;
+        dup[i] = 0;
+        if (!c->conf.handlers[msgs[i].ev.type])
+            continue;
+        id = msgs[i].ev.meta.event_id;
+        if (o + 2 * strlen(id) + 8 > cap) {
+            char *na;
+            cap = (o + 2 * strlen(id) + 8) * 2;
+            if (!(na = realloc(arr, cap)))
+                goto out;
+            arr = na;
+        }
+        if (any++)
+            arr[o++] = ',';
+        arr[o++] = '"';
+        for (const char *p = id; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                arr[o++] = '\\';
+            arr[o++] = *p;
+        }
+        arr[o++] = '"';
+    }
+    arr[o++] = '}';
+    arr[o] = '\0';
+    if (!any) {
+        rc = 0;
+        goto out;
+    }
+    params[0] = c->conf.group;
+    params[1] = arr;
+    if (exec_params(c,
+                    "INSERT INTO inbox (consumer, event_id)"
+                    " SELECT $1, id FROM unnest($2::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n"
+                    " ON CONFLICT DO NOTHING RETURNING event_id",
+                    2, params, NULL, NULL, &r, errstr, errstr_size) != 0)
+        goto out;
+    {
+        int rows = PQntuples(r);
+        char *claimed = calloc((size_t)rows + 1, 1);
+        if (!claimed)
+            goto out;
+        for (int i = 0; i < n; i++) {
+            int found = 0;
+            if (!c->conf.handlers[msgs[i].ev.type])
+                continue;
+            for (int k = 0; k < rows && !found; k++) {
+                if (!claimed[k] && strcmp(PQgetvalue(r, k, 0), msgs[i].ev.meta.event_id) == 0) {
+                    claimed[k] = 1;
+                    found = 1;
+                }
+            }
+            dup[i] = !found;
+        }
+        free(claimed);
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    free(arr);
+    return rc;
+}
+
+/*
  * Handles msgs[from..to) in one transaction. On failure everything is rolled
  * back and *failed_at says which message failed (-1: the transaction itself).
  */
@@ -513,6 +595,7 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
 {
     struct saga_tx tx = {0};
     saga_handle_result_t r = SAGA_HANDLE_OK;
+    int *dup;
 
     *failed_at = -1;
     if (ensure_conn(c, errstr, errstr_size) != 0)
@@ -521,10 +604,18 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
     tx.consumer = c->conf.group;
     tx.serde = c->serde;
     tx.scratch = &c->scratch;
-    if (exec_params(c, "BEGIN", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
+    tx.outbox = &c->outbox;
+    saga_outbox_batch_reset(&c->outbox);
+    if (!(dup = calloc((size_t)n, sizeof(*dup))))
         return SAGA_HANDLE_TRANSIENT;
+    if (exec_params(c, "BEGIN", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0 ||
+        claim_inbox(c, msgs, n, dup, errstr, errstr_size) != 0) {
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+        free(dup);
+        return SAGA_HANDLE_TRANSIENT;
+    }
     for (int i = 0; i < n && r == SAGA_HANDLE_OK; i++) {
-        r = handle(c, &tx, &msgs[i]);
+        r = handle(c, &tx, &msgs[i], dup[i]);
         if (r != SAGA_HANDLE_OK) {
             *failed_at = i;
             snprintf(errstr, errstr_size, "%s", tx.errstr[0] ? tx.errstr : "handler failed");
@@ -532,8 +623,13 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
         if (n > 1 && i == n / 2)
             saga_fault_point("consumer.mid_batch");
     }
+    free(dup);
+    if (r == SAGA_HANDLE_OK && tx.outbox->n &&
+        saga_outbox_batch_flush(c->conn, tx.outbox, errstr, errstr_size) != SAGA_OK)
+        r = SAGA_HANDLE_TRANSIENT;
     if (r != SAGA_HANDLE_OK) {
         PQclear(PQexec(c->conn, "ROLLBACK"));
+        saga_outbox_batch_reset(&c->outbox);
         return r;
     }
     if (exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)

@@ -346,6 +346,50 @@ static void test_standby_takes_over_without_loss_or_reordering(void **state)
     free(seen);
 }
 
+static void test_one_relay_serves_two_databases(void **state)
+{
+    struct fixture *f = *state;
+    struct testdb db2;
+    PGconn *c2;
+    char err[512], sources[1400];
+    pid_t relay;
+    const char *env[6];
+    struct seen *seen = calloc(1, sizeof(*seen));
+
+    testdb_create(&db2, "it_relay_second", "payment");
+    if (!(c2 = saga_pg_connect(db2.owner_url, NULL, err, sizeof(err))) ||
+        saga_pg_migrate(c2, saga_common_migrations, saga_common_migration_count, NULL, err,
+                        sizeof(err)) != SAGA_OK)
+        fail_msg("second database: %s", err);
+    exec_ok(f->conn, "BEGIN");
+    append(f, "first", 1);
+    exec_ok(f->conn, "COMMIT");
+    {
+        PGconn *keep = f->conn;
+        f->conn = c2;
+        exec_ok(f->conn, "BEGIN");
+        append(f, "second", 1);
+        exec_ok(f->conn, "COMMIT");
+        f->conn = keep;
+    }
+    snprintf(sources, sizeof(sources), "RELAY_SOURCES=a=%s b=%s", f->db.relay_url, db2.relay_url);
+    env[0] = sources;
+    env[1] = f->env_kafka;
+    env[2] = "RELAY_POLL_INTERVAL=100ms";
+    env[3] = NULL;
+    relay = proc_start(RELAY, env, f->log);
+    assert_true(wait_published(f, 30000));
+    assert_true(log_wait(f->log, "source a: leader", 5000));
+    assert_true(log_wait(f->log, "source b: leader", 5000));
+    consume_all(f, seen, 2, 2000);
+    assert_int_equal(count_of(seen, "first:1"), 1);
+    assert_int_equal(count_of(seen, "second:1"), 1);
+    proc_stop(relay, SIGTERM, 15000);
+    PQfinish(c2);
+    testdb_drop(&db2);
+    free(seen);
+}
+
 static void stack(const char *args)
 {
     char cmd[1024];
@@ -429,6 +473,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_standby_takes_over_without_loss_or_reordering, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_one_relay_serves_two_databases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_rides_out_broker_and_database_restarts, setup,
                                         teardown),
     };

@@ -33,6 +33,7 @@
 #include "saga/config.h"
 #include "saga/err.h"
 #include "saga/events.h"
+#include "saga/outbox.h"
 #include "saga/serde.h"
 
 typedef enum saga_handle_result {
@@ -50,12 +51,14 @@ struct saga_tx {
     /* runtime's */
     struct saga_serde *serde;
     struct saga_buf *scratch;
+    struct saga_outbox_batch *outbox;
     int emitted;
 };
 
 /*
- * Appends ev to the outbox in tx's transaction. Returns TRANSIENT or PERMANENT
- * for database failures, INVALID for an event that does not encode.
+ * Adds ev to the outbox rows of tx's transaction (they are written, in order and
+ * in one statement, just before the commit). Returns INVALID for an event that
+ * does not encode.
  */
 saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev);
 

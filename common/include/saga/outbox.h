@@ -55,4 +55,27 @@ saga_err_t saga_outbox_append_event(PGconn *conn, struct saga_serde *serde,
                                     const struct saga_event *ev, struct saga_buf *scratch,
                                     char *errstr, size_t errstr_size);
 
+/*
+ * Rows gathered in memory and written with one INSERT (and one NOTIFY): the
+ * consumer runtime collects what handlers emit during a transaction and flushes
+ * it before COMMIT, so a batch of events costs one round trip for the outbox.
+ */
+struct saga_outbox_batch {
+    int n, cap;
+    struct saga_outbox_pending *rows;
+    unsigned char *data; /* payloads and strings, back to back */
+    size_t len, capdata;
+};
+
+/* Encodes ev and adds it; nothing is sent yet. */
+saga_err_t saga_outbox_batch_add_event(struct saga_outbox_batch *b, struct saga_serde *serde,
+                                       const struct saga_event *ev, struct saga_buf *scratch,
+                                       char *errstr, size_t errstr_size);
+/* Writes every gathered row inside conn's open transaction, in order, then empties b. */
+saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, char *errstr,
+                                   size_t errstr_size);
+/* Forgets the gathered rows (after a rollback). */
+void saga_outbox_batch_reset(struct saga_outbox_batch *b);
+void saga_outbox_batch_release(struct saga_outbox_batch *b);
+
 #endif

@@ -1,0 +1,272 @@
+/*
+ * bench_relay: the outbox-relay on the real stack.
+ *
+ *  1. drain: N committed outbox rows waiting; start the relay; rows/s until the
+ *     last is marked published. Target >= 20,000 events/s.
+ *  2. latency: rows committed at a steady rate (default 1,000/s, two writers)
+ *     while the relay runs; for each row, commit -> seen by a Kafka consumer.
+ *     That includes the consumer's fetch, so it bounds commit -> ack from above.
+ *     Target p99 <= 10 ms at 1,000 events/s.
+ *
+ *   SAGA_STACK_ENV=<stack>/stack.env bench_relay RELAY_BINARY [rows] [rate] [seconds]
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "saga/kafka.h"
+#include "saga/migrate.h"
+#include "saga/outbox.h"
+#include "saga/pg.h"
+#include "stack_env.h"
+#include "testdb.h"
+
+static struct testdb db;
+static char topic[96];
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static PGconn *connect_owner(void)
+{
+    char err[512];
+    PGconn *c = saga_pg_connect(db.owner_url, NULL, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "bench_relay: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+static void exec_or_die(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "bench_relay: %s: %s", sql, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+}
+
+static void append(PGconn *c, int64_t seq, const char *payload)
+{
+    char key[32], id[32], err[512];
+    struct saga_header h[1] = {{"event_id", id}};
+    struct saga_outbox_row row = {topic, key, "BenchEvent", id, payload, strlen(payload), h, 1};
+    snprintf(key, sizeof(key), "order-%" PRId64, seq % 1000);
+    snprintf(id, sizeof(id), "e-%" PRId64, seq);
+    if (saga_outbox_append(c, &row, err, sizeof(err)) != SAGA_OK) {
+        fprintf(stderr, "bench_relay: append: %s\n", err);
+        exit(1);
+    }
+}
+
+static long long unpublished(void)
+{
+    return testdb_scalar(&db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+}
+
+/* --- latency: writers and a reader ------------------------------------------- */
+
+struct writer {
+    pthread_t t;
+    int id, rate;
+    double seconds;
+    int64_t written;
+    volatile int done;
+};
+
+static void *write_steadily(void *arg)
+{
+    struct writer *w = arg;
+    PGconn *c = connect_owner();
+    int64_t start = wall_us(), period = 1000000 / w->rate;
+    char payload[64];
+
+    for (int64_t i = 0;; i++) {
+        int64_t due = start + i * period, now = wall_us();
+        if (now - start > (int64_t)(w->seconds * 1e6))
+            break;
+        if (due > now)
+            usleep((useconds_t)(due - now));
+        exec_or_die(c, "BEGIN");
+        /* The payload carries the commit time, filled in just before COMMIT returns is not
+         * possible; the time just before COMMIT is taken instead (it errs on the long side). */
+        snprintf(payload, sizeof(payload), "%" PRId64, wall_us());
+        append(c, (int64_t)w->id * 100000000 + i, payload);
+        exec_or_die(c, "COMMIT");
+        w->written++;
+    }
+    PQfinish(c);
+    w->done = 1;
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *relay_bin = argc > 1 ? argv[1] : "outbox-relay";
+    long rows = argc > 2 ? atol(argv[2]) : 50000;
+    int rate = argc > 3 ? atoi(argv[3]) : 1000;
+    double seconds = argc > 4 ? atof(argv[4]) : 10;
+    char env_sources[700], env_kafka[300], log[300], err[512];
+    const char *env[6];
+    rd_kafka_t *admin;
+    struct saga_topic_status st;
+    const char *names[1];
+    PGconn *c;
+    pid_t relay;
+    int64_t t0, t_leader, t_done;
+    double drain_rate;
+
+    testdb_create(&db, "bench_relay", "order");
+    c = connect_owner();
+    if (saga_pg_migrate(c, saga_common_migrations, saga_common_migration_count, NULL, err,
+                        sizeof(err))) {
+        fprintf(stderr, "bench_relay: %s\n", err);
+        return 1;
+    }
+    stack_unique("bench-relay", topic, sizeof(topic));
+    names[0] = topic;
+    {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+        admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, 0);
+    }
+    if (saga_kafka_topics_ensure(admin, names, 1, 6, 1, 10000, &st) != SAGA_OK) {
+        fprintf(stderr, "bench_relay: topic: %s\n", st.errstr);
+        return 1;
+    }
+    rd_kafka_destroy(admin);
+
+    snprintf(env_sources, sizeof(env_sources), "RELAY_SOURCES=bench=%s", db.relay_url);
+    snprintf(env_kafka, sizeof(env_kafka), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+    snprintf(log, sizeof(log), "/tmp/%s.log", db.name);
+    unlink(log);
+    env[0] = env_sources;
+    env[1] = env_kafka;
+    env[2] = "RELAY_POLL_INTERVAL=1s";
+    env[3] = "LOG_LEVEL=warn";
+    env[4] = NULL;
+
+    /* 0. warm-up: the broker's and the database's first minutes are slower */
+    printf("bench_relay: warming up...\n");
+    relay = proc_start(relay_bin, env, log);
+    for (long round = 0; round < rows / 1000; round++) {
+        exec_or_die(c, "BEGIN");
+        for (int k = 0; k < 1000; k++)
+            append(c, 1000000000 + round * 1000 + k, "warm-up");
+        exec_or_die(c, "COMMIT");
+    }
+    while (unpublished() > 0)
+        usleep(10000);
+    proc_stop(relay, SIGTERM, 20000);
+
+    /* 1. drain */
+    printf("bench_relay: writing %ld outbox rows...\n", rows);
+    for (long i = 0; i < rows;) {
+        exec_or_die(c, "BEGIN");
+        for (int k = 0; k < 1000 && i < rows; k++, i++)
+            append(c, i,
+                   "{\"a realistic payload is about two hundred and seventy bytes; this "
+                   "one is shorter but the relay does not look inside\"}");
+        exec_or_die(c, "COMMIT");
+    }
+    t0 = wall_us();
+    relay = proc_start(relay_bin, env, log);
+    while (unpublished() == rows && wall_us() - t0 < 30000000)
+        usleep(2000);
+    t_leader = wall_us();
+    while (unpublished() > 0 && wall_us() - t0 < 300000000)
+        usleep(5000);
+    t_done = wall_us();
+    drain_rate = (double)rows / ((double)(t_done - t_leader) / 1e6);
+    printf("  drain: %ld rows in %.2f s after the first was marked: %.0f events/s "
+           "(target >= 20000: %s)\n",
+           rows, (double)(t_done - t_leader) / 1e6, drain_rate,
+           drain_rate >= 20000 ? "MET" : "MISSED");
+
+    /* 2. latency at a steady rate: a first pass warms the path up, the second counts */
+    for (int pass = 0; pass < 2; pass++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *asg = rd_kafka_topic_partition_list_new(6);
+        rd_kafka_t *consumer;
+        struct writer w[2];
+        int64_t *lat = calloc((size_t)(rate * seconds * 2 + 1000), sizeof(int64_t));
+        size_t nlat = 0, cap = (size_t)(rate * seconds * 2 + 1000);
+        int64_t end;
+
+        rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+        rd_kafka_conf_set(conf, "group.id", "bench-relay-reader", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "1", NULL, 0);
+        rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "1", NULL, 0);
+        consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+        for (int p = 0; p < 6; p++)
+            rd_kafka_topic_partition_list_add(asg, topic, p)->offset = RD_KAFKA_OFFSET_END;
+        rd_kafka_assign(consumer, asg);
+        rd_kafka_topic_partition_list_destroy(asg);
+        for (int i = 0; i < 20; i++) { /* let the assignment settle */
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 50);
+            if (m)
+                rd_kafka_message_destroy(m);
+        }
+        for (int i = 0; i < 2; i++) {
+            w[i] = (struct writer){
+                .id = pass * 2 + i + 1, .rate = rate / 2, .seconds = pass ? seconds : 3};
+            pthread_create(&w[i].t, NULL, write_steadily, &w[i]);
+        }
+        end = wall_us() + (int64_t)((seconds + 10) * 1e6);
+        while (wall_us() < end) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 100);
+            int64_t now = wall_us();
+            if (m) {
+                if (!m->err && m->len < 32 && nlat < cap) {
+                    char buf[32];
+                    snprintf(buf, sizeof(buf), "%.*s", (int)m->len, (const char *)m->payload);
+                    lat[nlat++] = now - atoll(buf);
+                }
+                rd_kafka_message_destroy(m);
+            }
+            if (w[0].done && w[1].done && (int64_t)nlat >= w[0].written + w[1].written)
+                break;
+        }
+        for (int i = 0; i < 2; i++)
+            pthread_join(w[i].t, NULL);
+        qsort(lat, nlat, sizeof(*lat), cmp64);
+        if (nlat && pass == 1) {
+            double p50 = (double)lat[nlat / 2] / 1000, p99 = (double)lat[nlat * 99 / 100] / 1000,
+                   max = (double)lat[nlat - 1] / 1000;
+            printf("  latency at %d events/s for %.0f s (%zu events): commit -> consumed "
+                   "p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 <= 10 ms: %s)\n",
+                   rate, seconds, nlat, p50, p99, max, p99 <= 10 ? "MET" : "MISSED");
+            printf("{\"bench\":\"relay\",\"drain_events_per_s\":%.0f,\"rate\":%d,"
+                   "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f}\n",
+                   drain_rate, rate, p50, p99, max);
+        }
+        rd_kafka_consumer_close(consumer);
+        rd_kafka_destroy(consumer);
+        free(lat);
+    }
+    proc_stop(relay, SIGTERM, 20000);
+    PQfinish(c);
+    testdb_drop(&db);
+    return 0;
+}
