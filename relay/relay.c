@@ -68,6 +68,8 @@ struct source {
     int waiting_for_table;
     int64_t last_prune_ms;
     int64_t published;
+    struct row_status *fl; /* the ring of rows in flight */
+    int fl_cap, fl_head, fl_n;
     int fatal;
     char fatal_reason[512];
 };
@@ -313,25 +315,121 @@ static rd_kafka_headers_t *headers_from_json(const char *text, int len)
 }
 
 /*
- * One round: read up to batch_size unpublished rows in id order, produce them,
- * wait for every delivery report, mark the delivered prefix published.
- * Returns the number of rows fetched, or -1 on a database failure.
+ * Publishing is pipelined: rows are read and produced while earlier ones still
+ * wait for Kafka's acknowledgement, and the delivered prefix of what is in flight
+ * is marked as acknowledgements arrive. The ring of in-flight rows never moves, so
+ * a delivery report can point at its slot; rows in flight are excluded from the
+ * next read by id. After a failed delivery nothing more is sent until every
+ * report is in; the delivered prefix is marked and the rest is read again, after.
  */
-static int publish_round(struct source *s)
-{
-    char limit[16];
-    const char *params[1] = {limit};
-    PGresult *r;
-    int n, failed_at = -1;
-    struct row_status *st;
-    char *ids;
-    size_t ids_len = 0;
 
-    snprintf(limit, sizeof(limit), "%d", s->set->batch_size);
+static int ring_count(const struct source *s)
+{
+    return s->fl_n;
+}
+
+static struct row_status *ring_at(struct source *s, int i)
+{
+    return &s->fl[(s->fl_head + i) % s->fl_cap];
+}
+
+/* Serves delivery reports, waiting up to ms for the first. */
+static void serve_reports(struct source *s, int ms)
+{
+    rd_kafka_poll(s->rk, ms);
+}
+
+/* Waits for every report of what is in flight (bounded by message.timeout.ms). */
+static void drain_reports(struct source *s)
+{
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < ring_count(s); i++)
+            pending += ring_at(s, i)->done == 0;
+        if (!pending)
+            return;
+        serve_reports(s, 100);
+    }
+}
+
+/* Marks the delivered prefix of the ring; -1 on a database failure. Sets *failed if the
+ * ring's head failed. */
+static int mark_prefix(struct source *s, int *failed)
+{
+    int n = 0, total = ring_count(s);
+    char *ids;
+    size_t o = 0;
+    PGresult *r;
+    const char *p[1];
+
+    *failed = 0;
+    if (total > 0 && saga_fault_armed("relay.after_ack")) {
+        /* The test hook wants the moment when everything sent is acknowledged and
+         * nothing is marked yet. */
+        drain_reports(s);
+        saga_fault_point("relay.after_ack");
+    }
+    while (n < total && ring_at(s, n)->done == 1)
+        n++;
+    if (n < total && ring_at(s, n)->done < 0)
+        *failed = 1;
+    if (n == 0)
+        return 0;
+    if (!(ids = malloc((size_t)n * 21 + 3)))
+        return -1;
+    ids[o++] = '{';
+    for (int i = 0; i < n; i++)
+        o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", ring_at(s, i)->id);
+    ids[o++] = '}';
+    ids[o] = '\0';
+    p[0] = ids;
+    r = PQexecParams(s->conn,
+                     "UPDATE outbox SET published_at = clock_timestamp()"
+                     " WHERE id = ANY($1::bigint[])",
+                     1, NULL, p, NULL, NULL, 0);
+    free(ids);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char err[512];
+        saga_pg_errstr(s->conn, err, sizeof(err));
+        PQclear(r);
+        drop_connection(s, err);
+        return -1;
+    }
+    PQclear(r);
+    s->fl_head = (s->fl_head + n) % s->fl_cap;
+    s->fl_n -= n;
+    s->published += n;
+    return 0;
+}
+
+/*
+ * Reads up to `room` unpublished rows not in flight, in id order, and produces
+ * them into the ring. Returns how many, or -1 on a database failure.
+ */
+static int read_and_produce(struct source *s, int room)
+{
+    char limit[16], *ids;
+    const char *params[2];
+    PGresult *r;
+    size_t o = 0;
+    int n;
+
+    if (!(ids = malloc((size_t)ring_count(s) * 21 + 3)))
+        return -1;
+    ids[o++] = '{';
+    for (int i = 0; i < ring_count(s); i++)
+        o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", ring_at(s, i)->id);
+    ids[o++] = '}';
+    ids[o] = '\0';
+    snprintf(limit, sizeof(limit), "%d", room);
+    params[0] = limit;
+    params[1] = ids;
     r = PQexecParams(s->conn,
                      "SELECT id, topic, msg_key, payload, headers::text FROM outbox"
-                     " WHERE published_at IS NULL ORDER BY id LIMIT $1::int",
-                     1, NULL, params, NULL, NULL, 1 /* binary results */);
+                     " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                     " ORDER BY id LIMIT $1::int",
+                     2, NULL, params, NULL, NULL, 1 /* binary results */);
+    free(ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         char err[512];
@@ -350,24 +448,16 @@ static int publish_round(struct source *s)
     }
     s->waiting_for_table = 0;
     n = PQntuples(r);
-    if (n == 0) {
-        PQclear(r);
-        return 0;
-    }
-    st = calloc((size_t)n, sizeof(*st));
-    ids = malloc((size_t)n * 21 + 3);
-    if (!st || !ids) {
-        free(st);
-        free(ids);
-        PQclear(r);
-        return -1;
-    }
     for (int i = 0; i < n; i++) {
         char topic[256];
         rd_kafka_headers_t *h = headers_from_json(PQgetvalue(r, i, 4), PQgetlength(r, i, 4));
+        struct row_status *st = &s->fl[(s->fl_head + s->fl_n) % s->fl_cap];
         rd_kafka_resp_err_t err;
 
-        st[i].id = be64(PQgetvalue(r, i, 0));
+        st->id = be64(PQgetvalue(r, i, 0));
+        st->done = 0;
+        st->err = 0;
+        s->fl_n++;
         snprintf(topic, sizeof(topic), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
         for (;;) {
             err = rd_kafka_producev(
@@ -375,85 +465,47 @@ static int publish_round(struct source *s)
                 RD_KAFKA_V_KEY(PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2)),
                 RD_KAFKA_V_VALUE(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3)),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                RD_KAFKA_V_OPAQUE(&st[i]), RD_KAFKA_V_END);
+                RD_KAFKA_V_OPAQUE(st), RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 break;
-            rd_kafka_poll(s->rk, 50);
+            serve_reports(s, 50);
         }
         if (err) {
             rd_kafka_headers_destroy(h);
-            st[i].done = -1;
-            st[i].err = err;
+            st->done = -1;
+            st->err = err;
         }
     }
     PQclear(r);
+    return n;
+}
 
-    /* Every report back, however long Kafka takes (message.timeout.ms bounds it). */
-    for (;;) {
-        int pending = 0;
-        for (int i = 0; i < n; i++)
-            pending += st[i].done == 0;
-        if (!pending)
-            break;
-        rd_kafka_poll(s->rk, 100);
+/* 1 if a NOTIFY is waiting (read without blocking); -1 if the connection broke. */
+static int notified(struct source *s)
+{
+    PGnotify *n;
+    int any = 0;
+    if (!PQconsumeInput(s->conn))
+        return -1;
+    while ((n = PQnotifies(s->conn))) {
+        any = 1;
+        PQfreemem(n);
     }
-    for (int i = 0; i < n && failed_at < 0; i++)
-        if (st[i].done < 0)
-            failed_at = i;
-    saga_fault_point("relay.after_ack");
-
-    /* Only the delivered prefix: a row after a failed one is published again later,
-     * after it, so the order per key holds on the wire. */
-    {
-        int upto = failed_at < 0 ? n : failed_at;
-        size_t o = 0;
-        ids[o++] = '{';
-        for (int i = 0; i < upto; i++)
-            o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", st[i].id);
-        ids[o++] = '}';
-        ids[o] = '\0';
-        ids_len = o;
-        if (upto > 0) {
-            const char *p[1] = {ids};
-            r = PQexecParams(s->conn,
-                             "UPDATE outbox SET published_at = clock_timestamp()"
-                             " WHERE id = ANY($1::bigint[])",
-                             1, NULL, p, NULL, NULL, 0);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-                char err[512];
-                saga_pg_errstr(s->conn, err, sizeof(err));
-                PQclear(r);
-                free(st);
-                free(ids);
-                /* Published but not marked: they go out again (consumers dedupe). */
-                drop_connection(s, err);
-                return -1;
-            }
-            PQclear(r);
-            s->published += upto;
-        }
-        if (failed_at >= 0)
-            saga_log(SAGA_LOG_WARN, NULL,
-                     "source %s: %d of %d rows not delivered (first: id %" PRId64 ": %s); "
-                     "retrying",
-                     s->src->name, n - upto, n, st[failed_at].id,
-                     rd_kafka_err2str(st[failed_at].err));
-    }
-    (void)ids_len;
-    free(st);
-    free(ids);
-    return failed_at >= 0 ? -2 : n;
+    return any;
 }
 
 static void *source_main(void *arg)
 {
     struct source *s = arg;
     int64_t backoff = 100;
-    int announced_standby = 0;
+    int announced_standby = 0, want_read = 1;
 
     while (!stopping(s)) {
-        int n;
+        int n, failed = 0, room, note;
         if (!s->leader) {
+            /* Whatever was in flight under the last connection is sent again. */
+            drain_reports(s);
+            s->fl_n = 0;
             if (!ensure_leader(s)) {
                 if (s->conn && !announced_standby) {
                     saga_log(SAGA_LOG_INFO, NULL, "source %s: another relay leads; standing by",
@@ -467,24 +519,61 @@ static void *source_main(void *arg)
             }
             announced_standby = 0;
             backoff = 100;
+            want_read = 1;
         }
-        n = publish_round(s);
-        if (n == -1) { /* database trouble: reconnect with backoff */
+        serve_reports(s, 0);
+        if (mark_prefix(s, &failed) != 0) {
             nap(s, backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
-        if (n == -2) { /* Kafka refused some: try again shortly */
+        if (failed) {
+            struct row_status *head = ring_at(s, 0);
+            int64_t id = head->id;
+            rd_kafka_resp_err_t err = head->err;
+            drain_reports(s);
+            /* Only the delivered prefix was marked: the rest is read and sent again, after. */
+            saga_log(SAGA_LOG_WARN, NULL,
+                     "source %s: %d rows not confirmed (first: id %" PRId64 ": %s); retrying",
+                     s->src->name, ring_count(s), id, rd_kafka_err2str(err));
+            s->fl_n = 0;
+            want_read = 1;
             nap(s, backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
-        backoff = 100;
-        if (n < s->set->batch_size) {
-            prune(s);
-            if (wait_for_notify(s) < 0)
-                drop_connection(s, "connection lost while waiting");
+        if ((note = notified(s)) < 0) {
+            drop_connection(s, "connection lost");
+            continue;
         }
+        want_read |= note;
+        room = s->fl_cap - ring_count(s);
+        if (room > s->set->batch_size)
+            room = s->set->batch_size;
+        if (want_read && room > 0) {
+            if ((n = read_and_produce(s, room)) < 0) {
+                nap(s, backoff);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            backoff = 100;
+            want_read = n == room; /* a full read: there may be more */
+            if (n > 0)
+                continue;
+        }
+        if (ring_count(s) > 0) {
+            serve_reports(s, 1); /* acknowledgements due; a NOTIFY is noticed next round */
+            continue;
+        }
+        prune(s);
+        if (wait_for_notify(s) < 0)
+            drop_connection(s, "connection lost while waiting");
+        want_read = 1; /* a NOTIFY, or the poll interval passed */
+    }
+    drain_reports(s);
+    if (s->leader) {
+        int failed;
+        mark_prefix(s, &failed);
     }
     rd_kafka_flush(s->rk, 10000);
     saga_log(SAGA_LOG_INFO, NULL, "source %s: stopped after publishing %" PRId64 " rows",
@@ -506,6 +595,11 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         src[i].set = settings;
         src[i].cfg = cfg;
         src[i].stop = stop;
+        src[i].fl_cap = settings->batch_size * 4 > 2048 ? settings->batch_size * 4 : 2048;
+        if (!(src[i].fl = calloc((size_t)src[i].fl_cap, sizeof(*src[i].fl)))) {
+            rc = SAGA_EXIT_FAILURE;
+            goto out;
+        }
         if (!(src[i].rk = make_producer(&src[i], err, sizeof(err)))) {
             saga_log(SAGA_LOG_ERROR, NULL, "source %s: kafka producer: %s", src[i].src->name, err);
             rc = SAGA_EXIT_CONFIG;
@@ -535,6 +629,7 @@ out:
             PQfinish(src[i].conn);
         if (src[i].rk)
             rd_kafka_destroy(src[i].rk);
+        free(src[i].fl);
     }
     free(src);
     return rc;

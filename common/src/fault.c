@@ -7,10 +7,15 @@
 
 #include "saga/log.h"
 
-void saga_fault_point(const char *point)
+int saga_fault_armed(const char *point)
 {
     const char *want = getenv("SAGA_FAULT");
-    if (want && strcmp(want, point) == 0) {
+    return want && strcmp(want, point) == 0;
+}
+
+void saga_fault_point(const char *point)
+{
+    if (saga_fault_armed(point)) {
         saga_log(SAGA_LOG_WARN, NULL, "fault hook %s: killing this process (SAGA_FAULT)", point);
         kill(getpid(), SIGKILL);
         pause();

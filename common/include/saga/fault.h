@@ -10,4 +10,7 @@
 /* Dies by SIGKILL if SAGA_FAULT names point. */
 void saga_fault_point(const char *point);
 
+/* 1 if SAGA_FAULT names point (for code that must first reach the exact moment). */
+int saga_fault_armed(const char *point);
+
 #endif
