@@ -146,6 +146,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct saga_consumer *c = opaque;
 
+    /* Known for sure only once the group has chosen it. */
+    c->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         saga_log(SAGA_LOG_INFO, NULL, "assigned %d partition%s", parts->cnt,
                  parts->cnt == 1 ? "" : "s");
@@ -234,6 +236,13 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     conf_default(kc, "enable.partition.eof", "false");
     snprintf(buf, sizeof(buf), "%s", conf->group);
     conf_default(kc, "client.id", buf);
+    {
+        char strategy[128];
+        size_t size = sizeof(strategy);
+        if (rd_kafka_conf_get(kc, "partition.assignment.strategy", strategy, &size) ==
+            RD_KAFKA_CONF_OK)
+            c->cooperative = strstr(strategy, "cooperative") != NULL;
+    }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
     rd_kafka_conf_set_opaque(kc, c);
@@ -243,7 +252,6 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
         rd_kafka_conf_destroy(kc);
         goto fail;
     }
-    c->cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
     rd_kafka_poll_set_consumer(c->rk);
 
     pc = rd_kafka_conf_dup(conf->cfg->kafka_conf);

@@ -44,6 +44,7 @@ static int setup(void **state)
     const char *names[2];
     char err[512];
 
+    unsetenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY"); /* a failed cooperative test may leave it */
     testdb_create(&f->db, "it_consumer", "inventory");
     stack_unique("it-consumer", f->topic, sizeof(f->topic));
     snprintf(f->dlq, sizeof(f->dlq), "%s.dlq", f->topic);
@@ -384,21 +385,27 @@ static void test_crash_in_the_middle_of_a_batch(void **state)
     crash_and_recover(f, "consumer.mid_batch");
 }
 
-static void test_two_members_share_and_hand_over(void **state)
+/* Two members of one group; one leaves while events flow. strategy: NULL for the default. */
+static void two_members(struct fixture *f, const char *strategy)
 {
-    struct fixture *f = *state;
-    char log2[300], order[32];
-    pid_t a = start_app(f, NULL, "5"), b;
-    const char *env[8];
+    char log2[300], order[32], env_strategy[128];
+    pid_t a, b;
+    const char *env[9];
+    int n = 0;
 
+    if (strategy) {
+        snprintf(env_strategy, sizeof(env_strategy), "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=%s",
+                 strategy);
+        setenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", strategy, 1); /* for start_app's child */
+    }
+    a = start_app(f, NULL, "5");
     snprintf(log2, sizeof(log2), "%s.b", f->log);
-    env[0] = f->env[0];
-    env[1] = f->env[1];
-    env[2] = f->env[2];
-    env[3] = f->env[3];
-    env[4] = f->env[4];
-    env[5] = "CONSUMER_BATCH_SIZE=5";
-    env[6] = NULL;
+    for (int i = 0; i < 5; i++)
+        env[n++] = f->env[i];
+    env[n++] = "CONSUMER_BATCH_SIZE=5";
+    if (strategy)
+        env[n++] = env_strategy;
+    env[n] = NULL;
     b = proc_start(APP, env, log2);
     assert_true(log_wait(f->log, "assigned", 30000));
     assert_true(log_wait(log2, "assigned", 30000));
@@ -416,6 +423,69 @@ static void test_two_members_share_and_hand_over(void **state)
     assert_int_equal(q(f, "SELECT count(*) FROM effects"), 60);
     stop_app(b);
     assert_true(log_wait(f->log, "revoked", 1000));
+    if (strategy) {
+        assert_true(log_wait(f->log, "cooperative rebalancing", 1000));
+        unsetenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY");
+    }
+    assert_group_committed_everything(f);
+}
+
+static void test_two_members_share_and_hand_over(void **state)
+{
+    two_members(*state, NULL);
+}
+
+static void test_two_members_with_cooperative_rebalancing(void **state)
+{
+    two_members(*state, "cooperative-sticky");
+}
+
+static void stack(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s --dir %s --build %s --no-deps >/dev/null", SAGA_STACK_SCRIPT,
+             args, stack_env("STACK_DIR"), SAGA_BUILD_DIR);
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
+}
+
+static void test_rides_out_database_and_broker_restarts(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, "10");
+    char order[32];
+    int n = 0;
+
+    assert_true(log_wait(f->log, "assigned", 30000));
+    for (; n < 30; n++) {
+        snprintf(order, sizeof(order), "order-db%d", n);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    /* The database goes away under the consumer and comes back. */
+    stack("kill postgres");
+    for (; n < 60; n++) {
+        snprintf(order, sizeof(order), "order-db%d", n);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    sleep(2);
+    stack("up");
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 60, 90000);
+    /* Then the broker. */
+    stack("kill kafka");
+    sleep(2);
+    stack("up");
+    for (; n < 90; n++) {
+        snprintf(order, sizeof(order), "order-db%d", n);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 90, 90000);
+    usleep(1000000);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 90);
+    stop_app(app);
+    assert_true(log_wait(f->log, "transient failure", 1000));
     assert_group_committed_everything(f);
 }
 
@@ -442,7 +512,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_share_and_hand_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_members_with_cooperative_rebalancing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rides_out_database_and_broker_restarts, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
