@@ -32,7 +32,9 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
         (err = saga_env_duration_ms("CONSUMER_BACKOFF_MAX", 30000, 1, 3600000, &s->backoff_max_ms,
                                     errstr, errstr_size)) ||
         (err = saga_env_duration_ms("INBOX_RETENTION", 7LL * 86400000, 60000, 365LL * 86400000,
-                                    &s->inbox_retention_ms, errstr, errstr_size)))
+                                    &s->inbox_retention_ms, errstr, errstr_size)) ||
+        (err = saga_env_duration_ms("INBOX_PRUNE_INTERVAL", 60000, 100, 86400000,
+                                    &s->inbox_prune_every_ms, errstr, errstr_size)))
         return err;
     if (s->backoff_max_ms < s->backoff_min_ms)
         return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
@@ -347,7 +349,8 @@ static void prune_inbox(struct saga_consumer *c)
     char ms[32], err[256];
     const char *params[2] = {c->conf.group, ms};
 
-    if (mono_ms() - c->last_prune < 60000 || ensure_conn(c, err, sizeof(err)) != 0)
+    if (mono_ms() - c->last_prune < c->set.inbox_prune_every_ms ||
+        ensure_conn(c, err, sizeof(err)) != 0)
         return;
     c->last_prune = mono_ms();
     snprintf(ms, sizeof(ms), "%" PRId64, c->set.inbox_retention_ms);

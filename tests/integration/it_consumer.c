@@ -489,6 +489,30 @@ static void test_rides_out_database_and_broker_restarts(void **state)
     assert_group_committed_everything(f);
 }
 
+static void test_old_inbox_rows_are_pruned(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app;
+    char e_prune[] = "INBOX_PRUNE_INTERVAL=200ms";
+
+    /* Two processed events: one long past the 7-day retention, one recent. */
+    app = start_app(f, NULL, NULL);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-old", NULL, 1);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-new", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM inbox", 2, 60000);
+    stop_app(app);
+    assert_int_equal(q(f, "WITH u AS (UPDATE inbox SET processed_at = now() - interval '8 days'"
+                          " WHERE event_id LIKE 'order-old%' RETURNING 1) SELECT count(*) FROM u"),
+                     1);
+    putenv(e_prune);
+    app = start_app(f, NULL, NULL);
+    unsetenv("INBOX_PRUNE_INTERVAL");
+    wait_for(f, "SELECT count(*) FROM inbox", 1, 30000);
+    assert_int_equal(q(f, "SELECT count(*) FROM inbox WHERE event_id LIKE 'order-new%'"), 1);
+    stop_app(app);
+}
+
 static void test_transient_failures_are_retried(void **state)
 {
     struct fixture *f = *state;
@@ -515,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_members_with_cooperative_rebalancing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_inbox_rows_are_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rides_out_database_and_broker_restarts, setup,
                                         teardown),
     };

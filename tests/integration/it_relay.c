@@ -390,6 +390,40 @@ static void test_one_relay_serves_two_databases(void **state)
     free(seen);
 }
 
+static void test_published_rows_are_pruned_after_retention(void **state)
+{
+    struct fixture *f = *state;
+    char env_ret[] = "RELAY_RETENTION=1h", env_prune[] = "RELAY_PRUNE_INTERVAL=100ms";
+    const char *env[7] = {f->env_sources, f->env_kafka, "RELAY_POLL_INTERVAL=100ms",
+                          env_ret,        env_prune,    NULL};
+    pid_t relay;
+
+    exec_ok(f->conn, "BEGIN");
+    for (int i = 0; i < 6; i++)
+        append(f, "P", i);
+    exec_ok(f->conn, "COMMIT");
+    relay = proc_start(RELAY, env, f->log);
+    assert_true(wait_published(f, 30000));
+    proc_stop(relay, SIGTERM, 15000);
+    /* Three of them published two hours ago, and one row still waiting. */
+    exec_ok(f->conn, "UPDATE outbox SET published_at = now() - interval '2 hours'"
+                     " WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 3)");
+    exec_ok(f->conn, "BEGIN");
+    append(f, "P", 99);
+    exec_ok(f->conn, "COMMIT");
+    relay = proc_start(RELAY, env, f->log);
+    assert_true(wait_published(f, 30000));
+    for (long long end = now_ms() + 10000;
+         now_ms() < end && testdb_scalar(&f->db, "SELECT count(*) FROM outbox") != 4;)
+        usleep(100000);
+    /* The old ones are gone; the recent ones, including the new one, are kept. */
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox"), 4);
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE published_at <"
+                                           " now() - interval '1 hour'"),
+                     0);
+    proc_stop(relay, SIGTERM, 15000);
+}
+
 static void stack(const char *args)
 {
     char cmd[1024];
@@ -474,6 +508,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_standby_takes_over_without_loss_or_reordering, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_one_relay_serves_two_databases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_published_rows_are_pruned_after_retention, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_relay_rides_out_broker_and_database_restarts, setup,
                                         teardown),
     };

@@ -86,11 +86,12 @@ struct saga_consumer_conf {
 
 /* Tunables from the environment (docs/CONFIGURATION.md), read by saga_consumer_new. */
 struct saga_consumer_settings {
-    int batch_size;             /* CONSUMER_BATCH_SIZE, default 100 */
-    int max_attempts;           /* DLQ_MAX_ATTEMPTS, default 3 */
-    int64_t backoff_min_ms;     /* CONSUMER_BACKOFF_MIN, default 100ms */
-    int64_t backoff_max_ms;     /* CONSUMER_BACKOFF_MAX, default 30s */
-    int64_t inbox_retention_ms; /* INBOX_RETENTION, default 7 days */
+    int batch_size;               /* CONSUMER_BATCH_SIZE, default 100 */
+    int max_attempts;             /* DLQ_MAX_ATTEMPTS, default 3 */
+    int64_t backoff_min_ms;       /* CONSUMER_BACKOFF_MIN, default 100ms */
+    int64_t backoff_max_ms;       /* CONSUMER_BACKOFF_MAX, default 30s */
+    int64_t inbox_retention_ms;   /* INBOX_RETENTION, default 7 days */
+    int64_t inbox_prune_every_ms; /* INBOX_PRUNE_INTERVAL, default 60s */
 };
 
 saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *errstr,
