@@ -54,7 +54,12 @@ struct row_status {
     int64_t id;
     int done; /* 0 waiting, 1 delivered, -1 failed */
     rd_kafka_resp_err_t err;
+    int64_t created_us; /* the row's created_at (its transaction's insert), wall clock */
+    int64_t acked_us;   /* when the delivery report came */
 };
+
+/* Commit -> acknowledgement latency, in 100 us buckets up to 2 s (the last one is "more"). */
+#define LAT_BUCKETS 20001
 
 struct source {
     const struct relay_source *src;
@@ -70,6 +75,9 @@ struct source {
     int64_t published;
     struct row_status *fl; /* the ring of rows in flight */
     int fl_cap, fl_head, fl_n;
+    int64_t *lat; /* LAT_BUCKETS counts */
+    int64_t lat_n;
+    int commit_ts; /* the server tracks commit timestamps: latency from the commit */
     int fatal;
     char fatal_reason[512];
 };
@@ -98,13 +106,44 @@ static void nap(const struct source *s, int64_t ms)
     }
 }
 
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct row_status *st = m->_private;
     if (!st)
         return;
+    st->acked_us = wall_us();
     st->done = m->err ? -1 : 1;
     st->err = m->err;
+}
+
+static void lat_record(struct source *s, const struct row_status *st)
+{
+    int64_t d = st->acked_us - st->created_us, b;
+    if (!s->lat || st->created_us <= 0)
+        return;
+    b = d < 0 ? 0 : d / 100;
+    s->lat[b < LAT_BUCKETS - 1 ? b : LAT_BUCKETS - 1]++;
+    s->lat_n++;
+}
+
+static double lat_percentile(const struct source *s, double q)
+{
+    int64_t want = (int64_t)((double)s->lat_n * q), seen = 0;
+    if (want >= s->lat_n)
+        want = s->lat_n - 1;
+    for (int b = 0; b < LAT_BUCKETS; b++) {
+        seen += s->lat[b];
+        if (seen > want)
+            return (double)(b + 1) / 10.0; /* upper edge, ms */
+    }
+    return 0;
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -200,6 +239,11 @@ static int ensure_leader(struct source *s)
     PQclear(r);
     if (!got)
         return 0;
+    /* Latency is measured from each row's commit when the server records commit times
+     * (track_commit_timestamp), otherwise from its insert (created_at). */
+    r = PQexec(s->conn, "SHOW track_commit_timestamp");
+    s->commit_ts = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "on") == 0;
+    PQclear(r);
     /* The relay's own writes (marks, pruning) may be lost in a crash without harm: the
      * rows are published again and consumers deduplicate. So they need not wait for
      * the WAL flush. The services' outbox inserts keep synchronous commit. */
@@ -396,6 +440,8 @@ static int mark_prefix(struct source *s, int *failed)
         return -1;
     }
     PQclear(r);
+    for (int i = 0; i < n; i++)
+        lat_record(s, ring_at(s, i));
     s->fl_head = (s->fl_head + n) % s->fl_cap;
     s->fl_n -= n;
     s->published += n;
@@ -425,9 +471,16 @@ static int read_and_produce(struct source *s, int room)
     params[0] = limit;
     params[1] = ids;
     r = PQexecParams(s->conn,
-                     "SELECT id, topic, msg_key, payload, headers::text FROM outbox"
-                     " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
-                     " ORDER BY id LIMIT $1::int",
+                     s->commit_ts
+                         ? "SELECT id, topic, msg_key, payload, headers::text, (extract(epoch FROM"
+                           " coalesce(pg_xact_commit_timestamp(xmin), created_at)) * 1000000)"
+                           "::bigint FROM outbox"
+                           " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                           " ORDER BY id LIMIT $1::int"
+                         : "SELECT id, topic, msg_key, payload, headers::text,"
+                           " (extract(epoch FROM created_at) * 1000000)::bigint FROM outbox"
+                           " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                           " ORDER BY id LIMIT $1::int",
                      2, NULL, params, NULL, NULL, 1 /* binary results */);
     free(ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -455,6 +508,7 @@ static int read_and_produce(struct source *s, int room)
         rd_kafka_resp_err_t err;
 
         st->id = be64(PQgetvalue(r, i, 0));
+        st->created_us = be64(PQgetvalue(r, i, 5));
         st->done = 0;
         st->err = 0;
         s->fl_n++;
@@ -576,8 +630,11 @@ static void *source_main(void *arg)
         mark_prefix(s, &failed);
     }
     rd_kafka_flush(s->rk, 10000);
-    saga_log(SAGA_LOG_INFO, NULL, "source %s: stopped after publishing %" PRId64 " rows",
-             s->src->name, s->published);
+    saga_log(SAGA_LOG_INFO, NULL,
+             "source %s: stopped after publishing %" PRId64 " rows; %s to kafka ack"
+             " p50 %.1f ms, p99 %.1f ms, max under %.1f ms",
+             s->src->name, s->published, s->commit_ts ? "commit" : "insert", lat_percentile(s, 0.5),
+             lat_percentile(s, 0.99), lat_percentile(s, 1.0));
     return NULL;
 }
 
@@ -596,7 +653,8 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         src[i].cfg = cfg;
         src[i].stop = stop;
         src[i].fl_cap = settings->batch_size * 4 > 2048 ? settings->batch_size * 4 : 2048;
-        if (!(src[i].fl = calloc((size_t)src[i].fl_cap, sizeof(*src[i].fl)))) {
+        if (!(src[i].fl = calloc((size_t)src[i].fl_cap, sizeof(*src[i].fl))) ||
+            !(src[i].lat = calloc(LAT_BUCKETS, sizeof(*src[i].lat)))) {
             rc = SAGA_EXIT_FAILURE;
             goto out;
         }
@@ -630,6 +688,7 @@ out:
         if (src[i].rk)
             rd_kafka_destroy(src[i].rk);
         free(src[i].fl);
+        free(src[i].lat);
     }
     free(src);
     return rc;
