@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +28,10 @@ pid_t proc_start(const char *path, const char *const *env, const char *logfile)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd;
+        /* The child never outlives the test, whatever happens to the test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDERR_FILENO);
             dup2(fd, STDOUT_FILENO);

@@ -7,7 +7,10 @@
 
 #include <sys/types.h>
 
-/* Starts path with the current environment plus env ("NAME=value", NULL-terminated). */
+/*
+ * Starts path with the current environment plus env ("NAME=value", NULL-terminated).
+ * The child is killed if the test process ends first.
+ */
 pid_t proc_start(const char *path, const char *const *env, const char *logfile);
 
 /* Sends sig and waits up to timeout_ms for the exit; returns its wait status or -1. */
