@@ -9,7 +9,7 @@
 static const char *const primitives[] = {"null",  "boolean", "int",   "long",
                                          "float", "double",  "bytes", "string"};
 
-static int is_primitive(const char *s)
+int saga_avro_is_primitive(const char *s)
 {
     for (size_t i = 0; i < sizeof(primitives) / sizeof(primitives[0]); i++)
         if (strcmp(s, primitives[i]) == 0)
@@ -17,8 +17,7 @@ static int is_primitive(const char *s)
     return 0;
 }
 
-/* fullname of name in namespace ns (either may be NULL or empty). */
-static char *fullname(const char *name, const char *ns)
+char *saga_avro_fullname(const char *name, const char *ns)
 {
     char *out;
     if (strchr(name, '.') || !ns || !*ns)
@@ -42,9 +41,9 @@ static json_t *canon_string(const char *s, const char *ns)
 {
     char *full;
     json_t *j;
-    if (is_primitive(s))
+    if (saga_avro_is_primitive(s))
         return json_string(s);
-    full = fullname(s, ns);
+    full = saga_avro_fullname(s, ns);
     j = full ? json_string(full) : NULL;
     free(full);
     return j;
@@ -63,9 +62,9 @@ static json_t *canon_named(json_t *s, const char *type, const char *ns, int dept
         return NULL;
     }
     if (!strchr(name, '.') && json_is_string(jns))
-        full = fullname(name, json_string_value(jns));
+        full = saga_avro_fullname(name, json_string_value(jns));
     else
-        full = fullname(name, ns);
+        full = saga_avro_fullname(name, ns);
     inner_ns = full ? namespace_of(full) : NULL;
     if (!inner_ns)
         goto out;

@@ -1,4 +1,5 @@
 #include "saga/avro_compat.h"
+#include "saga/avro_canon.h"
 #include <stdarg.h>
 
 #include <stdio.h>
@@ -24,27 +25,6 @@ struct ctx {
     json_t *seen_r[64], *seen_w[64];
     int nseen;
 };
-
-static const char *const primitives[] = {"null",  "boolean", "int",   "long",
-                                         "float", "double",  "bytes", "string"};
-
-static int is_primitive(const char *s)
-{
-    for (size_t i = 0; i < sizeof(primitives) / sizeof(primitives[0]); i++)
-        if (strcmp(s, primitives[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static char *make_full(const char *name, const char *ns)
-{
-    char *out;
-    if (strchr(name, '.') || !ns || !*ns)
-        return strdup(name);
-    if ((out = malloc(strlen(ns) + strlen(name) + 2)))
-        sprintf(out, "%s.%s", ns, name);
-    return out;
-}
 
 static const char *short_name(const char *full)
 {
@@ -77,7 +57,7 @@ static void collect(json_t *s, const char *ns, struct names *names, int depth)
         }
         if (name && (strcmp(type, "record") == 0 || strcmp(type, "error") == 0 ||
                      strcmp(type, "enum") == 0 || strcmp(type, "fixed") == 0)) {
-            char *full = make_full(name, strchr(name, '.') ? NULL : own_ns ? own_ns : ns);
+            char *full = saga_avro_fullname(name, strchr(name, '.') ? NULL : own_ns ? own_ns : ns);
             const char *dot = full ? strrchr(full, '.') : NULL;
             inner = full ? (dot ? strndup(full, (size_t)(dot - full)) : strdup("")) : NULL;
             if (full && inner && names->n < MAX_NAMES) {
@@ -127,11 +107,11 @@ static json_t *resolve(json_t *s, const char *ns, const struct names *names, con
         if (json_is_string(s)) {
             const char *v = json_string_value(s);
             char *full;
-            if (is_primitive(v)) {
+            if (saga_avro_is_primitive(v)) {
                 *prim = v;
                 return NULL;
             }
-            full = make_full(v, ns);
+            full = saga_avro_fullname(v, ns);
             for (int i = 0; full && i < names->n; i++) {
                 if (strcmp(names->full[i], full) == 0) {
                     free(full);
@@ -148,7 +128,7 @@ static json_t *resolve(json_t *s, const char *ns, const struct names *names, con
                 s = t;
                 continue;
             }
-            if (is_primitive(tn)) {
+            if (saga_avro_is_primitive(tn)) {
                 *prim = tn;
                 return NULL;
             }

@@ -440,15 +440,6 @@ static void test_two_members_with_cooperative_rebalancing(void **state)
     two_members(*state, "cooperative-sticky");
 }
 
-static void stack(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s %s --dir %s --build %s --no-deps >/dev/null", SAGA_STACK_SCRIPT,
-             args, stack_env("STACK_DIR"), SAGA_BUILD_DIR);
-    if (system(cmd) != 0)
-        fail_msg("failed: %s", cmd);
-}
-
 static void test_rides_out_database_and_broker_restarts(void **state)
 {
     struct fixture *f = *state;
@@ -463,19 +454,19 @@ static void test_rides_out_database_and_broker_restarts(void **state)
     }
     flush(f);
     /* The database goes away under the consumer and comes back. */
-    stack("kill postgres");
+    stack_cmd("kill postgres");
     for (; n < 60; n++) {
         snprintf(order, sizeof(order), "order-db%d", n);
         produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
     }
     flush(f);
     sleep(2);
-    stack("up");
+    stack_cmd("up");
     wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 60, 90000);
     /* Then the broker. */
-    stack("kill kafka");
+    stack_cmd("kill kafka");
     sleep(2);
-    stack("up");
+    stack_cmd("up");
     for (; n < 90; n++) {
         snprintf(order, sizeof(order), "order-db%d", n);
         produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);

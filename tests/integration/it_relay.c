@@ -424,15 +424,6 @@ static void test_published_rows_are_pruned_after_retention(void **state)
     proc_stop(relay, SIGTERM, 15000);
 }
 
-static void stack(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s %s --dir %s --build %s --no-deps >/dev/null", SAGA_STACK_SCRIPT,
-             args, stack_env("STACK_DIR"), SAGA_BUILD_DIR);
-    if (system(cmd) != 0)
-        fail_msg("failed: %s", cmd);
-}
-
 /* Appends rounds [from, to) of keys K0..K4, reconnecting if the database went away. */
 static void append_rounds(struct fixture *f, int from, int to)
 {
@@ -468,16 +459,16 @@ static void test_relay_rides_out_broker_and_database_restarts(void **state)
     append_rounds(f, 0, 20);
     assert_true(wait_published(f, 30000));
     /* The broker dies hard; rows keep coming; the broker comes back. */
-    stack("kill kafka");
+    stack_cmd("kill kafka");
     append_rounds(f, 20, 40);
     sleep(2);
-    stack("up");
+    stack_cmd("up");
     append_rounds(f, 40, 60);
     assert_true(wait_published(f, 60000));
     /* The database stops without a checkpoint, and comes back. */
-    stack("kill postgres");
+    stack_cmd("kill postgres");
     sleep(1);
-    stack("up");
+    stack_cmd("up");
     append_rounds(f, 60, 80);
     assert_true(wait_published(f, 60000));
     assert_true(log_wait(f->log, "reconnecting", 1000));

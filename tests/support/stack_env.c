@@ -63,3 +63,14 @@ const char *stack_unique(const char *prefix, char *buf, unsigned long size)
     snprintf(buf, size, "%s-%ld-%ld-%d", prefix, (long)getpid(), (long)time(NULL), ++seq);
     return buf;
 }
+
+void stack_cmd(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s --dir %s --build %s --no-deps >/dev/null", SAGA_STACK_SCRIPT,
+             args, stack_env("STACK_DIR"), SAGA_BUILD_DIR);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "stack_cmd: failed: %s\n", cmd);
+        exit(1);
+    }
+}

@@ -11,4 +11,8 @@ const char *stack_env(const char *key);
 /* A name unique to this process and call, e.g. "it-kafka-4242-1", for topics and groups. */
 const char *stack_unique(const char *prefix, char *buf, unsigned long size);
 
+/* Runs `scripts/stack ARGS --dir <the test stack> --no-deps`, e.g. "kill kafka" or "up";
+ * aborts the test if it fails. */
+void stack_cmd(const char *args);
+
 #endif

@@ -21,6 +21,12 @@
  */
 char *saga_avro_canonical_form(const char *json, size_t len, char *errstr, size_t errstr_size);
 
+/* 1 if name is one of Avro's primitive type names ("int", "string", ...). */
+int saga_avro_is_primitive(const char *name);
+
+/* The fullname of name in namespace ns (either may be NULL or ""), malloc'ed. */
+char *saga_avro_fullname(const char *name, const char *ns);
+
 /* CRC-64-AVRO fingerprint of data (normally a canonical form). */
 uint64_t saga_avro_fingerprint64(const void *data, size_t len);
 
