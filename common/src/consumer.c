@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "saga/fault.h"
+#include "saga/ids.h"
 #include "saga/kafka.h"
 #include "saga/log.h"
 #include "saga/outbox.h"
@@ -85,6 +86,8 @@ struct saga_consumer {
     struct msg *batch;
     int nbatch;
     volatile int revoked; /* set in the rebalance callback: the batch in hand is not ours */
+    _Atomic int assigned; /* partitions held now (for readiness) */
+    _Atomic int joined;   /* 1 once the group gave this member its first assignment */
     int cooperative;
     int fatal;
     char fatal_reason[512];
@@ -153,6 +156,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         saga_log(SAGA_LOG_INFO, NULL, "assigned %d partition%s", parts->cnt,
                  parts->cnt == 1 ? "" : "s");
+        c->assigned += parts->cnt;
+        c->joined = 1;
         if (c->cooperative)
             error_free(rd_kafka_incremental_assign(rk, parts));
         else
@@ -170,10 +175,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     saga_log(SAGA_LOG_INFO, NULL, "%s %d partition%s",
              err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", parts->cnt,
              parts->cnt == 1 ? "" : "s");
-    if (c->cooperative)
+    if (c->cooperative) {
         error_free(rd_kafka_incremental_unassign(rk, parts));
-    else
+        c->assigned -= parts->cnt;
+    } else {
         rd_kafka_assign(rk, NULL);
+        c->assigned = 0;
+    }
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -308,6 +316,72 @@ void saga_consumer_destroy(struct saga_consumer *c)
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out)
 {
     *out = c->stats;
+}
+
+saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
+                                   const char *const *params)
+{
+    PGresult *r = PQexecParams(tx->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    saga_handle_result_t out;
+
+    if (res)
+        *res = NULL;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return SAGA_HANDLE_OK;
+    }
+    out = saga_tx_pg_failure(tx, r);
+    PQclear(r);
+    return out;
+}
+
+char *saga_pg_text_array(const char *const *items, size_t n)
+{
+    size_t len = 3;
+    char *out, *o;
+
+    for (size_t i = 0; i < n; i++)
+        len += 3 + 2 * strlen(items[i]);
+    if (!(o = out = malloc(len)))
+        abort();
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                *o++ = '\\';
+            *o++ = *p;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return out;
+}
+
+void saga_event_follow(struct saga_event *out, saga_event_type_t type,
+                       const struct saga_event *cause, const char *producer, char id_buf[37])
+{
+    saga_event_init(out, type);
+    saga_uuid4(id_buf);
+    out->meta.event_id = id_buf;
+    out->meta.order_id = cause->meta.order_id;
+    out->meta.correlation_id = cause->meta.correlation_id;
+    out->meta.causation_id = cause->meta.event_id;
+    out->meta.occurred_at = saga_now_ms();
+    out->meta.producer = producer;
+    out->meta.traceparent = cause->meta.traceparent;
+}
+
+int saga_consumer_joined(const struct saga_consumer *c)
+{
+    return c->joined;
 }
 
 /* --- database ------------------------------------------------------------------ */

@@ -65,6 +65,28 @@ saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev);
 /* Maps a failed PGresult of a handler's statement to a result, filling tx->errstr. */
 saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res);
 
+/*
+ * Runs sql with text parameters inside tx's transaction. On success returns OK
+ * and, when res is not NULL, the result (the caller PQclear()s it); on failure
+ * maps the error like saga_tx_pg_failure and leaves *res NULL.
+ */
+saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
+                                   const char *const *params);
+
+/*
+ * A PostgreSQL array literal ("{\"a\",\"b\"}") of items, for "$1::text[]"
+ * parameters; malloc'd, the caller frees it.
+ */
+char *saga_pg_text_array(const char *const *items, size_t n);
+
+/*
+ * Starts out as an event of type caused by cause: a new event_id (written into
+ * id_buf), the same order, correlation and trace, causation = cause's event_id,
+ * occurred_at = now, producer = producer. The body is zeroed for the caller.
+ */
+void saga_event_follow(struct saga_event *out, saga_event_type_t type,
+                       const struct saga_event *cause, const char *producer, char id_buf[37]);
+
 typedef saga_handle_result_t (*saga_handler_fn)(struct saga_tx *tx, const struct saga_event *ev,
                                                 void *arg);
 
@@ -116,5 +138,8 @@ struct saga_consumer_stats {
     int64_t handled, duplicates, deferred, released, skipped, retries, dead_lettered;
 };
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out);
+
+/* 1 once the group has given this member its first assignment (readiness); any thread. */
+int saga_consumer_joined(const struct saga_consumer *c);
 
 #endif

@@ -1,0 +1,206 @@
+#include "saga/service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "saga/log.h"
+#include "saga/pg.h"
+#include "saga/topology.h"
+
+volatile sig_atomic_t saga_service_stopping;
+
+struct runner {
+    const struct saga_service *svc;
+    const struct saga_config *cfg;
+    struct saga_consumer *consumer;
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    saga_service_stopping = 1;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+PGconn *saga_service_connect(const char *url, char *errstr, size_t errstr_size)
+{
+    long backoff = 200;
+    for (;;) {
+        saga_err_t err = SAGA_OK;
+        PGconn *conn = saga_pg_connect(url, &err, errstr, errstr_size);
+        if (conn)
+            return conn;
+        if (err != SAGA_ERR_TRANSIENT || saga_service_stopping)
+            return NULL;
+        saga_warn("database not reachable, retrying in %ld ms: %s", backoff, errstr);
+        for (long waited = 0; waited < backoff && !saga_service_stopping; waited += 100)
+            sleep_ms(100);
+        if (saga_service_stopping)
+            return NULL;
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+static void metric(struct saga_text *t, const char *name, const char *type, const char *help)
+{
+    saga_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void common_metrics(struct runner *r, struct saga_text *t)
+{
+    struct saga_consumer_stats s;
+    const char *svc = r->cfg->program;
+
+    saga_consumer_stats(r->consumer, &s);
+    metric(t, "saga_consumer_events_total", "counter",
+           "Events the consumer runtime finished, by outcome.");
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"handled\"} %lld\n", svc,
+                     (long long)s.handled);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"duplicate\"} %lld\n",
+                     svc, (long long)s.duplicates);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"deferred\"} %lld\n",
+                     svc, (long long)s.deferred);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"released\"} %lld\n",
+                     svc, (long long)s.released);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"skipped\"} %lld\n", svc,
+                     (long long)s.skipped);
+    saga_text_printf(t,
+                     "saga_consumer_events_total{service=\"%s\",outcome=\"dead_lettered\"} %lld\n",
+                     svc, (long long)s.dead_lettered);
+    metric(t, "saga_consumer_retries_total", "counter", "Transient failures retried.");
+    saga_text_printf(t, "saga_consumer_retries_total{service=\"%s\"} %lld\n", svc,
+                     (long long)s.retries);
+    metric(t, "saga_consumer_joined", "gauge", "1 once the consumer group gave this member work.");
+    saga_text_printf(t, "saga_consumer_joined{service=\"%s\"} %d\n", svc,
+                     saga_consumer_joined(r->consumer));
+}
+
+static void http_handler(void *arg, const struct saga_http_request *req,
+                         struct saga_http_response *resp)
+{
+    struct runner *r = arg;
+
+    if (r->svc->http) {
+        r->svc->http(r->svc->arg, req, resp);
+        if (resp->status)
+            return;
+    }
+    if (saga_http_route(req, "GET", "/healthz")) {
+        saga_http_reply_json(resp, 200, json_pack("{s:s, s:s}", "status", "ok", "service",
+                                                  r->cfg->program));
+    } else if (saga_http_route(req, "GET", "/readyz")) {
+        int db = PQping(r->cfg->database_url) == PQPING_OK;
+        int joined = saga_consumer_joined(r->consumer);
+        int ok = db && joined && !saga_service_stopping;
+        saga_http_reply_json(resp, ok ? 200 : 503,
+                             json_pack("{s:s, s:s, s:b, s:b}", "status", ok ? "ready" : "not ready",
+                                       "service", r->cfg->program, "database", db,
+                                       "consumer_joined", joined));
+    } else if (saga_http_route(req, "GET", "/metrics")) {
+        struct saga_text t = {0};
+        common_metrics(r, &t);
+        if (r->svc->metrics)
+            r->svc->metrics(r->svc->arg, &t);
+        saga_http_reply(resp, 200, "text/plain; version=0.0.4; charset=utf-8", t.data, t.len);
+    } else if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
+               strcmp(req->path, "/metrics") == 0) {
+        saga_http_reply_error(resp, 405, "method_not_allowed", "%s takes GET", req->path);
+        saga_http_add_header(resp, "Allow", "GET");
+    }
+}
+
+int saga_service_main(const struct saga_service *svc, int argc, char **argv)
+{
+    const struct saga_service_info *info = saga_service_find(svc->info_name);
+    struct saga_consumer_conf cc = {0};
+    struct saga_http_conf hc = {0};
+    struct saga_http *http = NULL;
+    struct runner r = {svc, NULL, NULL};
+    struct saga_config cfg;
+    struct sigaction sa;
+    char err[512];
+    PGconn *conn;
+    int code, started = 0;
+
+    if (!saga_program_init(svc->program, argc, argv, &cfg, &code))
+        return code;
+    r.cfg = &cfg;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    code = SAGA_EXIT_FAILURE;
+    if (!(conn = saga_service_connect(cfg.database_url, err, sizeof(err)))) {
+        if (saga_service_stopping) {
+            code = SAGA_EXIT_OK;
+            goto out;
+        }
+        saga_error("cannot connect to the database: %s", err);
+        goto out;
+    }
+    if (saga_pg_migrate(conn, saga_common_migrations, saga_common_migration_count, NULL, err,
+                        sizeof(err)) ||
+        (svc->nmigrations &&
+         saga_pg_migrate(conn, svc->migrations, svc->nmigrations, NULL, err, sizeof(err)))) {
+        saga_error("database migration failed: %s", err);
+        PQfinish(conn);
+        goto out;
+    }
+    PQfinish(conn);
+
+    if (svc->start) {
+        if (svc->start(svc->arg, &cfg, err, sizeof(err))) {
+            saga_error("start: %s", err);
+            goto out;
+        }
+        started = 1;
+    }
+
+    cc.cfg = &cfg;
+    cc.group = info->group;
+    cc.dlq_topic = info->dlq_topic;
+    cc.topics = svc->topics;
+    cc.ntopics = svc->ntopics;
+    memcpy(cc.handlers, svc->handlers, sizeof(cc.handlers));
+    cc.arg = svc->arg;
+    cc.releases_deferred = svc->releases_deferred;
+    cc.stop = &saga_service_stopping;
+    if (saga_consumer_new(&r.consumer, &cc, err, sizeof(err))) {
+        saga_error("consumer: %s", err);
+        goto out;
+    }
+
+    hc.host = cfg.http_host;
+    hc.port = cfg.http_port;
+    hc.max_body = svc->http_max_body;
+    hc.handler = http_handler;
+    hc.arg = &r;
+    if (saga_http_start(&http, &hc, err, sizeof(err))) {
+        saga_error("%s", err);
+        code = SAGA_EXIT_CONFIG;
+        goto out;
+    }
+    saga_info("listening on http://%s:%d (healthz, readyz, metrics); consuming as %s",
+              cfg.http_host, saga_http_port(http), info->group);
+
+    code = saga_consumer_run(r.consumer);
+    saga_info("stopping");
+
+out:
+    saga_http_stop(http);
+    if (started && svc->stop)
+        svc->stop(svc->arg);
+    if (r.consumer)
+        saga_consumer_destroy(r.consumer);
+    saga_config_release(&cfg);
+    return code;
+}

@@ -1,0 +1,3 @@
+#ifndef NOTIFICATION_RULES_H
+#define NOTIFICATION_RULES_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef PAYMENT_RULES_H
+#define PAYMENT_RULES_H
+#endif

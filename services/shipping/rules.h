@@ -1,0 +1,3 @@
+#ifndef SHIPPING_RULES_H
+#define SHIPPING_RULES_H
+#endif
