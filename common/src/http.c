@@ -234,6 +234,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
@@ -279,11 +280,10 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, (uint16_t)conf->port, NULL, NULL, access_cb, h,
-                            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
                             (unsigned)h->conf.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                             MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_END);
+                            completed_cb, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
         snprintf(errstr, errstr_size,

@@ -1,26 +1,296 @@
 /*
- * payment-service: customer accounts and payments; authorizes on InventoryReserved, refunds on
- * OrderCancelled.
+ * payment-service: customer accounts and payments. Authorizes (captures) an
+ * order's total on InventoryReserved, or fails it (PaymentFailed); refunds a
+ * captured payment on OrderCancelled (once).
+ *
+ * A customer's balance is what it owes: captured minus refunded. An order gets at
+ * most one payments row (order_id is unique), so it is never charged twice and
+ * refunded at most once. Handlers lock the order's row first, then the customer's.
  */
-#include "saga/program.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 
-static const struct saga_program payment_program = {
-    .name = "payment-service",
-    .summary = "Authorizes and refunds payments for orders.",
+#include "rules.h"
+#include "saga/ids.h"
+#include "saga/log.h"
+#include "saga/service.h"
+
+#define PRODUCER "payment-service"
+
+static const struct saga_migration migrations[] = {
+    {100, "customers, orders, payments",
+     "CREATE TABLE customers ("
+     "  customer_id text PRIMARY KEY,"
+     "  name text NOT NULL,"
+     "  credit_limit bigint NOT NULL CHECK (credit_limit >= 0),"
+     /* captured minus refunded: what the customer owes */
+     "  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0));"
+     /* What OrderPlaced said (event-carried state), or a tombstone: cancelled before
+      * OrderPlaced arrived. */
+     "CREATE TABLE orders ("
+     "  order_id text PRIMARY KEY,"
+     "  placed boolean NOT NULL DEFAULT false,"
+     "  cancelled boolean NOT NULL DEFAULT false,"
+     "  customer_id text,"
+     "  amount bigint,"
+     "  currency text,"
+     "  payment_token text,"
+     "  updated_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE TABLE payments ("
+     "  payment_id text PRIMARY KEY,"
+     "  order_id text NOT NULL UNIQUE,"
+     "  customer_id text NOT NULL,"
+     "  amount bigint NOT NULL,"
+     "  currency text NOT NULL,"
+     "  status text NOT NULL CHECK (status IN ('captured', 'failed', 'refunded')),"
+     "  failure_reason text,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  refunded_at timestamptz);"
+     /* The seeded customers (README); cust-frugal's limit is 50.00. */
+     "INSERT INTO customers (customer_id, name, credit_limit) VALUES"
+     "  ('cust-alice', 'Alice Example', 100000000000),"
+     "  ('cust-bob', 'Bob Example', 100000000000),"
+     "  ('cust-carol', 'Carol Example', 100000000000),"
+     "  ('cust-dave', 'Dave Example', 100000000000),"
+     "  ('cust-frugal', 'Frugal Example', 5000);"},
+};
+
+/* Column numbers of lock_order's result. */
+enum { O_PLACED, O_CANCELLED, O_CUSTOMER, O_AMOUNT, O_CURRENCY, O_TOKEN };
+
+/*
+ * Locks the order's row, creating it (neither placed nor cancelled) when missing.
+ * *out gets one row: placed, cancelled, customer_id, amount, currency,
+ * payment_token; the caller PQclear()s it.
+ */
+static saga_handle_result_t lock_order(struct saga_tx *tx, const char *order_id, PGresult **out)
+{
+    const char *p[1] = {order_id};
+    return saga_tx_query(tx, out,
+                         "INSERT INTO orders (order_id) VALUES ($1)"
+                         " ON CONFLICT (order_id) DO UPDATE SET updated_at = now()"
+                         " RETURNING placed, cancelled, customer_id, amount, currency,"
+                         " payment_token",
+                         1, p);
+}
+
+static int flag(const PGresult *r, int col)
+{
+    return PQgetvalue(r, 0, col)[0] == 't';
+}
+
+static saga_handle_result_t emit(struct saga_tx *tx, const struct saga_event *ev)
+{
+    saga_err_t err = saga_tx_emit(tx, ev);
+    if (err == SAGA_OK)
+        return SAGA_HANDLE_OK;
+    return err == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT : SAGA_HANDLE_INVALID;
+}
+
+static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
+                                            void *arg)
+{
+    const struct saga_order_placed *o = &ev->u.order_placed;
+    char amount[24];
+    (void)arg;
+
+    snprintf(amount, sizeof(amount), "%" PRId64, o->total_amount);
+    const char *p[5] = {ev->meta.order_id, o->customer_id, amount, o->currency, o->payment_token};
+    /* Another OrderPlaced for the same order changes nothing: the first counts. */
+    return saga_tx_query(tx, NULL,
+                         "INSERT INTO orders (order_id, placed, customer_id, amount, currency,"
+                         " payment_token) VALUES ($1, true, $2, $3, $4, $5)"
+                         " ON CONFLICT (order_id) DO UPDATE SET placed = true,"
+                         " customer_id = EXCLUDED.customer_id, amount = EXCLUDED.amount,"
+                         " currency = EXCLUDED.currency, payment_token = EXCLUDED.payment_token,"
+                         " updated_at = now() WHERE NOT orders.placed",
+                         5, p);
+}
+
+static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const struct saga_event *ev,
+                                                  void *arg)
+{
+    const struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
+                                     NULL};
+    PGresult *o = NULL, *r = NULL;
+    const char *customer, *currency, *token;
+    char payment_id[37], out_id[37];
+    int64_t amount, credit_limit = 0, balance = 0;
+    int found;
+    struct saga_event out;
+    saga_handle_result_t res;
+    (void)arg;
+
+    if ((res = lock_order(tx, ev->meta.order_id, &o)))
+        return res;
+    if (flag(o, O_CANCELLED)) {
+        res = SAGA_HANDLE_OK; /* tombstone: the order is cancelled, nothing to charge */
+        goto done;
+    }
+    if (!flag(o, O_PLACED)) {
+        res = SAGA_HANDLE_DEFER; /* its OrderPlaced has not arrived yet */
+        goto done;
+    }
+    {
+        const char *p[1] = {ev->meta.order_id};
+        if ((res = saga_tx_query(tx, &r, "SELECT 1 FROM payments WHERE order_id = $1", 1, p)))
+            goto done;
+        found = PQntuples(r) > 0;
+        PQclear(r);
+        r = NULL;
+        if (found)
+            goto done; /* decided already (OK) */
+    }
+    customer = PQgetvalue(o, 0, O_CUSTOMER);
+    currency = PQgetvalue(o, 0, O_CURRENCY);
+    token = PQgetisnull(o, 0, O_TOKEN) ? NULL : PQgetvalue(o, 0, O_TOKEN);
+    amount = strtoll(PQgetvalue(o, 0, O_AMOUNT), NULL, 10);
+    if (amount < 0) {
+        snprintf(tx->errstr, sizeof(tx->errstr), "OrderPlaced with a negative total %" PRId64,
+                 amount);
+        res = SAGA_HANDLE_INVALID;
+        goto done;
+    }
+    {
+        const char *p[1] = {customer};
+        if ((res = saga_tx_query(tx, &r,
+                                 "SELECT credit_limit, balance FROM customers"
+                                 " WHERE customer_id = $1 FOR UPDATE",
+                                 1, p)))
+            goto done;
+        if ((found = PQntuples(r) > 0)) {
+            credit_limit = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+            balance = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        }
+        PQclear(r);
+        r = NULL;
+    }
+
+    pay_decision_t d = pay_decide(token, found, credit_limit, balance, amount);
+    saga_uuid4(payment_id);
+    if (d == PAY_AUTHORIZE) {
+        const char *pc[2] = {customer, PQgetvalue(o, 0, O_AMOUNT)};
+        const char *pp[5] = {payment_id, ev->meta.order_id, customer, PQgetvalue(o, 0, O_AMOUNT),
+                             currency};
+        if ((res = saga_tx_query(tx, NULL,
+                                 "UPDATE customers SET balance = balance + $2::bigint"
+                                 " WHERE customer_id = $1",
+                                 2, pc)) ||
+            (res = saga_tx_query(tx, NULL,
+                                 "INSERT INTO payments (payment_id, order_id, customer_id, amount,"
+                                 " currency, status) VALUES ($1, $2, $3, $4, $5, 'captured')",
+                                 5, pp)))
+            goto done;
+        saga_event_follow(&out, SAGA_EV_PAYMENT_AUTHORIZED, ev, PRODUCER, out_id);
+        out.u.payment_authorized.payment_id = payment_id;
+        out.u.payment_authorized.customer_id = customer;
+        out.u.payment_authorized.amount = amount;
+        out.u.payment_authorized.currency = currency;
+        saga_log(SAGA_LOG_INFO, &ids, "payment %s authorized: %" PRId64 " %s from %s", payment_id,
+                 amount, currency, customer);
+    } else {
+        saga_payment_failure_t reason = pay_failure(d);
+        const char *pp[6] = {payment_id, ev->meta.order_id,
+                             customer,   PQgetvalue(o, 0, O_AMOUNT),
+                             currency,   saga_payment_failure_names[reason]};
+        if ((res = saga_tx_query(tx, NULL,
+                                 "INSERT INTO payments (payment_id, order_id, customer_id, amount,"
+                                 " currency, status, failure_reason)"
+                                 " VALUES ($1, $2, $3, $4, $5, 'failed', $6)",
+                                 6, pp)))
+            goto done;
+        saga_event_follow(&out, SAGA_EV_PAYMENT_FAILED, ev, PRODUCER, out_id);
+        out.u.payment_failed.reason = reason;
+        out.u.payment_failed.customer_id = customer;
+        out.u.payment_failed.amount = amount;
+        out.u.payment_failed.currency = currency;
+        saga_log(SAGA_LOG_INFO, &ids, "payment declined: %s (%" PRId64 " %s from %s)",
+                 saga_payment_failure_names[reason], amount, currency, customer);
+    }
+    res = emit(tx, &out);
+done:
+    PQclear(r);
+    PQclear(o);
+    return res;
+}
+
+static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct saga_event *ev,
+                                               void *arg)
+{
+    const char *p[1] = {ev->meta.order_id};
+    PGresult *o = NULL, *r = NULL;
+    char out_id[37];
+    struct saga_event out;
+    saga_handle_result_t res;
+    (void)arg;
+
+    if ((res = lock_order(tx, ev->meta.order_id, &o)) ||
+        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
+                             p)) ||
+        (res = saga_tx_query(tx, &r,
+                             "SELECT payment_id, customer_id, amount, currency FROM payments"
+                             " WHERE order_id = $1 AND status = 'captured' FOR UPDATE",
+                             1, p)))
+        goto done;
+    if (PQntuples(r) == 0)
+        goto done; /* nothing captured: never charged, failed, or refunded already (OK) */
+    {
+        const char *pc[2] = {PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)};
+        const char *pp[1] = {PQgetvalue(r, 0, 0)};
+        if ((res = saga_tx_query(tx, NULL,
+                                 "UPDATE customers SET balance = balance - $2::bigint"
+                                 " WHERE customer_id = $1",
+                                 2, pc)) ||
+            (res = saga_tx_query(tx, NULL,
+                                 "UPDATE payments SET status = 'refunded', refunded_at = now()"
+                                 " WHERE payment_id = $1",
+                                 1, pp)))
+            goto done;
+    }
+    saga_event_follow(&out, SAGA_EV_PAYMENT_REFUNDED, ev, PRODUCER, out_id);
+    out.u.payment_refunded.payment_id = PQgetvalue(r, 0, 0);
+    out.u.payment_refunded.amount = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    out.u.payment_refunded.currency = PQgetvalue(r, 0, 3);
+    saga_log(
+        SAGA_LOG_INFO,
+        &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL},
+        "payment %s refunded: %" PRId64 " %s to %s", out.u.payment_refunded.payment_id,
+        out.u.payment_refunded.amount, out.u.payment_refunded.currency, PQgetvalue(r, 0, 1));
+    res = emit(tx, &out);
+done:
+    PQclear(r);
+    PQclear(o);
+    return res;
+}
+
+static const struct saga_program program = {
+    .name = PRODUCER,
+    .summary = "Customer accounts and payments: authorizes on InventoryReserved, refunds on "
+               "OrderCancelled.",
     .config_flags = SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
     .http_port = 8082,
 };
 
+static const char *const topics[] = {"orders", "inventory"};
+
+static const struct saga_service service = {
+    .program = &program,
+    .info_name = "payment",
+    .migrations = migrations,
+    .nmigrations = 1,
+    .topics = topics,
+    .ntopics = 2,
+    .handlers =
+        {
+            [SAGA_EV_ORDER_PLACED] = on_order_placed,
+            [SAGA_EV_ORDER_CANCELLED] = on_order_cancelled,
+            [SAGA_EV_INVENTORY_RESERVED] = on_inventory_reserved,
+        },
+    .releases_deferred = 1u << SAGA_EV_ORDER_PLACED | 1u << SAGA_EV_ORDER_CANCELLED,
+};
+
 int main(int argc, char **argv)
 {
-    struct saga_config cfg;
-    int code;
-
-    if (!saga_program_init(&payment_program, argc, argv, &cfg, &code))
-        return code;
-    saga_info("configuration ok (kafka %s, http %s:%d); the saga handlers are not part of this "
-              "build yet, exiting",
-              cfg.kafka_bootstrap, cfg.http_host, cfg.http_port);
-    saga_config_release(&cfg);
-    return SAGA_EXIT_OK;
+    return saga_service_main(&service, argc, argv);
 }

@@ -1,25 +1,242 @@
 /*
- * shipping-service: shipments; schedules on PaymentAuthorized, cancels on OrderCancelled.
+ * shipping-service: shipments. Schedules an order's shipment on PaymentAuthorized,
+ * or fails it (ShipmentFailed); cancels a scheduled shipment on OrderCancelled
+ * (once).
+ *
+ * An order gets at most one shipments row (order_id is unique), so it is never
+ * scheduled twice and cancelled at most once. Handlers lock the order's row first.
  */
-#include "saga/program.h"
+#include <stdio.h>
+#include <stdlib.h>
 
-static const struct saga_program shipping_program = {
-    .name = "shipping-service",
-    .summary = "Schedules and cancels shipments for orders.",
+#include "rules.h"
+#include "saga/ids.h"
+#include "saga/log.h"
+#include "saga/service.h"
+
+#define PRODUCER "shipping-service"
+
+static const struct saga_migration migrations[] = {
+    {100, "orders, shipments",
+     /* The shipping address OrderPlaced carried (event-carried state), or a
+      * tombstone: cancelled before OrderPlaced arrived. */
+     "CREATE TABLE orders ("
+     "  order_id text PRIMARY KEY,"
+     "  placed boolean NOT NULL DEFAULT false,"
+     "  cancelled boolean NOT NULL DEFAULT false,"
+     "  recipient text,"
+     "  line1 text,"
+     "  line2 text,"
+     "  city text,"
+     "  postal_code text,"
+     "  country text,"
+     "  updated_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE TABLE shipments ("
+     "  shipment_id text PRIMARY KEY,"
+     "  order_id text NOT NULL UNIQUE,"
+     "  status text NOT NULL CHECK (status IN ('scheduled', 'failed', 'cancelled')),"
+     "  tracking_number text,"
+     "  carrier text,"
+     "  country text NOT NULL,"
+     "  failure_reason text,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  cancelled_at timestamptz);"},
+};
+
+/* Column numbers of lock_order's result. */
+enum { O_PLACED, O_CANCELLED, O_LINE1, O_CITY, O_POSTAL_CODE, O_COUNTRY };
+
+/*
+ * Locks the order's row, creating it (neither placed nor cancelled) when missing.
+ * *out gets one row: placed, cancelled, line1, city, postal_code, country; the
+ * caller PQclear()s it.
+ */
+static saga_handle_result_t lock_order(struct saga_tx *tx, const char *order_id, PGresult **out)
+{
+    const char *p[1] = {order_id};
+    return saga_tx_query(tx, out,
+                         "INSERT INTO orders (order_id) VALUES ($1)"
+                         " ON CONFLICT (order_id) DO UPDATE SET updated_at = now()"
+                         " RETURNING placed, cancelled, line1, city, postal_code, country",
+                         1, p);
+}
+
+static int flag(const PGresult *r, int col)
+{
+    return PQgetvalue(r, 0, col)[0] == 't';
+}
+
+/* The column's text, or NULL when it is NULL. */
+static const char *text_or_null(const PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? NULL : PQgetvalue(r, 0, col);
+}
+
+static saga_handle_result_t emit(struct saga_tx *tx, const struct saga_event *ev)
+{
+    saga_err_t err = saga_tx_emit(tx, ev);
+    if (err == SAGA_OK)
+        return SAGA_HANDLE_OK;
+    return err == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT : SAGA_HANDLE_INVALID;
+}
+
+static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
+                                            void *arg)
+{
+    const struct saga_address *a = &ev->u.order_placed.shipping_address;
+    const char *p[7] = {ev->meta.order_id, a->recipient,   a->line1,  a->line2,
+                        a->city,           a->postal_code, a->country};
+    (void)arg;
+
+    /* Another OrderPlaced for the same order changes nothing: the first counts. */
+    return saga_tx_query(tx, NULL,
+                         "INSERT INTO orders (order_id, placed, recipient, line1, line2, city,"
+                         " postal_code, country) VALUES ($1, true, $2, $3, $4, $5, $6, $7)"
+                         " ON CONFLICT (order_id) DO UPDATE SET placed = true,"
+                         " recipient = EXCLUDED.recipient, line1 = EXCLUDED.line1,"
+                         " line2 = EXCLUDED.line2, city = EXCLUDED.city,"
+                         " postal_code = EXCLUDED.postal_code, country = EXCLUDED.country,"
+                         " updated_at = now() WHERE NOT orders.placed",
+                         7, p);
+}
+
+static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const struct saga_event *ev,
+                                                  void *arg)
+{
+    const struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
+                                     NULL};
+    PGresult *o = NULL, *r = NULL;
+    char shipment_id[37], tracking[SHIP_TRACKING_SIZE], out_id[37];
+    const char *country;
+    int exists;
+    struct saga_event out;
+    saga_handle_result_t res;
+    (void)arg;
+
+    if ((res = lock_order(tx, ev->meta.order_id, &o)))
+        return res;
+    if (flag(o, O_CANCELLED)) {
+        res = SAGA_HANDLE_OK; /* tombstone: the order is cancelled, nothing to ship */
+        goto done;
+    }
+    if (!flag(o, O_PLACED)) {
+        res = SAGA_HANDLE_DEFER; /* its OrderPlaced has not arrived yet */
+        goto done;
+    }
+    {
+        const char *p[1] = {ev->meta.order_id};
+        if ((res = saga_tx_query(tx, &r, "SELECT 1 FROM shipments WHERE order_id = $1", 1, p)))
+            goto done;
+        exists = PQntuples(r) > 0;
+        PQclear(r);
+        r = NULL;
+        if (exists)
+            goto done; /* decided already (OK) */
+    }
+    country = PQgetvalue(o, 0, O_COUNTRY); /* "" when OrderPlaced had none */
+
+    ship_decision_t d = ship_decide(text_or_null(o, O_COUNTRY), text_or_null(o, O_LINE1),
+                                    text_or_null(o, O_CITY), text_or_null(o, O_POSTAL_CODE));
+    saga_uuid4(shipment_id);
+    if (d == SHIP_SCHEDULE) {
+        ship_tracking_number(shipment_id, tracking, sizeof(tracking));
+        const char *p[4] = {shipment_id, ev->meta.order_id, tracking, country};
+        if ((res = saga_tx_query(tx, NULL,
+                                 "INSERT INTO shipments (shipment_id, order_id, status,"
+                                 " tracking_number, carrier, country)"
+                                 " VALUES ($1, $2, 'scheduled', $3, '" SHIP_CARRIER "', $4)",
+                                 4, p)))
+            goto done;
+        saga_event_follow(&out, SAGA_EV_SHIPMENT_SCHEDULED, ev, PRODUCER, out_id);
+        out.u.shipment_scheduled.shipment_id = shipment_id;
+        out.u.shipment_scheduled.tracking_number = tracking;
+        out.u.shipment_scheduled.carrier = SHIP_CARRIER;
+        saga_log(SAGA_LOG_INFO, &ids, "shipment %s scheduled to %s: %s %s", shipment_id, country,
+                 SHIP_CARRIER, tracking);
+    } else {
+        saga_shipment_failure_t reason = ship_failure(d);
+        const char *p[4] = {shipment_id, ev->meta.order_id, country,
+                            saga_shipment_failure_names[reason]};
+        if ((res = saga_tx_query(tx, NULL,
+                                 "INSERT INTO shipments (shipment_id, order_id, status, country,"
+                                 " failure_reason) VALUES ($1, $2, 'failed', $3, $4)",
+                                 4, p)))
+            goto done;
+        saga_event_follow(&out, SAGA_EV_SHIPMENT_FAILED, ev, PRODUCER, out_id);
+        out.u.shipment_failed.reason = reason;
+        out.u.shipment_failed.country = country;
+        saga_log(SAGA_LOG_INFO, &ids, "shipment %s failed: %s (country \"%s\")", shipment_id,
+                 saga_shipment_failure_names[reason], country);
+    }
+    res = emit(tx, &out);
+done:
+    PQclear(r);
+    PQclear(o);
+    return res;
+}
+
+static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct saga_event *ev,
+                                               void *arg)
+{
+    const char *p[1] = {ev->meta.order_id};
+    PGresult *o = NULL, *r = NULL;
+    char out_id[37];
+    struct saga_event out;
+    saga_handle_result_t res;
+    (void)arg;
+
+    if ((res = lock_order(tx, ev->meta.order_id, &o)) ||
+        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
+                             p)) ||
+        (res = saga_tx_query(tx, &r,
+                             "UPDATE shipments SET status = 'cancelled', cancelled_at = now()"
+                             " WHERE order_id = $1 AND status = 'scheduled'"
+                             " RETURNING shipment_id, tracking_number",
+                             1, p)))
+        goto done;
+    if (PQntuples(r) == 0)
+        goto done; /* nothing scheduled: never, failed, or cancelled already (OK) */
+    saga_event_follow(&out, SAGA_EV_SHIPMENT_CANCELLED, ev, PRODUCER, out_id);
+    out.u.shipment_cancelled.shipment_id = PQgetvalue(r, 0, 0);
+    out.u.shipment_cancelled.tracking_number = PQgetvalue(r, 0, 1);
+    saga_log(
+        SAGA_LOG_INFO,
+        &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL},
+        "shipment %s cancelled (%s)", out.u.shipment_cancelled.shipment_id,
+        out.u.shipment_cancelled.tracking_number);
+    res = emit(tx, &out);
+done:
+    PQclear(r);
+    PQclear(o);
+    return res;
+}
+
+static const struct saga_program program = {
+    .name = PRODUCER,
+    .summary = "Shipments: schedules on PaymentAuthorized, cancels on OrderCancelled.",
     .config_flags = SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
     .http_port = 8083,
 };
 
+static const char *const topics[] = {"orders", "payments"};
+
+static const struct saga_service service = {
+    .program = &program,
+    .info_name = "shipping",
+    .migrations = migrations,
+    .nmigrations = 1,
+    .topics = topics,
+    .ntopics = 2,
+    .handlers =
+        {
+            [SAGA_EV_ORDER_PLACED] = on_order_placed,
+            [SAGA_EV_ORDER_CANCELLED] = on_order_cancelled,
+            [SAGA_EV_PAYMENT_AUTHORIZED] = on_payment_authorized,
+        },
+    .releases_deferred = 1u << SAGA_EV_ORDER_PLACED | 1u << SAGA_EV_ORDER_CANCELLED,
+};
+
 int main(int argc, char **argv)
 {
-    struct saga_config cfg;
-    int code;
-
-    if (!saga_program_init(&shipping_program, argc, argv, &cfg, &code))
-        return code;
-    saga_info("configuration ok (kafka %s, http %s:%d); the saga handlers are not part of this "
-              "build yet, exiting",
-              cfg.kafka_bootstrap, cfg.http_host, cfg.http_port);
-    saga_config_release(&cfg);
-    return SAGA_EXIT_OK;
+    return saga_service_main(&service, argc, argv);
 }

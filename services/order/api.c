@@ -1,0 +1,702 @@
+/*
+ * The order API (design brief §8; docs/API.md):
+ *
+ *   POST /orders               place an order (Idempotency-Key optional)  202, 200 replay
+ *   GET  /orders/{id}          the order, its outcome, compensation state and timeline
+ *   GET  /orders?status=&limit=&cursor=   newest first, cursor paging
+ *   POST /orders/{id}/cancel   customer cancellation while PENDING
+ *   GET  /products             the catalogue with prices
+ *
+ * Errors are JSON {"error": code, "message": text[, "fields": [...]]}.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "order.h"
+#include "saga/ids.h"
+#include "saga/log.h"
+#include "saga/consumer.h"
+#include "saga/outbox.h"
+#include "saga/pg.h"
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* A failed statement: the database is away (503) or something else broke (500). */
+static void db_failure(struct saga_http_response *resp, PGconn *conn, const PGresult *r,
+                       int *broken)
+{
+    char err[512];
+    saga_pg_errstr(conn, err, sizeof(err));
+    if (PQstatus(conn) != CONNECTION_OK || saga_pg_classify(conn, r) == SAGA_ERR_TRANSIENT) {
+        *broken = 1;
+        saga_warn("order api: database unavailable: %s", err);
+        saga_http_reply_error(resp, 503, "unavailable",
+                              "the database is unavailable; nothing was changed, retry later");
+        saga_http_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    saga_error("order api: %s", err);
+    saga_http_reply_error(resp, 500, "internal", "internal error");
+}
+
+static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *p)
+{
+    return PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+}
+
+static int ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+static void rollback(PGconn *conn)
+{
+    PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+static json_t *nullable(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
+static void count_types(const char *csv, int seen[SAGA_EV_COUNT])
+{
+    char name[64];
+    memset(seen, 0, sizeof(int) * SAGA_EV_COUNT);
+    while (csv && *csv) {
+        size_t n = strcspn(csv, ",");
+        saga_event_type_t t;
+        snprintf(name, sizeof(name), "%.*s", (int)n, csv);
+        if (saga_event_type_parse(name, &t) == 0)
+            seen[t]++;
+        csv += n + (csv[n] == ',');
+    }
+}
+
+#define ORDER_COLUMNS                                                                           \
+    "o.order_id, o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"     \
+    " " TS("o.created_at") ", " TS("o.updated_at") ", " TS("o.completed_at")                    \
+    ", (SELECT string_agg(event_type, ',') FROM timeline t WHERE t.order_id = o.order_id), o.seq"
+
+/* The summary of one order from a row of ORDER_COLUMNS. */
+static json_t *order_summary(const PGresult *r, int row)
+{
+    int seen[SAGA_EV_COUNT];
+    const char *status = PQgetvalue(r, row, 1);
+    count_types(PQgetvalue(r, row, 10), seen);
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:s, s:s, s:o, s:s}", "order_id",
+                     PQgetvalue(r, row, 0), "status", status, "reason", nullable(r, row, 2),
+                     "detail", nullable(r, row, 3), "customer_id", PQgetvalue(r, row, 4),
+                     "currency", PQgetvalue(r, row, 5), "total_amount",
+                     (json_int_t)strtoll(PQgetvalue(r, row, 6), NULL, 10), "created_at",
+                     PQgetvalue(r, row, 7), "updated_at", PQgetvalue(r, row, 8), "completed_at",
+                     nullable(r, row, 9), "compensation",
+                     order_compensation_state(status, seen));
+}
+
+/*
+ * The full order: summary, items, address and the timeline in causal order.
+ * NULL with *found = 0 for an unknown order; NULL with *found = 1 after a
+ * database failure (already answered in resp).
+ */
+static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_response *resp,
+                          int *broken, int *found)
+{
+    const char *p[1] = {order_id};
+    PGresult *r, *t;
+    json_t *o, *tl, *items, *addr;
+    struct order_tl_entry *e;
+    int n;
+
+    *found = 1;
+    r = query(conn,
+              "SELECT " ORDER_COLUMNS ", o.shipping_address::text, o.correlation_id,"
+              " (SELECT json_agg(json_build_object('sku', sku, 'name', name, 'quantity',"
+              "   quantity, 'unit_price', unit_price) ORDER BY line_no)"
+              "  FROM order_items i WHERE i.order_id = o.order_id)::text"
+              " FROM orders o WHERE o.order_id = $1",
+              1, p);
+    if (!ok(r)) {
+        db_failure(resp, conn, r, broken);
+        PQclear(r);
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        *found = 0;
+        return NULL;
+    }
+    t = query(conn,
+              "SELECT event_id, event_type, service, causation_id, summary,"
+              " (extract(epoch FROM occurred_at) * 1000)::bigint, seq, " TS("occurred_at")
+              " FROM timeline WHERE order_id = $1",
+              1, p);
+    if (!ok(t)) {
+        db_failure(resp, conn, t, broken);
+        PQclear(r);
+        PQclear(t);
+        return NULL;
+    }
+    o = order_summary(r, 0);
+    addr = json_loads(PQgetvalue(r, 0, 12), 0, NULL);
+    items = json_loads(PQgetvalue(r, 0, 14), 0, NULL);
+    json_object_set_new(o, "shipping_address", addr ? addr : json_null());
+    json_object_set_new(o, "items", items ? items : json_array());
+    json_object_set_new(o, "correlation_id", json_string(PQgetvalue(r, 0, 13)));
+
+    n = PQntuples(t);
+    e = calloc(n ? (size_t)n : 1, sizeof(*e));
+    if (!e)
+        abort();
+    for (int i = 0; i < n; i++) {
+        e[i].event_id = PQgetvalue(t, i, 0);
+        e[i].causation_id = PQgetisnull(t, i, 3) ? NULL : PQgetvalue(t, i, 3);
+        e[i].occurred_at = strtoll(PQgetvalue(t, i, 5), NULL, 10);
+        e[i].seq = strtoll(PQgetvalue(t, i, 6), NULL, 10);
+        e[i].index = i;
+    }
+    order_timeline_causal_sort(e, (size_t)n);
+    tl = json_array();
+    for (int k = 0; k < n; k++) {
+        int i = e[k].index;
+        saga_event_type_t type = SAGA_EV_COUNT;
+        saga_event_type_parse(PQgetvalue(t, i, 1), &type);
+        json_array_append_new(
+            tl, json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "event_type",
+                          PQgetvalue(t, i, 1), "service", PQgetvalue(t, i, 2), "occurred_at",
+                          PQgetvalue(t, i, 7), "event_id", PQgetvalue(t, i, 0), "causation_id",
+                          nullable(t, i, 3), "summary", PQgetvalue(t, i, 4), "compensation",
+                          type < SAGA_EV_COUNT && order_event_is_compensation(type)));
+    }
+    json_object_set_new(o, "timeline", tl);
+    free(e);
+    PQclear(r);
+    PQclear(t);
+    return o;
+}
+
+static void reply_order(struct saga_http_response *resp, PGconn *conn, const char *order_id,
+                        int status, int *broken)
+{
+    int found;
+    json_t *o = order_full(conn, order_id, resp, broken, &found);
+    if (o)
+        saga_http_reply_json(resp, status, o);
+    else if (!found)
+        saga_http_reply_error(resp, 404, "not_found", "no order %s", order_id);
+}
+
+static void reply_invalid(struct saga_http_response *resp, const struct order_errors *errs)
+{
+    json_t *fields = json_array();
+    for (int i = 0; i < errs->n; i++)
+        json_array_append_new(fields, json_pack("{s:s, s:s}", "field", errs->e[i].field,
+                                                "message", errs->e[i].message));
+    saga_http_reply_json(resp, 422,
+                         json_pack("{s:s, s:s, s:o}", "error", "validation_failed", "message",
+                                   errs->n == 1 ? errs->e[0].message
+                                                : "several fields are not valid",
+                                   "fields", fields));
+}
+
+/* --- POST /orders ------------------------------------------------------------ */
+
+static void place_order(struct order_app *app, const struct saga_http_request *req,
+                        struct saga_http_response *resp)
+{
+    struct order_request o;
+    struct order_errors errs;
+    struct order_slot *s;
+    struct saga_order_line lines[ORDER_MAX_ITEMS];
+    char names[ORDER_MAX_ITEMS][128];
+    const char *skus[ORDER_MAX_ITEMS];
+    const char *key = saga_http_header(req, "Idempotency-Key");
+    char err[512], order_id[37], event_id[37], total_s[32], location[64];
+    char *canon = NULL, *sku_arr = NULL, *addr = NULL;
+    struct saga_text qty = {0}, price = {0}, name_arr = {0};
+    int64_t total = 0;
+    int broken = 0;
+    PGresult *r = NULL;
+
+    if (!order_content_type_is_json(saga_http_header(req, "Content-Type"))) {
+        saga_http_reply_error(resp, 415, "unsupported_media_type",
+                              "send the order as Content-Type: application/json");
+        return;
+    }
+    if (key && !order_idempotency_key_valid(key)) {
+        saga_http_reply_error(resp, 400, "bad_request",
+                              "Idempotency-Key must be 1 to %d visible ASCII characters",
+                              ORDER_MAX_KEY_LEN);
+        return;
+    }
+    switch (order_parse_request(req->body, req->body_len, &o, &errs, err, sizeof(err))) {
+    case ORDER_PARSE_MALFORMED:
+        saga_http_reply_error(resp, 400, "malformed_json", "%s", err);
+        return;
+    case ORDER_PARSE_INVALID:
+        reply_invalid(resp, &errs);
+        return;
+    case ORDER_PARSE_OK:
+        break;
+    }
+    if (!(s = order_pool_get(app, err, sizeof(err)))) {
+        saga_warn("order api: %s", err);
+        saga_http_reply_error(resp, 503, "unavailable",
+                              "the database is unavailable; nothing was changed, retry later");
+        saga_http_add_header(resp, "Retry-After", "1");
+        order_request_release(&o);
+        return;
+    }
+
+    /* Prices from the catalogue. */
+    for (size_t i = 0; i < o.nitems; i++)
+        skus[i] = o.items[i].sku;
+    sku_arr = saga_pg_text_array(skus, o.nitems);
+    r = PQexec(s->conn, "BEGIN");
+    if (!ok(r))
+        goto dbfail;
+    PQclear(r);
+    {
+        const char *p[1] = {sku_arr};
+        r = query(s->conn,
+                  "SELECT sku, name, unit_price, currency FROM products WHERE sku = ANY($1::text[])",
+                  1, p);
+        if (!ok(r))
+            goto dbfail;
+    }
+    errs.n = 0;
+    for (size_t i = 0; i < o.nitems; i++) {
+        int row = -1;
+        for (int k = 0; k < PQntuples(r); k++)
+            if (strcmp(PQgetvalue(r, k, 0), o.items[i].sku) == 0)
+                row = k;
+        if (row < 0) {
+            if (errs.n < ORDER_MAX_FIELD_ERRORS) {
+                snprintf(errs.e[errs.n].field, sizeof(errs.e[0].field), "items[%zu].sku", i);
+                snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message),
+                         "unknown SKU '%s' (GET /products lists the catalogue)", o.items[i].sku);
+                errs.n++;
+            }
+            continue;
+        }
+        if (strcmp(PQgetvalue(r, row, 3), o.currency) != 0 && errs.n < ORDER_MAX_FIELD_ERRORS) {
+            snprintf(errs.e[errs.n].field, sizeof(errs.e[0].field), "currency");
+            snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message),
+                     "the catalogue sells in %s", PQgetvalue(r, row, 3));
+            errs.n++;
+            continue;
+        }
+        lines[i].sku = o.items[i].sku;
+        lines[i].quantity = o.items[i].quantity;
+        lines[i].unit_price = strtoll(PQgetvalue(r, row, 2), NULL, 10);
+        snprintf(names[i], sizeof(names[i]), "%s", PQgetvalue(r, row, 1));
+        total += lines[i].unit_price * lines[i].quantity;
+    }
+    PQclear(r);
+    r = NULL;
+    if (errs.n) {
+        rollback(s->conn);
+        reply_invalid(resp, &errs);
+        goto out;
+    }
+
+    saga_uuid4(order_id);
+    saga_uuid4(event_id);
+    canon = order_request_canonical(&o);
+    if (key) {
+        const char *p[3] = {key, canon, order_id};
+        r = query(s->conn,
+                  "INSERT INTO idempotency_keys (key, request_hash, order_id)"
+                  " VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3)"
+                  " ON CONFLICT (key) DO NOTHING RETURNING 1",
+                  3, p);
+        if (!ok(r))
+            goto dbfail;
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            r = query(s->conn,
+                      "SELECT request_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex'),"
+                      " order_id FROM idempotency_keys WHERE key = $1",
+                      2, p);
+            if (!ok(r) || PQntuples(r) != 1)
+                goto dbfail;
+            if (PQgetvalue(r, 0, 0)[0] != 't') {
+                rollback(s->conn);
+                saga_http_reply_error(resp, 409, "idempotency_key_reused",
+                                      "Idempotency-Key '%s' was used for a different order", key);
+                goto out;
+            }
+            snprintf(order_id, sizeof(order_id), "%s", PQgetvalue(r, 0, 1));
+            PQclear(r);
+            r = NULL;
+            rollback(s->conn);
+            app->replayed++;
+            snprintf(location, sizeof(location), "/orders/%s", order_id);
+            reply_order(resp, s->conn, order_id, 200, &broken);
+            saga_http_add_header(resp, "Location", location);
+            saga_http_add_header(resp, "Idempotent-Replayed", "true");
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+
+    /* The order, its lines, OrderPlaced to the outbox and the timeline: one transaction. */
+    addr = json_dumps(json_object_get(o.root, "shipping_address"), JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(total_s, sizeof(total_s), "%" PRId64, total);
+    {
+        const char *p[8] = {order_id, o.customer_id, o.currency, total_s, o.payment_token,
+                            addr,     event_id,      saga_http_header(req, "traceparent")};
+        r = query(s->conn,
+                  "INSERT INTO orders (order_id, customer_id, currency, total_amount,"
+                  " payment_token, shipping_address, status, correlation_id, placed_event_id,"
+                  " traceparent) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'PENDING', $1, $7, $8)",
+                  8, p);
+        if (!ok(r))
+            goto dbfail;
+        PQclear(r);
+    }
+    {
+        const char *nm[ORDER_MAX_ITEMS];
+        char *name_lit;
+        for (size_t i = 0; i < o.nitems; i++) {
+            saga_text_printf(&qty, "%s%d", i ? "," : "{", lines[i].quantity);
+            saga_text_printf(&price, "%s%" PRId64, i ? "," : "{", lines[i].unit_price);
+            nm[i] = names[i];
+        }
+        saga_text_printf(&qty, "}");
+        saga_text_printf(&price, "}");
+        name_lit = saga_pg_text_array(nm, o.nitems);
+        const char *p[5] = {order_id, sku_arr, qty.data, price.data, name_lit};
+        r = query(s->conn,
+                  "INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price, name)"
+                  " SELECT $1, n, sku, q, price, name FROM unnest($2::text[], $3::int[],"
+                  " $4::bigint[], $5::text[]) WITH ORDINALITY AS l(sku, q, price, name, n)",
+                  5, p);
+        free(name_lit);
+        if (!ok(r))
+            goto dbfail;
+        PQclear(r);
+        r = NULL;
+    }
+    {
+        struct saga_event ev;
+        saga_event_init(&ev, SAGA_EV_ORDER_PLACED);
+        ev.meta.event_id = event_id;
+        ev.meta.order_id = order_id;
+        ev.meta.correlation_id = order_id;
+        ev.meta.causation_id = NULL;
+        ev.meta.occurred_at = saga_now_ms();
+        ev.meta.producer = "order-service";
+        ev.meta.traceparent = saga_http_header(req, "traceparent");
+        ev.u.order_placed.customer_id = o.customer_id;
+        ev.u.order_placed.items = lines;
+        ev.u.order_placed.item_count = o.nitems;
+        ev.u.order_placed.currency = o.currency;
+        ev.u.order_placed.total_amount = total;
+        ev.u.order_placed.payment_token = o.payment_token;
+        ev.u.order_placed.shipping_address = o.address;
+        if (saga_outbox_append_event(s->conn, s->serde, &ev, &s->scratch, err, sizeof(err)) ||
+            order_timeline_add(s->conn, &ev, err, sizeof(err))) {
+            saga_warn("order api: %s", err);
+            rollback(s->conn);
+            broken = PQstatus(s->conn) != CONNECTION_OK;
+            saga_http_reply_error(resp, 503, "unavailable",
+                                  "the order could not be stored; nothing was changed, retry");
+            saga_http_add_header(resp, "Retry-After", "1");
+            goto out;
+        }
+    }
+    r = PQexec(s->conn, "COMMIT");
+    if (!ok(r))
+        goto dbfail;
+    PQclear(r);
+    r = NULL;
+    app->placed++;
+    saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){order_id, event_id, order_id, NULL},
+             "order placed: %zu line%s, total %" PRId64 " %s, customer %s", o.nitems,
+             o.nitems == 1 ? "" : "s", total, o.currency, o.customer_id);
+    snprintf(location, sizeof(location), "/orders/%s", order_id);
+    reply_order(resp, s->conn, order_id, 202, &broken);
+    if (resp->status == 202)
+        saga_http_add_header(resp, "Location", location);
+    goto out;
+
+dbfail:
+    db_failure(resp, s->conn, r, &broken);
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        rollback(s->conn);
+out:
+    PQclear(r);
+    free(canon);
+    free(sku_arr);
+    free(addr);
+    free(qty.data);
+    free(price.data);
+    free(name_arr.data);
+    order_request_release(&o);
+    order_pool_put(app, s, broken);
+}
+
+/* --- GET /orders ----------------------------------------------------------- */
+
+static int all_digits(const char *s)
+{
+    if (!s || !*s || strlen(s) > 18)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+static void list_orders(struct order_app *app, const struct saga_http_request *req,
+                        struct saga_http_response *resp)
+{
+    const char *status = saga_http_query(req, "status");
+    const char *limit_s = saga_http_query(req, "limit");
+    const char *cursor = saga_http_query(req, "cursor");
+    struct order_slot *s;
+    char err[512], limit_buf[16], next[32];
+    long limit = 20;
+    int broken = 0, n;
+    PGresult *r;
+    json_t *list;
+
+    if (status && *status && !order_status_valid(status)) {
+        saga_http_reply_error(resp, 400, "bad_request",
+                              "status must be PENDING, CONFIRMED or CANCELLED");
+        return;
+    }
+    if (limit_s && *limit_s) {
+        if (!all_digits(limit_s) || (limit = strtol(limit_s, NULL, 10)) < 1 || limit > 100) {
+            saga_http_reply_error(resp, 400, "bad_request", "limit must be between 1 and 100");
+            return;
+        }
+    }
+    if (cursor && *cursor && !all_digits(cursor)) {
+        saga_http_reply_error(resp, 400, "bad_request",
+                              "cursor must be a next_cursor value from an earlier page");
+        return;
+    }
+    if (!(s = order_pool_get(app, err, sizeof(err)))) {
+        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
+        saga_http_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    snprintf(limit_buf, sizeof(limit_buf), "%ld", limit + 1);
+    {
+        const char *p[3] = {status && *status ? status : NULL, cursor && *cursor ? cursor : NULL,
+                            limit_buf};
+        r = query(s->conn,
+                  "SELECT " ORDER_COLUMNS " FROM orders o"
+                  " WHERE ($1::text IS NULL OR o.status = $1)"
+                  " AND ($2::bigint IS NULL OR o.seq < $2::bigint)"
+                  " ORDER BY o.seq DESC LIMIT $3::int",
+                  3, p);
+    }
+    if (!ok(r)) {
+        db_failure(resp, s->conn, r, &broken);
+        PQclear(r);
+        order_pool_put(app, s, broken);
+        return;
+    }
+    n = PQntuples(r);
+    list = json_array();
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(list, order_summary(r, i));
+    if (n > limit)
+        snprintf(next, sizeof(next), "%s", PQgetvalue(r, (int)limit - 1, 11));
+    saga_http_reply_json(resp, 200,
+                         json_pack("{s:o, s:o}", "orders", list, "next_cursor",
+                                   n > limit ? json_string(next) : json_null()));
+    PQclear(r);
+    order_pool_put(app, s, broken);
+}
+
+/* --- GET /orders/{id}, POST /orders/{id}/cancel, GET /products ------------- */
+
+static void get_order(struct order_app *app, const char *id, struct saga_http_response *resp)
+{
+    struct order_slot *s;
+    char err[512];
+    int broken = 0;
+
+    if (!saga_uuid_valid(id)) {
+        saga_http_reply_error(resp, 404, "not_found", "no order %s (order ids are UUIDs)", id);
+        return;
+    }
+    if (!(s = order_pool_get(app, err, sizeof(err)))) {
+        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
+        saga_http_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    reply_order(resp, s->conn, id, 200, &broken);
+    order_pool_put(app, s, broken);
+}
+
+static void cancel_order(struct order_app *app, const char *id, struct saga_http_response *resp)
+{
+    struct order_slot *s;
+    char err[512], status[16] = "";
+    int broken = 0;
+    saga_err_t e;
+    PGresult *r;
+
+    if (!saga_uuid_valid(id)) {
+        saga_http_reply_error(resp, 404, "not_found", "no order %s (order ids are UUIDs)", id);
+        return;
+    }
+    if (!(s = order_pool_get(app, err, sizeof(err)))) {
+        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
+        saga_http_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    r = PQexec(s->conn, "BEGIN");
+    if (!ok(r)) {
+        db_failure(resp, s->conn, r, &broken);
+        PQclear(r);
+        order_pool_put(app, s, broken);
+        return;
+    }
+    PQclear(r);
+    e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer",
+                           status, sizeof(status), err, sizeof(err));
+    if (e == SAGA_ERR_NOT_FOUND) {
+        rollback(s->conn);
+        saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
+    } else if (e) {
+        rollback(s->conn);
+        broken = PQstatus(s->conn) != CONNECTION_OK;
+        saga_warn("order api: cancel %s: %s", id, err);
+        saga_http_reply_error(resp, 503, "unavailable",
+                              "the order could not be cancelled now; retry later");
+        saga_http_add_header(resp, "Retry-After", "1");
+    } else {
+        r = PQexec(s->conn, "COMMIT");
+        if (!ok(r)) {
+            db_failure(resp, s->conn, r, &broken);
+        } else if (strcmp(status, "CONFIRMED") == 0) {
+            saga_http_reply_error(resp, 409, "conflict",
+                                  "order %s is CONFIRMED; only PENDING orders can be cancelled",
+                                  id);
+        } else {
+            app->customer_cancels++;
+            reply_order(resp, s->conn, id, 200, &broken);
+        }
+        PQclear(r);
+    }
+    order_pool_put(app, s, broken);
+}
+
+static void list_products(struct order_app *app, struct saga_http_response *resp)
+{
+    struct order_slot *s;
+    char err[512];
+    int broken = 0;
+    PGresult *r;
+    json_t *list;
+
+    if (!(s = order_pool_get(app, err, sizeof(err)))) {
+        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
+        saga_http_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    r = PQexec(s->conn, "SELECT sku, name, unit_price, currency FROM products ORDER BY sku");
+    if (!ok(r)) {
+        db_failure(resp, s->conn, r, &broken);
+    } else {
+        list = json_array();
+        for (int i = 0; i < PQntuples(r); i++)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:s}", "sku",
+                                                  PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1),
+                                                  "unit_price",
+                                                  (json_int_t)strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                                                  "currency", PQgetvalue(r, i, 3)));
+        saga_http_reply_json(resp, 200, json_pack("{s:o}", "products", list));
+    }
+    PQclear(r);
+    order_pool_put(app, s, broken);
+}
+
+static void method_not_allowed(struct saga_http_response *resp, const char *allow)
+{
+    saga_http_reply_error(resp, 405, "method_not_allowed", "this resource takes %s", allow);
+    saga_http_add_header(resp, "Allow", allow);
+}
+
+void order_http(void *arg, const struct saga_http_request *req, struct saga_http_response *resp)
+{
+    struct order_app *app = arg;
+    const char *path = req->path;
+    int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+
+    if (strcmp(path, "/orders") == 0) {
+        if (post)
+            place_order(app, req, resp);
+        else if (get)
+            list_orders(app, req, resp);
+        else
+            method_not_allowed(resp, "GET, POST");
+    } else if (strncmp(path, "/orders/", 8) == 0) {
+        char id[80];
+        const char *rest = path + 8, *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (n >= sizeof(id)) {
+            saga_http_reply_error(resp, 404, "not_found", "no such order");
+        } else {
+            memcpy(id, rest, n);
+            id[n] = '\0';
+            if (!slash) {
+                if (get)
+                    get_order(app, id, resp);
+                else
+                    method_not_allowed(resp, "GET");
+            } else if (strcmp(slash, "/cancel") == 0) {
+                if (post)
+                    cancel_order(app, id, resp);
+                else
+                    method_not_allowed(resp, "POST");
+            }
+        }
+    } else if (strcmp(path, "/products") == 0) {
+        if (get)
+            list_products(app, resp);
+        else
+            method_not_allowed(resp, "GET");
+    }
+    if (resp->status >= 200 && resp->status < 600)
+        app->http_status[resp->status / 100]++;
+}
+
+void order_metrics(void *arg, struct saga_text *t)
+{
+    struct order_app *app = arg;
+    static const char *const classes[] = {NULL, NULL, "2xx", "3xx", "4xx", "5xx"};
+
+    saga_text_printf(t, "# HELP saga_http_responses_total Order API responses by status class.\n"
+                        "# TYPE saga_http_responses_total counter\n");
+    for (int i = 2; i < 6; i++)
+        saga_text_printf(t, "saga_http_responses_total{service=\"order-service\",code=\"%s\"} %lld\n",
+                         classes[i], (long long)app->http_status[i]);
+    saga_text_printf(t,
+                     "# HELP saga_orders_placed_total Orders accepted by POST /orders.\n"
+                     "# TYPE saga_orders_placed_total counter\n"
+                     "saga_orders_placed_total %lld\n"
+                     "# HELP saga_orders_idempotent_replays_total POST /orders answered from an "
+                     "Idempotency-Key.\n"
+                     "# TYPE saga_orders_idempotent_replays_total counter\n"
+                     "saga_orders_idempotent_replays_total %lld\n"
+                     "# HELP saga_orders_timed_out_total Orders the sweeper cancelled (TIMEOUT).\n"
+                     "# TYPE saga_orders_timed_out_total counter\n"
+                     "saga_orders_timed_out_total %lld\n"
+                     "# HELP saga_orders_customer_cancels_total Orders the customer cancelled.\n"
+                     "# TYPE saga_orders_customer_cancels_total counter\n"
+                     "saga_orders_customer_cancels_total %lld\n",
+                     (long long)app->placed, (long long)app->replayed, (long long)app->swept,
+                     (long long)app->customer_cancels);
+}

@@ -1,0 +1,308 @@
+#include "rules.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void field_error(struct order_errors *errs, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void field_error(struct order_errors *errs, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (errs->n >= ORDER_MAX_FIELD_ERRORS)
+        return;
+    snprintf(errs->e[errs->n].field, sizeof(errs->e[0].field), "%s", field);
+    va_start(ap, fmt);
+    vsnprintf(errs->e[errs->n].message, sizeof(errs->e[0].message), fmt, ap);
+    va_end(ap);
+    errs->n++;
+}
+
+/* Length in characters (jansson guarantees valid UTF-8). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int id_chars(const char *s)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+            return 0;
+    return 1;
+}
+
+/*
+ * A required (or optional) string field of obj. Returns it, or NULL after
+ * recording why (or silently for an absent optional one).
+ */
+static const char *text_field(json_t *obj, const char *name, const char *path, size_t max,
+                              int required, int ident, struct order_errors *errs)
+{
+    json_t *v = json_object_get(obj, name);
+    const char *s;
+
+    if (!v || json_is_null(v)) {
+        if (required)
+            field_error(errs, path, "is required");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        field_error(errs, path, "must be a string");
+        return NULL;
+    }
+    s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || has_control(s)) {
+        field_error(errs, path, "must not contain control characters");
+        return NULL;
+    }
+    if (!*s) {
+        if (required)
+            field_error(errs, path, "must not be empty");
+        return NULL;
+    }
+    if (utf8_chars(s) > max) {
+        field_error(errs, path, "must be at most %zu characters", max);
+        return NULL;
+    }
+    if (ident && !id_chars(s)) {
+        field_error(errs, path, "may contain only letters, digits, '-', '_' and '.'");
+        return NULL;
+    }
+    return s;
+}
+
+static void parse_address(json_t *a, struct order_request *out, struct order_errors *errs)
+{
+    struct saga_address *ad = &out->address;
+    if (!a) {
+        field_error(errs, "shipping_address", "is required");
+        return;
+    }
+    if (!json_is_object(a)) {
+        field_error(errs, "shipping_address", "must be an object");
+        return;
+    }
+    ad->recipient =
+        text_field(a, "recipient", "shipping_address.recipient", 100, 1, 0, errs);
+    ad->line1 = text_field(a, "line1", "shipping_address.line1", ORDER_MAX_TEXT_LEN, 1, 0, errs);
+    ad->line2 = text_field(a, "line2", "shipping_address.line2", ORDER_MAX_TEXT_LEN, 0, 0, errs);
+    ad->city = text_field(a, "city", "shipping_address.city", 100, 1, 0, errs);
+    ad->postal_code =
+        text_field(a, "postal_code", "shipping_address.postal_code", 20, 1, 0, errs);
+    ad->country = text_field(a, "country", "shipping_address.country", 2, 1, 0, errs);
+    if (ad->country && (strlen(ad->country) != 2 || !isupper((unsigned char)ad->country[0]) ||
+                        !isupper((unsigned char)ad->country[1]))) {
+        field_error(errs, "shipping_address.country",
+                    "must be an ISO 3166-1 alpha-2 code such as \"NL\"");
+        ad->country = NULL;
+    }
+}
+
+order_parse_t order_parse_request(const char *body, size_t len, struct order_request *out,
+                                  struct order_errors *errs, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root, *items;
+    char path[64];
+
+    memset(out, 0, sizeof(*out));
+    errs->n = 0;
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(errstr, errstr_size, "malformed JSON at line %d, column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return ORDER_PARSE_MALFORMED;
+    }
+    if (!json_is_object(root)) {
+        snprintf(errstr, errstr_size, "the body must be a JSON object");
+        json_decref(root);
+        return ORDER_PARSE_MALFORMED;
+    }
+    out->root = root;
+    out->customer_id = text_field(root, "customer_id", "customer_id", ORDER_MAX_ID_LEN, 1, 1, errs);
+    out->currency = text_field(root, "currency", "currency", 3, 1, 0, errs);
+    if (out->currency && (strlen(out->currency) != 3 || !isupper((unsigned char)out->currency[0]) ||
+                          !isupper((unsigned char)out->currency[1]) ||
+                          !isupper((unsigned char)out->currency[2]))) {
+        field_error(errs, "currency", "must be an ISO 4217 code such as \"EUR\"");
+        out->currency = NULL;
+    }
+    out->payment_token =
+        text_field(root, "payment_token", "payment_token", ORDER_MAX_ID_LEN, 1, 1, errs);
+
+    items = json_object_get(root, "items");
+    if (!items) {
+        field_error(errs, "items", "is required");
+    } else if (!json_is_array(items)) {
+        field_error(errs, "items", "must be an array");
+    } else if (json_array_size(items) == 0) {
+        field_error(errs, "items", "must hold at least one item");
+    } else if (json_array_size(items) > ORDER_MAX_ITEMS) {
+        field_error(errs, "items", "must hold at most %d items", ORDER_MAX_ITEMS);
+    } else {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            json_t *q;
+            snprintf(path, sizeof(path), "items[%zu]", i);
+            if (!json_is_object(it)) {
+                field_error(errs, path, "must be an object");
+                continue;
+            }
+            snprintf(path, sizeof(path), "items[%zu].sku", i);
+            out->items[i].sku = text_field(it, "sku", path, ORDER_MAX_ID_LEN, 1, 1, errs);
+            snprintf(path, sizeof(path), "items[%zu].quantity", i);
+            q = json_object_get(it, "quantity");
+            if (!q) {
+                field_error(errs, path, "is required");
+            } else if (!json_is_integer(q) || json_integer_value(q) < 1 ||
+                       json_integer_value(q) > ORDER_MAX_QUANTITY) {
+                field_error(errs, path, "must be an integer between 1 and %d",
+                            ORDER_MAX_QUANTITY);
+            } else {
+                out->items[i].quantity = (int32_t)json_integer_value(q);
+            }
+        }
+        out->nitems = json_array_size(items);
+    }
+    parse_address(json_object_get(root, "shipping_address"), out, errs);
+    if (errs->n) {
+        order_request_release(out);
+        return ORDER_PARSE_INVALID;
+    }
+    return ORDER_PARSE_OK;
+}
+
+void order_request_release(struct order_request *r)
+{
+    json_decref(r->root);
+    memset(r, 0, sizeof(*r));
+}
+
+char *order_request_canonical(const struct order_request *r)
+{
+    return json_dumps(r->root, JSON_SORT_KEYS | JSON_COMPACT);
+}
+
+int order_content_type_is_json(const char *ct)
+{
+    size_t n = strlen("application/json");
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+int order_idempotency_key_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; *s; s++, n++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return 0;
+    return n >= 1 && n <= ORDER_MAX_KEY_LEN;
+}
+
+int order_status_valid(const char *s)
+{
+    return s && (strcmp(s, "PENDING") == 0 || strcmp(s, "CONFIRMED") == 0 ||
+                 strcmp(s, "CANCELLED") == 0);
+}
+
+const char *order_compensation_state(const char *status, const int seen[SAGA_EV_COUNT])
+{
+    int reserved = seen[SAGA_EV_INVENTORY_RESERVED] > 0;
+    int authorized = seen[SAGA_EV_PAYMENT_AUTHORIZED] > 0;
+    int scheduled = seen[SAGA_EV_SHIPMENT_SCHEDULED] > 0;
+
+    if (!status || strcmp(status, "CANCELLED") != 0 || !(reserved || authorized || scheduled))
+        return "none";
+    if ((reserved && !seen[SAGA_EV_INVENTORY_RELEASED]) ||
+        (authorized && !seen[SAGA_EV_PAYMENT_REFUNDED]) ||
+        (scheduled && !seen[SAGA_EV_SHIPMENT_CANCELLED]))
+        return "in_progress";
+    return "done";
+}
+
+int order_event_is_compensation(saga_event_type_t t)
+{
+    return t == SAGA_EV_INVENTORY_RELEASED || t == SAGA_EV_PAYMENT_REFUNDED ||
+           t == SAGA_EV_SHIPMENT_CANCELLED;
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const struct order_tl_entry *x = a, *y = b;
+    if (x->occurred_at != y->occurred_at)
+        return x->occurred_at < y->occurred_at ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void order_timeline_causal_sort(struct order_tl_entry *e, size_t n)
+{
+    struct order_tl_entry *out;
+    char *done;
+    size_t m = 0;
+
+    if (n < 2)
+        return;
+    qsort(e, n, sizeof(*e), by_time);
+    out = malloc(n * sizeof(*out));
+    done = calloc(n, 1);
+    if (!out || !done)
+        abort();
+    /* Repeatedly take the earliest event whose cause is not still waiting. */
+    while (m < n) {
+        size_t pick = n;
+        for (size_t i = 0; i < n && pick == n; i++) {
+            int waiting = 0;
+            if (done[i])
+                continue;
+            for (size_t j = 0; j < n && e[i].causation_id; j++)
+                if (!done[j] && j != i && strcmp(e[j].event_id, e[i].causation_id) == 0)
+                    waiting = 1;
+            if (!waiting)
+                pick = i;
+        }
+        if (pick == n) /* a cycle (bad data): keep time order for the rest */
+            for (size_t i = 0; i < n && pick == n; i++)
+                if (!done[i])
+                    pick = i;
+        done[pick] = 1;
+        out[m++] = e[pick];
+    }
+    memcpy(e, out, n * sizeof(*e));
+    free(out);
+    free(done);
+}
+
+void order_format_money(int64_t minor, const char *currency, char *out, size_t size)
+{
+    uint64_t a = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    snprintf(out, size, "%s%" PRIu64 ".%02" PRIu64 " %s", minor < 0 ? "-" : "", a / 100, a % 100,
+             currency ? currency : "");
+}

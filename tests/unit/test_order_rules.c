@@ -1,0 +1,195 @@
+/* order-service's rules: request validation, compensation state, causal timeline order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rules.h"
+
+#define GOOD                                                                                       \
+    "{\"customer_id\":\"cust-alice\",\"currency\":\"EUR\",\"payment_token\":\"tok_visa\","         \
+    "\"items\":[{\"sku\":\"sku-book\",\"quantity\":2}],"                                            \
+    "\"shipping_address\":{\"recipient\":\"Ada\",\"line1\":\"Main St 1\",\"city\":\"Utrecht\","    \
+    "\"postal_code\":\"3511\",\"country\":\"NL\"}}"
+
+static order_parse_t parse(const char *body, struct order_request *o, struct order_errors *e)
+{
+    char err[256];
+    return order_parse_request(body, strlen(body), o, e, err, sizeof(err));
+}
+
+static int has_field(const struct order_errors *e, const char *field)
+{
+    for (int i = 0; i < e->n; i++)
+        if (strcmp(e->e[i].field, field) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_valid_request(void **state)
+{
+    struct order_request o;
+    struct order_errors e;
+    (void)state;
+    assert_int_equal(parse(GOOD, &o, &e), ORDER_PARSE_OK);
+    assert_string_equal(o.customer_id, "cust-alice");
+    assert_int_equal(o.nitems, 1);
+    assert_int_equal(o.items[0].quantity, 2);
+    assert_string_equal(o.address.country, "NL");
+    assert_null(o.address.line2);
+    char *c = order_request_canonical(&o);
+    assert_non_null(strstr(c, "\"currency\":\"EUR\""));
+    free(c);
+    order_request_release(&o);
+}
+
+static void test_malformed(void **state)
+{
+    struct order_request o;
+    struct order_errors e;
+    (void)state;
+    assert_int_equal(parse("{\"customer_id\":", &o, &e), ORDER_PARSE_MALFORMED);
+    assert_int_equal(parse("[1,2]", &o, &e), ORDER_PARSE_MALFORMED);
+    assert_int_equal(parse("{\"a\":1,\"a\":2}", &o, &e), ORDER_PARSE_MALFORMED);
+    assert_int_equal(parse("", &o, &e), ORDER_PARSE_MALFORMED);
+}
+
+static void test_field_errors(void **state)
+{
+    struct order_request o;
+    struct order_errors e;
+    (void)state;
+    assert_int_equal(parse("{}", &o, &e), ORDER_PARSE_INVALID);
+    assert_true(has_field(&e, "customer_id"));
+    assert_true(has_field(&e, "items"));
+    assert_true(has_field(&e, "currency"));
+    assert_true(has_field(&e, "payment_token"));
+    assert_true(has_field(&e, "shipping_address"));
+
+    assert_int_equal(
+        parse("{\"customer_id\":\"a b\",\"currency\":\"eur\",\"payment_token\":\"t\","
+              "\"items\":[{\"sku\":\"x\",\"quantity\":0},{\"sku\":5,\"quantity\":1.5},7],"
+              "\"shipping_address\":{\"recipient\":\"A\",\"line1\":\"L\",\"city\":\"C\","
+              "\"postal_code\":\"P\",\"country\":\"Netherlands\"}}",
+              &o, &e),
+        ORDER_PARSE_INVALID);
+    assert_true(has_field(&e, "customer_id"));
+    assert_true(has_field(&e, "currency"));
+    assert_true(has_field(&e, "items[0].quantity"));
+    assert_true(has_field(&e, "items[1].sku"));
+    assert_true(has_field(&e, "items[1].quantity"));
+    assert_true(has_field(&e, "items[2]"));
+    assert_true(has_field(&e, "shipping_address.country"));
+    assert_false(has_field(&e, "payment_token"));
+}
+
+static void test_limits(void **state)
+{
+    struct order_request o;
+    struct order_errors e;
+    char body[8192];
+    size_t n;
+    (void)state;
+    n = (size_t)snprintf(body, sizeof(body), "{\"customer_id\":\"c\",\"currency\":\"EUR\","
+                                             "\"payment_token\":\"t\",\"items\":[");
+    for (int i = 0; i < ORDER_MAX_ITEMS + 1; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"sku\":\"s\",\"quantity\":1}",
+                              i ? "," : "");
+    snprintf(body + n, sizeof(body) - n,
+             "],\"shipping_address\":{\"recipient\":\"A\",\"line1\":\"L\",\"city\":\"C\","
+             "\"postal_code\":\"P\",\"country\":\"NL\"}}");
+    assert_int_equal(parse(body, &o, &e), ORDER_PARSE_INVALID);
+    assert_true(has_field(&e, "items"));
+
+    assert_int_equal(parse("{\"customer_id\":\"cccccccccccccccccccccccccccccccccccccccccccccccccc"
+                           "cccccccccccccccccccc\",\"currency\":\"EUR\",\"payment_token\":\"t\","
+                           "\"items\":[{\"sku\":\"s\",\"quantity\":1001}],\"shipping_address\":{"
+                           "\"recipient\":\"A\",\"line1\":\"L\",\"city\":\"C\",\"postal_code\":"
+                           "\"P\",\"country\":\"NL\"}}",
+                           &o, &e),
+                     ORDER_PARSE_INVALID);
+    assert_true(has_field(&e, "customer_id"));
+    assert_true(has_field(&e, "items[0].quantity"));
+}
+
+static void test_headers(void **state)
+{
+    (void)state;
+    assert_true(order_content_type_is_json("application/json"));
+    assert_true(order_content_type_is_json("Application/JSON; charset=utf-8"));
+    assert_false(order_content_type_is_json("application/jsonx"));
+    assert_false(order_content_type_is_json("text/plain"));
+    assert_false(order_content_type_is_json(NULL));
+    assert_true(order_idempotency_key_valid("order-123"));
+    assert_false(order_idempotency_key_valid(""));
+    assert_false(order_idempotency_key_valid("a b"));
+    assert_true(order_status_valid("PENDING"));
+    assert_false(order_status_valid("pending"));
+}
+
+static void test_compensation_state(void **state)
+{
+    int seen[SAGA_EV_COUNT] = {0};
+    (void)state;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "none");
+    seen[SAGA_EV_INVENTORY_RESERVED] = 1;
+    assert_string_equal(order_compensation_state("PENDING", seen), "none");
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "in_progress");
+    seen[SAGA_EV_INVENTORY_RELEASED] = 1;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "done");
+    /* A late authorization reopens it until the refund is seen. */
+    seen[SAGA_EV_PAYMENT_AUTHORIZED] = 1;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "in_progress");
+    seen[SAGA_EV_PAYMENT_REFUNDED] = 1;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "done");
+    seen[SAGA_EV_SHIPMENT_SCHEDULED] = 1;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "in_progress");
+    seen[SAGA_EV_SHIPMENT_CANCELLED] = 1;
+    assert_string_equal(order_compensation_state("CANCELLED", seen), "done");
+    assert_string_equal(order_compensation_state("CONFIRMED", seen), "none");
+}
+
+static void test_causal_sort(void **state)
+{
+    /* The release (caused by the failure) was recorded, and even stamped, first. */
+    struct order_tl_entry e[4] = {
+        {"released", "failed", 100, 1, 0},
+        {"placed", NULL, 90, 2, 1},
+        {"failed", "reserved", 101, 3, 2},
+        {"reserved", "placed", 95, 4, 3},
+    };
+    (void)state;
+    order_timeline_causal_sort(e, 4);
+    assert_string_equal(e[0].event_id, "placed");
+    assert_string_equal(e[1].event_id, "reserved");
+    assert_string_equal(e[2].event_id, "failed");
+    assert_string_equal(e[3].event_id, "released");
+}
+
+static void test_money(void **state)
+{
+    char buf[32];
+    (void)state;
+    order_format_money(2598, "EUR", buf, sizeof(buf));
+    assert_string_equal(buf, "25.98 EUR");
+    order_format_money(5, "EUR", buf, sizeof(buf));
+    assert_string_equal(buf, "0.05 EUR");
+    order_format_money(-100, "USD", buf, sizeof(buf));
+    assert_string_equal(buf, "-1.00 USD");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_request),   cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_field_errors),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_headers),         cmocka_unit_test(test_compensation_state),
+        cmocka_unit_test(test_causal_sort),     cmocka_unit_test(test_money),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
