@@ -163,8 +163,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     (void)version;
 
     if (!ctx) {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (!(ctx = calloc(1, sizeof(*ctx))))
             return MHD_NO;
         *con_cls = ctx;
@@ -280,10 +280,10 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, (uint16_t)conf->port, NULL, NULL, access_cb, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)h->conf.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                            MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, NULL, MHD_OPTION_END);
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+                            ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->conf.threads,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 512u,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
         snprintf(errstr, errstr_size,

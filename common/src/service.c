@@ -61,16 +61,16 @@ static void common_metrics(struct runner *r, struct saga_text *t)
     saga_consumer_stats(r->consumer, &s);
     metric(t, "saga_consumer_events_total", "counter",
            "Events the consumer runtime finished, by outcome.");
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"handled\"} %lld\n", svc,
-                     (long long)s.handled);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"handled\"} %lld\n",
+                     svc, (long long)s.handled);
     saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"duplicate\"} %lld\n",
                      svc, (long long)s.duplicates);
     saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"deferred\"} %lld\n",
                      svc, (long long)s.deferred);
     saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"released\"} %lld\n",
                      svc, (long long)s.released);
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"skipped\"} %lld\n", svc,
-                     (long long)s.skipped);
+    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"skipped\"} %lld\n",
+                     svc, (long long)s.skipped);
     saga_text_printf(t,
                      "saga_consumer_events_total{service=\"%s\",outcome=\"dead_lettered\"} %lld\n",
                      svc, (long long)s.dead_lettered);
@@ -93,8 +93,8 @@ static void http_handler(void *arg, const struct saga_http_request *req,
             return;
     }
     if (saga_http_route(req, "GET", "/healthz")) {
-        saga_http_reply_json(resp, 200, json_pack("{s:s, s:s}", "status", "ok", "service",
-                                                  r->cfg->program));
+        saga_http_reply_json(resp, 200,
+                             json_pack("{s:s, s:s}", "status", "ok", "service", r->cfg->program));
     } else if (saga_http_route(req, "GET", "/readyz")) {
         int db = PQping(r->cfg->database_url) == PQPING_OK;
         int joined = saga_consumer_joined(r->consumer);

@@ -97,13 +97,14 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         return SAGA_HANDLE_OK; /* another OrderPlaced for the same order: the first counts */
     {
         const char *p[1] = {ev->meta.order_id};
-        if ((res = saga_tx_query(tx, NULL, "UPDATE orders SET placed = true WHERE order_id = $1",
-                                 1, p)))
+        if ((res = saga_tx_query(tx, NULL, "UPDATE orders SET placed = true WHERE order_id = $1", 1,
+                                 p)))
             return res;
     }
     if (cancelled) {
-        saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id,
-                                                       ev->meta.correlation_id, NULL},
+        saga_log(SAGA_LOG_INFO,
+                 &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id,
+                                        ev->meta.correlation_id, NULL},
                  "order was cancelled before it was placed here: nothing reserved");
         return SAGA_HANDLE_OK;
     }
@@ -152,10 +153,11 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
                                  " FROM unnest($1::text[], $2::int[]) AS l(sku, q)"
                                  " WHERE s.sku = l.sku",
                                  2, p)) ||
-            (res = saga_tx_query(tx, NULL,
-                                 "INSERT INTO reservation_lines (order_id, sku, quantity)"
-                                 " SELECT $3, sku, q FROM unnest($1::text[], $2::int[]) AS l(sku, q)",
-                                 3, p)) ||
+            (res =
+                 saga_tx_query(tx, NULL,
+                               "INSERT INTO reservation_lines (order_id, sku, quantity)"
+                               " SELECT $3, sku, q FROM unnest($1::text[], $2::int[]) AS l(sku, q)",
+                               3, p)) ||
             (res = saga_tx_query(tx, NULL,
                                  "UPDATE orders SET state = 'reserved', reservation_id = $2"
                                  " WHERE order_id = $1",
@@ -166,8 +168,8 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         out.u.inventory_reserved.items = lines;
         out.u.inventory_reserved.item_count = n;
     } else {
-        saga_reject_reason_t reason = d == INV_REJECT_UNKNOWN_SKU ? SAGA_REJECT_UNKNOWN_SKU
-                                                                  : SAGA_REJECT_OUT_OF_STOCK;
+        saga_reject_reason_t reason =
+            d == INV_REJECT_UNKNOWN_SKU ? SAGA_REJECT_UNKNOWN_SKU : SAGA_REJECT_OUT_OF_STOCK;
         const char *p[3] = {ev->meta.order_id, saga_reject_reason_names[reason], lines[bad].sku};
         if ((res = saga_tx_query(tx, NULL,
                                  "UPDATE orders SET state = 'rejected', reject_reason = $2,"
@@ -219,15 +221,14 @@ static saga_handle_result_t settle(struct saga_tx *tx, const struct saga_event *
                              "SELECT 1 FROM stock WHERE sku IN (SELECT sku FROM reservation_lines"
                              " WHERE order_id = $1) ORDER BY sku FOR UPDATE",
                              1, p)) ||
-        (res = saga_tx_query(
-             tx, NULL,
-             ship ? "UPDATE stock s SET reserved = s.reserved - l.quantity,"
-                    " shipped = s.shipped + l.quantity FROM reservation_lines l"
-                    " WHERE l.order_id = $1 AND s.sku = l.sku"
-                  : "UPDATE stock s SET reserved = s.reserved - l.quantity,"
-                    " available = s.available + l.quantity FROM reservation_lines l"
-                    " WHERE l.order_id = $1 AND s.sku = l.sku",
-             1, p)) ||
+        (res = saga_tx_query(tx, NULL,
+                             ship ? "UPDATE stock s SET reserved = s.reserved - l.quantity,"
+                                    " shipped = s.shipped + l.quantity FROM reservation_lines l"
+                                    " WHERE l.order_id = $1 AND s.sku = l.sku"
+                                  : "UPDATE stock s SET reserved = s.reserved - l.quantity,"
+                                    " available = s.available + l.quantity FROM reservation_lines l"
+                                    " WHERE l.order_id = $1 AND s.sku = l.sku",
+                             1, p)) ||
         (res = saga_tx_query(tx, &r,
                              ship ? "UPDATE orders SET state = 'shipped' WHERE order_id = $1"
                                     " RETURNING NULL, NULL"
@@ -284,8 +285,8 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
     (void)arg;
 
     if ((res = lock_order(tx, ev->meta.order_id, state, sizeof(state), &placed, &cancelled)) ||
-        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1",
-                             1, p)))
+        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
+                             p)))
         return res;
     return settle(tx, ev, 0, SAGA_RELEASE_ORDER_CANCELLED);
 }

@@ -77,10 +77,11 @@ static void count_types(const char *csv, int seen[SAGA_EV_COUNT])
     }
 }
 
-#define ORDER_COLUMNS                                                                           \
-    "o.order_id, o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"     \
-    " " TS("o.created_at") ", " TS("o.updated_at") ", " TS("o.completed_at")                    \
-    ", (SELECT string_agg(event_type, ',') FROM timeline t WHERE t.order_id = o.order_id), o.seq"
+#define ORDER_COLUMNS                                                                              \
+    "o.order_id, o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"         \
+    " " TS("o.created_at") ", " TS("o.updated_at") ", " TS(                                        \
+        "o.completed_at") ", (SELECT string_agg(event_type, ',') FROM timeline t WHERE "           \
+                          "t.order_id = o.order_id), o.seq"
 
 /* The summary of one order from a row of ORDER_COLUMNS. */
 static json_t *order_summary(const PGresult *r, int row)
@@ -94,8 +95,7 @@ static json_t *order_summary(const PGresult *r, int row)
                      "currency", PQgetvalue(r, row, 5), "total_amount",
                      (json_int_t)strtoll(PQgetvalue(r, row, 6), NULL, 10), "created_at",
                      PQgetvalue(r, row, 7), "updated_at", PQgetvalue(r, row, 8), "completed_at",
-                     nullable(r, row, 9), "compensation",
-                     order_compensation_state(status, seen));
+                     nullable(r, row, 9), "compensation", order_compensation_state(status, seen));
 }
 
 /*
@@ -132,8 +132,8 @@ static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_r
     }
     t = query(conn,
               "SELECT event_id, event_type, service, causation_id, summary,"
-              " (extract(epoch FROM occurred_at) * 1000)::bigint, seq, " TS("occurred_at")
-              " FROM timeline WHERE order_id = $1",
+              " (extract(epoch FROM occurred_at) * 1000)::bigint, seq, " TS(
+                  "occurred_at") " FROM timeline WHERE order_id = $1",
               1, p);
     if (!ok(t)) {
         db_failure(resp, conn, t, broken);
@@ -166,10 +166,10 @@ static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_r
         saga_event_type_t type = SAGA_EV_COUNT;
         saga_event_type_parse(PQgetvalue(t, i, 1), &type);
         json_array_append_new(
-            tl, json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "event_type",
-                          PQgetvalue(t, i, 1), "service", PQgetvalue(t, i, 2), "occurred_at",
-                          PQgetvalue(t, i, 7), "event_id", PQgetvalue(t, i, 0), "causation_id",
-                          nullable(t, i, 3), "summary", PQgetvalue(t, i, 4), "compensation",
+            tl, json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "event_type", PQgetvalue(t, i, 1),
+                          "service", PQgetvalue(t, i, 2), "occurred_at", PQgetvalue(t, i, 7),
+                          "event_id", PQgetvalue(t, i, 0), "causation_id", nullable(t, i, 3),
+                          "summary", PQgetvalue(t, i, 4), "compensation",
                           type < SAGA_EV_COUNT && order_event_is_compensation(type)));
     }
     json_object_set_new(o, "timeline", tl);
@@ -194,13 +194,13 @@ static void reply_invalid(struct saga_http_response *resp, const struct order_er
 {
     json_t *fields = json_array();
     for (int i = 0; i < errs->n; i++)
-        json_array_append_new(fields, json_pack("{s:s, s:s}", "field", errs->e[i].field,
-                                                "message", errs->e[i].message));
-    saga_http_reply_json(resp, 422,
-                         json_pack("{s:s, s:s, s:o}", "error", "validation_failed", "message",
-                                   errs->n == 1 ? errs->e[0].message
-                                                : "several fields are not valid",
-                                   "fields", fields));
+        json_array_append_new(fields, json_pack("{s:s, s:s}", "field", errs->e[i].field, "message",
+                                                errs->e[i].message));
+    saga_http_reply_json(
+        resp, 422,
+        json_pack("{s:s, s:s, s:o}", "error", "validation_failed", "message",
+                  errs->n == 1 ? errs->e[0].message : "several fields are not valid", "fields",
+                  fields));
 }
 
 /* --- POST /orders ------------------------------------------------------------ */
@@ -262,9 +262,10 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     PQclear(r);
     {
         const char *p[1] = {sku_arr};
-        r = query(s->conn,
-                  "SELECT sku, name, unit_price, currency FROM products WHERE sku = ANY($1::text[])",
-                  1, p);
+        r = query(
+            s->conn,
+            "SELECT sku, name, unit_price, currency FROM products WHERE sku = ANY($1::text[])", 1,
+            p);
         if (!ok(r))
             goto dbfail;
     }
@@ -285,8 +286,8 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
         }
         if (strcmp(PQgetvalue(r, row, 3), o.currency) != 0 && errs.n < ORDER_MAX_FIELD_ERRORS) {
             snprintf(errs.e[errs.n].field, sizeof(errs.e[0].field), "currency");
-            snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message),
-                     "the catalogue sells in %s", PQgetvalue(r, row, 3));
+            snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message), "the catalogue sells in %s",
+                     PQgetvalue(r, row, 3));
             errs.n++;
             continue;
         }
@@ -349,8 +350,9 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     addr = json_dumps(json_object_get(o.root, "shipping_address"), JSON_COMPACT | JSON_SORT_KEYS);
     snprintf(total_s, sizeof(total_s), "%" PRId64, total);
     {
-        const char *p[8] = {order_id, o.customer_id, o.currency, total_s, o.payment_token,
-                            addr,     event_id,      saga_http_header(req, "traceparent")};
+        const char *p[8] = {
+            order_id,        o.customer_id, o.currency, total_s,
+            o.payment_token, addr,          event_id,   saga_http_header(req, "traceparent")};
         r = query(s->conn,
                   "INSERT INTO orders (order_id, customer_id, currency, total_amount,"
                   " payment_token, shipping_address, status, correlation_id, placed_event_id,"
@@ -564,8 +566,8 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
         return;
     }
     PQclear(r);
-    e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer",
-                           status, sizeof(status), err, sizeof(err));
+    e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer", status,
+                           sizeof(status), err, sizeof(err));
     if (e == SAGA_ERR_NOT_FOUND) {
         rollback(s->conn);
         saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
@@ -612,11 +614,11 @@ static void list_products(struct order_app *app, struct saga_http_response *resp
     } else {
         list = json_array();
         for (int i = 0; i < PQntuples(r); i++)
-            json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:s}", "sku",
-                                                  PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1),
-                                                  "unit_price",
-                                                  (json_int_t)strtoll(PQgetvalue(r, i, 2), NULL, 10),
-                                                  "currency", PQgetvalue(r, i, 3)));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:I, s:s}", "sku", PQgetvalue(r, i, 0),
+                                            "name", PQgetvalue(r, i, 1), "unit_price",
+                                            (json_int_t)strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                                            "currency", PQgetvalue(r, i, 3)));
         saga_http_reply_json(resp, 200, json_pack("{s:o}", "products", list));
     }
     PQclear(r);
@@ -681,7 +683,8 @@ void order_metrics(void *arg, struct saga_text *t)
     saga_text_printf(t, "# HELP saga_http_responses_total Order API responses by status class.\n"
                         "# TYPE saga_http_responses_total counter\n");
     for (int i = 2; i < 6; i++)
-        saga_text_printf(t, "saga_http_responses_total{service=\"order-service\",code=\"%s\"} %lld\n",
+        saga_text_printf(t,
+                         "saga_http_responses_total{service=\"order-service\",code=\"%s\"} %lld\n",
                          classes[i], (long long)app->http_status[i]);
     saga_text_printf(t,
                      "# HELP saga_orders_placed_total Orders accepted by POST /orders.\n"

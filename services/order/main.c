@@ -97,8 +97,7 @@ static void summarize(const struct saga_event *ev, char *out, size_t size)
         const struct saga_order_placed *o = &ev->u.order_placed;
         order_format_money(o->total_amount, o->currency, money, sizeof(money));
         snprintf(out, size, "%zu line%s, %s, customer %s, ship to %s", o->item_count,
-                 o->item_count == 1 ? "" : "s", money, o->customer_id,
-                 o->shipping_address.country);
+                 o->item_count == 1 ? "" : "s", money, o->customer_id, o->shipping_address.country);
         break;
     }
     case SAGA_EV_ORDER_CONFIRMED:
@@ -152,15 +151,14 @@ static void summarize(const struct saga_event *ev, char *out, size_t size)
                  ev->u.shipment_failed.country);
         break;
     case SAGA_EV_SHIPMENT_CANCELLED:
-        snprintf(out, size, "shipment %s cancelled", ev->u.shipment_cancelled.tracking_number
-                                                         ? ev->u.shipment_cancelled.tracking_number
-                                                         : ev->u.shipment_cancelled.shipment_id);
+        snprintf(out, size, "shipment %s cancelled",
+                 ev->u.shipment_cancelled.tracking_number ? ev->u.shipment_cancelled.tracking_number
+                                                          : ev->u.shipment_cancelled.shipment_id);
         break;
     case SAGA_EV_NOTIFICATION_SENT:
-        snprintf(out, size, "%s notice by %s to %s",
-                 saga_outcome_names[ev->u.notification_sent.outcome],
-                 saga_channel_names[ev->u.notification_sent.channel],
-                 ev->u.notification_sent.recipient);
+        snprintf(
+            out, size, "%s notice by %s to %s", saga_outcome_names[ev->u.notification_sent.outcome],
+            saga_channel_names[ev->u.notification_sent.channel], ev->u.notification_sent.recipient);
         break;
     default:
         snprintf(out, size, "%s", saga_event_type_name(ev->type));
@@ -171,9 +169,12 @@ saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *e
                               size_t errstr_size)
 {
     char summary[300], at[32];
-    const char *p[7] = {ev->meta.order_id,     ev->meta.event_id,
-                        saga_event_type_name(ev->type), ev->meta.producer,
-                        at,                    ev->meta.causation_id,
+    const char *p[7] = {ev->meta.order_id,
+                        ev->meta.event_id,
+                        saga_event_type_name(ev->type),
+                        ev->meta.producer,
+                        at,
+                        ev->meta.causation_id,
                         summary};
     PGresult *r;
     saga_err_t err = SAGA_OK;
@@ -254,8 +255,7 @@ static saga_err_t set_outcome(PGconn *conn, const char *order_id, const char *st
 
 static void log_outcome(const struct saga_event *ev, const char *what)
 {
-    struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
-                               NULL};
+    struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL};
     saga_log(SAGA_LOG_INFO, &ids, "order %s", what);
 }
 
@@ -291,7 +291,8 @@ saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
         (err = order_timeline_add(slot->conn, &ev, errstr, errstr_size)))
         return err;
     snprintf(status, status_size, "CANCELLED");
-    log_outcome(&ev, reason == SAGA_CANCEL_TIMEOUT ? "cancelled: TIMEOUT" : "cancelled by customer");
+    log_outcome(&ev,
+                reason == SAGA_CANCEL_TIMEOUT ? "cancelled: TIMEOUT" : "cancelled by customer");
     return SAGA_OK;
 }
 
@@ -309,8 +310,7 @@ static saga_handle_result_t from_err(struct saga_tx *tx, saga_err_t err)
  */
 static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event *ev, void *arg)
 {
-    struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
-                               NULL};
+    struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL};
     struct order_row row;
     struct saga_event out;
     char id[37], detail[64] = "";
@@ -371,8 +371,7 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
         out.u.order_cancelled.reason = reason;
         out.u.order_cancelled.detail = detail;
         err = set_outcome(tx->conn, ev->meta.order_id, "CANCELLED",
-                          saga_cancel_reason_names[reason], detail, tx->errstr,
-                          sizeof(tx->errstr));
+                          saga_cancel_reason_names[reason], detail, tx->errstr, sizeof(tx->errstr));
     }
     if (err)
         return from_err(tx, err);
@@ -383,8 +382,9 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
     if (out.type == SAGA_EV_ORDER_CONFIRMED)
         log_outcome(&out, "confirmed");
     else
-        saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){out.meta.order_id, out.meta.event_id,
-                                                       out.meta.correlation_id, NULL},
+        saga_log(SAGA_LOG_INFO,
+                 &(struct saga_log_ids){out.meta.order_id, out.meta.event_id,
+                                        out.meta.correlation_id, NULL},
                  "order cancelled: %s (%s)", saga_cancel_reason_names[reason], detail);
     return SAGA_HANDLE_OK;
 }
@@ -393,8 +393,8 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
 
 static int slot_open(struct order_app *app, struct order_slot *s, char *errstr, size_t errstr_size)
 {
-    if (!s->serde && saga_serde_open(app->cfg->schema_registry_url, app->cfg->schema_dir,
-                                     &s->serde, &s->registry, errstr, errstr_size))
+    if (!s->serde && saga_serde_open(app->cfg->schema_registry_url, app->cfg->schema_dir, &s->serde,
+                                     &s->registry, errstr, errstr_size))
         return 0;
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return 1;

@@ -26,8 +26,8 @@ struct order_slot {
 
 struct order_app {
     const struct saga_config *cfg;
-    int64_t timeout_ms;       /* SAGA_TIMEOUT */
-    int64_t sweep_every_ms;   /* how often the sweeper looks */
+    int64_t timeout_ms;     /* SAGA_TIMEOUT */
+    int64_t sweep_every_ms; /* how often the sweeper looks */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct order_slot slots[ORDER_POOL_SIZE];
@@ -51,9 +51,8 @@ void order_pool_put(struct order_app *app, struct order_slot *slot, int broken);
  * Returns SAGA_ERR_NOT_FOUND for an unknown order.
  */
 saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
-                              saga_cancel_reason_t reason, const char *detail,
-                              char *status, size_t status_size, char *errstr,
-                              size_t errstr_size);
+                              saga_cancel_reason_t reason, const char *detail, char *status,
+                              size_t status_size, char *errstr, size_t errstr_size);
 
 /* Adds ev to its order's timeline (once per event_id), in conn's open transaction. */
 saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *errstr,

@@ -98,13 +98,11 @@ static void parse_address(json_t *a, struct order_request *out, struct order_err
         field_error(errs, "shipping_address", "must be an object");
         return;
     }
-    ad->recipient =
-        text_field(a, "recipient", "shipping_address.recipient", 100, 1, 0, errs);
+    ad->recipient = text_field(a, "recipient", "shipping_address.recipient", 100, 1, 0, errs);
     ad->line1 = text_field(a, "line1", "shipping_address.line1", ORDER_MAX_TEXT_LEN, 1, 0, errs);
     ad->line2 = text_field(a, "line2", "shipping_address.line2", ORDER_MAX_TEXT_LEN, 0, 0, errs);
     ad->city = text_field(a, "city", "shipping_address.city", 100, 1, 0, errs);
-    ad->postal_code =
-        text_field(a, "postal_code", "shipping_address.postal_code", 20, 1, 0, errs);
+    ad->postal_code = text_field(a, "postal_code", "shipping_address.postal_code", 20, 1, 0, errs);
     ad->country = text_field(a, "country", "shipping_address.country", 2, 1, 0, errs);
     if (ad->country && (strlen(ad->country) != 2 || !isupper((unsigned char)ad->country[0]) ||
                         !isupper((unsigned char)ad->country[1]))) {
@@ -137,9 +135,9 @@ order_parse_t order_parse_request(const char *body, size_t len, struct order_req
     out->root = root;
     out->customer_id = text_field(root, "customer_id", "customer_id", ORDER_MAX_ID_LEN, 1, 1, errs);
     out->currency = text_field(root, "currency", "currency", 3, 1, 0, errs);
-    if (out->currency && (strlen(out->currency) != 3 || !isupper((unsigned char)out->currency[0]) ||
-                          !isupper((unsigned char)out->currency[1]) ||
-                          !isupper((unsigned char)out->currency[2]))) {
+    if (out->currency &&
+        (strlen(out->currency) != 3 || !isupper((unsigned char)out->currency[0]) ||
+         !isupper((unsigned char)out->currency[1]) || !isupper((unsigned char)out->currency[2]))) {
         field_error(errs, "currency", "must be an ISO 4217 code such as \"EUR\"");
         out->currency = NULL;
     }
@@ -174,8 +172,7 @@ order_parse_t order_parse_request(const char *body, size_t len, struct order_req
                 field_error(errs, path, "is required");
             } else if (!json_is_integer(q) || json_integer_value(q) < 1 ||
                        json_integer_value(q) > ORDER_MAX_QUANTITY) {
-                field_error(errs, path, "must be an integer between 1 and %d",
-                            ORDER_MAX_QUANTITY);
+                field_error(errs, path, "must be an integer between 1 and %d", ORDER_MAX_QUANTITY);
             } else {
                 out->items[i].quantity = (int32_t)json_integer_value(q);
             }

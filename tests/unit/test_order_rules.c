@@ -13,7 +13,7 @@
 
 #define GOOD                                                                                       \
     "{\"customer_id\":\"cust-alice\",\"currency\":\"EUR\",\"payment_token\":\"tok_visa\","         \
-    "\"items\":[{\"sku\":\"sku-book\",\"quantity\":2}],"                                            \
+    "\"items\":[{\"sku\":\"sku-book\",\"quantity\":2}],"                                           \
     "\"shipping_address\":{\"recipient\":\"Ada\",\"line1\":\"Main St 1\",\"city\":\"Utrecht\","    \
     "\"postal_code\":\"3511\",\"country\":\"NL\"}}"
 
@@ -95,8 +95,9 @@ static void test_limits(void **state)
     char body[8192];
     size_t n;
     (void)state;
-    n = (size_t)snprintf(body, sizeof(body), "{\"customer_id\":\"c\",\"currency\":\"EUR\","
-                                             "\"payment_token\":\"t\",\"items\":[");
+    n = (size_t)snprintf(body, sizeof(body),
+                         "{\"customer_id\":\"c\",\"currency\":\"EUR\","
+                         "\"payment_token\":\"t\",\"items\":[");
     for (int i = 0; i < ORDER_MAX_ITEMS + 1; i++)
         n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"sku\":\"s\",\"quantity\":1}",
                               i ? "," : "");
@@ -186,10 +187,10 @@ static void test_money(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_request),   cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_field_errors),    cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_headers),         cmocka_unit_test(test_compensation_state),
-        cmocka_unit_test(test_causal_sort),     cmocka_unit_test(test_money),
+        cmocka_unit_test(test_valid_request), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_field_errors),  cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_headers),       cmocka_unit_test(test_compensation_state),
+        cmocka_unit_test(test_causal_sort),   cmocka_unit_test(test_money),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

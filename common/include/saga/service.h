@@ -35,8 +35,7 @@ struct saga_service {
     void *arg;                  /* passed to the handlers and hooks below */
 
     /* After the migrations, before consuming (threads, pools); may be NULL. */
-    saga_err_t (*start)(void *arg, const struct saga_config *cfg, char *errstr,
-                        size_t errstr_size);
+    saga_err_t (*start)(void *arg, const struct saga_config *cfg, char *errstr, size_t errstr_size);
     /* After the consumer and the HTTP server stopped; may be NULL. */
     void (*stop)(void *arg);
     /* The service's own routes; leaving resp->status 0 falls through to the
