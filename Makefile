@@ -21,8 +21,8 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Start the whole local stack: Kafka and Postgres (and the programs listed in
-# STACK_PROGRAMS, empty until the services run the saga).
+# Start the whole local stack: Kafka, Postgres, the outbox relay and the five
+# services (STACK_PROGRAMS), and wait until every service is ready.
 # REGISTRY=1 also runs a schema registry (Confluent wire format instead of single-object).
 up: deps build
 	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry)
