@@ -485,10 +485,11 @@ static int read_and_produce(struct source *s, int room)
     free(ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        int no_table = state && strcmp(state, "42P01") == 0; /* state lives in r */
         char err[512];
         saga_pg_errstr(s->conn, err, sizeof(err));
         PQclear(r);
-        if (state && strcmp(state, "42P01") == 0 && PQstatus(s->conn) == CONNECTION_OK) {
+        if (no_table && PQstatus(s->conn) == CONNECTION_OK) {
             /* The service has not created its outbox yet: wait for it. */
             if (!s->waiting_for_table)
                 saga_log(SAGA_LOG_WARN, NULL, "source %s: no outbox table yet; waiting",

@@ -334,9 +334,12 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
     switch (ev->type) {
     case SAGA_EV_INVENTORY_REJECTED:
         reason = SAGA_CANCEL_OUT_OF_STOCK;
+        /* The SKU that stopped it ("sku-sold-out"), or "UNKNOWN_SKU sku-x". */
         snprintf(detail, sizeof(detail), "%s%s%s",
-                 saga_reject_reason_names[ev->u.inventory_rejected.reason],
-                 ev->u.inventory_rejected.sku ? " " : "",
+                 ev->u.inventory_rejected.reason == SAGA_REJECT_OUT_OF_STOCK
+                     ? ""
+                     : saga_reject_reason_names[ev->u.inventory_rejected.reason],
+                 ev->u.inventory_rejected.reason == SAGA_REJECT_OUT_OF_STOCK ? "" : " ",
                  ev->u.inventory_rejected.sku ? ev->u.inventory_rejected.sku : "");
         break;
     case SAGA_EV_PAYMENT_FAILED:

@@ -120,18 +120,19 @@ char *order_body(const char *customer, const char *token, const char *country, c
     json_t *arr = json_array();
     char *copy = strdup(items), *save = NULL, *s;
     char *out;
+    json_t *o;
     for (s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(s, ':');
         *colon = '\0';
         json_array_append_new(arr, json_pack("{s:s, s:i}", "sku", s, "quantity", atoi(colon + 1)));
     }
     free(copy);
-    out = json_dumps(json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "customer_id",
-                               customer, "currency", "EUR", "payment_token", token, "items", arr,
-                               "shipping_address", "recipient", "Ada Lovelace", "line1",
-                               "Main Street 1", "city", "Utrecht", "postal_code", "3511 AB",
-                               "country", country),
-                     JSON_COMPACT);
+    o = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "customer_id", customer,
+                  "currency", "EUR", "payment_token", token, "items", arr, "shipping_address",
+                  "recipient", "Ada Lovelace", "line1", "Main Street 1", "city", "Utrecht",
+                  "postal_code", "3511 AB", "country", country);
+    out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
     return out;
 }
 
@@ -449,9 +450,11 @@ void produce_event(const struct saga_event *ev)
     }
     if (saga_serde_encode(serde, ev, &buf, err, sizeof(err)))
         fail_msg("encode: %s", err);
+    char key[128];
+    snprintf(key, sizeof(key), "%s", ev->meta.order_id);
     assert_int_equal(saga_event_headers_add(h, ev), SAGA_OK);
     assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(saga_event_type_topic(ev->type)),
-                                       RD_KAFKA_V_KEY(ev->meta.order_id, strlen(ev->meta.order_id)),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
                                        RD_KAFKA_V_VALUE(buf.data, buf.len),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
