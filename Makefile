@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench-serde bench-runtime format format-check docs clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs clean
 
 all: build
 
@@ -68,7 +68,12 @@ bench-serde: build
 
 # The relay and the consumer runtime on a Kafka + Postgres stack of their own.
 bench-runtime: build
-	scripts/bench all
+	scripts/bench relay
+	scripts/bench consumer
+
+# The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
+bench: build
+	scripts/bench saga
 
 # Regenerate docs/EVENTS.md from schemas/ (a test checks it is current).
 docs: build

@@ -164,7 +164,8 @@ int main(int argc, char **argv)
     env[1] = env_kafka;
     env[2] = getenv("BENCH_RELAY_POLL") ? getenv("BENCH_RELAY_POLL") : "RELAY_POLL_INTERVAL=1s";
     env[3] = "LOG_LEVEL=info";
-    env[4] = NULL;
+    env[4] = "HTTP_LISTEN=127.0.0.1:0";
+    env[5] = NULL;
 
     /* 0. warm-up: the broker's and the database's first minutes are slower */
     printf("bench_relay: warming up...\n");

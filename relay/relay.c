@@ -15,7 +15,9 @@
 
 #include "saga/fault.h"
 #include "saga/kafka.h"
+#include "saga/http.h"
 #include "saga/log.h"
+#include "saga/metrics.h"
 #include "saga/outbox.h"
 #include "saga/pg.h"
 
@@ -78,6 +80,13 @@ struct source {
     int64_t *lat; /* LAT_BUCKETS counts */
     int64_t lat_n;
     int commit_ts; /* the server tracks commit timestamps: latency from the commit */
+    /* for /metrics (read by the HTTP threads) */
+    _Atomic int m_leader;
+    _Atomic long long m_published, m_backlog, m_oldest_ms, m_delivery_failures;
+    _Atomic int m_backlog_known;
+    _Atomic int m_connected;
+    int64_t last_backlog_ms;
+    struct saga_hist m_latency;
     int fatal;
     char fatal_reason[512];
 };
@@ -131,6 +140,7 @@ static void lat_record(struct source *s, const struct row_status *st)
     b = d < 0 ? 0 : d / 100;
     s->lat[b < LAT_BUCKETS - 1 ? b : LAT_BUCKETS - 1]++;
     s->lat_n++;
+    saga_hist_observe(&s->m_latency, (double)(d < 0 ? 0 : d) / 1e6);
 }
 
 static double lat_percentile(const struct source *s, double q)
@@ -407,6 +417,13 @@ static int mark_prefix(struct source *s, int *failed)
     const char *p[1];
 
     *failed = 0;
+    if (total > 0 && saga_fault_armed("relay.kafka_fatal")) {
+        /* The test hook raises a real fatal error in the idempotent producer (as a fenced
+         * epoch would): the relay must stop with the cause, rows left unmarked. */
+        rd_kafka_test_fatal_error(s->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                  "injected by SAGA_FAULT=relay.kafka_fatal");
+        serve_reports(s, 100);
+    }
     if (total > 0 && saga_fault_armed("relay.after_ack")) {
         /* The test hook wants the moment when everything sent is acknowledged and
          * nothing is marked yet. */
@@ -445,6 +462,7 @@ static int mark_prefix(struct source *s, int *failed)
     s->fl_head = (s->fl_head + n) % s->fl_cap;
     s->fl_n -= n;
     s->published += n;
+    s->m_published += n;
     return 0;
 }
 
@@ -549,6 +567,93 @@ static int notified(struct source *s)
     return any;
 }
 
+/* The backlog of unpublished rows and the age of the oldest, for /metrics. */
+static void measure_backlog(struct source *s)
+{
+    PGresult *r =
+        PQexec(s->conn, "SELECT count(*), coalesce((extract(epoch FROM clock_timestamp() -"
+                        " min(created_at)) * 1000)::bigint, 0) FROM outbox"
+                        " WHERE published_at IS NULL");
+    s->last_backlog_ms = now_ms();
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        s->m_backlog = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        s->m_oldest_ms = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        s->m_backlog_known = 1;
+    } else {
+        s->m_backlog_known = 0; /* no outbox table yet, or the connection broke: the loop sees */
+    }
+    PQclear(r);
+}
+
+/* /healthz, /readyz and /metrics of the relay. */
+struct relay_http {
+    struct source *src;
+    int n;
+};
+
+static void relay_http_handler(void *arg, const struct saga_http_request *req,
+                               struct saga_http_response *resp)
+{
+    struct relay_http *h = arg;
+
+    if (saga_http_route(req, "GET", "/healthz")) {
+        saga_http_reply_json(resp, 200,
+                             json_pack("{s:s, s:s}", "status", "ok", "service", "outbox-relay"));
+    } else if (saga_http_route(req, "GET", "/readyz")) {
+        /* Ready when every source is either led here or watched as a standby. */
+        json_t *srcs = json_object();
+        int ok = 1;
+        for (int i = 0; i < h->n; i++) {
+            int connected = h->src[i].m_connected;
+            ok &= connected;
+            json_object_set_new(srcs, h->src[i].src->name,
+                                json_string(h->src[i].m_leader ? "leader"
+                                            : connected        ? "standby"
+                                                               : "disconnected"));
+        }
+        saga_http_reply_json(
+            resp, ok ? 200 : 503,
+            json_pack("{s:s, s:o}", "status", ok ? "ready" : "not ready", "sources", srcs));
+    } else if (saga_http_route(req, "GET", "/metrics")) {
+        struct saga_text t = {0};
+        saga_metric_head(&t, "saga_relay_leader", "gauge",
+                         "1 when this relay leads the source (publishes), 0 as a standby.");
+        for (int i = 0; i < h->n; i++)
+            saga_text_printf(&t, "saga_relay_leader{source=\"%s\"} %d\n", h->src[i].src->name,
+                             (int)h->src[i].m_leader);
+        saga_metric_head(&t, "saga_outbox_backlog", "gauge",
+                         "Outbox rows not yet published (measured by the leader every 2 s).");
+        for (int i = 0; i < h->n; i++)
+            if (h->src[i].m_backlog_known)
+                saga_text_printf(&t, "saga_outbox_backlog{source=\"%s\"} %lld\n",
+                                 h->src[i].src->name, (long long)h->src[i].m_backlog);
+        saga_metric_head(&t, "saga_outbox_oldest_pending_seconds", "gauge",
+                         "Age of the oldest unpublished outbox row (0 when none).");
+        for (int i = 0; i < h->n; i++)
+            if (h->src[i].m_backlog_known)
+                saga_text_printf(&t, "saga_outbox_oldest_pending_seconds{source=\"%s\"} %.3f\n",
+                                 h->src[i].src->name, (double)h->src[i].m_oldest_ms / 1000.0);
+        saga_metric_head(&t, "saga_relay_published_total", "counter",
+                         "Outbox rows published and marked.");
+        for (int i = 0; i < h->n; i++)
+            saga_text_printf(&t, "saga_relay_published_total{source=\"%s\"} %lld\n",
+                             h->src[i].src->name, (long long)h->src[i].m_published);
+        saga_metric_head(&t, "saga_relay_delivery_failures_total", "counter",
+                         "Rounds in which Kafka did not confirm a row (it is sent again).");
+        for (int i = 0; i < h->n; i++)
+            saga_text_printf(&t, "saga_relay_delivery_failures_total{source=\"%s\"} %lld\n",
+                             h->src[i].src->name, (long long)h->src[i].m_delivery_failures);
+        saga_metric_head(&t, "saga_relay_publish_latency_seconds", "histogram",
+                         "From the outbox row's commit to Kafka's acknowledgement.");
+        for (int i = 0; i < h->n; i++) {
+            char labels[160];
+            snprintf(labels, sizeof(labels), "source=\"%s\"", h->src[i].src->name);
+            saga_hist_write(&t, "saga_relay_publish_latency_seconds", labels, &h->src[i].m_latency);
+        }
+        saga_http_reply(resp, 200, "text/plain; version=0.0.4; charset=utf-8", t.data, t.len);
+    }
+}
+
 static void *source_main(void *arg)
 {
     struct source *s = arg;
@@ -557,7 +662,12 @@ static void *source_main(void *arg)
 
     while (!stopping(s)) {
         int n, failed = 0, room, note;
+        s->m_leader = s->leader;
+        s->m_connected = s->conn != NULL;
+        if (s->leader && now_ms() - s->last_backlog_ms >= 2000)
+            measure_backlog(s);
         if (!s->leader) {
+            s->m_backlog_known = 0;
             /* Whatever was in flight under the last connection is sent again. */
             drain_reports(s);
             s->fl_n = 0;
@@ -588,6 +698,7 @@ static void *source_main(void *arg)
             rd_kafka_resp_err_t err = head->err;
             drain_reports(s);
             /* Only the delivered prefix was marked: the rest is read and sent again, after. */
+            s->m_delivery_failures++;
             saga_log(SAGA_LOG_WARN, NULL,
                      "source %s: %d rows not confirmed (first: id %" PRId64 ": %s); retrying",
                      s->src->name, ring_count(s), id, rd_kafka_err2str(err));
@@ -643,6 +754,8 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
               const struct relay_settings *settings, volatile sig_atomic_t *stop)
 {
     struct source *src = calloc((size_t)sources->count, sizeof(*src));
+    struct relay_http http_arg;
+    struct saga_http *http = NULL;
     int rc = SAGA_EXIT_OK, started = 0;
 
     if (!src)
@@ -665,6 +778,24 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
             goto out;
         }
     }
+    {
+        struct saga_http_conf hc = {0};
+        char err[512];
+        http_arg.src = src;
+        http_arg.n = sources->count;
+        hc.host = cfg->http_host;
+        hc.port = cfg->http_port;
+        hc.handler = relay_http_handler;
+        hc.arg = &http_arg;
+        hc.threads = 2;
+        if (saga_http_start(&http, &hc, err, sizeof(err)) != SAGA_OK) {
+            saga_log(SAGA_LOG_ERROR, NULL, "%s", err);
+            rc = SAGA_EXIT_CONFIG;
+            goto out;
+        }
+        saga_log(SAGA_LOG_INFO, NULL, "listening on http://%s:%d (healthz, readyz, metrics)",
+                 cfg->http_host, saga_http_port(http));
+    }
     for (int i = 0; i < sources->count; i++, started++) {
         if (pthread_create(&src[i].thread, NULL, source_main, &src[i]) != 0) {
             saga_log(SAGA_LOG_ERROR, NULL, "cannot start a thread for source %s", src[i].src->name);
@@ -683,6 +814,7 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         }
     }
 out:
+    saga_http_stop(http);
     for (int i = 0; i < sources->count; i++) {
         if (src[i].conn)
             PQfinish(src[i].conn);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "saga/kafka.h"
+#include "saga/registry.h"
 #include "saga/serde.h"
 #include "saga/topology.h"
 #include "sagactl.h"
@@ -294,12 +295,12 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
         return rc;
     }
     if (!strcmp(sub, "show")) {
-        if (saga_serde_new(&pick.serde, NULL, err, sizeof(err)) != SAGA_OK) {
-            fprintf(stderr, "sagactl dlq: %s\n", err);
-            return SAGACTL_EXIT_FAILURE;
-        }
+        struct saga_registry *registry = NULL; /* Confluent framing needs its schema ids */
+        if ((rc = sagactl_serde_open(cfg, "dlq", &pick.serde, &registry)) != SAGACTL_EXIT_OK)
+            return rc;
         rc = visit(cfg, dlq, timeout_s, show_one, &pick);
         saga_serde_destroy(pick.serde);
+        saga_registry_destroy(registry);
     } else {
         rd_kafka_conf_t *pc = rd_kafka_conf_dup(cfg->kafka_conf);
         rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);

@@ -19,17 +19,25 @@ static void usage(FILE *out)
                  "  schemas [list]       the events this binary ships, with fingerprints\n"
                  "  schemas check        refuse incompatible changes to schemas/\n"
                  "  schemas docs         print the event catalogue (docs/EVENTS.md)\n"
+                 "  place [options]      place an order through the order API, print its id;\n"
+                 "                       --wait follows its saga to the end\n"
+                 "  get ORDER_ID         an order: outcome, compensation, saga timeline\n"
+                 "  stuck                sagas PENDING for too long, and the step they wait on\n"
+                 "  watch [ORDER_ID]     follow the events of every order (or of one) live\n"
+                 "  tail TOPIC           any topic's messages as JSON lines (for jq)\n"
                  "  version              print the version\n"
                  "  help                 print this help\n"
                  "\n"
                  "Run 'sagactl <command> --help' for a command's options.\n"
                  "\n"
                  "environment: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:19092), any KAFKA_*\n"
-                 "librdkafka property, TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR\n"
-                 "(default 1), LOG_LEVEL.\n"
+                 "librdkafka property, SCHEMA_REGISTRY_URL (decoding Confluent framing),\n"
+                 "TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR (default 1), LOG_LEVEL,\n"
+                 "ORDER_API_URL (default http://127.0.0.1:8080) for place, get and stuck,\n"
+                 "NO_COLOR (set: no colours or progress even on a terminal).\n"
                  "\n"
-                 "exit codes: 0 ok, 1 failed or not as expected, 64 bad usage, 69 Kafka\n"
-                 "unreachable, 78 bad configuration\n");
+                 "exit codes: 0 ok, 1 failed or not as expected, 64 bad usage, 69 Kafka or the\n"
+                 "order API unreachable, 78 bad configuration\n");
 }
 
 int main(int argc, char **argv)
@@ -51,8 +59,15 @@ int main(int argc, char **argv)
         printf("sagactl %s\n", SAGA_VERSION);
         return SAGACTL_EXIT_OK;
     }
-    if (strcmp(argv[1], "schemas") == 0) /* needs no Kafka configuration */
+    /* These need no Kafka configuration. */
+    if (strcmp(argv[1], "schemas") == 0)
         return sagactl_schemas(argc - 1, argv + 1);
+    if (strcmp(argv[1], "place") == 0)
+        return sagactl_place(argc - 1, argv + 1);
+    if (strcmp(argv[1], "get") == 0)
+        return sagactl_get(argc - 1, argv + 1);
+    if (strcmp(argv[1], "stuck") == 0)
+        return sagactl_stuck(argc - 1, argv + 1);
     if (saga_config_load(&cfg, "sagactl", 0, 0, errstr, sizeof(errstr)) != SAGA_OK) {
         fprintf(stderr, "sagactl: config: %s\n", errstr);
         return SAGACTL_EXIT_CONFIG;
@@ -63,6 +78,10 @@ int main(int argc, char **argv)
         rc = sagactl_topics(&cfg, argc - 1, argv + 1);
     } else if (strcmp(argv[1], "dlq") == 0) {
         rc = sagactl_dlq(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "watch") == 0) {
+        rc = sagactl_watch(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "tail") == 0) {
+        rc = sagactl_tail(&cfg, argc - 1, argv + 1);
     } else {
         fprintf(stderr, "sagactl: unknown command '%s' (try 'sagactl help')\n", argv[1]);
         rc = SAGACTL_EXIT_USAGE;

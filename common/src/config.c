@@ -112,7 +112,7 @@ saga_err_t saga_parse_hostport(const char *s, char *host, size_t host_size, int 
         return SAGA_ERR_INVALID;
     errno = 0;
     p = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
         return SAGA_ERR_INVALID;
     memcpy(host, hs, (size_t)(he - hs));
     host[he - hs] = '\0';

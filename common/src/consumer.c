@@ -1,6 +1,7 @@
 #include "saga/consumer.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,11 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "saga/fault.h"
+#include "saga/metrics.h"
+#include "saga/trace.h"
 #include "saga/ids.h"
 #include "saga/kafka.h"
 #include "saga/log.h"
@@ -47,10 +52,24 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
 
 saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev)
 {
-    saga_err_t err = saga_outbox_batch_add_event(tx->outbox, tx->serde, ev, tx->scratch, tx->errstr,
-                                                 sizeof(tx->errstr));
-    if (!err)
+    struct saga_event copy;
+    saga_err_t err;
+
+    /* An event that carries its cause's trace context is emitted from this
+     * handler's span instead: the next hop becomes its child. */
+    if (tx->span[0] && ev->meta.traceparent && tx->cause_traceparent &&
+        strcmp(ev->meta.traceparent, tx->cause_traceparent) == 0) {
+        copy = *ev;
+        copy.meta.traceparent = tx->span;
+        ev = &copy;
+    }
+    err = saga_outbox_batch_add_event(tx->outbox, tx->serde, ev, tx->scratch, tx->errstr,
+                                      sizeof(tx->errstr));
+    if (!err) {
         tx->emitted++;
+        if ((unsigned)ev->type < SAGA_EV_COUNT)
+            tx->emitted_by_type[ev->type]++;
+    }
     return err;
 }
 
@@ -72,6 +91,19 @@ struct msg {
     int64_t first_failed; /* wall clock ms, 0 until it first fails */
 };
 
+/* Outcomes of consumed events, for saga_events_consumed_total. */
+enum {
+    OUT_HANDLED,
+    OUT_DUPLICATE,
+    OUT_DEFERRED,
+    OUT_RELEASED,
+    OUT_SKIPPED,
+    OUT_EMITTED,
+    OUT_COUNT
+};
+static const char *const out_names[OUT_COUNT] = {"handled",  "duplicate", "deferred",
+                                                 "released", "skipped",   "emitted"};
+
 struct saga_consumer {
     struct saga_consumer_conf conf;
     struct saga_consumer_settings set;
@@ -82,7 +114,21 @@ struct saga_consumer {
     PGconn *conn;
     struct saga_buf scratch;
     struct saga_outbox_batch outbox;
-    struct saga_consumer_stats stats;
+    struct saga_consumer_stats stats; /* under mu */
+    /* Per event type, by outcome: what the open transaction did (pend) and what
+     * committed (total, under mu). */
+    struct type_counts {
+        int64_t n[SAGA_EV_COUNT][OUT_COUNT];
+    } pend, total;
+    struct saga_hist handler_latency[SAGA_EV_COUNT];
+    pthread_mutex_t mu_storage;
+    pthread_mutex_t *mu; /* &mu_storage, usable from const readers */
+    /* consumer lag per topic from librdkafka's statistics (under mu) */
+    struct {
+        char topic[128];
+        int64_t lag;
+    } lag[16];
+    int nlag;
     struct msg *batch;
     int nbatch;
     volatile int revoked; /* set in the rebalance callback: the batch in hand is not ours */
@@ -184,6 +230,42 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* librdkafka's statistics (JSON, every statistics.interval.ms): the lag per topic. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct saga_consumer *c = opaque;
+    json_t *root = json_loadb(json, len, 0, NULL), *topics, *topic;
+    const char *name;
+    (void)rk;
+
+    if (!root)
+        return 0;
+    topics = json_object_get(root, "topics");
+    pthread_mutex_lock(c->mu);
+    c->nlag = 0;
+    json_object_foreach(topics, name, topic)
+    {
+        json_t *parts = json_object_get(topic, "partitions"), *p;
+        const char *pid;
+        int64_t lag = 0;
+        if (c->nlag >= (int)(sizeof(c->lag) / sizeof(c->lag[0])))
+            break;
+        json_object_foreach(parts, pid, p)
+        {
+            /* consumer_lag is -1 for partitions not (yet) consumed by this member. */
+            json_int_t l = json_integer_value(json_object_get(p, "consumer_lag"));
+            if (strcmp(pid, "-1") != 0 && l > 0)
+                lag += l;
+        }
+        snprintf(c->lag[c->nlag].topic, sizeof(c->lag[0].topic), "%s", name);
+        c->lag[c->nlag].lag = lag;
+        c->nlag++;
+    }
+    pthread_mutex_unlock(c->mu);
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct saga_consumer *c = opaque;
@@ -225,6 +307,8 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
         return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
     c->conf = *conf;
     c->seed = (unsigned)(wall_ms() ^ (int64_t)(uintptr_t)c);
+    pthread_mutex_init(&c->mu_storage, NULL);
+    c->mu = &c->mu_storage;
     if ((err = saga_consumer_settings_load(&c->set, errstr, errstr_size)))
         goto fail;
     if (!(c->batch = calloc((size_t)c->set.batch_size, sizeof(*c->batch)))) {
@@ -255,6 +339,8 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
+    conf_default(kc, "statistics.interval.ms", "5000");
+    rd_kafka_conf_set_stats_cb(kc, stats_cb);
     rd_kafka_conf_set_opaque(kc, c);
     saga_kafka_conf_set_logger(kc, 0);
     if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, buf, sizeof(buf)))) {
@@ -315,7 +401,61 @@ void saga_consumer_destroy(struct saga_consumer *c)
 
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out)
 {
+    pthread_mutex_lock(c->mu);
     *out = c->stats;
+    pthread_mutex_unlock(c->mu);
+}
+
+void saga_consumer_write_metrics(const struct saga_consumer *c, struct saga_text *t)
+{
+    const char *svc = c->conf.group;
+    struct saga_consumer_stats st;
+    pthread_mutex_t *mu = c->mu;
+
+    saga_consumer_stats(c, &st);
+    saga_metric_head(t, "saga_events_consumed_total", "counter",
+                     "Events the consumer runtime finished in committed transactions, by type and"
+                     " outcome (handled, duplicate, deferred, released, skipped).");
+    pthread_mutex_lock(mu);
+    for (int ty = 0; ty < SAGA_EV_COUNT; ty++)
+        for (int o = 0; o < OUT_COUNT; o++)
+            if (o != OUT_EMITTED && c->total.n[ty][o])
+                saga_text_printf(t,
+                                 "saga_events_consumed_total{service=\"%s\",event_type=\"%s\","
+                                 "outcome=\"%s\"} %" PRId64 "\n",
+                                 svc, saga_event_type_name((saga_event_type_t)ty), out_names[o],
+                                 c->total.n[ty][o]);
+    pthread_mutex_unlock(mu);
+    saga_metric_head(t, "saga_handler_duration_seconds", "histogram",
+                     "Time a handler took for one event (inside its transaction), by type.");
+    for (int ty = 0; ty < SAGA_EV_COUNT; ty++) {
+        char labels[128];
+        if (!c->conf.handlers[ty])
+            continue;
+        snprintf(labels, sizeof(labels), "service=\"%s\",event_type=\"%s\"", svc,
+                 saga_event_type_name((saga_event_type_t)ty));
+        saga_hist_write(t, "saga_handler_duration_seconds", labels, &c->handler_latency[ty]);
+    }
+    saga_metric_head(t, "saga_consumer_retries_total", "counter",
+                     "Transient failures retried with backoff.");
+    saga_text_printf(t, "saga_consumer_retries_total{service=\"%s\"} %" PRId64 "\n", svc,
+                     st.retries);
+    saga_metric_head(t, "saga_dlq_messages_total", "counter",
+                     "Messages sent to the service's dead-letter topic.");
+    saga_text_printf(t, "saga_dlq_messages_total{service=\"%s\",topic=\"%s\"} %" PRId64 "\n", svc,
+                     c->conf.dlq_topic, st.dead_lettered);
+    saga_metric_head(t, "saga_consumer_lag", "gauge",
+                     "Messages behind the end of each topic, over the partitions this member "
+                     "holds (librdkafka statistics, every 5 s).");
+    pthread_mutex_lock(mu);
+    for (int i = 0; i < c->nlag; i++)
+        saga_text_printf(t, "saga_consumer_lag{service=\"%s\",topic=\"%s\"} %" PRId64 "\n", svc,
+                         c->lag[i].topic, c->lag[i].lag);
+    pthread_mutex_unlock(mu);
+    saga_metric_head(t, "saga_consumer_assigned_partitions", "gauge",
+                     "Partitions this member holds now.");
+    saga_text_printf(t, "saga_consumer_assigned_partitions{service=\"%s\"} %d\n", svc,
+                     (int)c->assigned);
 }
 
 saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
@@ -457,7 +597,14 @@ static saga_handle_result_t run_handler(struct saga_consumer *c, struct saga_tx 
         *duplicate = 1;
         return SAGA_HANDLE_OK;
     }
-    return c->conf.handlers[ev->type](tx, ev, c->conf.arg);
+    {
+        saga_handle_result_t res;
+        tx->cause_traceparent = ev->meta.traceparent;
+        saga_traceparent_child(ev->meta.traceparent, tx->span);
+        res = c->conf.handlers[ev->type](tx, ev, c->conf.arg);
+        tx->span[0] = '\0';
+        return res;
+    }
 }
 
 static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx *tx,
@@ -495,7 +642,7 @@ static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx 
                     " ON CONFLICT (consumer, event_id) DO NOTHING",
                     9, p, len, fmt, NULL, tx->errstr, sizeof(tx->errstr)) != 0)
         return SAGA_HANDLE_TRANSIENT;
-    c->stats.deferred++;
+    c->pend.n[m->ev.type][OUT_DEFERRED]++;
     log_event(SAGA_LOG_INFO, m, "deferred %s until its order's prerequisite arrives",
               saga_event_type_name(m->ev.type));
     return SAGA_HANDLE_OK;
@@ -545,7 +692,7 @@ static saga_handle_result_t release_deferred(struct saga_consumer *c, struct sag
                             tx->errstr, sizeof(tx->errstr)) != 0)
                 hr = SAGA_HANDLE_TRANSIENT;
             else if (!dup)
-                c->stats.released++;
+                c->pend.n[ev.type][OUT_RELEASED]++;
             saga_log(SAGA_LOG_INFO,
                      &(struct saga_log_ids){ev.meta.order_id, ev.meta.event_id,
                                             ev.meta.correlation_id, NULL},
@@ -571,14 +718,32 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
     saga_handle_result_t r = SAGA_HANDLE_OK;
 
     if (!c->conf.handlers[m->ev.type]) {
-        c->stats.skipped++;
+        c->pend.n[m->ev.type][OUT_SKIPPED]++;
         return SAGA_HANDLE_OK;
     }
     tx->errstr[0] = '\0';
-    if (!dup)
+    if (!dup) {
+        char trace_id[33];
+        struct saga_log_ids ids = {m->ev.meta.order_id, m->ev.meta.event_id,
+                                   m->ev.meta.correlation_id, NULL};
+        struct timespec t0, t1;
+        /* The handler works in a child span of the event's trace; its lines carry the ids. */
+        tx->cause_traceparent = m->ev.meta.traceparent;
+        saga_traceparent_child(m->ev.meta.traceparent, tx->span);
+        saga_traceparent_trace_id(tx->span, trace_id);
+        ids.trace_id = trace_id;
+        saga_log_context_set(&ids);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         r = c->conf.handlers[m->ev.type](tx, &m->ev, c->conf.arg);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        saga_log_context_set(NULL);
+        tx->span[0] = '\0';
+        saga_hist_observe(&c->handler_latency[m->ev.type],
+                          (double)(t1.tv_sec - t0.tv_sec) +
+                              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     if (dup) {
-        c->stats.duplicates++;
+        c->pend.n[m->ev.type][OUT_DUPLICATE]++;
         log_event(SAGA_LOG_DEBUG, m, "duplicate %s skipped", saga_event_type_name(m->ev.type));
         return SAGA_HANDLE_OK;
     }
@@ -586,7 +751,7 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
         return defer_event(c, tx, m);
     if (r != SAGA_HANDLE_OK)
         return r;
-    c->stats.handled++;
+    c->pend.n[m->ev.type][OUT_HANDLED]++;
     if (c->conf.releases_deferred & (1u << m->ev.type))
         r = release_deferred(c, tx, m->ev.meta.order_id);
     return r;
@@ -671,6 +836,26 @@ out:
     return rc;
 }
 
+/* What the committed transaction did becomes part of the totals. */
+static void commit_counts(struct saga_consumer *c, const struct saga_tx *tx)
+{
+    pthread_mutex_lock(c->mu);
+    for (int t = 0; t < SAGA_EV_COUNT; t++) {
+        for (int o = 0; o < OUT_COUNT; o++)
+            c->total.n[t][o] += c->pend.n[t][o];
+        c->total.n[t][OUT_EMITTED] += tx->emitted_by_type[t];
+        c->stats.handled += c->pend.n[t][OUT_HANDLED];
+        c->stats.duplicates += c->pend.n[t][OUT_DUPLICATE];
+        c->stats.deferred += c->pend.n[t][OUT_DEFERRED];
+        c->stats.released += c->pend.n[t][OUT_RELEASED];
+        c->stats.skipped += c->pend.n[t][OUT_SKIPPED];
+        if (tx->emitted_by_type[t])
+            saga_produced_add((saga_event_type_t)t, tx->emitted_by_type[t]);
+    }
+    pthread_mutex_unlock(c->mu);
+    memset(&c->pend, 0, sizeof(c->pend));
+}
+
 /*
  * Handles msgs[from..to) in one transaction. On failure everything is rolled
  * back and *failed_at says which message failed (-1: the transaction itself).
@@ -691,6 +876,7 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
     tx.scratch = &c->scratch;
     tx.outbox = &c->outbox;
     saga_outbox_batch_reset(&c->outbox);
+    memset(&c->pend, 0, sizeof(c->pend));
     if (!(dup = calloc((size_t)n, sizeof(*dup))))
         return SAGA_HANDLE_TRANSIENT;
     if (exec_params(c, "BEGIN", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0 ||
@@ -720,6 +906,7 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
     if (exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
         return SAGA_HANDLE_TRANSIENT; /* not committed, or unknown: redo (the inbox decides) */
     saga_fault_point("consumer.after_commit");
+    commit_counts(c, &tx);
     return SAGA_HANDLE_OK;
 }
 
@@ -825,7 +1012,9 @@ static int dead_letter(struct saga_consumer *c, struct msg *m, const char *reaso
                   rd_kafka_err2str(err));
         return -1;
     }
+    pthread_mutex_lock(c->mu);
     c->stats.dead_lettered++;
+    pthread_mutex_unlock(c->mu);
     log_event(SAGA_LOG_ERROR, m, "sent to %s after %d attempt%s: %s: %s", c->conf.dlq_topic,
               m->attempts, m->attempts == 1 ? "" : "s", reason, error);
     return 0;
@@ -844,7 +1033,9 @@ static int process_one(struct saga_consumer *c, struct msg *m)
         if (stopping(c) || c->revoked)
             return -1; /* not stored: redelivered to whoever owns it next */
         if (m->derr == SAGA_DECODE_REGISTRY_UNAVAILABLE) {
+            pthread_mutex_lock(c->mu);
             c->stats.retries++;
+            pthread_mutex_unlock(c->mu);
             log_event(SAGA_LOG_WARN, m, "cannot decode yet: %s; retrying", m->derrstr);
             backoff(c, transient++);
             m->derr = saga_serde_decode(c->serde, m->rkm->payload, m->rkm->len, &m->ev, m->derrstr,
@@ -862,7 +1053,9 @@ static int process_one(struct saga_consumer *c, struct msg *m)
             return 0;
         }
         if (r == SAGA_HANDLE_TRANSIENT) {
+            pthread_mutex_lock(c->mu);
             c->stats.retries++;
+            pthread_mutex_unlock(c->mu);
             /* Every time: the backoff grows to CONSUMER_BACKOFF_MAX, so this stays rare. */
             log_event(SAGA_LOG_WARN, m, "transient failure: %s; retrying with backoff", err);
             backoff(c, transient++);
@@ -873,7 +1066,9 @@ static int process_one(struct saga_consumer *c, struct msg *m)
             m->first_failed = wall_ms();
         m->attempts++;
         if (m->attempts < c->set.max_attempts) {
+            pthread_mutex_lock(c->mu);
             c->stats.retries++;
+            pthread_mutex_unlock(c->mu);
             log_event(SAGA_LOG_WARN, m, "attempt %d failed: %s", m->attempts, err);
             backoff(c, m->attempts - 1);
             continue;

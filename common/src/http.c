@@ -1,6 +1,8 @@
 #include "saga/http.h"
 
+#include <errno.h>
 #include <netdb.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,14 @@ struct saga_http {
     struct MHD_Daemon *d;
     struct saga_http_conf conf;
     int port;
+    sem_t turns; /* handlers running at once: conf.threads */
+};
+
+/* A streamed body handed to MHD (saga_http_reply_stream). */
+struct stream {
+    saga_http_stream_fn read;
+    void (*free)(void *arg);
+    void *arg;
 };
 
 struct req_ctx {
@@ -74,10 +84,20 @@ int saga_http_route(const struct saga_http_request *req, const char *method, con
     return strcmp(req->method, method) == 0 && strcmp(req->path, path) == 0;
 }
 
+static void release_stream(struct saga_http_response *resp)
+{
+    if (resp->stream_free)
+        resp->stream_free(resp->stream_arg);
+    resp->stream_read = NULL;
+    resp->stream_free = NULL;
+    resp->stream_arg = NULL;
+}
+
 void saga_http_reply(struct saga_http_response *resp, int status, const char *content_type,
                      char *body, size_t len)
 {
     free(resp->body);
+    release_stream(resp);
     resp->status = status;
     resp->content_type = content_type;
     resp->body = body;
@@ -120,6 +140,15 @@ void saga_http_reply_error(struct saga_http_response *resp, int status, const ch
     saga_http_reply_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
+void saga_http_reply_stream(struct saga_http_response *resp, int status, const char *content_type,
+                            saga_http_stream_fn read_cb, void (*free_cb)(void *arg), void *arg)
+{
+    saga_http_reply(resp, status, content_type, NULL, 0);
+    resp->stream_read = read_cb;
+    resp->stream_free = free_cb;
+    resp->stream_arg = arg;
+}
+
 void saga_http_add_header(struct saga_http_response *resp, const char *name, const char *value)
 {
     if (resp->nheaders >= SAGA_HTTP_MAX_HEADERS)
@@ -129,6 +158,59 @@ void saga_http_add_header(struct saga_http_response *resp, const char *name, con
     resp->nheaders++;
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    ssize_t n;
+    (void)pos;
+    n = st->read(st->arg, buf, max);
+    if (n == SAGA_HTTP_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    if (st->free)
+        st->free(st->arg);
+    free(st);
+}
+
+/* The MHD response for r (a streamed one takes r's stream); NULL on failure. */
+static struct MHD_Response *make_response(struct saga_http_response *r)
+{
+    struct MHD_Response *mr;
+
+    if (r->stream_read) {
+        struct stream *st = malloc(sizeof(*st));
+        if (!st) {
+            release_stream(r);
+            return NULL;
+        }
+        st->read = r->stream_read;
+        st->free = r->stream_free;
+        st->arg = r->stream_arg;
+        /* From here on MHD owns the stream: it calls stream_free exactly once. */
+        r->stream_read = NULL;
+        r->stream_free = NULL;
+        r->stream_arg = NULL;
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
+                                               stream_free);
+        if (!mr)
+            stream_free(st);
+        return mr;
+    }
+    mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
+                                         r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!mr)
+        free(r->body);
+    r->body = NULL;
+    return mr;
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct saga_http_response *r)
 {
     struct MHD_Response *mr;
@@ -136,13 +218,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct saga_ht
 
     if (!r->status)
         saga_http_reply_error(r, 404, "not_found", "no such resource");
-    mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
-                                         r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!mr) {
-        free(r->body);
+    if (!(mr = make_response(r)))
         return MHD_NO;
-    }
-    r->body = NULL;
     if (r->content_type)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     for (int i = 0; i < r->nheaders; i++)
@@ -216,7 +293,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     req.body = ctx->body ? ctx->body : "";
     req.body_len = ctx->len;
     req.conn = conn;
+    /* Every connection has a thread; at most conf.threads of them run a handler. */
+    while (sem_wait(&h->turns) != 0 && errno == EINTR)
+        ;
     h->conf.handler(h->conf.arg, &req, &resp);
+    sem_post(&h->turns);
     return send_response(conn, &resp);
 }
 
@@ -255,7 +336,10 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     const union MHD_DaemonInfo *info;
     char port[16];
     const char *host = conf->host && *conf->host ? conf->host : "127.0.0.1";
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    /* A thread per connection: a handler or a stream may block without holding
+     * up other connections; SAGA_HTTP_MAX_CONNECTIONS caps the threads. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ERROR_LOG | MHD_USE_AUTO;
     int rc;
 
     *out = NULL;
@@ -279,13 +363,19 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
         h->conf.threads = 4;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (sem_init(&h->turns, 0, (unsigned)h->conf.threads) != 0) {
+        freeaddrinfo(ai);
+        free(h);
+        return SAGA_ERR_NOMEM;
+    }
     h->d = MHD_start_daemon(flags, (uint16_t)conf->port, NULL, NULL, access_cb, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-                            ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->conf.threads,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 512u,
+                            ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SAGA_HTTP_MAX_CONNECTIONS,
                             MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
+        sem_destroy(&h->turns);
         snprintf(errstr, errstr_size,
                  "HTTP_LISTEN: cannot listen on %s:%d (address in use or not local?)", host,
                  conf->port);
@@ -308,5 +398,6 @@ void saga_http_stop(struct saga_http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->d);
+    sem_destroy(&h->turns);
     free(h);
 }

@@ -163,15 +163,48 @@ size_t saga_log_format(char *buf, size_t size, long long epoch_ms, saga_log_leve
     return o;
 }
 
+/* The ids of what this thread works on now (saga_log_context_set). */
+static _Thread_local struct {
+    int set;
+    char order_id[64], event_id[64], correlation_id[64], trace_id[33];
+} ctx;
+
+void saga_log_context_set(const struct saga_log_ids *ids)
+{
+    if (!ids) {
+        ctx.set = 0;
+        return;
+    }
+    snprintf(ctx.order_id, sizeof(ctx.order_id), "%s", ids->order_id ? ids->order_id : "");
+    snprintf(ctx.event_id, sizeof(ctx.event_id), "%s", ids->event_id ? ids->event_id : "");
+    snprintf(ctx.correlation_id, sizeof(ctx.correlation_id), "%s",
+             ids->correlation_id ? ids->correlation_id : "");
+    snprintf(ctx.trace_id, sizeof(ctx.trace_id), "%s", ids->trace_id ? ids->trace_id : "");
+    ctx.set = 1;
+}
+
+static const char *pick(const char *given, const char *ctx_value)
+{
+    return given ? given : (*ctx_value ? ctx_value : NULL);
+}
+
 void saga_log(saga_log_level_t level, const struct saga_log_ids *ids, const char *fmt, ...)
 {
     char line[8192];
     struct timespec now;
+    struct saga_log_ids merged;
     va_list ap;
     size_t len;
 
     if (level < log_min)
         return;
+    if (ctx.set) {
+        merged.order_id = pick(ids ? ids->order_id : NULL, ctx.order_id);
+        merged.event_id = pick(ids ? ids->event_id : NULL, ctx.event_id);
+        merged.correlation_id = pick(ids ? ids->correlation_id : NULL, ctx.correlation_id);
+        merged.trace_id = pick(ids ? ids->trace_id : NULL, ctx.trace_id);
+        ids = &merged;
+    }
     clock_gettime(CLOCK_REALTIME, &now);
     va_start(ap, fmt);
     len = saga_log_format(line, sizeof(line), (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000,

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "saga/log.h"
+#include "saga/metrics.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
 
@@ -48,36 +49,14 @@ PGconn *saga_service_connect(const char *url, char *errstr, size_t errstr_size)
     }
 }
 
-static void metric(struct saga_text *t, const char *name, const char *type, const char *help)
-{
-    saga_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void common_metrics(struct runner *r, struct saga_text *t)
 {
-    struct saga_consumer_stats s;
     const char *svc = r->cfg->program;
 
-    saga_consumer_stats(r->consumer, &s);
-    metric(t, "saga_consumer_events_total", "counter",
-           "Events the consumer runtime finished, by outcome.");
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"handled\"} %lld\n",
-                     svc, (long long)s.handled);
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"duplicate\"} %lld\n",
-                     svc, (long long)s.duplicates);
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"deferred\"} %lld\n",
-                     svc, (long long)s.deferred);
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"released\"} %lld\n",
-                     svc, (long long)s.released);
-    saga_text_printf(t, "saga_consumer_events_total{service=\"%s\",outcome=\"skipped\"} %lld\n",
-                     svc, (long long)s.skipped);
-    saga_text_printf(t,
-                     "saga_consumer_events_total{service=\"%s\",outcome=\"dead_lettered\"} %lld\n",
-                     svc, (long long)s.dead_lettered);
-    metric(t, "saga_consumer_retries_total", "counter", "Transient failures retried.");
-    saga_text_printf(t, "saga_consumer_retries_total{service=\"%s\"} %lld\n", svc,
-                     (long long)s.retries);
-    metric(t, "saga_consumer_joined", "gauge", "1 once the consumer group gave this member work.");
+    saga_consumer_write_metrics(r->consumer, t);
+    saga_produced_write(t, svc);
+    saga_metric_head(t, "saga_consumer_joined", "gauge",
+                     "1 once the consumer group gave this member work.");
     saga_text_printf(t, "saga_consumer_joined{service=\"%s\"} %d\n", svc,
                      saga_consumer_joined(r->consumer));
 }

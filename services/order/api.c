@@ -20,7 +20,9 @@
 #include "saga/log.h"
 #include "saga/consumer.h"
 #include "saga/outbox.h"
+#include "saga/metrics.h"
 #include "saga/pg.h"
+#include "saga/trace.h"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -63,20 +65,6 @@ static json_t *nullable(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
 }
 
-static void count_types(const char *csv, int seen[SAGA_EV_COUNT])
-{
-    char name[64];
-    memset(seen, 0, sizeof(int) * SAGA_EV_COUNT);
-    while (csv && *csv) {
-        size_t n = strcspn(csv, ",");
-        saga_event_type_t t;
-        snprintf(name, sizeof(name), "%.*s", (int)n, csv);
-        if (saga_event_type_parse(name, &t) == 0)
-            seen[t]++;
-        csv += n + (csv[n] == ',');
-    }
-}
-
 #define ORDER_COLUMNS                                                                              \
     "o.order_id, o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"         \
     " " TS("o.created_at") ", " TS("o.updated_at") ", " TS(                                        \
@@ -88,7 +76,7 @@ static json_t *order_summary(const PGresult *r, int row)
 {
     int seen[SAGA_EV_COUNT];
     const char *status = PQgetvalue(r, row, 1);
-    count_types(PQgetvalue(r, row, 10), seen);
+    order_count_event_types(PQgetvalue(r, row, 10), seen);
     return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:s, s:s, s:o, s:s}", "order_id",
                      PQgetvalue(r, row, 0), "status", status, "reason", nullable(r, row, 2),
                      "detail", nullable(r, row, 3), "customer_id", PQgetvalue(r, row, 4),
@@ -216,6 +204,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     const char *skus[ORDER_MAX_ITEMS];
     const char *key = saga_http_header(req, "Idempotency-Key");
     char err[512], order_id[37], event_id[37], total_s[32], location[64];
+    char span[SAGA_TRACEPARENT_LEN + 1];
     char *canon = NULL, *sku_arr = NULL, *addr = NULL;
     struct saga_text qty = {0}, price = {0}, name_arr = {0};
     int64_t total = 0;
@@ -307,6 +296,8 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
 
     saga_uuid4(order_id);
     saga_uuid4(event_id);
+    /* The order's span: a child of the caller's traceparent, or a new trace. */
+    saga_traceparent_child(saga_http_header(req, "traceparent"), span);
     canon = order_request_canonical(&o);
     if (key) {
         const char *p[3] = {key, canon, order_id};
@@ -350,9 +341,8 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     addr = json_dumps(json_object_get(o.root, "shipping_address"), JSON_COMPACT | JSON_SORT_KEYS);
     snprintf(total_s, sizeof(total_s), "%" PRId64, total);
     {
-        const char *p[8] = {
-            order_id,        o.customer_id, o.currency, total_s,
-            o.payment_token, addr,          event_id,   saga_http_header(req, "traceparent")};
+        const char *p[8] = {order_id,        o.customer_id, o.currency, total_s,
+                            o.payment_token, addr,          event_id,   span};
         r = query(s->conn,
                   "INSERT INTO orders (order_id, customer_id, currency, total_amount,"
                   " payment_token, shipping_address, status, correlation_id, placed_event_id,"
@@ -394,7 +384,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
         ev.meta.causation_id = NULL;
         ev.meta.occurred_at = saga_now_ms();
         ev.meta.producer = "order-service";
-        ev.meta.traceparent = saga_http_header(req, "traceparent");
+        ev.meta.traceparent = span;
         ev.u.order_placed.customer_id = o.customer_id;
         ev.u.order_placed.items = lines;
         ev.u.order_placed.item_count = o.nitems;
@@ -419,9 +409,14 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     PQclear(r);
     r = NULL;
     app->placed++;
-    saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){order_id, event_id, order_id, NULL},
-             "order placed: %zu line%s, total %" PRId64 " %s, customer %s", o.nitems,
-             o.nitems == 1 ? "" : "s", total, o.currency, o.customer_id);
+    saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
+    {
+        char trace_id[33];
+        saga_traceparent_trace_id(span, trace_id);
+        saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){order_id, event_id, order_id, trace_id},
+                 "order placed: %zu line%s, total %" PRId64 " %s, customer %s", o.nitems,
+                 o.nitems == 1 ? "" : "s", total, o.currency, o.customer_id);
+    }
     snprintf(location, sizeof(location), "/orders/%s", order_id);
     reply_order(resp, s->conn, order_id, 202, &broken);
     if (resp->status == 202)
@@ -545,7 +540,7 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
 {
     struct order_slot *s;
     char err[512], status[16] = "";
-    int broken = 0;
+    int broken = 0, changed = 0;
     saga_err_t e;
     PGresult *r;
 
@@ -567,7 +562,7 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
     }
     PQclear(r);
     e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer", status,
-                           sizeof(status), err, sizeof(err));
+                           sizeof(status), &changed, err, sizeof(err));
     if (e == SAGA_ERR_NOT_FOUND) {
         rollback(s->conn);
         saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
@@ -587,7 +582,10 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
                                   "order %s is CONFIRMED; only PENDING orders can be cancelled",
                                   id);
         } else {
-            app->customer_cancels++;
+            if (changed) {
+                app->customer_cancels++;
+                saga_produced_add(SAGA_EV_ORDER_CANCELLED, 1);
+            }
             reply_order(resp, s->conn, id, 200, &broken);
         }
         PQclear(r);
@@ -637,6 +635,8 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
     const char *path = req->path;
     int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
 
+    if (order_web_http(app, req, resp))
+        return;
     if (strcmp(path, "/orders") == 0) {
         if (post)
             place_order(app, req, resp);
@@ -675,9 +675,63 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
         app->http_status[resp->status / 100]++;
 }
 
+/* Orders by status and the saga duration histogram by outcome, from the orders table. */
+static void order_db_metrics(struct order_app *app, struct saga_text *t)
+{
+    struct saga_text sql = {0};
+    struct order_slot *s;
+    char err[512];
+    PGresult *r;
+
+    if (!(s = order_pool_get(app, err, sizeof(err))))
+        return; /* the scrape shows the rest; readiness says why */
+    saga_text_printf(&sql, "SELECT status, count(*), coalesce(sum(extract(epoch FROM completed_at -"
+                           " created_at)), 0)::float8");
+    for (int i = 0; i < SAGA_HIST_BUCKETS; i++)
+        saga_text_printf(&sql,
+                         ", count(*) FILTER (WHERE completed_at - created_at <= interval '%g s')",
+                         saga_hist_bounds[i]);
+    saga_text_printf(&sql, " FROM orders GROUP BY status ORDER BY status");
+    r = PQexec(s->conn, sql.data);
+    free(sql.data);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        order_pool_put(app, s, 1);
+        return;
+    }
+    saga_metric_head(t, "saga_orders", "gauge", "Orders by status.");
+    for (const char *const *st = (const char *const[]){"PENDING", "CONFIRMED", "CANCELLED", NULL};
+         *st; st++) {
+        const char *n = "0";
+        for (int i = 0; i < PQntuples(r); i++)
+            if (strcmp(PQgetvalue(r, i, 0), *st) == 0)
+                n = PQgetvalue(r, i, 1);
+        saga_text_printf(t, "saga_orders{status=\"%s\"} %s\n", *st, n);
+    }
+    saga_metric_head(t, "saga_duration_seconds", "histogram",
+                     "From POST /orders to the order's outcome, by outcome.");
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *st = PQgetvalue(r, i, 0);
+        if (strcmp(st, "PENDING") == 0)
+            continue;
+        for (int b = 0; b < SAGA_HIST_BUCKETS; b++)
+            saga_text_printf(t, "saga_duration_seconds_bucket{outcome=\"%s\",le=\"%g\"} %s\n", st,
+                             saga_hist_bounds[b], PQgetvalue(r, i, 3 + b));
+        saga_text_printf(t, "saga_duration_seconds_bucket{outcome=\"%s\",le=\"+Inf\"} %s\n", st,
+                         PQgetvalue(r, i, 1));
+        saga_text_printf(t, "saga_duration_seconds_sum{outcome=\"%s\"} %s\n", st,
+                         PQgetvalue(r, i, 2));
+        saga_text_printf(t, "saga_duration_seconds_count{outcome=\"%s\"} %s\n", st,
+                         PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+    order_pool_put(app, s, 0);
+}
+
 void order_metrics(void *arg, struct saga_text *t)
 {
     struct order_app *app = arg;
+    order_db_metrics(app, t);
     static const char *const classes[] = {NULL, NULL, "2xx", "3xx", "4xx", "5xx"};
 
     saga_text_printf(t, "# HELP saga_http_responses_total Order API responses by status class.\n"

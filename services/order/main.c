@@ -20,7 +20,9 @@
 #include "saga/ids.h"
 #include "saga/outbox.h"
 #include "saga/pg.h"
+#include "saga/metrics.h"
 #include "saga/service.h"
+#include "saga/trace.h"
 
 #define PRODUCER "order-service"
 
@@ -261,13 +263,14 @@ static void log_outcome(const struct saga_event *ev, const char *what)
 
 saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
                               saga_cancel_reason_t reason, const char *detail, char *status,
-                              size_t status_size, char *errstr, size_t errstr_size)
+                              size_t status_size, int *changed, char *errstr, size_t errstr_size)
 {
     struct order_row row;
     struct saga_event ev;
-    char id[37];
+    char id[37], span[SAGA_TRACEPARENT_LEN + 1];
     saga_err_t err;
 
+    *changed = 0;
     if ((err = lock_order(slot->conn, order_id, &row, errstr, errstr_size)))
         return err;
     snprintf(status, status_size, "%s", row.status);
@@ -281,7 +284,9 @@ saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
     ev.meta.causation_id = row.placed_event_id;
     ev.meta.occurred_at = saga_now_ms();
     ev.meta.producer = PRODUCER;
-    ev.meta.traceparent = row.traceparent[0] ? row.traceparent : NULL;
+    /* A span of its own in the order's trace. */
+    saga_traceparent_child(row.traceparent[0] ? row.traceparent : NULL, span);
+    ev.meta.traceparent = span;
     ev.u.order_cancelled.reason = reason;
     ev.u.order_cancelled.detail = detail;
     if ((err = set_outcome(slot->conn, order_id, "CANCELLED", saga_cancel_reason_names[reason],
@@ -291,6 +296,7 @@ saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
         (err = order_timeline_add(slot->conn, &ev, errstr, errstr_size)))
         return err;
     snprintf(status, status_size, "CANCELLED");
+    *changed = 1;
     log_outcome(&ev,
                 reason == SAGA_CANCEL_TIMEOUT ? "cancelled: TIMEOUT" : "cancelled by customer");
     return SAGA_OK;
@@ -485,8 +491,9 @@ static int sweep_once(struct order_app *app, struct order_slot *s)
         snprintf(detail, sizeof(detail), "no outcome within %" PRId64 " ms", app->timeout_ms);
         if (!exec_ok(s->conn, "BEGIN"))
             break;
-        e = order_cancel_in_tx(s, id, SAGA_CANCEL_TIMEOUT, detail, status, sizeof(status), err,
-                               sizeof(err));
+        int changed;
+        e = order_cancel_in_tx(s, id, SAGA_CANCEL_TIMEOUT, detail, status, sizeof(status), &changed,
+                               err, sizeof(err));
         if (e || !exec_ok(s->conn, "COMMIT")) {
             exec_ok(s->conn, "ROLLBACK");
             saga_warn("sweeper: cancelling %s: %s", id, e ? err : PQerrorMessage(s->conn));
@@ -494,6 +501,8 @@ static int sweep_once(struct order_app *app, struct order_slot *s)
         }
         done++;
         app->swept++;
+        if (changed)
+            saga_produced_add(SAGA_EV_ORDER_CANCELLED, 1);
     }
     PQclear(r);
     return done;
@@ -559,6 +568,8 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
         return SAGA_ERR_NOMEM;
     }
     app->sweeper_started = 1;
+    if (order_web_start(app, errstr, errstr_size))
+        return SAGA_ERR_NOMEM;
     saga_info("saga timeout %" PRId64 " ms, swept every %" PRId64 " ms", app->timeout_ms,
               app->sweep_every_ms);
     return SAGA_OK;
@@ -570,6 +581,7 @@ static void order_stop(void *arg)
     saga_service_stopping = 1;
     if (app->sweeper_started)
         pthread_join(app->sweeper, NULL);
+    order_web_stop(app);
     for (int i = 0; i < ORDER_POOL_SIZE; i++) {
         struct order_slot *s = &app->slots[i];
         if (s->conn)

@@ -47,12 +47,13 @@ void order_pool_put(struct order_app *app, struct order_slot *slot, int broken);
 /*
  * Cancels order_id if it is still PENDING, in conn's open transaction: the
  * status, OrderCancelled to the outbox (caused by cause_id, or the order's
- * OrderPlaced) and the timeline. *status gets the status it has afterwards.
+ * OrderPlaced) and the timeline. *status gets the status it has afterwards,
+ * *changed is 1 if this call cancelled it.
  * Returns SAGA_ERR_NOT_FOUND for an unknown order.
  */
 saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
                               saga_cancel_reason_t reason, const char *detail, char *status,
-                              size_t status_size, char *errstr, size_t errstr_size);
+                              size_t status_size, int *changed, char *errstr, size_t errstr_size);
 
 /* Adds ev to its order's timeline (once per event_id), in conn's open transaction. */
 saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *errstr,
@@ -61,5 +62,12 @@ saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *e
 /* Routes of the order API; falls through (status 0) for /healthz, /readyz, /metrics. */
 void order_http(void *arg, const struct saga_http_request *req, struct saga_http_response *resp);
 void order_metrics(void *arg, struct saga_text *out);
+
+/* The live saga page (web.c, docs/WEB.md): 1 if req was one of its routes (/, /events, ...). */
+int order_web_http(struct order_app *app, const struct saga_http_request *req,
+                   struct saga_http_response *resp);
+/* Its feed thread (own database connection): started in order_start, stopped in order_stop. */
+saga_err_t order_web_start(struct order_app *app, char *errstr, size_t errstr_size);
+void order_web_stop(struct order_app *app);
 
 #endif

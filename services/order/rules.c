@@ -303,3 +303,17 @@ void order_format_money(int64_t minor, const char *currency, char *out, size_t s
     snprintf(out, size, "%s%" PRIu64 ".%02" PRIu64 " %s", minor < 0 ? "-" : "", a / 100, a % 100,
              currency ? currency : "");
 }
+
+void order_count_event_types(const char *csv, int seen[SAGA_EV_COUNT])
+{
+    char name[64];
+    memset(seen, 0, sizeof(int) * SAGA_EV_COUNT);
+    while (csv && *csv) {
+        size_t n = strcspn(csv, ",");
+        saga_event_type_t t;
+        snprintf(name, sizeof(name), "%.*s", (int)n, csv);
+        if (saga_event_type_parse(name, &t) == 0)
+            seen[t]++;
+        csv += n + (csv[n] == ',');
+    }
+}

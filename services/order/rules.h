@@ -78,6 +78,10 @@ int order_status_valid(const char *s);
  */
 const char *order_compensation_state(const char *status, const int seen[SAGA_EV_COUNT]);
 
+/* Counts the event type names of a comma-separated list ("OrderPlaced,InventoryReserved")
+ * into seen[type]; unknown names are ignored. */
+void order_count_event_types(const char *csv, int seen[SAGA_EV_COUNT]);
+
 /* 1 for the events that undo a step (InventoryReleased, PaymentRefunded, ShipmentCancelled). */
 int order_event_is_compensation(saga_event_type_t t);
 

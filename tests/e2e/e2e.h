@@ -42,6 +42,13 @@ const char *jstr(json_t *o, const char *key);
 /* The number of events of type in the order's timeline. */
 int timeline_count(json_t *o, const char *type);
 
+/* GET a URL; returns the body (malloc'd) or NULL on a transport error; *status gets the code. */
+char *http_get(const char *url, long *status);
+/* The /metrics text of the program on STACK_HTTP_PORT_BASE + offset (0 order ... 5 relay). */
+char *scrape(int offset);
+/* The value of the series written exactly as series ("name{a=\"b\"}"), or -1 if absent. */
+double metric(const char *text, const char *series);
+
 /* --- databases ----------------------------------------------------------------- */
 
 /* A connection to <service>_service as its own role (cached). */

@@ -694,6 +694,133 @@ static void test_database_down_gives_503(void **state)
     assert_invariants();
 }
 
+/* Every metric family in text has HELP and TYPE lines. */
+static void assert_families_described(const char *text)
+{
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char name[128], want[160];
+        size_t n;
+        if (*p == '#' || *p == '\n')
+            continue;
+        n = strcspn(p, "{ ");
+        snprintf(name, sizeof(name), "%.*s", (int)n, p);
+        /* histogram series are described under their family name */
+        for (const char *suffix = NULL, *const *sfx = (const char *const[]){"_bucket", "_sum",
+                                                                            "_count", NULL};
+             *sfx; sfx++) {
+            size_t l = strlen(name), k = strlen(*sfx);
+            (void)suffix;
+            if (l > k && strcmp(name + l - k, *sfx) == 0) {
+                snprintf(want, sizeof(want), "# TYPE %.*s histogram", (int)(l - k), name);
+                if (strstr(text, want)) {
+                    name[l - k] = '\0';
+                    break;
+                }
+            }
+        }
+        snprintf(want, sizeof(want), "# TYPE %s ", name);
+        if (!strstr(text, want))
+            fail_msg("metric %s has no TYPE line", name);
+        snprintf(want, sizeof(want), "# HELP %s ", name);
+        if (!strstr(text, want))
+            fail_msg("metric %s has no HELP line", name);
+    }
+}
+
+static void test_metrics_and_trace_follow_a_saga(void **state)
+{
+    char *o0 = scrape(0), *i0 = scrape(1), *p0 = scrape(2), *r0 = scrape(5);
+    char *o1, *i1, *p1, *r1, logs[512], *body, id[37];
+    const char *trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const char *hdr[2] = {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          NULL};
+    struct api_reply r;
+    json_t *o;
+    int services_with_trace = 0;
+    (void)state;
+
+    assert_families_described(o0);
+    assert_families_described(i0);
+    assert_families_described(p0);
+    assert_families_described(r0);
+
+    /* A PaymentFailed compensation, with the caller's trace context. */
+    body = order_body("cust-bob", "tok_chargeDeclined", "NL", "sku-mug:1");
+    api(&r, "POST", "/orders", "application/json", body, strlen(body), hdr);
+    assert_int_equal(r.status, 202);
+    snprintf(id, sizeof(id), "%s", jstr(r.json, "order_id"));
+    api_reply_free(&r);
+    free(body);
+    o = wait_order(id, order_notified, SAGA_WAIT_MS);
+    assert_string_equal(jstr(o, "reason"), "PAYMENT_FAILED");
+    json_decref(o);
+    wait_quiescent(60000);
+    sleep(3); /* the relay measures its backlog every 2 s */
+    o1 = scrape(0);
+    i1 = scrape(1);
+    p1 = scrape(2);
+    r1 = scrape(5);
+
+#define MOVED(a, b, series, by)                                                                    \
+    do {                                                                                           \
+        double before_ = metric(a, series), after_ = metric(b, series);                            \
+        if (after_ < (before_ < 0 ? 0 : before_) + (by))                                           \
+            fail_msg("%s: %g -> %g, expected +%d", series, before_, after_, by);                   \
+    } while (0)
+    MOVED(o0, o1,
+          "saga_events_produced_total{service=\"order-service\",event_type=\"OrderPlaced\"}", 1);
+    MOVED(o0, o1,
+          "saga_events_produced_total{service=\"order-service\",event_type=\"OrderCancelled\"}", 1);
+    MOVED(p0, p1,
+          "saga_events_produced_total{service=\"payment-service\",event_type=\"PaymentFailed\"}",
+          1);
+    MOVED(i0, i1,
+          "saga_events_consumed_total{service=\"inventory-service\",event_type=\"PaymentFailed\","
+          "outcome=\"handled\"}",
+          1);
+    MOVED(i0, i1,
+          "saga_events_produced_total{service=\"inventory-service\",event_type="
+          "\"InventoryReleased\"}",
+          1);
+    MOVED(o0, o1, "saga_orders{status=\"CANCELLED\"}", 1);
+    MOVED(o0, o1, "saga_duration_seconds_count{outcome=\"CANCELLED\"}", 1);
+    MOVED(r0, r1, "saga_relay_published_total{source=\"order\"}", 2);
+    MOVED(r0, r1, "saga_relay_published_total{source=\"payment\"}", 1);
+    MOVED(r0, r1, "saga_relay_publish_latency_seconds_count{source=\"inventory\"}", 2);
+    MOVED(p0, p1,
+          "saga_handler_duration_seconds_count{service=\"payment-service\",event_type="
+          "\"InventoryReserved\"}",
+          1);
+    /* Quiescent: nothing waits in the outboxes, no consumer lags. */
+    assert_true(metric(r1, "saga_outbox_backlog{source=\"payment\"}") == 0);
+    assert_true(metric(r1, "saga_outbox_oldest_pending_seconds{source=\"order\"}") == 0);
+    assert_true(metric(r1, "saga_relay_leader{source=\"inventory\"}") == 1);
+    assert_true(metric(i1, "saga_consumer_lag{service=\"inventory-service\",topic=\"payments\"}") >=
+                0);
+    assert_true(
+        metric(p1, "saga_dlq_messages_total{service=\"payment-service\",topic=\"payment.dlq\"}") ==
+        0);
+
+    /* One trace id across the services' log lines about this order. */
+    for (const char *const *svc = (const char *const[]){"order-service", "payment-service",
+                                                        "notification-service", NULL};
+         *svc; svc++) {
+        FILE *f;
+        char line[8192];
+        int found = 0;
+        snprintf(logs, sizeof(logs), "%s/logs/%s.log", stack_env("STACK_DIR"), *svc);
+        assert_non_null(f = fopen(logs, "r"));
+        while (fgets(line, sizeof(line), f))
+            found |= strstr(line, id) && strstr(line, trace);
+        fclose(f);
+        services_with_trace += found;
+        if (!found)
+            fail_msg("%s logged nothing about %s with trace id %s", *svc, id, trace);
+    }
+    assert_int_equal(services_with_trace, 3);
+    free(o0), free(i0), free(p0), free(r0), free(o1), free(i1), free(p1), free(r1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_timeout_then_late_participant),
         cmocka_unit_test(test_concurrent_orders),
+        cmocka_unit_test(test_metrics_and_trace_follow_a_saga),
         cmocka_unit_test(test_database_down_gives_503),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);

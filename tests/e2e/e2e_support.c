@@ -109,6 +109,50 @@ void api(struct api_reply *out, const char *method, const char *path, const char
     curl_easy_cleanup(c);
 }
 
+char *http_get(const char *url, long *status)
+{
+    CURL *c = curl_easy_init();
+    struct body b = {0};
+    CURLcode rc;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    rc = curl_easy_perform(c);
+    *status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data ? b.data : strdup("");
+}
+
+char *scrape(int offset)
+{
+    char url[128];
+    long status;
+    char *text;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics",
+             atoi(stack_env("STACK_HTTP_PORT_BASE")) + offset);
+    text = http_get(url, &status);
+    if (!text || status != 200)
+        fail_msg("GET %s: %ld", url, status);
+    return text;
+}
+
+double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
 void api_reply_free(struct api_reply *r)
 {
     json_decref(r->json);

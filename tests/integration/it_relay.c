@@ -109,12 +109,18 @@ static void append(struct fixture *f, const char *key, int seq)
 static pid_t start_relay(struct fixture *f, const char *poll, const char *fault)
 {
     char env_poll[64], env_fault[64];
-    const char *env[8] = {f->env_sources,   f->env_kafka, env_poll, "RELAY_STANDBY_RETRY=200ms",
-                          "LOG_LEVEL=info", NULL,         NULL};
+    const char *env[9] = {f->env_sources,
+                          f->env_kafka,
+                          env_poll,
+                          "RELAY_STANDBY_RETRY=200ms",
+                          "LOG_LEVEL=info",
+                          "HTTP_LISTEN=127.0.0.1:0",
+                          NULL,
+                          NULL};
     snprintf(env_poll, sizeof(env_poll), "RELAY_POLL_INTERVAL=%s", poll);
     if (fault) {
         snprintf(env_fault, sizeof(env_fault), "SAGA_FAULT=%s", fault);
-        env[5] = env_fault;
+        env[6] = env_fault;
     }
     return proc_start(RELAY, env, f->log);
 }
@@ -309,7 +315,11 @@ static void test_standby_takes_over_without_loss_or_reordering(void **state)
     unlink(log2);
     {
         char env_poll[] = "RELAY_POLL_INTERVAL=100ms";
-        const char *env[] = {f->env_sources, f->env_kafka, env_poll, "RELAY_STANDBY_RETRY=200ms",
+        const char *env[] = {f->env_sources,
+                             f->env_kafka,
+                             env_poll,
+                             "RELAY_STANDBY_RETRY=200ms",
+                             "HTTP_LISTEN=127.0.0.1:0",
                              NULL};
         r2 = proc_start(RELAY, env, log2);
     }
@@ -376,7 +386,8 @@ static void test_one_relay_serves_two_databases(void **state)
     env[0] = sources;
     env[1] = f->env_kafka;
     env[2] = "RELAY_POLL_INTERVAL=100ms";
-    env[3] = NULL;
+    env[3] = "HTTP_LISTEN=127.0.0.1:0";
+    env[4] = NULL;
     relay = proc_start(RELAY, env, f->log);
     assert_true(wait_published(f, 30000));
     assert_true(log_wait(f->log, "source a: leader", 5000));
@@ -394,8 +405,13 @@ static void test_published_rows_are_pruned_after_retention(void **state)
 {
     struct fixture *f = *state;
     char env_ret[] = "RELAY_RETENTION=1h", env_prune[] = "RELAY_PRUNE_INTERVAL=100ms";
-    const char *env[7] = {f->env_sources, f->env_kafka, "RELAY_POLL_INTERVAL=100ms",
-                          env_ret,        env_prune,    NULL};
+    const char *env[8] = {f->env_sources,
+                          f->env_kafka,
+                          "RELAY_POLL_INTERVAL=100ms",
+                          env_ret,
+                          env_prune,
+                          "HTTP_LISTEN=127.0.0.1:0",
+                          NULL};
     pid_t relay;
 
     exec_ok(f->conn, "BEGIN");
@@ -490,6 +506,35 @@ static void test_relay_rides_out_broker_and_database_restarts(void **state)
     free(seen);
 }
 
+static void test_fatal_kafka_error_stops_the_relay_with_its_cause(void **state)
+{
+    struct fixture *f = *state;
+    pid_t relay;
+    int status;
+    char line[1024];
+    FILE *log;
+    int found = 0;
+
+    exec_ok(f->conn, "BEGIN");
+    append(f, "F", 1);
+    exec_ok(f->conn, "COMMIT");
+    relay = start_relay(f, "100ms", "relay.kafka_fatal");
+    status = proc_wait(relay, 30000);
+    /* Not a crash: a clean exit with status 1 and the cause on stderr. */
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_non_null(log = fopen(f->log, "r"));
+    while (fgets(line, sizeof(line), log))
+        found |= strstr(line, "fatal kafka error on source it") &&
+                 strstr(line, "injected by SAGA_FAULT=relay.kafka_fatal");
+    fclose(log);
+    assert_true(found);
+    /* The row was not marked: a healthy relay publishes it. */
+    relay = start_relay(f, "100ms", NULL);
+    assert_true(wait_published(f, 30000));
+    proc_stop(relay, SIGTERM, 15000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +546,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_relay_serves_two_databases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_published_rows_are_pruned_after_retention, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_kafka_error_stops_the_relay_with_its_cause,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_rides_out_broker_and_database_restarts, setup,
                                         teardown),
     };

@@ -95,7 +95,10 @@ static void test_hostport(void **state)
     assert_int_equal(saga_parse_hostport(":81", host, sizeof(host), &port), SAGA_OK);
     assert_string_equal(host, "");
     assert_int_equal(saga_parse_hostport("localhost", host, sizeof(host), &port), SAGA_ERR_INVALID);
-    assert_int_equal(saga_parse_hostport("h:0", host, sizeof(host), &port), SAGA_ERR_INVALID);
+    /* Port 0: any free port (tests run several relays on one host). */
+    assert_int_equal(saga_parse_hostport("h:0", host, sizeof(host), &port), SAGA_OK);
+    assert_int_equal(port, 0);
+    assert_int_equal(saga_parse_hostport("h:-1", host, sizeof(host), &port), SAGA_ERR_INVALID);
     assert_int_equal(saga_parse_hostport("h:70000", host, sizeof(host), &port), SAGA_ERR_INVALID);
     assert_int_equal(saga_parse_hostport("::1:80", host, sizeof(host), &port), SAGA_ERR_INVALID);
 }

@@ -155,6 +155,18 @@ static void test_compensation_state(void **state)
     assert_string_equal(order_compensation_state("CONFIRMED", seen), "none");
 }
 
+static void test_count_event_types(void **state)
+{
+    int seen[SAGA_EV_COUNT];
+    (void)state;
+    order_count_event_types("OrderPlaced,InventoryReserved,Nonsense,InventoryReserved", seen);
+    assert_int_equal(seen[SAGA_EV_ORDER_PLACED], 1);
+    assert_int_equal(seen[SAGA_EV_INVENTORY_RESERVED], 2);
+    assert_int_equal(seen[SAGA_EV_PAYMENT_FAILED], 0);
+    order_count_event_types(NULL, seen);
+    assert_int_equal(seen[SAGA_EV_ORDER_PLACED], 0);
+}
+
 static void test_causal_sort(void **state)
 {
     /* The release (caused by the failure) was recorded, and even stamped, first. */
@@ -190,7 +202,8 @@ int main(void)
         cmocka_unit_test(test_valid_request), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_field_errors),  cmocka_unit_test(test_limits),
         cmocka_unit_test(test_headers),       cmocka_unit_test(test_compensation_state),
-        cmocka_unit_test(test_causal_sort),   cmocka_unit_test(test_money),
+        cmocka_unit_test(test_causal_sort),   cmocka_unit_test(test_count_event_types),
+        cmocka_unit_test(test_money),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,9 @@ struct saga_tx {
     struct saga_buf *scratch;
     struct saga_outbox_batch *outbox;
     int emitted;
+    int emitted_by_type[SAGA_EV_COUNT];
+    char span[56];                 /* this handler's span (W3C traceparent), see saga/trace.h */
+    const char *cause_traceparent; /* the handled event's */
 };
 
 /*
@@ -138,6 +141,13 @@ struct saga_consumer_stats {
     int64_t handled, duplicates, deferred, released, skipped, retries, dead_lettered;
 };
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out);
+
+/*
+ * Appends the runtime's series to a /metrics body: events consumed by type and
+ * outcome, handler latency, retries, dead letters, consumer lag. Any thread.
+ */
+struct saga_text;
+void saga_consumer_write_metrics(const struct saga_consumer *c, struct saga_text *t);
 
 /* 1 once the group has given this member its first assignment (readiness); any thread. */
 int saga_consumer_joined(const struct saga_consumer *c);

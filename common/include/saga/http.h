@@ -2,9 +2,13 @@
  * A small HTTP/1.1 server on libmicrohttpd for every process: /healthz, /readyz
  * and /metrics of each service (design brief §8) and the order API.
  *
- * Requests are served from a pool of threads; the handler gets the whole body
- * (up to max_body bytes: larger bodies get 413 without reaching it) and fills a
- * response. Handlers may block (a database call), so the pool is sized for that.
+ * Every connection has a thread of its own (at most SAGA_HTTP_MAX_CONNECTIONS);
+ * at most `threads` handlers run at once, the others wait their turn. The
+ * handler gets the whole body (up to max_body bytes: larger bodies get 413
+ * without reaching it) and fills a response. Handlers may block (a database
+ * call). A response may also be a stream (saga_http_reply_stream, e.g.
+ * server-sent events): its callback runs on the connection's own thread after
+ * the handler returned, so it occupies no handler turn while it waits.
  *
  *   static void handle(void *arg, const struct saga_http_request *req,
  *                      struct saga_http_response *resp)
@@ -18,6 +22,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -40,7 +45,20 @@ const char *saga_http_header(const struct saga_http_request *req, const char *na
 /* 1 if req is method + path exactly. */
 int saga_http_route(const struct saga_http_request *req, const char *method, const char *path);
 
-#define SAGA_HTTP_MAX_HEADERS 6
+#define SAGA_HTTP_MAX_HEADERS 8
+/* Open connections at most (each has a thread); more are refused. */
+#define SAGA_HTTP_MAX_CONNECTIONS 512
+
+/*
+ * A streamed body: fills buf with up to max bytes and returns how many, 0 when
+ * nothing is ready yet (it is called again), or one of the values below. It
+ * runs on the connection's own thread and may block, but briefly (a second at
+ * most), so that a stopping server is not kept waiting; it should end the
+ * stream (SAGA_HTTP_STREAM_END) once the process is stopping.
+ */
+typedef ssize_t (*saga_http_stream_fn)(void *arg, char *buf, size_t max);
+#define SAGA_HTTP_STREAM_END   ((ssize_t)-1) /* the body is complete */
+#define SAGA_HTTP_STREAM_ERROR ((ssize_t)-2) /* abort: the connection is closed */
 
 struct saga_http_response {
     int status; /* 0 until a handler replies: the server then answers 404 */
@@ -52,6 +70,10 @@ struct saga_http_response {
         char value[256];
     } headers[SAGA_HTTP_MAX_HEADERS];
     int nheaders;
+    /* A streamed body instead of body (saga_http_reply_stream). */
+    saga_http_stream_fn stream_read;
+    void (*stream_free)(void *arg);
+    void *stream_arg;
 };
 
 /* Replaces any body set before. */
@@ -64,6 +86,14 @@ void saga_http_reply_json(struct saga_http_response *resp, int status, json_t *j
 void saga_http_reply_error(struct saga_http_response *resp, int status, const char *code,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void saga_http_add_header(struct saga_http_response *resp, const char *name, const char *value);
+/*
+ * Replies with a body of unknown length (chunked) that read_cb produces until
+ * it returns SAGA_HTTP_STREAM_END. free_cb(arg) (may be NULL) runs exactly
+ * once when the connection is done with it, also if the reply is never sent
+ * or is replaced by another saga_http_reply* call.
+ */
+void saga_http_reply_stream(struct saga_http_response *resp, int status, const char *content_type,
+                            saga_http_stream_fn read_cb, void (*free_cb)(void *arg), void *arg);
 
 typedef void (*saga_http_handler_fn)(void *arg, const struct saga_http_request *req,
                                      struct saga_http_response *resp);
@@ -72,7 +102,7 @@ struct saga_http_conf {
     const char *host; /* "127.0.0.1", "0.0.0.0", "::" or a name */
     int port;         /* 0: any free port (see saga_http_port) */
     size_t max_body;  /* default 64 KiB */
-    int threads;      /* default 4 */
+    int threads;      /* handlers running at once, default 4 (streams do not count) */
     saga_http_handler_fn handler;
     void *arg;
 };

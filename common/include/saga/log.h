@@ -29,6 +29,13 @@ struct saga_log_ids {
     const char *trace_id;
 };
 
+/*
+ * Ids of what the calling thread works on now (the consumer runtime sets the
+ * handled event's around each handler): lines logged meanwhile carry them where
+ * the caller gives none. NULL clears them. Copies the strings.
+ */
+void saga_log_context_set(const struct saga_log_ids *ids);
+
 /* Set the service name and the lowest level written. Call once, before threads start. */
 void saga_log_init(const char *service, saga_log_level_t min_level);
 

@@ -1,0 +1,126 @@
+/*
+ * The order API client of sagactl: one libcurl request per call against
+ * ORDER_API_URL (default http://127.0.0.1:8080), JSON in and out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "saga/config.h"
+#include "sagactl.h"
+
+#define API_DEFAULT_URL "http://127.0.0.1:8080"
+#define API_MAX_BODY    (16u << 20) /* a page of 100 orders is far below this */
+
+const char *sagactl_api_url(void)
+{
+    static char url[512];
+    if (!url[0]) {
+        size_t n;
+        snprintf(url, sizeof(url), "%s", saga_env("ORDER_API_URL", API_DEFAULT_URL));
+        n = strlen(url);
+        while (n > 0 && url[n - 1] == '/')
+            url[--n] = '\0';
+    }
+    return url;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sagactl_reply *r = arg;
+    size_t n = size * nmemb;
+    char *grown;
+    if (r->len + n + 1 > API_MAX_BODY || !(grown = realloc(r->body, r->len + n + 1)))
+        return 0; /* curl fails the transfer */
+    r->body = grown;
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+int sagactl_api(const char *cmd, const char *method, const char *path, const char *body,
+                const char *idempotency_key, struct sagactl_reply *out)
+{
+    static int curl_ready;
+    char url[2048], errbuf[CURL_ERROR_SIZE] = "", keyhdr[300];
+    struct curl_slist *hdrs = NULL;
+    CURLcode rc;
+    CURL *c;
+
+    memset(out, 0, sizeof(*out));
+    if (!curl_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        curl_ready = 1;
+    }
+    if (!(c = curl_easy_init())) {
+        fprintf(stderr, "sagactl %s: out of memory\n", cmd);
+        return -1;
+    }
+    snprintf(url, sizeof(url), "%s%s", sagactl_api_url(), path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "sagactl/" SAGA_VERSION);
+    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    if (body) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    if (idempotency_key) {
+        snprintf(keyhdr, sizeof(keyhdr), "Idempotency-Key: %s", idempotency_key);
+        hdrs = curl_slist_append(hdrs, keyhdr);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "sagactl %s: the order API at %s could not be reached: %s\n", cmd,
+                sagactl_api_url(), errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        sagactl_reply_release(out);
+        return -1;
+    }
+    if (out->body)
+        out->json = json_loadb(out->body, out->len, 0, NULL);
+    return 0;
+}
+
+void sagactl_reply_release(struct sagactl_reply *r)
+{
+    json_decref(r->json);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+int sagactl_api_error(const char *cmd, const struct sagactl_reply *r)
+{
+    const char *msg = json_string_value(json_object_get(r->json, "message"));
+    const char *code = json_string_value(json_object_get(r->json, "error"));
+    json_t *fields = json_object_get(r->json, "fields"), *f;
+    size_t i;
+
+    if (msg)
+        fprintf(stderr, "sagactl %s: the order API answered %ld %s: %s\n", cmd, r->status,
+                code ? code : "", msg);
+    else
+        fprintf(stderr, "sagactl %s: the order API answered %ld%s%.*s\n", cmd, r->status,
+                r->len ? ": " : "", (int)(r->len > 300 ? 300 : r->len), r->body ? r->body : "");
+    json_array_foreach(fields, i, f)
+    {
+        const char *field = json_string_value(json_object_get(f, "field"));
+        const char *why = json_string_value(json_object_get(f, "message"));
+        fprintf(stderr, "  %s: %s\n", field ? field : "?", why ? why : "?");
+    }
+    return r->status == 503 ? SAGACTL_EXIT_UNREACH : SAGACTL_EXIT_FAILURE;
+}

@@ -1,0 +1,652 @@
+/*
+ * sagactl place [options]      POST /orders, optionally waiting for the saga's end
+ * sagactl get ID [--json]      GET /orders/ID: outcome, compensation, timeline
+ * sagactl stuck [--older-than S] [--json]   sagas PENDING for too long, and on what
+ *
+ * All three talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
+ * and need no Kafka configuration.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "saga/ids.h"
+#include "sagactl.h"
+
+#define MAX_LINES 64
+
+static const char *jget(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* --- printing an order -------------------------------------------------------- */
+
+static const char *status_sgr(const char *status)
+{
+    if (status && !strcmp(status, "CONFIRMED"))
+        return sagactl_sgr("1;32");
+    if (status && !strcmp(status, "CANCELLED"))
+        return sagactl_sgr("1;31");
+    return sagactl_sgr("1;33");
+}
+
+/* "HH:MM:SS.mmm" of an API time ("2026-11-21T23:17:29.815Z"), or the text as is. */
+static const char *api_clock(const char *iso, char *out, size_t size)
+{
+    int64_t ms = sagactl_parse_iso_ms(iso);
+    if (ms < 0) {
+        snprintf(out, size, "%-12.12s", iso ? iso : "?");
+        return out;
+    }
+    return sagactl_clock(ms, out, size);
+}
+
+/* Prints s padded to width columns (s may hold one multi-byte character: the arrow). */
+static void pad(const char *s, int width)
+{
+    int cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        cols += (*p & 0xC0) != 0x80;
+    printf("%s%*s", s, width > cols ? width - cols : 0, "");
+}
+
+static void print_order(const json_t *o)
+{
+    const char *status = jget(o, "status"), *reason = jget(o, "reason"),
+               *detail = jget(o, "detail"), *comp = jget(o, "compensation");
+    const char *created = jget(o, "created_at"), *completed = jget(o, "completed_at");
+    json_t *items = json_object_get(o, "items"), *addr = json_object_get(o, "shipping_address");
+    json_t *tl = json_object_get(o, "timeline"), *e, *it;
+    char money[48];
+    size_t i;
+
+    printf("%sorder%s         %s\n", sagactl_sgr(SGR_BOLD), sagactl_sgr(SGR_RESET),
+           jget(o, "order_id") ? jget(o, "order_id") : "?");
+    printf("status        %s%s%s", status_sgr(status), status ? status : "?",
+           sagactl_sgr(SGR_RESET));
+    if (reason)
+        printf("  %s%s%s", reason, detail ? ": " : "", detail ? detail : "");
+    printf("\n");
+    printf("compensation  %s%s%s\n",
+           comp && !strcmp(comp, "in_progress") ? sagactl_sgr(SGR_YELLOW) : "", comp ? comp : "?",
+           sagactl_sgr(SGR_RESET));
+    printf("total         %s, customer %s\n",
+           sagactl_money(json_integer_value(json_object_get(o, "total_amount")),
+                         jget(o, "currency"), money, sizeof(money)),
+           jget(o, "customer_id") ? jget(o, "customer_id") : "?");
+    json_array_foreach(items, i, it)
+    {
+        printf("%-14s%" JSON_INTEGER_FORMAT " x %s (%s) at %s\n", i == 0 ? "items" : "",
+               json_integer_value(json_object_get(it, "quantity")),
+               jget(it, "sku") ? jget(it, "sku") : "?", jget(it, "name") ? jget(it, "name") : "",
+               sagactl_money(json_integer_value(json_object_get(it, "unit_price")),
+                             jget(o, "currency"), money, sizeof(money)));
+    }
+    if (json_is_object(addr))
+        printf("ship to       %s, %s, %s %s, %s\n",
+               jget(addr, "recipient") ? jget(addr, "recipient") : "",
+               jget(addr, "line1") ? jget(addr, "line1") : "",
+               jget(addr, "postal_code") ? jget(addr, "postal_code") : "",
+               jget(addr, "city") ? jget(addr, "city") : "",
+               jget(addr, "country") ? jget(addr, "country") : "");
+    printf("created       %s\n", created ? created : "?");
+    if (completed) {
+        int64_t a = sagactl_parse_iso_ms(created), b = sagactl_parse_iso_ms(completed);
+        if (a >= 0 && b >= a)
+            printf("completed     %s (after %" PRId64 ".%03" PRId64 " s)\n", completed,
+                   (b - a) / 1000, (b - a) % 1000);
+        else
+            printf("completed     %s\n", completed);
+    } else {
+        printf("completed     -\n");
+    }
+    printf("\n%s%-12s  %-20s  %-21s  %s%s\n", sagactl_sgr(SGR_BOLD), "TIME", "SERVICE", "  EVENT",
+           "SUMMARY", sagactl_sgr(SGR_RESET));
+    json_array_foreach(tl, i, e)
+    {
+        const char *type = jget(e, "event_type");
+        int comp_ev = json_is_true(json_object_get(e, "compensation"));
+        saga_event_type_t t;
+        char at[32], name[80];
+        snprintf(name, sizeof(name), "%s%s", comp_ev ? "↩ " : "  ", type ? type : "?");
+        printf("%s  %-20s  %s", api_clock(jget(e, "occurred_at"), at, sizeof(at)),
+               jget(e, "service") ? jget(e, "service") : "?",
+               type && saga_event_type_parse(type, &t) == 0 ? sagactl_event_sgr(t) : "");
+        pad(name, 21);
+        printf("%s  %s\n", sagactl_sgr(SGR_RESET), jget(e, "summary") ? jget(e, "summary") : "");
+    }
+    if (json_array_size(tl) == 0)
+        printf("(no events yet)\n");
+}
+
+/* GET /orders/ID into *r; returns -1 on an unreachable API (message printed). */
+static int fetch_order(const char *cmd, const char *id, struct sagactl_reply *r)
+{
+    char path[512];
+    char *esc = curl_easy_escape(NULL, id, 0);
+    if (!esc) {
+        fprintf(stderr, "sagactl %s: out of memory\n", cmd);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "/orders/%s", esc);
+    curl_free(esc);
+    return sagactl_api(cmd, "GET", path, NULL, NULL, r);
+}
+
+/* 1 when the saga is over: an outcome, no compensation pending, the notification sent. */
+static int saga_over(const json_t *o)
+{
+    const char *status = jget(o, "status"), *comp = jget(o, "compensation");
+    json_t *e;
+    size_t i;
+    if (!status || !strcmp(status, "PENDING") || (comp && !strcmp(comp, "in_progress")))
+        return 0;
+    json_array_foreach(json_object_get(o, "timeline"), i, e)
+    {
+        const char *t = jget(e, "event_type");
+        if (t && !strcmp(t, "NotificationSent"))
+            return 1;
+    }
+    return 0;
+}
+
+/* --- sagactl get ---------------------------------------------------------------- */
+
+static void get_usage(FILE *out)
+{
+    fprintf(out, "usage: sagactl get ORDER_ID [--json]\n"
+                 "\n"
+                 "Shows an order from the order API: status, reason, compensation state, total,\n"
+                 "items, times, and the saga timeline (every event seen, with its service;\n"
+                 "compensations marked with ↩). Times are UTC.\n"
+                 "\n"
+                 "  --json   print the API's JSON as it is (for jq)\n"
+                 "\n"
+                 "exit codes: 0 shown, 1 no such order or an API error, 64 bad usage, 69 the\n"
+                 "order API could not be reached (or answered 503)\n");
+}
+
+int sagactl_get(int argc, char **argv)
+{
+    const char *id = NULL;
+    int json = 0, rc;
+    struct sagactl_reply r;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            get_usage(stdout);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] != '-' && !id) {
+            id = argv[i];
+        } else {
+            fprintf(stderr, "sagactl get: unexpected '%s'\n", argv[i]);
+            get_usage(stderr);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    if (!id || !*id) {
+        get_usage(stderr);
+        return SAGACTL_EXIT_USAGE;
+    }
+    if (fetch_order("get", id, &r) != 0)
+        return SAGACTL_EXIT_UNREACH;
+    if (r.status == 200 && r.json) {
+        if (json)
+            printf("%s%s", r.body, r.len && r.body[r.len - 1] == '\n' ? "" : "\n");
+        else
+            print_order(r.json);
+        rc = SAGACTL_EXIT_OK;
+    } else if (r.status == 404) {
+        fprintf(stderr, "sagactl get: no order %s\n", id);
+        rc = SAGACTL_EXIT_FAILURE;
+    } else {
+        rc = sagactl_api_error("get", &r);
+    }
+    sagactl_reply_release(&r);
+    return rc;
+}
+
+/* --- sagactl place -------------------------------------------------------------- */
+
+static void place_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: sagactl place [--sku SKU[:QTY] ...] [--customer C] [--token T] [--country XX]\n"
+        "                     [--key IDEMPOTENCY_KEY] [--wait [--timeout S]]\n"
+        "                     [--declined | --insufficient-funds | --over-limit |\n"
+        "                      --out-of-stock | --unshippable]\n"
+        "\n"
+        "Places an order through the order API and prints its id (only the id when\n"
+        "stdout is not a terminal, so ID=$(sagactl place) works). Defaults: customer\n"
+        "cust-alice, token tok_visa, one sku-book, shipped to a demo address in NL.\n"
+        "\n"
+        "  --sku SKU[:QTY]       an order line (repeatable; QTY defaults to 1); replaces the\n"
+        "                        default line\n"
+        "  --customer C          the customer id (cust-alice, cust-bob, cust-carol,\n"
+        "                        cust-dave, cust-frugal)\n"
+        "  --token T             the payment token (tok_visa, tok_mastercard, tok_amex, ...)\n"
+        "  --country XX          the shipping country (ISO 3166-1 alpha-2)\n"
+        "  --key K               an Idempotency-Key: the same key and body give the same order\n"
+        "  --wait                wait until the saga is over (an outcome, every compensation\n"
+        "                        done, the notification sent), then print the order like\n"
+        "                        'sagactl get'\n"
+        "  --timeout S           how long --wait waits (default 30)\n"
+        "\n"
+        "the deterministic failures (docs/API.md); options given explicitly win:\n"
+        "  --declined            token tok_chargeDeclined: PAYMENT_FAILED, CARD_DECLINED\n"
+        "  --insufficient-funds  token tok_chargeDeclinedInsufficientFunds\n"
+        "  --over-limit          customer cust-frugal buying sku-headphones:\n"
+        "                        CREDIT_LIMIT_EXCEEDED\n"
+        "  --out-of-stock        a line of sku-sold-out: OUT_OF_STOCK\n"
+        "  --unshippable         country AQ: SHIPMENT_FAILED, payment refunded\n"
+        "\n"
+        "exit codes: 0 placed (with --wait: the saga is over, whatever its outcome),\n"
+        "1 the API refused the order (its message on stderr) or --wait timed out,\n"
+        "64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+}
+
+struct line {
+    char sku[128];
+    long qty;
+};
+
+static int parse_line(const char *s, struct line *l)
+{
+    const char *colon = strrchr(s, ':');
+    size_t n = colon ? (size_t)(colon - s) : strlen(s);
+    char *end;
+    if (n == 0 || n >= sizeof(l->sku))
+        return -1;
+    memcpy(l->sku, s, n);
+    l->sku[n] = '\0';
+    l->qty = 1;
+    if (colon) {
+        l->qty = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || l->qty < 1 || l->qty > 1000000)
+            return -1;
+    }
+    return 0;
+}
+
+static char *place_body(const char *customer, const char *token, const char *country,
+                        const struct line *lines, int nlines)
+{
+    json_t *items = json_array(), *o;
+    char *s;
+    for (int i = 0; i < nlines; i++)
+        json_array_append_new(items, json_pack("{s:s, s:I}", "sku", lines[i].sku, "quantity",
+                                               (json_int_t)lines[i].qty));
+    o = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "customer_id", customer,
+                  "currency", "EUR", "payment_token", token, "items", items, "shipping_address",
+                  "recipient", "Ada Lovelace", "line1", "Main Street 1", "city", "Utrecht",
+                  "postal_code", "3511 AB", "country", country);
+    if (!o)
+        return NULL;
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Polls the order until its saga is over; prints it. */
+static int place_wait(const char *id, long timeout_s)
+{
+    struct timespec start, now;
+    struct sagactl_reply r;
+    const char *status = "?";
+    int rc = SAGACTL_EXIT_FAILURE;
+    long elapsed_ms = 0;
+    json_t *last = NULL;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    sagactl_catch_signals();
+    for (;;) {
+        if (fetch_order("place", id, &r) != 0) {
+            rc = SAGACTL_EXIT_UNREACH;
+            break;
+        }
+        if (r.status == 200 && r.json) {
+            json_decref(last);
+            last = json_incref(r.json);
+            status = jget(last, "status") ? jget(last, "status") : "?";
+            if (saga_over(last)) {
+                sagactl_reply_release(&r);
+                rc = SAGACTL_EXIT_OK;
+                break;
+            }
+        } else if (r.status != 503) {
+            sagactl_progress_clear();
+            rc = sagactl_api_error("place", &r);
+            sagactl_reply_release(&r);
+            break;
+        }
+        sagactl_reply_release(&r);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed_ms >= timeout_s * 1000 || sagactl_interrupted)
+            break;
+        sagactl_progress("waiting for the saga of %.8s: %s, %zu event%s (%.1fs)", id, status,
+                         json_array_size(json_object_get(last, "timeline")),
+                         json_array_size(json_object_get(last, "timeline")) == 1 ? "" : "s",
+                         (double)elapsed_ms / 1000.0);
+        usleep(200 * 1000);
+    }
+    sagactl_progress_clear();
+    if (last && rc != SAGACTL_EXIT_UNREACH)
+        print_order(last);
+    if (rc == SAGACTL_EXIT_FAILURE && (elapsed_ms >= timeout_s * 1000 || sagactl_interrupted))
+        fprintf(stderr, "sagactl place: the saga of %s is not over after %.1fs (status %s)\n", id,
+                (double)elapsed_ms / 1000.0, status);
+    json_decref(last);
+    return rc;
+}
+
+int sagactl_place(int argc, char **argv)
+{
+    const char *customer = "cust-alice", *token = "tok_visa", *country = "NL", *key = NULL;
+    const char *sc_customer = NULL, *sc_token = NULL, *sc_country = NULL, *sc_sku = NULL;
+    struct line lines[MAX_LINES];
+    int nlines = 0, wait = 0, rc;
+    long timeout_s = 30;
+    struct sagactl_reply r;
+    const char *id;
+    char *body;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (is_help(a)) {
+            place_usage(stdout);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(a, "--sku") && v) {
+            if (nlines == MAX_LINES || parse_line(v, &lines[nlines]) != 0) {
+                fprintf(stderr,
+                        "sagactl place: --sku expects SKU or SKU:QTY (at most %d), not "
+                        "'%s'\n",
+                        MAX_LINES, v);
+                return SAGACTL_EXIT_USAGE;
+            }
+            nlines++;
+            i++;
+        } else if (!strcmp(a, "--customer") && v) {
+            customer = v;
+            i++;
+        } else if (!strcmp(a, "--token") && v) {
+            token = v;
+            i++;
+        } else if (!strcmp(a, "--country") && v) {
+            country = v;
+            i++;
+        } else if (!strcmp(a, "--key") && v) {
+            key = v;
+            i++;
+        } else if (!strcmp(a, "--timeout") && v) {
+            if ((timeout_s = sagactl_arg_seconds("place", a, v, 86400)) < 0)
+                return SAGACTL_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--wait")) {
+            wait = 1;
+        } else if (!strcmp(a, "--declined")) {
+            sc_token = "tok_chargeDeclined";
+        } else if (!strcmp(a, "--insufficient-funds")) {
+            sc_token = "tok_chargeDeclinedInsufficientFunds";
+        } else if (!strcmp(a, "--over-limit")) {
+            sc_customer = "cust-frugal";
+            sc_sku = "sku-headphones";
+        } else if (!strcmp(a, "--out-of-stock")) {
+            sc_sku = "sku-sold-out";
+        } else if (!strcmp(a, "--unshippable")) {
+            sc_country = "AQ";
+        } else {
+            fprintf(stderr, "sagactl place: unexpected '%s'\n", a);
+            place_usage(stderr);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    /* A shortcut sets what the option it stands for did not set explicitly. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--customer"))
+            sc_customer = NULL;
+        else if (!strcmp(argv[i], "--token"))
+            sc_token = NULL;
+        else if (!strcmp(argv[i], "--country"))
+            sc_country = NULL;
+    }
+    customer = sc_customer ? sc_customer : customer;
+    token = sc_token ? sc_token : token;
+    country = sc_country ? sc_country : country;
+    if (nlines == 0) {
+        snprintf(lines[0].sku, sizeof(lines[0].sku), "%s", sc_sku ? sc_sku : "sku-book");
+        lines[0].qty = 1;
+        nlines = 1;
+    }
+    if (!(body = place_body(customer, token, country, lines, nlines))) {
+        fprintf(stderr, "sagactl place: the order cannot be written as JSON (not UTF-8?)\n");
+        return SAGACTL_EXIT_USAGE;
+    }
+    rc = sagactl_api("place", "POST", "/orders", body, key, &r);
+    free(body);
+    if (rc != 0)
+        return SAGACTL_EXIT_UNREACH;
+    id = jget(r.json, "order_id");
+    if ((r.status != 200 && r.status != 201 && r.status != 202) || !id) {
+        rc = sagactl_api_error("place", &r);
+        sagactl_reply_release(&r);
+        return rc;
+    }
+    if (sagactl_fancy()) {
+        char money[48];
+        printf("placed order %s%s%s (%s, %s)%s\n", sagactl_sgr(SGR_BOLD), id,
+               sagactl_sgr(SGR_RESET),
+               sagactl_money(json_integer_value(json_object_get(r.json, "total_amount")),
+                             jget(r.json, "currency"), money, sizeof(money)),
+               jget(r.json, "status") ? jget(r.json, "status") : "?",
+               r.status == 200 ? " - the order placed earlier with this Idempotency-Key" : "");
+    } else if (!wait) {
+        printf("%s\n", id);
+    }
+    fflush(stdout);
+    rc = wait ? place_wait(id, timeout_s) : SAGACTL_EXIT_OK;
+    sagactl_reply_release(&r);
+    return rc;
+}
+
+/* --- sagactl stuck -------------------------------------------------------------- */
+
+static void stuck_usage(FILE *out)
+{
+    fprintf(out, "usage: sagactl stuck [--older-than S] [--json]\n"
+                 "\n"
+                 "Lists the sagas still PENDING more than S seconds (default 30) after the order\n"
+                 "was placed, with the step each waits on (from the last step its timeline shows:\n"
+                 "OrderPlaced -> inventory-service, InventoryReserved -> payment-service,\n"
+                 "PaymentAuthorized -> shipping-service, ShipmentScheduled -> order-service).\n"
+                 "\n"
+                 "  --older-than S   the age from which a pending saga counts as stuck\n"
+                 "  --json           a JSON array of {order_id, created_at, age_seconds,\n"
+                 "                   waiting_on, last_event, last_event_at}\n"
+                 "\n"
+                 "exit codes: 0 none stuck, 1 some are stuck (or an API error), 64 bad usage,\n"
+                 "69 the order API could not be reached (or answered 503)\n");
+}
+
+/* What a pending order waits on, from its timeline; *last is its furthest forward event. */
+static const char *waiting_on(const json_t *order, const json_t **last)
+{
+    static const char *const forward[] = {"OrderPlaced", "InventoryReserved", "PaymentAuthorized",
+                                          "ShipmentScheduled"};
+    static const char *const step[] = {"inventory-service (reservation)",
+                                       "payment-service (payment)", "shipping-service (shipment)",
+                                       "order-service (confirmation)"};
+    int stage = -1, failed = 0;
+    json_t *e;
+    size_t i;
+
+    *last = NULL;
+    json_array_foreach(json_object_get(order, "timeline"), i, e)
+    {
+        const char *t = jget(e, "event_type");
+        for (int s = 0; t && s < 4; s++)
+            if (!strcmp(t, forward[s]) && s >= stage) {
+                stage = s;
+                *last = e;
+            }
+        if (t && (!strcmp(t, "InventoryRejected") || !strcmp(t, "PaymentFailed") ||
+                  !strcmp(t, "ShipmentFailed"))) {
+            failed = 1;
+            *last = e;
+        }
+    }
+    if (failed)
+        return "order-service (cancellation)";
+    if (stage < 0)
+        return "outbox-relay (OrderPlaced not seen on Kafka yet)";
+    return step[stage];
+}
+
+static void age_text(long s, char *out, size_t size)
+{
+    if (s < 120)
+        snprintf(out, size, "%lds", s);
+    else if (s < 7200)
+        snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(out, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+}
+
+int sagactl_stuck(int argc, char **argv)
+{
+    long older = 30;
+    int json = 0, rc = SAGACTL_EXIT_OK, pages = 0;
+    char cursor[64] = "", path[256];
+    json_t *found = json_array();
+    struct timespec wall;
+    int64_t now_ms;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            stuck_usage(stdout);
+            json_decref(found);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
+            if ((older = sagactl_arg_seconds("stuck", argv[i], argv[i + 1], 10L * 365 * 86400)) <
+                0) {
+                json_decref(found);
+                return SAGACTL_EXIT_USAGE;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "sagactl stuck: unexpected '%s'\n", argv[i]);
+            stuck_usage(stderr);
+            json_decref(found);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &wall);
+    now_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+
+    /* Every PENDING order, newest first, a page at a time. */
+    do {
+        struct sagactl_reply r;
+        json_t *o, *next;
+        size_t i;
+        snprintf(path, sizeof(path), "/orders?status=PENDING&limit=100%s%s",
+                 cursor[0] ? "&cursor=" : "", cursor);
+        if (sagactl_api("stuck", "GET", path, NULL, NULL, &r) != 0) {
+            rc = SAGACTL_EXIT_UNREACH;
+            break;
+        }
+        if (r.status != 200 || !json_is_array(json_object_get(r.json, "orders"))) {
+            rc = sagactl_api_error("stuck", &r);
+            sagactl_reply_release(&r);
+            break;
+        }
+        json_array_foreach(json_object_get(r.json, "orders"), i, o)
+        {
+            int64_t created = sagactl_parse_iso_ms(jget(o, "created_at"));
+            if (created >= 0 && now_ms - created > older * 1000 && jget(o, "order_id"))
+                json_array_append(found, o);
+        }
+        next = json_object_get(r.json, "next_cursor");
+        if (json_is_string(next) && strlen(json_string_value(next)) < sizeof(cursor) &&
+            strcmp(json_string_value(next), cursor))
+            snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+        else
+            cursor[0] = '\0';
+        sagactl_reply_release(&r);
+    } while (cursor[0] && ++pages < 10000);
+
+    if (rc == SAGACTL_EXIT_OK) {
+        json_t *out = json_array(), *o;
+        size_t i;
+        json_array_foreach(found, i, o)
+        {
+            const char *id = jget(o, "order_id");
+            struct sagactl_reply r;
+            const json_t *last;
+            const char *wait;
+            if (fetch_order("stuck", id, &r) != 0) {
+                rc = SAGACTL_EXIT_UNREACH;
+                break;
+            }
+            if (r.status == 200 && r.json && jget(r.json, "status") &&
+                !strcmp(jget(r.json, "status"), "PENDING")) {
+                int64_t created = sagactl_parse_iso_ms(jget(o, "created_at"));
+                wait = waiting_on(r.json, &last);
+                json_array_append_new(
+                    out, json_pack("{s:s, s:s, s:I, s:s, s:s?, s:s?}", "order_id", id, "created_at",
+                                   jget(o, "created_at"), "age_seconds",
+                                   (json_int_t)((now_ms - created) / 1000), "waiting_on", wait,
+                                   "last_event", last ? jget(last, "event_type") : NULL,
+                                   "last_event_at", last ? jget(last, "occurred_at") : NULL));
+            } else if (r.status != 200 && r.status != 404) {
+                rc = sagactl_api_error("stuck", &r);
+                sagactl_reply_release(&r);
+                break;
+            }
+            sagactl_reply_release(&r);
+        }
+        if (rc == SAGACTL_EXIT_OK) {
+            if (json) {
+                char *s = json_dumps(out, JSON_INDENT(2));
+                printf("%s\n", s ? s : "[]");
+                free(s);
+            } else if (json_array_size(out) == 0) {
+                printf("no saga has been PENDING for more than %lds\n", older);
+            } else {
+                printf("%s%-36s  %-8s  %-48s  %s%s\n", sagactl_sgr(SGR_BOLD), "ORDER", "AGE",
+                       "WAITING ON", "LAST STEP", sagactl_sgr(SGR_RESET));
+                json_array_foreach(out, i, o)
+                {
+                    char age[32], at[32];
+                    const char *le = jget(o, "last_event");
+                    age_text((long)json_integer_value(json_object_get(o, "age_seconds")), age,
+                             sizeof(age));
+                    printf("%-36s  %s%-8s%s  %-48s  %s%s%s\n", jget(o, "order_id"),
+                           sagactl_sgr(SGR_YELLOW), age, sagactl_sgr(SGR_RESET),
+                           jget(o, "waiting_on"), le ? le : "-", le ? " at " : "",
+                           le ? api_clock(jget(o, "last_event_at"), at, sizeof(at)) : "");
+                }
+            }
+            if (json_array_size(out) > 0)
+                rc = SAGACTL_EXIT_FAILURE;
+        }
+        json_decref(out);
+    }
+    json_decref(found);
+    return rc;
+}

@@ -1,0 +1,171 @@
+/*
+ * Small helpers of the sagactl commands: terminal colours and progress (only on a
+ * terminal, never with NO_COLOR), money and time formatting, option values, signals.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sagactl.h"
+
+int sagactl_fancy(void)
+{
+    static int fancy = -1;
+    if (fancy < 0) {
+        const char *no_color = getenv("NO_COLOR");
+        fancy = isatty(STDOUT_FILENO) && !(no_color && *no_color);
+    }
+    return fancy;
+}
+
+const char *sagactl_sgr(const char *code)
+{
+    static char buf[8][16];
+    static int next;
+    char *b;
+    if (!sagactl_fancy())
+        return "";
+    b = buf[next++ % 8];
+    snprintf(b, sizeof(buf[0]), "\033[%sm", code);
+    return b;
+}
+
+const char *sagactl_order_sgr(const char *order_id)
+{
+    /* cyan, magenta, blue, bright cyan, bright magenta, bright blue, bright white, white-ish */
+    static const char *const palette[] = {"36", "35", "34", "96", "95", "94", "1;36", "1;35"};
+    uint32_t h = 2166136261u;
+    if (!order_id)
+        return sagactl_sgr(SGR_DIM);
+    for (const char *p = order_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return sagactl_sgr(palette[h % (sizeof(palette) / sizeof(palette[0]))]);
+}
+
+static int progress_shown;
+
+void sagactl_progress(const char *fmt, ...)
+{
+    static const char *const frames[] = {"|", "/", "-", "\\"};
+    static unsigned step;
+    va_list ap;
+    if (!sagactl_fancy())
+        return;
+    printf("\r\033[K%s%s ", sagactl_sgr(SGR_DIM), frames[step++ % 4]);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("%s", sagactl_sgr(SGR_RESET));
+    fflush(stdout);
+    progress_shown = 1;
+}
+
+void sagactl_progress_clear(void)
+{
+    if (progress_shown) {
+        printf("\r\033[K");
+        fflush(stdout);
+        progress_shown = 0;
+    }
+}
+
+const char *sagactl_money(int64_t minor, const char *currency, char *out, size_t size)
+{
+    uint64_t a = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    snprintf(out, size, "%s%" PRIu64 ".%02" PRIu64 " %s", minor < 0 ? "-" : "", a / 100, a % 100,
+             currency ? currency : "");
+    return out;
+}
+
+const char *sagactl_clock(int64_t epoch_ms, char *out, size_t size)
+{
+    time_t t = (time_t)(epoch_ms / 1000);
+    struct tm tm;
+    if (epoch_ms < 0 || !gmtime_r(&t, &tm)) {
+        snprintf(out, size, "%-12s", "?");
+        return out;
+    }
+    snprintf(out, size, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(epoch_ms % 1000));
+    return out;
+}
+
+int64_t sagactl_parse_iso_ms(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0, n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+        return -1;
+    if (s[n] == '.') {
+        int digits = 0;
+        for (n++; s[n] >= '0' && s[n] <= '9'; n++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (s[n] - '0');
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+long sagactl_arg_seconds(const char *cmd, const char *opt, const char *v, long max)
+{
+    char *end;
+    long n = v ? strtol(v, &end, 10) : -1;
+    if (!v || end == v || *end || n < 0 || n > max) {
+        fprintf(stderr, "sagactl %s: %s expects a number of seconds from 0 to %ld\n", cmd, opt,
+                max);
+        return -1;
+    }
+    return n;
+}
+
+const char *sagactl_event_sgr(saga_event_type_t type)
+{
+    switch (type) {
+    case SAGA_EV_ORDER_CONFIRMED:
+        return sagactl_sgr("1;32");
+    case SAGA_EV_ORDER_CANCELLED:
+        return sagactl_sgr("1;31");
+    case SAGA_EV_INVENTORY_REJECTED:
+    case SAGA_EV_PAYMENT_FAILED:
+    case SAGA_EV_SHIPMENT_FAILED:
+        return sagactl_sgr(SGR_RED);
+    case SAGA_EV_INVENTORY_RELEASED:
+    case SAGA_EV_PAYMENT_REFUNDED:
+    case SAGA_EV_SHIPMENT_CANCELLED:
+        return sagactl_sgr(SGR_YELLOW);
+    default:
+        return "";
+    }
+}
+
+const char *sagactl_enum_name(const char *const *names, int count, int value)
+{
+    return value >= 0 && value < count ? names[value] : "UNKNOWN";
+}
+
+volatile sig_atomic_t sagactl_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    sagactl_interrupted = 1;
+}
+
+void sagactl_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}

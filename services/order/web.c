@@ -1,0 +1,631 @@
+/*
+ * order-service's live saga page (docs/WEB.md):
+ *
+ *   GET /, /app.js, /style.css, /favicon.svg   the page (services/order/web/, embedded
+ *                                              at build time), with ETag and CSP
+ *   GET /events                                server-sent events: one "timeline"
+ *                                              message per new timeline row
+ *
+ * One feed thread, with a database connection of its own (not a pool slot),
+ * polls the timeline (joined with the order's current status) every 200 ms for
+ * rows past the last seq it saw and appends them to a ring buffer; each
+ * /events connection has a subscriber reading the ring from its own position,
+ * on the connection's own HTTP thread (saga_http_reply_stream).
+ *
+ * A seq is taken when a row is inserted but becomes visible at commit, so a
+ * smaller seq can appear after a bigger one: the holes below the high-water
+ * mark are polled again for GAP_GRACE_MS (rows of rolled-back transactions and
+ * ON CONFLICT DO NOTHING leave holes that never fill).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "embedded.h"
+#include "order.h"
+#include "saga/log.h"
+#include "saga/pg.h"
+#include "saga/service.h"
+
+extern const struct saga_embedded_file order_web_assets[];
+extern const size_t order_web_assets_count;
+
+/* Timestamps as the order API writes them: 2026-11-22T00:03:38.090Z */
+#define ISO_MS "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+
+#define RING_SIZE       4096  /* messages kept for subscribers and Last-Event-ID */
+#define MAX_SUBSCRIBERS 64    /* open /events streams at most */
+#define POLL_MS         200   /* how often the feed looks at the timeline */
+#define POLL_LIMIT      "500" /* rows per look */
+#define BACKLOG_ROWS    256   /* rows loaded at start, for Last-Event-ID across restarts */
+#define GAP_GRACE_MS    10000 /* how long a hole in seq is polled again */
+#define MAX_GAPS        1024
+#define HEARTBEAT_MS    15000 /* a comment line when nothing else was sent */
+#define WAIT_MS         250   /* a stream callback blocks at most this long */
+#define STREAM_CHUNK    (64 * 1024)
+
+#define CSP                                                                                        \
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none';"             \
+    " object-src 'none'"
+
+struct entry {
+    long long seq;
+    char *msg; /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
+    size_t len;
+};
+
+struct gap {
+    long long seq;
+    int64_t since_ms;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; broadcast on new entries and on stop */
+    struct entry ring[RING_SIZE];
+    unsigned long long head; /* entries appended so far; entry p is ring[p % RING_SIZE] */
+    int subscribers;
+    atomic_int stop;
+    pthread_t thread;
+    int started;
+    const char *database_url;
+    /* The feed thread's own. */
+    long long hwm;       /* highest seq delivered */
+    long long prime_max; /* max(seq) at start: holes below it are not waited for */
+    int primed;
+    struct gap gaps[MAX_GAPS];
+    int ngaps;
+} feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stopping(void)
+{
+    return saga_service_stopping || atomic_load(&feed.stop);
+}
+
+/* --- static assets ------------------------------------------------------------ */
+
+static const struct {
+    const char *path;
+    const char *file;
+    const char *type;
+} assets[] = {
+    {"/", "index.html", "text/html; charset=utf-8"},
+    {"/index.html", "index.html", "text/html; charset=utf-8"},
+    {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+    {"/style.css", "style.css", "text/css; charset=utf-8"},
+    {"/favicon.svg", "favicon.svg", "image/svg+xml"},
+};
+
+static const struct saga_embedded_file *embedded(const char *name)
+{
+    for (size_t i = 0; i < order_web_assets_count; i++)
+        if (strcmp(order_web_assets[i].path, name) == 0)
+            return &order_web_assets[i];
+    return NULL;
+}
+
+/* A strong ETag from the content (FNV-1a 64). */
+static void etag_of(const struct saga_embedded_file *f, char *out, size_t size)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < f->len; i++) {
+        h ^= (unsigned char)f->data[i];
+        h *= 0x100000001b3ULL;
+    }
+    snprintf(out, size, "\"%016" PRIx64 "\"", h);
+}
+
+/* If-None-Match names etag (or "*"); weak comparison, as RFC 9110 wants. */
+static int etag_matches(const char *header, const char *etag)
+{
+    size_t elen = strlen(etag);
+    while (header && *header) {
+        size_t n;
+        while (*header == ' ' || *header == '\t' || *header == ',')
+            header++;
+        if (strncmp(header, "W/", 2) == 0)
+            header += 2;
+        n = strcspn(header, ", \t");
+        if ((n == 1 && header[0] == '*') || (n == elen && strncmp(header, etag, n) == 0))
+            return 1;
+        header += n;
+    }
+    return 0;
+}
+
+static void common_headers(struct saga_http_response *resp)
+{
+    saga_http_add_header(resp, "Content-Security-Policy", CSP);
+    saga_http_add_header(resp, "X-Content-Type-Options", "nosniff");
+    saga_http_add_header(resp, "Referrer-Policy", "no-referrer");
+}
+
+static void serve_asset(const struct saga_http_request *req, struct saga_http_response *resp,
+                        const char *file, const char *type)
+{
+    const struct saga_embedded_file *f = embedded(file);
+    char etag[24];
+    char *body;
+
+    if (!f) {
+        saga_http_reply_error(resp, 404, "not_found", "no such resource");
+        return;
+    }
+    etag_of(f, etag, sizeof(etag));
+    if (etag_matches(saga_http_header(req, "If-None-Match"), etag)) {
+        saga_http_reply(resp, 304, NULL, NULL, 0);
+    } else {
+        if (!(body = malloc(f->len + 1)))
+            abort();
+        memcpy(body, f->data, f->len + 1);
+        saga_http_reply(resp, 200, type, body, f->len);
+    }
+    /* Not versioned by URL: the browser revalidates (a 304 while unchanged). */
+    saga_http_add_header(resp, "Cache-Control", "no-cache");
+    saga_http_add_header(resp, "ETag", etag);
+    common_headers(resp);
+}
+
+/* --- the feed thread ---------------------------------------------------------- */
+
+static json_t *nullable(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
+/* Columns of the feed's query (poll_once). */
+enum {
+    C_SEQ,
+    C_ORDER,
+    C_TYPE,
+    C_SERVICE,
+    C_SUMMARY,
+    C_OCCURRED,
+    C_EVENT_ID,
+    C_CAUSATION,
+    C_STATUS,
+    C_REASON,
+    C_DETAIL,
+    C_CUSTOMER,
+    C_CURRENCY,
+    C_TOTAL,
+    C_CREATED,
+    C_TYPES,
+};
+
+static char *format_message(const PGresult *r, int i, size_t *len)
+{
+    int seen[SAGA_EV_COUNT];
+    saga_event_type_t type = SAGA_EV_COUNT;
+    const char *status = PQgetisnull(r, i, C_STATUS) ? NULL : PQgetvalue(r, i, C_STATUS);
+    long long seq = strtoll(PQgetvalue(r, i, C_SEQ), NULL, 10);
+    json_t *o;
+    char *data, *msg;
+    size_t n;
+
+    order_count_event_types(PQgetvalue(r, i, C_TYPES), seen);
+    saga_event_type_parse(PQgetvalue(r, i, C_TYPE), &type);
+    o = json_pack(
+        "{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:b, s:o, s:o, s:o, s:o}",
+        "order_id", PQgetvalue(r, i, C_ORDER), "status", status ? json_string(status) : json_null(),
+        "reason", nullable(r, i, C_REASON), "detail", nullable(r, i, C_DETAIL), "compensation",
+        status ? order_compensation_state(status, seen) : "none", "event_type",
+        PQgetvalue(r, i, C_TYPE), "service", PQgetvalue(r, i, C_SERVICE), "summary",
+        PQgetvalue(r, i, C_SUMMARY), "occurred_at", PQgetvalue(r, i, C_OCCURRED), "seq",
+        (json_int_t)seq, "event_id", PQgetvalue(r, i, C_EVENT_ID), "causation_id",
+        nullable(r, i, C_CAUSATION), "event_is_compensation",
+        type < SAGA_EV_COUNT && order_event_is_compensation(type), "customer_id",
+        nullable(r, i, C_CUSTOMER), "currency", nullable(r, i, C_CURRENCY), "total_amount",
+        PQgetisnull(r, i, C_TOTAL)
+            ? json_null()
+            : json_integer((json_int_t)strtoll(PQgetvalue(r, i, C_TOTAL), NULL, 10)),
+        "created_at", nullable(r, i, C_CREATED));
+    if (!o || !(data = json_dumps(o, JSON_COMPACT)))
+        abort();
+    json_decref(o);
+    /* JSON_COMPACT has no newline, so one data: line carries it. */
+    n = strlen(data) + 64;
+    if (!(msg = malloc(n)))
+        abort();
+    *len = (size_t)snprintf(msg, n, "id: %lld\nevent: timeline\ndata: %s\n\n", seq, data);
+    free(data);
+    return msg;
+}
+
+static void gap_remove(long long seq)
+{
+    for (int i = 0; i < feed.ngaps; i++)
+        if (feed.gaps[i].seq == seq) {
+            feed.gaps[i] = feed.gaps[--feed.ngaps];
+            return;
+        }
+}
+
+static void gap_add(long long seq, int64_t now)
+{
+    if (feed.ngaps == MAX_GAPS) {
+        /* Too many holes at once: the oldest is given up. */
+        int oldest = 0;
+        for (int i = 1; i < feed.ngaps; i++)
+            if (feed.gaps[i].since_ms < feed.gaps[oldest].since_ms)
+                oldest = i;
+        feed.gaps[oldest] = feed.gaps[--feed.ngaps];
+    }
+    feed.gaps[feed.ngaps++] = (struct gap){seq, now};
+}
+
+static void gaps_expire(int64_t now)
+{
+    for (int i = 0; i < feed.ngaps;)
+        if (now - feed.gaps[i].since_ms > GAP_GRACE_MS)
+            feed.gaps[i] = feed.gaps[--feed.ngaps];
+        else
+            i++;
+}
+
+static int prime(PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "SELECT coalesce(max(seq), 0) FROM timeline");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char err[512];
+        saga_pg_errstr(conn, err, sizeof(err));
+        saga_warn("web feed: %s", err);
+        PQclear(r);
+        return -1;
+    }
+    feed.prime_max = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    feed.hwm = feed.prime_max > BACKLOG_ROWS ? feed.prime_max - BACKLOG_ROWS : 0;
+    feed.primed = 1;
+    PQclear(r);
+    return 0;
+}
+
+/*
+ * The rows past the high-water mark ($1) and the holes below it ($2), each
+ * with its order's current state. Two index range scans, not one OR.
+ */
+static const char POLL_SQL[] =
+    "SELECT t.seq, t.order_id, t.event_type, t.service, t.summary,"
+    " to_char(t.occurred_at AT TIME ZONE 'UTC', " ISO_MS "), t.event_id, t.causation_id,"
+    " o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"
+    " to_char(o.created_at AT TIME ZONE 'UTC', " ISO_MS "),"
+    " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id)"
+    " FROM ((SELECT * FROM timeline WHERE seq > $1::bigint ORDER BY seq LIMIT " POLL_LIMIT ")"
+    "  UNION ALL (SELECT * FROM timeline WHERE seq = ANY($2::bigint[]))) t"
+    " LEFT JOIN orders o ON o.order_id = t.order_id"
+    " ORDER BY t.seq";
+
+/* One look at the timeline; -1 on a database error. */
+static int poll_once(PGconn *conn)
+{
+    struct saga_text gaps = {0};
+    char hwm[32], err[512];
+    const char *p[2] = {hwm, NULL};
+    int64_t now = mono_ms();
+    PGresult *r;
+    int n;
+
+    gaps_expire(now);
+    snprintf(hwm, sizeof(hwm), "%lld", feed.hwm);
+    saga_text_printf(&gaps, "{");
+    for (int i = 0; i < feed.ngaps; i++)
+        saga_text_printf(&gaps, "%s%lld", i ? "," : "", feed.gaps[i].seq);
+    saga_text_printf(&gaps, "}");
+    p[1] = gaps.data;
+    r = PQexecParams(conn, POLL_SQL, 2, NULL, p, NULL, NULL, 0);
+    free(gaps.data);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        saga_pg_errstr(conn, err, sizeof(err));
+        saga_warn("web feed: %s", err);
+        PQclear(r);
+        return -1;
+    }
+    n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        long long seq = strtoll(PQgetvalue(r, i, C_SEQ), NULL, 10);
+        struct entry e = {seq, NULL, 0}, old;
+        if (seq <= feed.hwm) {
+            gap_remove(seq);
+        } else {
+            for (long long g = seq - 1 > feed.hwm + MAX_GAPS ? seq - MAX_GAPS : feed.hwm + 1;
+                 g < seq; g++)
+                if (g > feed.prime_max)
+                    gap_add(g, now);
+            feed.hwm = seq;
+        }
+        e.msg = format_message(r, i, &e.len);
+        pthread_mutex_lock(&feed.mu);
+        old = feed.ring[feed.head % RING_SIZE];
+        feed.ring[feed.head % RING_SIZE] = e;
+        feed.head++;
+        pthread_mutex_unlock(&feed.mu);
+        free(old.msg);
+    }
+    PQclear(r);
+    if (n) {
+        pthread_mutex_lock(&feed.mu);
+        pthread_cond_broadcast(&feed.cv);
+        pthread_mutex_unlock(&feed.mu);
+    }
+    return n;
+}
+
+static void nap(int64_t ms)
+{
+    for (int64_t waited = 0; waited < ms && !stopping(); waited += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *feed_main(void *arg)
+{
+    PGconn *conn = NULL;
+    (void)arg;
+    while (!stopping()) {
+        if (!conn) {
+            char err[512];
+            if (!(conn = saga_service_connect(feed.database_url, err, sizeof(err)))) {
+                if (!stopping())
+                    saga_warn("web feed: cannot connect to the database: %s", err);
+                nap(5000);
+                continue;
+            }
+            if (!feed.primed && prime(conn) < 0) {
+                PQfinish(conn);
+                conn = NULL;
+                nap(1000);
+                continue;
+            }
+        }
+        if (poll_once(conn) < 0 && PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = NULL;
+        }
+        nap(POLL_MS);
+    }
+    if (conn)
+        PQfinish(conn);
+    return NULL;
+}
+
+saga_err_t order_web_start(struct order_app *app, char *errstr, size_t errstr_size)
+{
+    pthread_condattr_t ca;
+
+    feed.database_url = app->cfg->database_url;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&feed.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_store(&feed.stop, 0);
+    if (pthread_create(&feed.thread, NULL, feed_main, NULL) != 0) {
+        snprintf(errstr, errstr_size, "cannot start the web feed thread");
+        pthread_cond_destroy(&feed.cv);
+        return SAGA_ERR_NOMEM;
+    }
+    feed.started = 1;
+    return SAGA_OK;
+}
+
+void order_web_stop(struct order_app *app)
+{
+    (void)app;
+    if (!feed.started)
+        return;
+    atomic_store(&feed.stop, 1);
+    pthread_mutex_lock(&feed.mu);
+    pthread_cond_broadcast(&feed.cv);
+    pthread_mutex_unlock(&feed.mu);
+    pthread_join(feed.thread, NULL);
+    feed.started = 0;
+    /* The HTTP server stopped before this: no subscriber is left. */
+    for (int i = 0; i < RING_SIZE; i++) {
+        free(feed.ring[i].msg);
+        feed.ring[i].msg = NULL;
+    }
+    pthread_cond_destroy(&feed.cv);
+}
+
+/* --- /events -------------------------------------------------------------------- */
+
+struct subscriber {
+    unsigned long long next;         /* the ring position it reads next */
+    unsigned long long filter_until; /* before this position ... */
+    long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID) */
+    char *out;                       /* what to send */
+    size_t len, off, cap;
+    int64_t last_ms; /* when it last got something to send */
+};
+
+static void sub_append(struct subscriber *s, const char *data, size_t n)
+{
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        char *p;
+        while (cap < s->len + n)
+            cap *= 2;
+        if (!(p = realloc(s->out, cap)))
+            abort();
+        s->out = p;
+        s->cap = cap;
+    }
+    memcpy(s->out + s->len, data, n);
+    s->len += n;
+}
+
+#define RESYNC "event: resync\ndata: {}\n\n"
+
+/* Waits (at most WAIT_MS) for something to send; -1 when the service is stopping. */
+static int sub_fill(struct subscriber *s)
+{
+    struct timespec until;
+    int64_t now = mono_ms();
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += WAIT_MS / 1000;
+    until.tv_nsec += (WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&feed.mu);
+    while (!stopping() && s->next == feed.head && now - s->last_ms < HEARTBEAT_MS) {
+        if (pthread_cond_timedwait(&feed.cv, &feed.mu, &until) == ETIMEDOUT)
+            break;
+        now = mono_ms();
+    }
+    if (stopping()) {
+        pthread_mutex_unlock(&feed.mu);
+        return -1;
+    }
+    if (s->next < feed.head) {
+        unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
+        if (s->next < oldest) {
+            /* Too slow a reader: messages were overwritten; the page reloads its state. */
+            sub_append(s, RESYNC, strlen(RESYNC));
+            s->next = oldest;
+        }
+        while (s->next < feed.head && s->len < STREAM_CHUNK) {
+            const struct entry *e = &feed.ring[s->next % RING_SIZE];
+            if (!(s->next < s->filter_until && e->seq <= s->skip_upto))
+                sub_append(s, e->msg, e->len);
+            s->next++;
+        }
+    } else if (now - s->last_ms >= HEARTBEAT_MS) {
+        sub_append(s, ": heartbeat\n\n", strlen(": heartbeat\n\n"));
+    }
+    pthread_mutex_unlock(&feed.mu);
+    if (s->len)
+        s->last_ms = mono_ms();
+    return 0;
+}
+
+static ssize_t sse_read(void *arg, char *buf, size_t max)
+{
+    struct subscriber *s = arg;
+    size_t n;
+
+    if (s->off == s->len) {
+        s->off = s->len = 0;
+        if (sub_fill(s) < 0)
+            return SAGA_HTTP_STREAM_END;
+        if (!s->len)
+            return 0; /* called again: nothing blocks for longer than WAIT_MS */
+    }
+    n = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(buf, s->out + s->off, n);
+    s->off += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *arg)
+{
+    struct subscriber *s = arg;
+    pthread_mutex_lock(&feed.mu);
+    feed.subscribers--;
+    pthread_mutex_unlock(&feed.mu);
+    free(s->out);
+    free(s);
+}
+
+static int parse_seq(const char *s, long long *out)
+{
+    char *end;
+    if (!s || !isdigit((unsigned char)*s) || strlen(s) > 18)
+        return 0;
+    *out = strtoll(s, &end, 10);
+    return *end == '\0';
+}
+
+static void serve_events(const struct saga_http_request *req, struct saga_http_response *resp)
+{
+    const char *last = saga_http_header(req, "Last-Event-ID");
+    struct subscriber *s;
+    long long last_seq = 0;
+    int resume = 0, found = 0;
+
+    if (!last || !*last)
+        last = saga_http_query(req, "last_event_id");
+    resume = parse_seq(last, &last_seq);
+    pthread_mutex_lock(&feed.mu);
+    if (feed.subscribers >= MAX_SUBSCRIBERS) {
+        pthread_mutex_unlock(&feed.mu);
+        saga_http_reply_error(resp, 503, "unavailable", "too many event streams are open");
+        saga_http_add_header(resp, "Retry-After", "5");
+        return;
+    }
+    if (!(s = calloc(1, sizeof(*s))))
+        abort();
+    feed.subscribers++;
+    s->next = feed.head;
+    if (resume) {
+        unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
+        for (unsigned long long p = feed.head; p > oldest; p--)
+            if (feed.ring[(p - 1) % RING_SIZE].seq == last_seq) {
+                s->next = p; /* everything delivered after it */
+                found = 1;
+                break;
+            }
+        if (!found) {
+            /* Not in the ring (a restart, or long gone): whatever it has with a
+             * bigger seq, and a resync so the page reloads what may be missing. */
+            s->next = oldest;
+            s->filter_until = feed.head;
+            s->skip_upto = last_seq;
+        }
+    }
+    pthread_mutex_unlock(&feed.mu);
+    /* The browser reconnects after 2 s; the first bytes open the stream at once. */
+    sub_append(s, "retry: 2000\n: saga timeline events\n\n",
+               strlen("retry: 2000\n: saga timeline events\n\n"));
+    if (resume && !found)
+        sub_append(s, RESYNC, strlen(RESYNC));
+    s->last_ms = mono_ms();
+    saga_http_reply_stream(resp, 200, "text/event-stream", sse_read, sse_free, s);
+    saga_http_add_header(resp, "Cache-Control", "no-store");
+    saga_http_add_header(resp, "X-Accel-Buffering", "no");
+    common_headers(resp);
+}
+
+/* --- routes ----------------------------------------------------------------------- */
+
+int order_web_http(struct order_app *app, const struct saga_http_request *req,
+                   struct saga_http_response *resp)
+{
+    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    (void)app;
+
+    for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+        if (strcmp(req->path, assets[i].path) == 0) {
+            if (get) {
+                serve_asset(req, resp, assets[i].file, assets[i].type);
+            } else {
+                saga_http_reply_error(resp, 405, "method_not_allowed", "%s takes GET", req->path);
+                saga_http_add_header(resp, "Allow", "GET, HEAD");
+            }
+            return 1;
+        }
+    if (strcmp(req->path, "/events") == 0) {
+        if (get) {
+            serve_events(req, resp);
+        } else {
+            saga_http_reply_error(resp, 405, "method_not_allowed", "/events takes GET");
+            saga_http_add_header(resp, "Allow", "GET");
+        }
+        return 1;
+    }
+    return 0;
+}

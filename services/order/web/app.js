@@ -1,0 +1,308 @@
+// The live saga page of order-service (docs/WEB.md). No framework: the order API
+// (fetch) for state, server-sent events (/events) for every change.
+'use strict';
+
+(function () {
+  const FAILURES = new Set(['InventoryRejected', 'PaymentFailed', 'ShipmentFailed', 'OrderCancelled']);
+  // Each compensation and the step it undoes.
+  const UNDOES = { InventoryReleased: 'InventoryReserved', PaymentRefunded: 'PaymentAuthorized', ShipmentCancelled: 'ShipmentScheduled' };
+  const UNDOS = new Set(Object.keys(UNDOES));
+  const LIST_LIMIT = 30;
+  const DEFAULTS = { customer: 'cust-alice', sku: 'sku-book', quantity: 1, token: 'tok_visa', country: 'NL' };
+  // The deterministic failures (docs/API.md): what each button sends.
+  const VARIANTS = {
+    declined: { token: 'tok_chargeDeclined' },
+    funds: { token: 'tok_chargeDeclinedInsufficientFunds' },
+    limit: { customer: 'cust-frugal', sku: 'sku-headphones' },
+    stock: { sku: 'sku-sold-out' },
+    country: { country: 'AQ' },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const orders = new Map(); // order_id -> summary
+  let selected = null; // order_id
+  let detail = null; // the selected order as GET /orders/{id} answers, plus live events
+  let refetchTimer = null;
+  let source = null;
+
+  // --- helpers -----------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'title' || k === 'type') e.setAttribute(k, v);
+      else e[k] = v;
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+
+  function money(minor, currency) {
+    if (minor === null || minor === undefined) return '—';
+    return (minor / 100).toFixed(2) + ' ' + (currency || '');
+  }
+
+  // PAYMENT_FAILED may wrap after its underscores (a zero-width space), not mid-word.
+  function breakable(s) {
+    return String(s).replace(/_/g, '_\u200b');
+  }
+
+  function age(iso) {
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min';
+    if (s < 86400) return Math.floor(s / 3600) + ' h';
+    return Math.floor(s / 86400) + ' d';
+  }
+
+  function clock(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleTimeString([], { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+  }
+
+  function kind(entry) {
+    if (entry.compensation === true || UNDOS.has(entry.event_type)) return 'undo';
+    if (FAILURES.has(entry.event_type)) return 'failure';
+    if (entry.event_type === 'OrderConfirmed') return 'done';
+    if (entry.event_type === 'NotificationSent') return 'info';
+    return 'forward';
+  }
+
+  async function api(method, path, body) {
+    const opts = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    let json = null;
+    try { json = await r.json(); } catch (e) { /* not JSON */ }
+    return { status: r.status, ok: r.ok, json };
+  }
+
+  // --- the order list ----------------------------------------------------------
+
+  function upsert(o) {
+    const old = orders.get(o.order_id) || {};
+    orders.set(o.order_id, Object.assign(old, o));
+  }
+
+  function renderList() {
+    const body = $('orders').tBodies[0];
+    const list = [...orders.values()].sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '')).slice(0, LIST_LIMIT);
+    body.replaceChildren(...list.map((o) => {
+      const mine = o.order_id === selected;
+      const btn = el('button', { type: 'button', class: 'link', 'aria-label': 'Show order ' + o.order_id, 'aria-pressed': String(mine), title: o.order_id }, o.order_id.slice(0, 8));
+      btn.addEventListener('click', () => select(o.order_id));
+      return el('tr', { 'data-order-id': o.order_id, class: mine ? 'selected' : null },
+        el('td', null, btn),
+        el('td', null, el('span', { class: 'badge ' + (o.status || '').toLowerCase() }, o.status || '…')),
+        el('td', { class: 'reason' }, breakable(o.reason || '—'), o.detail ? el('small', null, breakable(o.detail)) : null),
+        el('td', null, el('span', { class: 'comp ' + (o.compensation || 'none') }, (o.compensation || 'none').replace('_', ' '))),
+        el('td', { class: 'num' }, money(o.total_amount, o.currency)),
+        el('td', { class: 'num age', 'data-created': o.created_at || '' }, o.created_at ? age(o.created_at) : '—'));
+    }));
+    $('orders-empty').hidden = list.length > 0;
+  }
+
+  function tickAges() {
+    for (const td of document.querySelectorAll('td.age[data-created]')) {
+      if (td.dataset.created) td.textContent = age(td.dataset.created);
+    }
+  }
+
+  async function loadOrders() {
+    const r = await api('GET', '/orders?limit=' + LIST_LIMIT).catch(() => null);
+    if (!r || !r.ok) return;
+    for (const o of r.json.orders) upsert(o);
+    renderList();
+  }
+
+  // --- the selected order's timeline ---------------------------------------------
+
+  function renderDetail() {
+    const d = detail;
+    $('tl-hint').hidden = !!d;
+    $('tl-head').hidden = !d;
+    if (!d) { $('tl').replaceChildren(); return; }
+    $('tl-order').textContent = d.order_id;
+    const st = $('tl-status');
+    st.textContent = d.status || '…';
+    st.className = 'badge ' + (d.status || '').toLowerCase();
+    $('tl-reason').textContent = d.reason ? d.reason + (d.detail ? ' (' + d.detail + ')' : '') : '—';
+    $('tl-comp').textContent = (d.compensation || 'none').replace('_', ' ');
+    $('tl-total').textContent = money(d.total_amount, d.currency);
+    $('tl').replaceChildren(...(d.timeline || []).map((t) => {
+      const k = kind(t);
+      const mark = { forward: '●', done: '✓', failure: '✕', undo: '↶', info: '✉' }[k];
+      const what = { forward: 'step', done: 'outcome', failure: 'failure', undo: 'compensation', info: 'notice' }[k];
+      return el('li', { class: 'step ' + k, 'data-event-type': t.event_type },
+        el('span', { class: 'mark', 'aria-hidden': 'true' }, mark),
+        el('div', { class: 'card' },
+          el('p', { class: 'title' },
+            el('strong', null, t.event_type),
+            k === 'undo' ? el('span', { class: 'undo-tag' }, '↶ undoes ' + (UNDOES[t.event_type] || 'a step')) : null,
+            el('span', { class: 'sr-only' }, ' (' + what + ')')),
+          el('p', { class: 'meta' }, (t.service || '') + ' · ', el('time', { dateTime: t.occurred_at }, clock(t.occurred_at))),
+          el('p', { class: 'summary' }, t.summary || '')));
+    }));
+  }
+
+  async function loadDetail(id) {
+    const r = await api('GET', '/orders/' + encodeURIComponent(id)).catch(() => null);
+    if (!r || !r.ok || id !== selected) return;
+    const live = detail && detail.order_id === id ? detail.timeline : [];
+    const known = new Set(r.json.timeline.map((t) => t.event_id));
+    // Events the stream brought that this answer did not have yet stay.
+    for (const t of live) if (!known.has(t.event_id)) r.json.timeline.push(t);
+    detail = r.json;
+    upsert(Object.assign({}, r.json, { timeline: undefined, items: undefined }));
+    renderDetail();
+    renderList();
+  }
+
+  function select(id) {
+    if (selected !== id) detail = null;
+    selected = id;
+    renderList();
+    renderDetail();
+    loadDetail(id);
+  }
+
+  function refetchSoon() {
+    clearTimeout(refetchTimer);
+    refetchTimer = setTimeout(() => { if (selected) loadDetail(selected); }, 300);
+  }
+
+  // --- server-sent events --------------------------------------------------------
+
+  function onTimeline(ev) {
+    let d;
+    try { d = JSON.parse(ev.data); } catch (e) { return; }
+    const o = { order_id: d.order_id, status: d.status, reason: d.reason, detail: d.detail, compensation: d.compensation };
+    if (d.customer_id) o.customer_id = d.customer_id;
+    if (d.total_amount !== null && d.total_amount !== undefined) o.total_amount = d.total_amount;
+    if (d.currency) o.currency = d.currency;
+    if (d.created_at) o.created_at = d.created_at;
+    upsert(o);
+    renderList();
+    if (d.order_id === selected && detail) {
+      Object.assign(detail, o);
+      if (!detail.timeline.some((t) => t.event_id === d.event_id)) {
+        detail.timeline.push({ event_type: d.event_type, service: d.service, occurred_at: d.occurred_at, event_id: d.event_id, causation_id: d.causation_id, summary: d.summary, compensation: d.event_is_compensation });
+      }
+      renderDetail();
+      refetchSoon(); // the causal order of the timeline comes from the API
+    }
+  }
+
+  function feedState(state, text) {
+    const p = $('feed-state');
+    p.dataset.state = state;
+    p.textContent = text;
+  }
+
+  function connect() {
+    if (!window.EventSource) { feedState('down', 'no live updates in this browser'); return; }
+    let wasDown = false;
+    source = new EventSource('/events');
+    source.addEventListener('open', () => {
+      feedState('live', 'live');
+      if (wasDown) { loadOrders(); if (selected) loadDetail(selected); }
+      wasDown = false;
+    });
+    source.addEventListener('error', () => { wasDown = true; feedState('down', 'reconnecting…'); });
+    source.addEventListener('timeline', onTimeline);
+    source.addEventListener('resync', () => { loadOrders(); if (selected) loadDetail(selected); });
+  }
+
+  // --- placing orders ------------------------------------------------------------
+
+  async function loadProducts() {
+    const r = await api('GET', '/products').catch(() => null);
+    if (!r || !r.ok) return;
+    const sel = $('f-sku');
+    const current = sel.value;
+    sel.replaceChildren(...r.json.products.map((p) =>
+      el('option', { value: p.sku }, p.sku + ' — ' + p.name + ' (' + money(p.unit_price, p.currency) + ')')));
+    sel.value = r.json.products.some((p) => p.sku === current) ? current : DEFAULTS.sku;
+  }
+
+  function formValues() {
+    return {
+      customer: $('f-customer').value.trim(),
+      sku: $('f-sku').value,
+      quantity: parseInt($('f-qty').value, 10),
+      token: $('f-token').value.trim(),
+      country: $('f-country').value.trim().toUpperCase(),
+    };
+  }
+
+  function setForm(v) {
+    $('f-customer').value = v.customer;
+    $('f-sku').value = v.sku;
+    $('f-qty').value = v.quantity;
+    $('f-token').value = v.token;
+    $('f-country').value = v.country;
+  }
+
+  async function place(v, label) {
+    const out = $('place-result');
+    out.className = 'result';
+    out.textContent = 'Placing ' + label + '…';
+    const body = {
+      customer_id: v.customer,
+      currency: 'EUR',
+      payment_token: v.token,
+      items: [{ sku: v.sku, quantity: v.quantity }],
+      shipping_address: { recipient: 'Ada Lovelace', line1: 'Main Street 1', city: 'Utrecht', postal_code: '3511 AB', country: v.country },
+    };
+    let r;
+    try { r = await api('POST', '/orders', body); } catch (e) {
+      out.className = 'result error';
+      out.textContent = 'The order service did not answer: ' + e.message;
+      return;
+    }
+    if (!r.ok || !r.json || !r.json.order_id) {
+      out.className = 'result error';
+      const j = r.json || {};
+      const fields = (j.fields || []).map((f) => f.field + ': ' + f.message).join('; ');
+      out.textContent = 'Not placed (' + r.status + '): ' + (fields || j.message || 'error');
+      return;
+    }
+    upsert(Object.assign({}, r.json, { timeline: undefined, items: undefined }));
+    out.textContent = 'Placed ' + label + ' ' + r.json.order_id.slice(0, 8) + ' (' + r.status + '); watch it below.';
+    selected = r.json.order_id;
+    detail = r.json;
+    renderList();
+    renderDetail();
+    refetchSoon();
+  }
+
+  function init() {
+    $('order-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const v = formValues();
+      if (!$('order-form').reportValidity()) return;
+      place(v, 'order');
+    });
+    for (const b of document.querySelectorAll('button[data-variant]')) {
+      b.addEventListener('click', () => {
+        const v = Object.assign({}, DEFAULTS, VARIANTS[b.dataset.variant]);
+        setForm(v);
+        place(v, b.textContent.toLowerCase() + ' order');
+      });
+    }
+    connect(); // first, so nothing that happens while the lists load is missed
+    loadProducts();
+    loadOrders();
+    setInterval(tickAges, 1000);
+    setInterval(loadOrders, 30000);
+    renderDetail();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();

@@ -1,0 +1,265 @@
+/*
+ * sagactl tail on the real broker: every event type decodes to JSON with its
+ * fields (single-object and, with the stack's registry, Confluent framing), and
+ * messages that do not decode become one {"error": ...} line each, never a crash.
+ * Runs on a topic of its own, so nothing of the suite sees the garbage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "sample_events.h"
+#include "saga/headers.h"
+#include "saga/kafka.h"
+#include "saga/registry.h"
+#include "saga/serde.h"
+#include "stack_env.h"
+
+#define ORDER "0b6f7c1a-2d3e-4f50-8a9b-c0d1e2f3a4b5" /* the samples' order id */
+
+struct fixture {
+    char topic[96];
+    rd_kafka_t *producer;
+    struct saga_serde *plain, *confluent;
+    struct saga_registry *registry;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    struct saga_topic_status st[1];
+    const char *names[1];
+    const char *registry = NULL;
+    char err[512];
+    FILE *env;
+    char line[1200];
+
+    stack_unique("it-sagactl", f->topic, sizeof(f->topic));
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
+    f->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(f->producer);
+    names[0] = f->topic;
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 1, 1, 1, 10000, st), SAGA_OK);
+    assert_int_equal(saga_serde_new(&f->plain, NULL, err, sizeof(err)), SAGA_OK);
+    /* The stack's registry, when it runs one (stack_env() aborts on absent keys). */
+    if ((env = fopen(getenv("SAGA_STACK_ENV"), "r"))) {
+        while (fgets(line, sizeof(line), env))
+            if (!strncmp(line, "SCHEMA_REGISTRY_URL=", 20))
+                registry = stack_env("SCHEMA_REGISTRY_URL");
+        fclose(env);
+    }
+    if (registry)
+        assert_int_equal(
+            saga_serde_open(registry, NULL, &f->confluent, &f->registry, err, sizeof(err)),
+            SAGA_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    rd_kafka_destroy(f->producer);
+    saga_serde_destroy(f->plain);
+    saga_serde_destroy(f->confluent);
+    saga_registry_destroy(f->registry);
+    free(f);
+    return 0;
+}
+
+static void produce(struct fixture *f, const char *key, const void *val, size_t len,
+                    rd_kafka_headers_t *h)
+{
+    char kbuf[128], vbuf[4096];
+    char *kp = key ? kbuf : NULL;
+    size_t klen = key ? strlen(key) : 0;
+    snprintf(kbuf, sizeof(kbuf), "%s", key ? key : "");
+    assert_true(len <= sizeof(vbuf));
+    memcpy(vbuf, val, len);
+    assert_int_equal(
+        rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(f->topic), RD_KAFKA_V_KEY(kp, klen),
+                          RD_KAFKA_V_VALUE(vbuf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADERS(h ? h : rd_kafka_headers_new(1)), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void produce_event(struct fixture *f, struct saga_serde *serde, saga_event_type_t type,
+                          int minimal)
+{
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    char err[512];
+
+    sample_event(&ev, type, minimal);
+    assert_int_equal(saga_serde_encode(serde, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(saga_event_headers_add(h, &ev), SAGA_OK);
+    produce(f, ORDER, buf.data, buf.len, h);
+    saga_buf_release(&buf);
+}
+
+/* Runs sagactl tail on the fixture's topic and returns its stdout lines, parsed. */
+static json_t *tail(struct fixture *f, int count, int *status)
+{
+    char cmd[1024], line[65536];
+    json_t *lines = json_array();
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd),
+             "KAFKA_BOOTSTRAP_SERVERS='%s' SCHEMA_REGISTRY_URL='%s' '%s' tail '%s' "
+             "--from-beginning --count %d --timeout 60",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"),
+             f->registry ? stack_env("SCHEMA_REGISTRY_URL") : "", SAGACTL, f->topic, count);
+    assert_non_null(p = popen(cmd, "r"));
+    while (fgets(line, sizeof(line), p)) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        if (!j)
+            fail_msg("sagactl tail printed a line that is not JSON (%s): %s", e.text, line);
+        json_array_append_new(lines, j);
+    }
+    *status = pclose(p);
+    return lines;
+}
+
+static const char *str(const json_t *o, const char *path)
+{
+    /* "a.b.c": nested objects */
+    char key[64];
+    const char *dot;
+    while ((dot = strchr(path, '.'))) {
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        o = json_object_get(o, key);
+        path = dot + 1;
+    }
+    return json_string_value(json_object_get(o, path));
+}
+
+static json_int_t num(const json_t *o, const char *a, const char *b)
+{
+    json_t *v = json_object_get(o, a);
+    if (b)
+        v = json_object_get(v, b);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static void test_tail_every_event_and_the_undecodable(void **state)
+{
+    struct fixture *f = *state;
+    static const unsigned char garbage[] = "\xc3\x01not really avro";
+    static const unsigned char unknown_id[] = {0, 0x7f, 0xff, 0xff, 0xf0, 2, 'x'};
+    struct saga_serde *second = f->confluent ? f->confluent : f->plain;
+    int n = 0, status;
+    json_t *lines, *l;
+
+    for (int t = 0; t < SAGA_EV_COUNT; t++)
+        produce_event(f, f->plain, (saga_event_type_t)t, 0);
+    for (int t = 0; t < SAGA_EV_COUNT; t++)
+        produce_event(f, second, (saga_event_type_t)t, 1);
+    produce(f, ORDER, garbage, sizeof(garbage) - 1, NULL);
+    produce(f, NULL, "hello", 5, NULL);
+    produce(f, "k", "", 0, NULL);
+    produce(f, "k", unknown_id, sizeof(unknown_id), NULL);
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    n = 2 * SAGA_EV_COUNT + 4;
+
+    lines = tail(f, n, &status);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(json_array_size(lines), n);
+
+    for (int i = 0; i < 2 * SAGA_EV_COUNT; i++) {
+        saga_event_type_t t = (saga_event_type_t)(i % SAGA_EV_COUNT);
+        l = json_array_get(lines, i);
+        assert_string_equal(str(l, "topic"), f->topic);
+        assert_int_equal(num(l, "offset", NULL), i);
+        assert_int_equal(num(l, "partition", NULL), 0);
+        assert_true(json_is_integer(json_object_get(l, "timestamp")));
+        assert_string_equal(str(l, "key"), ORDER);
+        assert_null(json_object_get(l, "error"));
+        assert_string_equal(str(l, "event_type"), saga_event_type_name(t));
+        assert_string_equal(str(l, "headers.event_type"), saga_event_type_name(t));
+        assert_string_equal(str(l, "event.meta.order_id"), ORDER);
+        assert_string_equal(str(l, "event.meta.producer"), "test-service");
+        assert_int_equal(num(json_object_get(l, "event"), "meta", "occurred_at"), 1763757600123LL);
+        if (i < SAGA_EV_COUNT) {
+            assert_string_equal(str(l, "event.meta.causation_id"),
+                                "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a");
+        } else {
+            assert_true(json_is_null(json_object_get(
+                json_object_get(json_object_get(l, "event"), "meta"), "causation_id")));
+        }
+    }
+    /* a few fields of each kind: nested records, arrays, enums as symbols, money */
+    l = json_object_get(json_array_get(lines, SAGA_EV_ORDER_PLACED), "event");
+    assert_int_equal(num(l, "total_amount", NULL), 4900);
+    assert_string_equal(str(l, "shipping_address.line2"), "Flat 3 — über den Wolken");
+    assert_int_equal(json_array_size(json_object_get(l, "items")), 2);
+    assert_int_equal(num(json_array_get(json_object_get(l, "items"), 1), "unit_price", NULL), 2400);
+    l = json_object_get(json_array_get(lines, SAGA_EV_ORDER_CANCELLED), "event");
+    assert_string_equal(str(l, "reason"), "PAYMENT_FAILED");
+    assert_string_equal(str(l, "detail"), "CARD_DECLINED");
+    l = json_object_get(json_array_get(lines, SAGA_EV_COUNT + SAGA_EV_ORDER_CANCELLED), "event");
+    assert_true(json_is_null(json_object_get(l, "detail")));
+    l = json_object_get(json_array_get(lines, SAGA_EV_INVENTORY_RELEASED), "event");
+    assert_string_equal(str(l, "reason"), "PAYMENT_FAILED");
+    assert_string_equal(str(json_array_get(json_object_get(l, "items"), 0), "sku"), "sku-mug");
+    l = json_object_get(json_array_get(lines, SAGA_EV_PAYMENT_FAILED), "event");
+    assert_string_equal(str(l, "reason"), "INSUFFICIENT_FUNDS");
+    assert_int_equal(num(l, "amount", NULL), 4900);
+    l = json_object_get(json_array_get(lines, SAGA_EV_SHIPMENT_FAILED), "event");
+    assert_string_equal(str(l, "reason"), "UNSUPPORTED_DESTINATION");
+    l = json_object_get(json_array_get(lines, SAGA_EV_NOTIFICATION_SENT), "event");
+    assert_string_equal(str(l, "outcome"), "CANCELLED");
+    assert_string_equal(str(l, "channel"), "LOG");
+    assert_string_equal(str(l, "message"), "Your order was cancelled: payment failed.");
+    l = json_object_get(json_array_get(lines, SAGA_EV_SHIPMENT_SCHEDULED), "event");
+    assert_string_equal(str(l, "carrier"), "Saga Post");
+
+    /* the undecodable: where they are and why, nothing else */
+    for (int i = 2 * SAGA_EV_COUNT; i < n; i++) {
+        l = json_array_get(lines, i);
+        assert_int_equal(num(l, "offset", NULL), i);
+        assert_string_equal(str(l, "topic"), f->topic);
+        assert_non_null(str(l, "error"));
+        assert_true(strlen(str(l, "error")) > 0);
+        assert_null(json_object_get(l, "event"));
+        assert_null(json_object_get(l, "event_type"));
+    }
+    assert_true(json_is_null(json_object_get(json_array_get(lines, 2 * SAGA_EV_COUNT + 1), "key")));
+    assert_int_equal(num(json_array_get(lines, 2 * SAGA_EV_COUNT + 2), "size", NULL), 0);
+    json_decref(lines);
+}
+
+static void test_tail_of_a_missing_topic_fails(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[512];
+    int status;
+    snprintf(cmd, sizeof(cmd),
+             "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' tail '%s-nope' --count 1 >/dev/null 2>&1",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, f->topic);
+    status = system(cmd);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tail_every_event_and_the_undecodable),
+        cmocka_unit_test(test_tail_of_a_missing_topic_fails),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""The live saga page of order-service (docs/WEB.md), on the test stack.
+
+usage: test_page.py STACK_ENV ARTIFACT_DIR
+
+1. GET /, /app.js, /style.css: content types, ETag (and 304), Cache-Control, CSP.
+2. GET /events: an order placed through the API shows up as `event: timeline`
+   messages with `id:` lines; Last-Event-ID resumes after that id.
+3. Headless Chromium (Debian's /usr/bin/chromium driven by Playwright): the
+   "Declined card" button places an order; without a reload the selected
+   order's timeline shows CANCELLED / PAYMENT_FAILED and InventoryReleased.
+   The screenshot is ARTIFACT_DIR/saga-page.png.
+"""
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+CHROMIUM = os.environ.get("SAGA_CHROMIUM", "/usr/bin/chromium")
+FAILED = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILED.append(what)
+    return cond
+
+
+def stack_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                env[k.removeprefix("export ").strip()] = v.strip().strip("'\"")
+    return env
+
+
+def get(base, path, headers=None):
+    req = urllib.request.Request(base + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def place(base, token="tok_visa"):
+    body = json.dumps({
+        "customer_id": "cust-alice", "currency": "EUR", "payment_token": token,
+        "items": [{"sku": "sku-book", "quantity": 1}],
+        "shipping_address": {"recipient": "Web Test", "line1": "Main Street 1",
+                             "city": "Utrecht", "postal_code": "3511 AB", "country": "NL"}})
+    req = urllib.request.Request(base + "/orders", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["order_id"]
+
+
+def test_assets(base):
+    for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"),
+                        ("/style.css", "text/css"), ("/favicon.svg", "image/svg+xml")):
+        status, h, body = get(base, path)
+        check(status == 200 and len(body) > 0, f"GET {path} is 200 with a body")
+        check((h.get("Content-Type") or "").startswith(ctype),
+              f"GET {path} Content-Type {h.get('Content-Type')!r} is {ctype}")
+        check("default-src 'self'" in (h.get("Content-Security-Policy") or ""),
+              f"GET {path} has a Content-Security-Policy with default-src 'self'")
+        check(bool(h.get("Cache-Control")), f"GET {path} has Cache-Control")
+        etag = h.get("ETag")
+        if check(bool(etag), f"GET {path} has an ETag"):
+            status, h2, body2 = get(base, path, {"If-None-Match": etag})
+            check(status == 304 and not body2, f"GET {path} with If-None-Match is 304")
+    status, _, body = get(base, "/")
+    check(b"/app.js" in body and b"/style.css" in body, "the page loads app.js and style.css")
+    check(b"http://" not in body and b"https://" not in body, "the page loads nothing from elsewhere")
+    status, _, _ = get(base, "/nothing-here")
+    check(status == 404, "GET /nothing-here is still 404")
+
+
+class Stream:
+    """GET /events read on a thread; lines collected."""
+
+    def __init__(self, base, last_event_id=None):
+        u = urllib.parse.urlsplit(base)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", "/events", headers=headers)
+        self.resp = self.conn.getresponse()
+        self.messages = []  # (id, event, data)
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        ev = {}
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if "data" in ev:
+                        with self.lock:
+                            self.messages.append((ev.get("id"), ev.get("event", "message"),
+                                                  ev["data"]))
+                    ev = {}
+                elif not line.startswith(":"):
+                    k, _, v = line.partition(":")
+                    ev[k] = v[1:] if v.startswith(" ") else v
+        except Exception:
+            return
+
+    def wait(self, pred, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                for m in self.messages:
+                    if pred(m):
+                        return m
+            time.sleep(0.1)
+        return None
+
+    def close(self):
+        self.conn.close()
+
+
+def test_events(base):
+    s = Stream(base)
+    check(s.resp.status == 200, "GET /events is 200")
+    check((s.resp.getheader("Content-Type") or "").startswith("text/event-stream"),
+          "GET /events is text/event-stream")
+    time.sleep(0.3)
+    order_id = place(base, "tok_chargeDeclined")
+
+    def of(kind):
+        return lambda m: (m[1] == "timeline" and json.loads(m[2])["order_id"] == order_id
+                          and json.loads(m[2])["event_type"] == kind)
+
+    placed = s.wait(of("OrderPlaced"), 10)
+    check(placed is not None, "/events streams OrderPlaced of an order placed by the API")
+    released = s.wait(of("InventoryReleased"), 30)
+    check(released is not None, "/events streams the order's InventoryReleased")
+    if placed:
+        d = json.loads(placed[2])
+        check(placed[0] == str(d["seq"]), "each message has an id: line with its seq")
+        for k in ("order_id", "status", "reason", "compensation", "event_type", "service",
+                  "summary", "occurred_at", "seq"):
+            check(k in d, f"timeline data has {k}")
+    if released:
+        d = json.loads(released[2])
+        check(d["status"] == "CANCELLED" and d["reason"] == "PAYMENT_FAILED",
+              "InventoryReleased comes with status CANCELLED / PAYMENT_FAILED")
+    s.close()
+    if placed:
+        # A reconnecting browser sends Last-Event-ID: it gets what followed, not the past.
+        r = Stream(base, last_event_id=placed[0])
+        m = r.wait(lambda m: m[1] == "timeline" and json.loads(m[2])["order_id"] == order_id, 10)
+        check(m is not None and m[0] != placed[0] and
+              json.loads(m[2])["event_type"] != "OrderPlaced",
+              "Last-Event-ID resumes after that event")
+        r.close()
+
+
+def test_browser(base, artifacts):
+    from playwright.sync_api import expect, sync_playwright
+
+    shot = os.path.join(artifacts, "saga-page.png")
+    os.makedirs(artifacts, exist_ok=True)
+    problems = []
+    with sync_playwright() as p:
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("#feed-state[data-state=live]", timeout=15000)
+        page.wait_for_selector("#f-sku option[value=sku-headphones]", state="attached",
+                               timeout=15000)
+        page.evaluate("window.__noReload = 42")
+        page.get_by_role("button", name="Declined card").click()
+        # (Locators, not wait_for_function: the page's CSP forbids eval.)
+        expect(page.locator("#tl-status")).to_have_text("CANCELLED", timeout=30000)
+        check(True, "the page shows the declined order CANCELLED")
+        check("PAYMENT_FAILED" in page.text_content("#tl-reason"),
+              "the page shows the reason PAYMENT_FAILED")
+        page.wait_for_selector("#tl li[data-event-type=InventoryReleased].undo", timeout=30000)
+        check(True, "the timeline shows InventoryReleased as a compensation")
+        check(page.locator("#tl li[data-event-type=PaymentFailed].failure").count() == 1,
+              "the timeline shows PaymentFailed as a failure")
+        check(page.evaluate("window.__noReload") == 42, "the page was not reloaded")
+        order_id = page.text_content("#tl-order")
+        row = page.locator(f"#orders tr[data-order-id='{order_id}']")
+        check(row.count() == 1 and "CANCELLED" in row.inner_text(),
+              "the order list shows the order CANCELLED")
+        page.wait_for_timeout(500)
+        page.screenshot(path=shot, full_page=True)
+        browser.close()
+    check(not problems, "no console errors or CSP violations: " + "; ".join(problems))
+    print(f"screenshot: {shot}", flush=True)
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    base = stack_env(sys.argv[1])["ORDER_API_URL"].rstrip("/")
+    artifacts = sys.argv[2]
+    test_assets(base)
+    test_events(base)
+    try:
+        test_browser(base, artifacts)
+    except Exception as e:  # a timeout names what did not appear
+        check(False, f"browser: {type(e).__name__}: {e}")
+    total = 0 if FAILED else 1
+    print(f"web_page: {len(FAILED)} failed" if FAILED else "web_page: all checks passed")
+    print(f"{total} passed, {1 - total} failed")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
