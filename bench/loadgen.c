@@ -487,9 +487,12 @@ int main(int argc, char **argv)
     expected = rate > 0 ? (long)(rate * duration) : -1;
     ok = http_errors == 0 && completed == placed;
 
-    printf("loadgen %s: %s %s, %.0f s measured after %.0f s warm-up, %.0f%% declined cards\n",
-           label, rate > 0 ? "open loop at" : "closed loop with", rate > 0 ? "" : "", duration,
-           warmup, fail_share * 100);
+    if (rate > 0)
+        printf("loadgen %s: open loop at %.0f orders/s", label, rate);
+    else
+        printf("loadgen %s: closed loop, %d clients", label, concurrency);
+    printf(", %.0f s measured after %.0f s warm-up, %.0f%% declined cards\n", duration, warmup,
+           fail_share * 100);
     if (rate > 0)
         printf("  offered            %8.1f orders/s (%d senders)\n", rate, concurrency);
     else
