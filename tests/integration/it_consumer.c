@@ -82,7 +82,9 @@ static int teardown(void **state)
 static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
 {
     char e_fault[64], e_batch[64];
-    const char *env[12] = {f->env[0],
+    /* A crashed member's partitions move after its session times out: librdkafka's
+     * default is 45 s, the broker's minimum 6 s. */
+    const char *env[14] = {f->env[0],
                            f->env[1],
                            f->env[2],
                            f->env[3],
@@ -90,8 +92,10 @@ static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
                            "DLQ_MAX_ATTEMPTS=2",
                            "CONSUMER_BACKOFF_MIN=20ms",
                            "CONSUMER_BACKOFF_MAX=200ms",
-                           "LOG_LEVEL=info"};
-    int n = 9;
+                           "LOG_LEVEL=info",
+                           "KAFKA_SESSION_TIMEOUT_MS=6000",
+                           "KAFKA_HEARTBEAT_INTERVAL_MS=1000"};
+    int n = 11;
     if (fault) {
         snprintf(e_fault, sizeof(e_fault), "SAGA_FAULT=%s", fault);
         env[n++] = e_fault;
@@ -390,7 +394,7 @@ static void two_members(struct fixture *f, const char *strategy)
 {
     char log2[300], order[32], env_strategy[128];
     pid_t a, b;
-    const char *env[9];
+    const char *env[12];
     int n = 0;
 
     if (strategy) {
@@ -403,6 +407,8 @@ static void two_members(struct fixture *f, const char *strategy)
     for (int i = 0; i < 5; i++)
         env[n++] = f->env[i];
     env[n++] = "CONSUMER_BATCH_SIZE=5";
+    env[n++] = "KAFKA_SESSION_TIMEOUT_MS=6000";
+    env[n++] = "KAFKA_HEARTBEAT_INTERVAL_MS=1000";
     if (strategy)
         env[n++] = env_strategy;
     env[n] = NULL;
