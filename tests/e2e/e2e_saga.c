@@ -821,6 +821,67 @@ static void test_metrics_and_trace_follow_a_saga(void **state)
     free(o0), free(i0), free(p0), free(r0), free(o1), free(i1), free(p1), free(r1);
 }
 
+/* --- every program SIGKILLed in turn under steady load -------------------------- */
+
+static volatile int load_stop;
+static int load_accepted, load_refused;
+
+static void *steady_load(void *arg)
+{
+    unsigned seed = 4242;
+    (void)arg;
+    while (!load_stop) {
+        const char *token = rand_r(&seed) % 10 == 0 ? "tok_chargeDeclined" : "tok_visa";
+        char *b = order_body(customers[rand_r(&seed) % 4], token, "DE", "sku-book:1,sku-mug:1");
+        struct api_reply r;
+        api(&r, "POST", "/orders", "application/json", b, strlen(b), NULL);
+        if (r.status == 202)
+            load_accepted++;
+        else
+            load_refused++; /* order-service down or restarting: nothing was stored */
+        api_reply_free(&r);
+        free(b);
+        usleep(50000);
+    }
+    return NULL;
+}
+
+static void test_chaos_each_program_killed_under_load(void **state)
+{
+    static const char *const programs[] = {"inventory-service", "payment-service",
+                                           "shipping-service",  "notification-service",
+                                           "outbox-relay",      "order-service"};
+    long long before = db_num("order", "SELECT count(*) FROM orders", NULL);
+    pthread_t t;
+    char cmd[64];
+    (void)state;
+
+    load_stop = 0;
+    pthread_create(&t, NULL, steady_load, NULL);
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        usleep(2000000);
+        snprintf(cmd, sizeof(cmd), "kill %s", programs[i]);
+        stack_cmd(cmd); /* SIGKILL, mid-load */
+        usleep(500000);
+        stack_cmd("up"); /* back, and ready */
+    }
+    usleep(2000000);
+    load_stop = 1;
+    pthread_join(t, NULL);
+    assert_true(load_accepted > 50);
+    /* Every accepted order is stored, and reaches an outcome. */
+    assert_int_equal(db_num("order", "SELECT count(*) FROM orders", NULL), before + load_accepted);
+    {
+        long long until = now_ms() + 120000;
+        while (db_num("order", "SELECT count(*) FROM orders WHERE status = 'PENDING'", NULL)) {
+            if (now_ms() > until)
+                fail_msg("orders still PENDING 120 s after the load");
+            usleep(500000);
+        }
+    }
+    assert_invariants();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_timeout_then_late_participant),
         cmocka_unit_test(test_concurrent_orders),
         cmocka_unit_test(test_metrics_and_trace_follow_a_saga),
+        cmocka_unit_test(test_chaos_each_program_killed_under_load),
         cmocka_unit_test(test_database_down_gives_503),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
