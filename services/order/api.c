@@ -743,17 +743,17 @@ void order_metrics(void *arg, struct saga_text *t)
     saga_text_printf(t,
                      "# HELP saga_orders_placed_total Orders accepted by POST /orders.\n"
                      "# TYPE saga_orders_placed_total counter\n"
-                     "saga_orders_placed_total %lld\n"
+                     "saga_orders_placed_total{service=\"order-service\"} %lld\n"
                      "# HELP saga_orders_idempotent_replays_total POST /orders answered from an "
                      "Idempotency-Key.\n"
                      "# TYPE saga_orders_idempotent_replays_total counter\n"
-                     "saga_orders_idempotent_replays_total %lld\n"
+                     "saga_orders_idempotent_replays_total{service=\"order-service\"} %lld\n"
                      "# HELP saga_orders_timed_out_total Orders the sweeper cancelled (TIMEOUT).\n"
                      "# TYPE saga_orders_timed_out_total counter\n"
-                     "saga_orders_timed_out_total %lld\n"
+                     "saga_orders_timed_out_total{service=\"order-service\"} %lld\n"
                      "# HELP saga_orders_customer_cancels_total Orders the customer cancelled.\n"
                      "# TYPE saga_orders_customer_cancels_total counter\n"
-                     "saga_orders_customer_cancels_total %lld\n",
+                     "saga_orders_customer_cancels_total{service=\"order-service\"} %lld\n",
                      (long long)app->placed, (long long)app->replayed, (long long)app->swept,
                      (long long)app->customer_cancels);
 }
