@@ -44,6 +44,20 @@ static void db_failure(struct saga_http_response *resp, PGconn *conn, const PGre
     saga_http_reply_error(resp, 500, "internal", "internal error");
 }
 
+/* A pooled connection, or NULL after answering 503 (the database is unreachable). */
+static struct order_slot *pool_get_or_503(struct order_app *app, struct saga_http_response *resp)
+{
+    char err[512];
+    struct order_slot *s = order_pool_get(app, err, sizeof(err));
+    if (!s) {
+        saga_warn("order api: %s", err);
+        saga_http_reply_error(resp, 503, "unavailable",
+                              "the database is unavailable; nothing was changed, retry later");
+        saga_http_add_header(resp, "Retry-After", "1");
+    }
+    return s;
+}
+
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *p)
 {
     return PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
@@ -232,11 +246,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     case ORDER_PARSE_OK:
         break;
     }
-    if (!(s = order_pool_get(app, err, sizeof(err)))) {
-        saga_warn("order api: %s", err);
-        saga_http_reply_error(resp, 503, "unavailable",
-                              "the database is unavailable; nothing was changed, retry later");
-        saga_http_add_header(resp, "Retry-After", "1");
+    if (!(s = pool_get_or_503(app, resp))) {
         order_request_release(&o);
         return;
     }
@@ -458,7 +468,7 @@ static void list_orders(struct order_app *app, const struct saga_http_request *r
     const char *limit_s = saga_http_query(req, "limit");
     const char *cursor = saga_http_query(req, "cursor");
     struct order_slot *s;
-    char err[512], limit_buf[16], next[32];
+    char limit_buf[16], next[32];
     long limit = 20;
     int broken = 0, n;
     PGresult *r;
@@ -480,11 +490,8 @@ static void list_orders(struct order_app *app, const struct saga_http_request *r
                               "cursor must be a next_cursor value from an earlier page");
         return;
     }
-    if (!(s = order_pool_get(app, err, sizeof(err)))) {
-        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
-        saga_http_add_header(resp, "Retry-After", "1");
+    if (!(s = pool_get_or_503(app, resp)))
         return;
-    }
     snprintf(limit_buf, sizeof(limit_buf), "%ld", limit + 1);
     {
         const char *p[3] = {status && *status ? status : NULL, cursor && *cursor ? cursor : NULL,
@@ -520,18 +527,14 @@ static void list_orders(struct order_app *app, const struct saga_http_request *r
 static void get_order(struct order_app *app, const char *id, struct saga_http_response *resp)
 {
     struct order_slot *s;
-    char err[512];
     int broken = 0;
 
     if (!saga_uuid_valid(id)) {
         saga_http_reply_error(resp, 404, "not_found", "no order %s (order ids are UUIDs)", id);
         return;
     }
-    if (!(s = order_pool_get(app, err, sizeof(err)))) {
-        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
-        saga_http_add_header(resp, "Retry-After", "1");
+    if (!(s = pool_get_or_503(app, resp)))
         return;
-    }
     reply_order(resp, s->conn, id, 200, &broken);
     order_pool_put(app, s, broken);
 }
@@ -548,11 +551,8 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
         saga_http_reply_error(resp, 404, "not_found", "no order %s (order ids are UUIDs)", id);
         return;
     }
-    if (!(s = order_pool_get(app, err, sizeof(err)))) {
-        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
-        saga_http_add_header(resp, "Retry-After", "1");
+    if (!(s = pool_get_or_503(app, resp)))
         return;
-    }
     r = PQexec(s->conn, "BEGIN");
     if (!ok(r)) {
         db_failure(resp, s->conn, r, &broken);
@@ -596,16 +596,12 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
 static void list_products(struct order_app *app, struct saga_http_response *resp)
 {
     struct order_slot *s;
-    char err[512];
     int broken = 0;
     PGresult *r;
     json_t *list;
 
-    if (!(s = order_pool_get(app, err, sizeof(err)))) {
-        saga_http_reply_error(resp, 503, "unavailable", "the database is unavailable");
-        saga_http_add_header(resp, "Retry-After", "1");
+    if (!(s = pool_get_or_503(app, resp)))
         return;
-    }
     r = PQexec(s->conn, "SELECT sku, name, unit_price, currency FROM products ORDER BY sku");
     if (!ok(r)) {
         db_failure(resp, s->conn, r, &broken);
