@@ -529,7 +529,7 @@ int saga_consumer_joined(const struct saga_consumer *c)
 static int ensure_conn(struct saga_consumer *c, char *errstr, size_t errstr_size)
 {
     saga_err_t e;
-    if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
+    if (c->conn && saga_pg_idle_alive(c->conn))
         return 0;
     if (c->conn) {
         PQfinish(c->conn);

@@ -2,6 +2,7 @@
 
 #include "saga/log.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,23 @@ saga_err_t saga_pg_classify(const PGconn *conn, const PGresult *res)
     if (!state) /* no SQLSTATE: the result never came back, so the link broke */
         return SAGA_ERR_TRANSIENT;
     return sqlstate_is_transient(state) ? SAGA_ERR_TRANSIENT : SAGA_ERR_PERMANENT;
+}
+
+int saga_pg_idle_alive(PGconn *conn)
+{
+    struct pollfd p = {.events = POLLIN};
+
+    if (!conn || PQstatus(conn) != CONNECTION_OK || (p.fd = PQsocket(conn)) < 0)
+        return 0;
+    /* Whatever arrived while idle (a NOTIFY, a parameter change, or the server's goodbye:
+     * a FATAL message, then EOF) is read; at EOF libpq marks the connection bad. */
+    for (int i = 0; i < 4 && poll(&p, 1, 0) > 0; i++) {
+        if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+            return 0;
+        if (!PQconsumeInput(conn))
+            return 0;
+    }
+    return PQstatus(conn) == CONNECTION_OK;
 }
 
 /* Server notices ("relation already exists, skipping") go to the debug log. */

@@ -405,7 +405,7 @@ static int slot_open(struct order_app *app, struct order_slot *s, char *errstr, 
     if (!s->serde && saga_serde_open(app->cfg->schema_registry_url, app->cfg->schema_dir, &s->serde,
                                      &s->registry, errstr, errstr_size))
         return 0;
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+    if (s->conn && saga_pg_idle_alive(s->conn))
         return 1;
     if (s->conn)
         PQfinish(s->conn);

@@ -23,6 +23,11 @@ PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t e
  */
 saga_err_t saga_pg_classify(const PGconn *conn, const PGresult *res);
 
+/* Whether an idle connection is still usable, without a round trip: a server that
+ * restarted or ended the session has left a message or EOF on the socket, which this
+ * reads. Returns 0 when the connection is gone (the caller reconnects). */
+int saga_pg_idle_alive(PGconn *conn);
+
 /* Copies PQerrorMessage into errstr as one line. */
 void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size);
 
