@@ -180,7 +180,12 @@ static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_s
         {"enable.idempotence", "true"}, /* acks=all, ordered retries, no duplicates from retries */
         {"partitioner", "murmur2_random"}, /* the Java client's partitioning */
         {"linger.ms", "1"},
-        {"message.timeout.ms", "30000"},
+        /* Never give a message up: a message that timed out while later ones of the same
+         * partition got through would break the order per key. Kafka down means waiting. */
+        {"message.timeout.ms", "0"},
+        /* Any other failure that would leave a gap is fatal: the relay exits with the
+         * cause and a restart resumes from the outbox, in order. */
+        {"enable.gapless.guarantee", "true"},
     };
     char client_id[128];
     rd_kafka_t *rk;
@@ -393,17 +398,39 @@ static void serve_reports(struct source *s, int ms)
     rd_kafka_poll(s->rk, ms);
 }
 
-/* Waits for every report of what is in flight (bounded by message.timeout.ms). */
-static void drain_reports(struct source *s)
+/* Waits up to ms (-1: until stopping) for every report of what is in flight; 1 when all
+ * are in. Messages never time out, so with Kafka away this waits for Kafka. */
+static int drain_reports(struct source *s, int64_t ms)
 {
+    int64_t until = now_ms() + ms;
     for (;;) {
         int pending = 0;
         for (int i = 0; i < ring_count(s); i++)
             pending += ring_at(s, i)->done == 0;
         if (!pending)
-            return;
+            return 1;
+        if ((ms >= 0 && now_ms() >= until) || (ms < 0 && stopping(s)))
+            return 0;
         serve_reports(s, 100);
     }
+}
+
+/* Gives up what is in flight: a fresh producer, so nothing queued under the old one
+ * reaches Kafka later. (Sent again by whichever relay leads; consumers skip duplicates.) */
+static void abandon_in_flight(struct source *s)
+{
+    char err[512];
+    rd_kafka_t *fresh;
+    if (drain_reports(s, 2000))
+        return;
+    if (!(fresh = make_producer(s, err, sizeof(err)))) {
+        saga_log(SAGA_LOG_WARN, NULL, "source %s: kafka producer: %s", s->src->name, err);
+        return; /* keep the old one: its messages arrive once Kafka is back */
+    }
+    saga_log(SAGA_LOG_INFO, NULL, "source %s: %d rows in flight given up; sent again later",
+             s->src->name, ring_count(s));
+    rd_kafka_destroy(s->rk);
+    s->rk = fresh;
 }
 
 /* Marks the delivered prefix of the ring; -1 on a database failure. Sets *failed if the
@@ -427,7 +454,7 @@ static int mark_prefix(struct source *s, int *failed)
     if (total > 0 && saga_fault_armed("relay.after_ack")) {
         /* The test hook wants the moment when everything sent is acknowledged and
          * nothing is marked yet. */
-        drain_reports(s);
+        drain_reports(s, -1);
         saga_fault_point("relay.after_ack");
     }
     while (n < total && ring_at(s, n)->done == 1)
@@ -547,6 +574,8 @@ static int read_and_produce(struct source *s, int room)
             rd_kafka_headers_destroy(h);
             st->done = -1;
             st->err = err;
+            n = i + 1; /* nothing after it may overtake it; it is read again, first */
+            break;
         }
     }
     PQclear(r);
@@ -669,7 +698,8 @@ static void *source_main(void *arg)
         if (!s->leader) {
             s->m_backlog_known = 0;
             /* Whatever was in flight under the last connection is sent again. */
-            drain_reports(s);
+            if (ring_count(s))
+                abandon_in_flight(s);
             s->fl_n = 0;
             if (!ensure_leader(s)) {
                 if (s->conn && !announced_standby) {
@@ -696,7 +726,7 @@ static void *source_main(void *arg)
             struct row_status *head = ring_at(s, 0);
             int64_t id = head->id;
             rd_kafka_resp_err_t err = head->err;
-            drain_reports(s);
+            drain_reports(s, -1);
             /* Only the delivered prefix was marked: the rest is read and sent again, after. */
             s->m_delivery_failures++;
             saga_log(SAGA_LOG_WARN, NULL,
@@ -736,7 +766,7 @@ static void *source_main(void *arg)
             drop_connection(s, "connection lost while waiting");
         want_read = 1; /* a NOTIFY, or the poll interval passed */
     }
-    drain_reports(s);
+    drain_reports(s, 10000); /* what is acknowledged by then is marked; the rest is sent again */
     if (s->leader) {
         int failed;
         mark_prefix(s, &failed);
