@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs compose-test contract chaos clean
 
 all: build
 
@@ -24,8 +24,12 @@ build: $(BUILD)/CMakeCache.txt
 # Start the whole local stack: Kafka, Postgres, the outbox relay and the five
 # services (STACK_PROGRAMS), and wait until every service is ready.
 # REGISTRY=1 also runs a schema registry (Confluent wire format instead of single-object).
+# REPLACE=shipping='python3 my_shipping.py' runs that command in place of shipping-service
+# until `make down` (REPLACE=shipping= goes back to the built-in; several: export
+# STACK_REPLACE_<SERVICE>=command each). docs/LOCAL-STACK.md, "Replacing a service".
 up: deps build
-	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry)
+	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry) \
+		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:
 	$(STACK) down --build $(BUILD)
@@ -45,6 +49,16 @@ test:
 		-DSAGA_WERROR=ON -DSAGA_SANITIZE=ON -DSAGA_FUZZ=ON
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure --timeout 900
+
+# The conformance kit (tests/contract/README.md) on every built-in service, each on
+# a stack with only the relay and that service; REPLACE=shipping='command' checks that
+# command in the service's place instead.
+contract: build
+ifeq ($(REPLACE),)
+	cd $(BUILD) && ctest -R '^contract_' --output-on-failure
+else
+	r='$(subst ','\'',$(REPLACE))'; tests/contract/run "$${r%%=*}" --build $(BUILD) --replace "$${r#*=}"
+endif
 
 # Unit tests only: no Kafka, no Postgres.
 test-unit:
@@ -74,6 +88,18 @@ bench-runtime: build
 # The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
 bench: build
 	scripts/bench saga
+
+# The chaos suite (docs/RELIABILITY.md): ten scenarios under steady load on a stack of
+# its own, every invariant checked after each; CHAOS_ONLY='t_kafka' runs one. The
+# results table lands in $(BUILD)/chaos-results/report.md.
+chaos: build
+	tests/chaos/run --build $(BUILD)
+
+# docker-compose.yml for real (as root): a private Docker engine, our image from the
+# Dockerfile, local stand-ins for the third-party images, two orders through the
+# containers, everything torn down again. docs/DOCKER.md.
+compose-test:
+	tests/compose/run.sh
 
 # Regenerate docs/EVENTS.md from schemas/ (a test checks it is current).
 docs: build

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 #include "saga/events.h"
 
@@ -59,6 +60,10 @@ long long db_num(const char *service, const char *sql, const char *param);
 char *db_text(const char *service, const char *sql, const char *param);
 
 /* --- Kafka ------------------------------------------------------------------- */
+
+/* A client of the test stack's Kafka: a consumer in group (offsets committed by hand,
+ * never automatically), or an idempotent producer with the Java partitioner. */
+rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group);
 
 /*
  * Waits until every outbox is published and every consumer group has committed

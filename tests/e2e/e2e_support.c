@@ -312,7 +312,7 @@ char *db_text(const char *service, const char *sql, const char *param)
 static const char *const all_topics[] = {"orders", "inventory", "payments", "shipping",
                                          "notifications"};
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
+rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char err[256];
@@ -354,7 +354,7 @@ static long long total_lag(rd_kafka_t *probe)
 {
     long long lag = 0;
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-        rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, groups[g].group);
+        rd_kafka_t *rk = kafka_client(RD_KAFKA_CONSUMER, groups[g].group);
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
         for (int t = 0; t < groups[g].ntopics; t++)
             for (int p = 0; p < partitions(); p++)
@@ -392,7 +392,7 @@ static long long outbox_backlog(void)
 
 void wait_quiescent(int timeout_ms)
 {
-    rd_kafka_t *probe = client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_t *probe = kafka_client(RD_KAFKA_PRODUCER, NULL);
     long long until = now_ms() + timeout_ms, lag = -1, backlog = -1;
     int calm = 0;
     while (calm < 2) {
@@ -413,8 +413,8 @@ void wait_quiescent(int timeout_ms)
 
 int republish_order(const char *order_id)
 {
-    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "e2e-republish");
-    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_t *c = kafka_client(RD_KAFKA_CONSUMER, "e2e-republish");
+    rd_kafka_t *p = kafka_client(RD_KAFKA_PRODUCER, NULL);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
     int64_t *ends;
     int n = 0, done = 0, total;
@@ -490,7 +490,7 @@ void produce_event(const struct saga_event *ev)
         const char *url = getenv("E2E_REGISTRY") ? stack_env("SCHEMA_REGISTRY_URL") : NULL;
         if (saga_serde_open(url, NULL, &serde, &reg, err, sizeof(err)))
             fail_msg("serde: %s", err);
-        p = client(RD_KAFKA_PRODUCER, NULL);
+        p = kafka_client(RD_KAFKA_PRODUCER, NULL);
     }
     if (saga_serde_encode(serde, ev, &buf, err, sizeof(err)))
         fail_msg("encode: %s", err);
