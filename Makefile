@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs compose-test contract chaos clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs compose-test contract chaos valgrind clean
 
 all: build
 
@@ -88,6 +88,11 @@ bench-runtime: build
 # The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
 bench: build
 	scripts/bench saga
+
+# The relay and the five services under valgrind's memcheck through real sagas: fails on
+# any memcheck error or definite leak (logs in $(BUILD)/valgrind-results/).
+valgrind: build
+	tests/valgrind/run --build $(BUILD)
 
 # The chaos suite (docs/RELIABILITY.md): ten scenarios under steady load on a stack of
 # its own, every invariant checked after each; CHAOS_ONLY='t_kafka' runs one. The
