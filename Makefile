@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime format format-check docs compose-test contract chaos valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium format format-check docs compose-test contract chaos valgrind clean
 
 all: build
 
@@ -84,6 +84,11 @@ bench-serde: build
 bench-runtime: build
 	scripts/bench relay
 	scripts/bench consumer
+
+# outbox-relay next to Debezium's embedded engine on the same rows (fetches Debezium
+# from Maven Central once; needs a JDK for javac).
+bench-debezium: build
+	scripts/bench debezium
 
 # The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
 bench: build
