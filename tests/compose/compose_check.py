@@ -268,6 +268,44 @@ for prog in OURS + ["sagactl"]:
                     else "services/" + prog.replace("-service", ""))).is_dir():
         fail(f"no sources for {prog}")
 
+# --- the overrides of docs/REPLACING-A-SERVICE.md ------------------------------------
+# Each swaps shipping-service only, runs a program that exists, sets only variables the
+# replacement reads, and builds from files that exist.
+overrides = sorted((root / "examples" / "compose").glob("*.override.yml"))
+if not overrides:
+    fail("examples/compose has no *.override.yml (docs/REPLACING-A-SERVICE.md shows them)")
+for path in overrides:
+    over = yaml.safe_load(path.read_text()) or {}
+    if "version" in over:
+        fail(f"{path.name}: has a `version:` key")
+    swapped = sorted(over.get("services", {}))
+    if swapped != ["shipping-service"]:
+        fail(f"{path.name}: overrides {swapped}, expected only shipping-service")
+        continue
+    svc = over["services"]["shipping-service"]
+    cmd = svc.get("command") or []
+    build = svc.get("build")
+    if build:
+        dockerfile = root / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+        if not dockerfile.is_file():
+            fail(f"{path.name}: no Dockerfile {dockerfile}")
+            continue
+        copied = {dst for _, dst in re.findall(r"^COPY\s+(\S+)\s+(\S+)", dockerfile.read_text(), re.M)}
+        script = next((c for c in cmd if c.endswith(".py")), None)
+        if not script or script not in copied:
+            fail(f"{path.name}: command {cmd} runs nothing its Dockerfile copies ({sorted(copied)})")
+        source = root / "examples" / "shipping-python" / "shipping_service.py"
+    else:
+        prog = cmd[0] if cmd else ""
+        if prog != "example-shipping-c" or not (root / "examples" / "shipping-c" / "main.c").is_file():
+            fail(f"{path.name}: command {cmd} is not a program of the image")
+            continue
+        source = root / "examples" / "shipping-c" / "main.c"
+    text = source.read_text()
+    for var in (svc.get("environment") or {}):
+        if var not in text:
+            fail(f"{path.name}: sets {var}, which {source.relative_to(root)} never reads")
+
 for f in failures:
     print("FAIL -", f)
 if not failures:
