@@ -24,11 +24,14 @@ build: $(BUILD)/CMakeCache.txt
 # Start the whole local stack: Kafka, Postgres, the outbox relay and the five
 # services (STACK_PROGRAMS), and wait until every service is ready.
 # REGISTRY=1 also runs a schema registry (Confluent wire format instead of single-object).
+# SECURE=1 secures Kafka: SASL/SCRAM over TLS (a private CA made for the stack) and
+# ACLs per program (docs/LOCAL-STACK.md, "The secured stack"); a stack keeps the mode it was made with.
 # REPLACE=shipping='python3 my_shipping.py' runs that command in place of shipping-service
 # until `make down` (REPLACE=shipping= goes back to the built-in; several: export
 # STACK_REPLACE_<SERVICE>=command each). docs/LOCAL-STACK.md, "Replacing a service".
 up: deps build
 	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry) \
+		$(if $(filter 1,$(SECURE)),--secure) \
 		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:

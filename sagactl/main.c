@@ -13,6 +13,9 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  topics [list]        show the suite's topics and their partitions\n"
                  "  topics create        create the missing topics through the Admin API\n"
+                 "  acls [list]          the ACLs the cluster holds\n"
+                 "  acls plan|create     the Kafka ACLs of least privilege the suite needs:\n"
+                 "                       print them, or create them through the Admin API\n"
                  "  dlq list SERVICE     the dead letters of a service\n"
                  "  dlq show SERVICE P:O one dead letter with its headers\n"
                  "  dlq replay SERVICE (P:O ... | --all)  send dead letters back to their topic\n"
@@ -76,6 +79,8 @@ int main(int argc, char **argv)
 
     if (strcmp(argv[1], "topics") == 0) {
         rc = sagactl_topics(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "acls") == 0) {
+        rc = sagactl_acls(&cfg, argc - 1, argv + 1);
     } else if (strcmp(argv[1], "dlq") == 0) {
         rc = sagactl_dlq(&cfg, argc - 1, argv + 1);
     } else if (strcmp(argv[1], "watch") == 0) {

@@ -22,6 +22,7 @@
 #define SAGACTL_EXIT_CONFIG  78
 
 int sagactl_topics(const struct saga_config *cfg, int argc, char **argv);
+int sagactl_acls(const struct saga_config *cfg, int argc, char **argv);
 int sagactl_schemas(int argc, char **argv);
 int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv);
 /* cmd_orders.c: through the order API (ORDER_API_URL); no Kafka configuration needed. */

@@ -355,6 +355,10 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     conf_default(pc, "partitioner", "murmur2_random");
     snprintf(buf, sizeof(buf), "%s-dlq", conf->group);
     conf_default(pc, "client.id", buf);
+    /* A fatal error of the DLQ producer (e.g. no IDEMPOTENT_WRITE permission) ends the
+     * run like one of the consumer: dead letters could not be written any more. */
+    rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_opaque(pc, c);
     saga_kafka_conf_set_logger(pc, 0);
     if (!(c->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, buf, sizeof(buf)))) {
         err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "kafka DLQ producer: %s", buf);
@@ -1127,6 +1131,7 @@ int saga_consumer_run(struct saga_consumer *c)
              c->cooperative ? "cooperative" : "eager", c->set.batch_size);
     while (!stopping(c)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 500);
+        rd_kafka_poll(c->dlq, 0); /* serves the DLQ producer's error callback */
         c->revoked = 0;
         while (m) {
             if (m->err) {

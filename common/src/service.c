@@ -147,8 +147,8 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     cc.cfg = &cfg;
     cc.group = info->group;
     cc.dlq_topic = info->dlq_topic;
-    cc.topics = svc->topics;
-    cc.ntopics = svc->ntopics;
+    cc.topics = svc->topics ? svc->topics : info->inputs;
+    cc.ntopics = svc->topics ? svc->ntopics : info->ninputs;
     memcpy(cc.handlers, svc->handlers, sizeof(cc.handlers));
     cc.arg = svc->arg;
     cc.releases_deferred = svc->releases_deferred;

@@ -283,15 +283,11 @@ static const struct saga_program program = {
     .arg = &conf,
 };
 
-static const char *const topics[] = {"orders"};
-
 static const struct saga_service service = {
     .program = &program,
     .info_name = "notification",
     .migrations = migrations,
     .nmigrations = 1,
-    .topics = topics,
-    .ntopics = 1,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,

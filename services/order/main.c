@@ -604,16 +604,11 @@ static const struct saga_program program = {
     .arg = &settings,
 };
 
-static const char *const topics[] = {"orders", "inventory", "payments", "shipping",
-                                     "notifications"};
-
 static const struct saga_service service = {
     .program = &program,
     .info_name = "order",
     .migrations = migrations,
     .nmigrations = 1,
-    .topics = topics,
-    .ntopics = 5,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_event,

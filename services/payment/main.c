@@ -272,15 +272,11 @@ static const struct saga_program program = {
     .http_port = 8082,
 };
 
-static const char *const topics[] = {"orders", "inventory"};
-
 static const struct saga_service service = {
     .program = &program,
     .info_name = "payment",
     .migrations = migrations,
     .nmigrations = 1,
-    .topics = topics,
-    .ntopics = 2,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,

@@ -174,29 +174,6 @@ static void healed(void)
 
 /* --- helpers: programs of our own next to the stack's ------------------------------ */
 
-static const char *stack_env_opt(const char *key)
-{
-    /* stack_env exits on a missing key; the registry is optional */
-    static char val[4096];
-    FILE *f = fopen(getenv("SAGA_STACK_ENV"), "r");
-    char line[4096];
-    size_t n = strlen(key);
-    val[0] = '\0';
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, key, n) == 0 && line[n] == '=') {
-            char *v = line + n + 1;
-            v[strcspn(v, "\n")] = '\0';
-            if (*v == '\'') {
-                v++;
-                v[strcspn(v, "'")] = '\0';
-            }
-            snprintf(val, sizeof(val), "%s", v);
-        }
-    if (f)
-        fclose(f);
-    return val[0] ? val : NULL;
-}
-
 /* The log file of a program this suite started itself. */
 static void chaos_log(const char *tag, char *path, size_t size)
 {

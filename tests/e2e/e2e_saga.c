@@ -852,7 +852,7 @@ static void test_metrics_and_trace_follow_a_saga(void **state)
 /* --- every program SIGKILLed in turn under steady load -------------------------- */
 
 static volatile int load_stop;
-static int load_accepted, load_refused;
+static int load_accepted, load_refused, load_unanswered;
 
 static void *steady_load(void *arg)
 {
@@ -865,8 +865,10 @@ static void *steady_load(void *arg)
         api(&r, "POST", "/orders", "application/json", b, strlen(b), NULL);
         if (r.status == 202)
             load_accepted++;
+        else if (r.status <= 0)
+            load_unanswered++; /* killed mid-request: stored or not (the client cannot know) */
         else
-            load_refused++; /* order-service down or restarting: nothing was stored */
+            load_refused++; /* order-service not ready: nothing was stored */
         api_reply_free(&r);
         free(b);
         usleep(50000);
@@ -897,8 +899,14 @@ static void test_chaos_each_program_killed_under_load(void **state)
     load_stop = 1;
     pthread_join(t, NULL);
     assert_true(load_accepted > 50);
-    /* Every accepted order is stored, and reaches an outcome. */
-    assert_int_equal(db_num("order", "SELECT count(*) FROM orders", NULL), before + load_accepted);
+    /* Every accepted order is stored, and reaches an outcome; a request whose answer was
+     * lost to the kill may have been stored (committed just before), never more. */
+    {
+        long long stored = db_num("order", "SELECT count(*) FROM orders", NULL) - before;
+        if (stored < load_accepted || stored > load_accepted + load_unanswered)
+            fail_msg("%lld orders stored; %d accepted, %d unanswered, %d refused", stored,
+                     load_accepted, load_unanswered, load_refused);
+    }
     {
         long long until = now_ms() + 120000;
         while (db_num("order", "SELECT count(*) FROM orders WHERE status = 'PENDING'", NULL)) {

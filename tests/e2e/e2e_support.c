@@ -317,7 +317,20 @@ rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *group)
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char err[256];
     rd_kafka_t *rk;
+    static const char *const security[][2] = {
+        {"KAFKA_SECURITY_PROTOCOL", "security.protocol"},
+        {"KAFKA_SASL_MECHANISMS", "sasl.mechanisms"},
+        {"KAFKA_SASL_USERNAME", "sasl.username"},
+        {"KAFKA_SASL_PASSWORD", "sasl.password"},
+        {"KAFKA_SSL_CA_LOCATION", "ssl.ca.location"},
+    };
     rd_kafka_conf_set(c, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    /* A secured stack (scripts/stack --secure): the admin login its stack.env holds. */
+    for (size_t i = 0; i < sizeof(security) / sizeof(security[0]); i++) {
+        const char *v = stack_env_opt(security[i][0]);
+        if (v && rd_kafka_conf_set(c, security[i][1], v, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+            fail_msg("kafka: %s: %s", security[i][1], err);
+    }
     if (group) {
         rd_kafka_conf_set(c, "group.id", group, NULL, 0);
         rd_kafka_conf_set(c, "enable.auto.commit", "false", NULL, 0);

@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_VARS 64
+#define MAX_VARS 128
 
 static struct {
     char key[64];
@@ -46,13 +46,21 @@ static void load(void)
     fclose(f);
 }
 
-const char *stack_env(const char *key)
+const char *stack_env_opt(const char *key)
 {
     if (nvars < 0)
         load();
     for (int i = 0; i < nvars; i++)
         if (strcmp(vars[i].key, key) == 0)
             return vars[i].value;
+    return NULL;
+}
+
+const char *stack_env(const char *key)
+{
+    const char *v = stack_env_opt(key);
+    if (v)
+        return v;
     fprintf(stderr, "stack_env: %s is not in %s\n", key, getenv("SAGA_STACK_ENV"));
     exit(1);
 }

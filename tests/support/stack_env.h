@@ -7,6 +7,8 @@
 
 /* The value of key in stack.env; aborts the test run with a message when absent. */
 const char *stack_env(const char *key);
+/* The same, or NULL when absent. */
+const char *stack_env_opt(const char *key);
 
 /* A name unique to this process and call, e.g. "it-kafka-4242-1", for topics and groups. */
 const char *stack_unique(const char *prefix, char *buf, unsigned long size);

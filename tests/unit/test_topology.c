@@ -35,11 +35,62 @@ static void test_find_by_name_or_program(void **state)
     assert_null(saga_service_find(NULL));
 }
 
+static int has_acl(const struct saga_acl *a, int n, const char *program, enum saga_acl_resource res,
+                   const char *name, enum saga_acl_operation op)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(a[i].program, program) == 0 && a[i].resource == res &&
+            strcmp(a[i].name, name) == 0 && a[i].operation == op)
+            return 1;
+    return 0;
+}
+
+static void test_inputs_match_the_brief(void **state)
+{
+    const struct saga_service_info *o = saga_service_find("order"),
+                                   *n = saga_service_find("notification");
+    assert_int_equal(o->ninputs, 5);
+    assert_int_equal(n->ninputs, 1);
+    assert_string_equal(n->inputs[0], "orders");
+    assert_int_equal(saga_service_find("payment")->ninputs, 2);
+    assert_string_equal(saga_service_find("payment")->inputs[1], "inventory");
+}
+
+static void test_acls_are_least_privilege(void **state)
+{
+    struct saga_acl a[64];
+    int n = saga_acls_needed(a, 64), writes = 0;
+
+    /* relay: 5 writes; services: inputs (5+2+2+2+1) + group + DLQ each; and
+     * IDEMPOTENT_WRITE on the cluster for all six producers. */
+    assert_int_equal(n, 5 + 12 + 5 + 5 + 6);
+    assert_int_equal(saga_acls_needed(a, 2), n);
+    for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
+        const struct saga_service_info *s = &saga_services[i];
+        assert_true(has_acl(a, n, "outbox-relay", SAGA_ACL_TOPIC, s->topic, SAGA_ACL_WRITE));
+        assert_true(has_acl(a, n, s->program, SAGA_ACL_GROUP, s->group, SAGA_ACL_READ));
+        assert_true(has_acl(a, n, s->program, SAGA_ACL_TOPIC, s->dlq_topic, SAGA_ACL_WRITE));
+        /* No service writes an event topic, its own included: only the relay does. */
+        for (int j = 0; j < SAGA_SERVICE_COUNT; j++)
+            assert_false(
+                has_acl(a, n, s->program, SAGA_ACL_TOPIC, saga_services[j].topic, SAGA_ACL_WRITE));
+    }
+    assert_false(has_acl(a, n, "notification-service", SAGA_ACL_TOPIC, "payments", SAGA_ACL_READ));
+    assert_false(has_acl(a, n, "outbox-relay", SAGA_ACL_TOPIC, "orders", SAGA_ACL_READ));
+    assert_true(has_acl(a, n, "outbox-relay", SAGA_ACL_CLUSTER, "kafka-cluster",
+                        SAGA_ACL_IDEMPOTENT_WRITE));
+    for (int i = 0; i < n; i++)
+        writes += a[i].operation == SAGA_ACL_WRITE;
+    assert_int_equal(writes, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topics_match_the_brief),
         cmocka_unit_test(test_find_by_name_or_program),
+        cmocka_unit_test(test_inputs_match_the_brief),
+        cmocka_unit_test(test_acls_are_least_privilege),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

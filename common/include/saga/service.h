@@ -7,7 +7,6 @@
  *   static const struct saga_service svc = {
  *       .program = &payment_program, .info_name = "payment",
  *       .migrations = payment_migrations, .nmigrations = 1,
- *       .topics = (const char *[]){"orders", "inventory"}, .ntopics = 2,
  *       .handlers = {[SAGA_EV_INVENTORY_RESERVED] = on_reserved, ...},
  *   };
  *   int main(int argc, char **argv) { return saga_service_main(&svc, argc, argv); }
@@ -28,7 +27,9 @@ struct saga_service {
     const char *info_name; /* "payment": its topics, group and DLQ from saga/topology.h */
     const struct saga_migration *migrations;
     int nmigrations;
-    const char *const *topics; /* what its consumer group reads */
+    /* What its consumer group reads; NULL: the inputs saga/topology.h gives info_name
+     * (a service of the suite), which are also what its Kafka ACLs allow. */
+    const char *const *topics;
     int ntopics;
     saga_handler_fn handlers[SAGA_EV_COUNT];
     unsigned releases_deferred; /* see struct saga_consumer_conf */

@@ -1,0 +1,458 @@
+/*
+ * The secured stack (scripts/stack --secure, `make up SECURE=1`): Kafka takes only
+ * TLS connections with a SCRAM-SHA-512 login, and each program may do only what
+ * its ACLs allow (sagactl acls plan). Runs against its own stack (the secure_stack
+ * fixture); every refusal is shown next to the same client doing what it is allowed,
+ * so a broken login cannot pass for a refusal.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+
+#include "../e2e/e2e.h"
+#include "stack_env.h"
+
+/* --- clients with a chosen login ------------------------------------------------ */
+
+struct login {
+    const char *protocol; /* security.protocol */
+    const char *user;     /* NULL: no SASL settings */
+    const char *password;
+    int trust_ca; /* 1: the stack's CA; 0: the system's trust store only */
+};
+
+struct probe {
+    int errors[32]; /* every error the error callback saw, in order */
+    int nerrors;
+    int delivered;              /* a delivery report arrived */
+    rd_kafka_resp_err_t dr_err; /* its error */
+};
+
+static void probe_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct probe *p = opaque;
+    (void)rk;
+    (void)reason;
+    if (p->nerrors < 32)
+        p->errors[p->nerrors++] = err;
+}
+
+static void probe_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct probe *p = opaque;
+    (void)rk;
+    p->delivered = 1;
+    p->dr_err = m->err;
+}
+
+/* 1 if the error callback reported err. */
+static int saw(const struct probe *p, rd_kafka_resp_err_t err)
+{
+    for (int i = 0; i < p->nerrors; i++)
+        if (p->errors[i] == (int)err)
+            return 1;
+    return 0;
+}
+
+/* The password of a program's Kafka login, from stack.env. */
+static const char *password_of(const char *program)
+{
+    char var[96] = "STACK_KAFKA_PW_";
+    size_t o = strlen(var);
+    for (const char *p = program; *p && o < sizeof(var) - 1; p++)
+        var[o++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    var[o] = '\0';
+    return stack_env(var);
+}
+
+static struct login as(const char *program)
+{
+    return (struct login){"SASL_SSL", program, password_of(program), 1};
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, struct login l, const char *group, struct probe *p)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[256];
+    rd_kafka_t *rk;
+
+    memset(p, 0, sizeof(*p));
+    rd_kafka_conf_set(c, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    assert_int_equal(rd_kafka_conf_set(c, "security.protocol", l.protocol, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    if (l.user) {
+        rd_kafka_conf_set(c, "sasl.mechanisms", "SCRAM-SHA-512", NULL, 0);
+        rd_kafka_conf_set(c, "sasl.username", l.user, NULL, 0);
+        rd_kafka_conf_set(c, "sasl.password", l.password, NULL, 0);
+    }
+    if (l.trust_ca)
+        rd_kafka_conf_set(c, "ssl.ca.location", stack_env("KAFKA_SSL_CA_LOCATION"), NULL, 0);
+    if (group) {
+        rd_kafka_conf_set(c, "group.id", group, NULL, 0);
+        rd_kafka_conf_set(c, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
+        rd_kafka_conf_set(c, "enable.partition.eof", "true", NULL, 0);
+    }
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(c, "message.timeout.ms", "15000", NULL, 0);
+        rd_kafka_conf_set(c, "enable.idempotence", "true", NULL, 0);
+        rd_kafka_conf_set_dr_msg_cb(c, probe_dr_cb);
+    }
+    rd_kafka_conf_set(c, "log_level", "0", NULL, 0); /* refusals are expected here */
+    rd_kafka_conf_set_error_cb(c, probe_error_cb);
+    rd_kafka_conf_set_opaque(c, p);
+    rk = rd_kafka_new(type, c, err, sizeof(err));
+    if (!rk)
+        fail_msg("kafka: %s", err);
+    return rk;
+}
+
+/* A metadata request; its error (NO_ERROR when the broker answered). */
+static rd_kafka_resp_err_t metadata(rd_kafka_t *rk, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return err;
+}
+
+/* --- logins ----------------------------------------------------------------------- */
+
+static void test_plaintext_client_is_refused(void **state)
+{
+    struct probe p;
+    rd_kafka_t *rk =
+        client(RD_KAFKA_PRODUCER, (struct login){"PLAINTEXT", NULL, NULL, 0}, NULL, &p);
+    (void)state;
+    assert_int_not_equal(metadata(rk, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+
+    rk = client(RD_KAFKA_PRODUCER, as("payment-service"), NULL, &p);
+    assert_int_equal(metadata(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+static void test_wrong_password_is_refused(void **state)
+{
+    struct probe p;
+    struct login l = as("payment-service");
+    rd_kafka_t *rk;
+    (void)state;
+
+    l.password = "not-the-password";
+    rk = client(RD_KAFKA_PRODUCER, l, NULL, &p);
+    assert_int_not_equal(metadata(rk, 8000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_poll(rk, 100); /* serve the error callback */
+    assert_true(saw(&p, RD_KAFKA_RESP_ERR__AUTHENTICATION));
+    rd_kafka_destroy(rk);
+
+    l = as("payment-service");
+    l.user = "nobody";
+    rk = client(RD_KAFKA_PRODUCER, l, NULL, &p);
+    assert_int_not_equal(metadata(rk, 8000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_poll(rk, 100);
+    assert_true(saw(&p, RD_KAFKA_RESP_ERR__AUTHENTICATION));
+    rd_kafka_destroy(rk);
+}
+
+static void test_broker_certificate_is_verified(void **state)
+{
+    struct probe p;
+    struct login l = as("payment-service");
+    rd_kafka_t *rk;
+    (void)state;
+
+    /* Without the stack's CA the broker's certificate is not trusted. */
+    l.trust_ca = 0;
+    rk = client(RD_KAFKA_PRODUCER, l, NULL, &p);
+    assert_int_not_equal(metadata(rk, 8000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_poll(rk, 100);
+    assert_true(saw(&p, RD_KAFKA_RESP_ERR__SSL));
+    rd_kafka_destroy(rk);
+}
+
+/* --- ACLs --------------------------------------------------------------------------- */
+
+/* Produces one message to topic as login; the delivery report's error. */
+static rd_kafka_resp_err_t produce_as(struct login l, const char *topic)
+{
+    struct probe p;
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, l, NULL, &p);
+    rd_kafka_resp_err_t err;
+    char key[64];
+
+    stack_unique("it-secure", key, sizeof(key));
+    err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                            RD_KAFKA_V_VALUE("not an event", 12),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (!err) {
+        rd_kafka_flush(rk, 30000);
+        err = p.delivered ? p.dr_err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+    }
+    rd_kafka_destroy(rk);
+    return err;
+}
+
+static void test_a_service_writes_only_its_dead_letter_topic(void **state)
+{
+    (void)state;
+    /* Allowed: its own DLQ (and this is what proves the login works). */
+    assert_int_equal(produce_as(as("payment-service"), "payment.dlq"), RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* Refused: another service's topic, another service's DLQ, and even its own event
+     * topic, which only the relay writes (every event goes through the outbox). */
+    assert_int_equal(produce_as(as("payment-service"), "orders"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(produce_as(as("payment-service"), "shipping.dlq"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(produce_as(as("payment-service"), "payments"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(produce_as(as("notification-service"), "notifications"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+}
+
+static void test_the_relay_writes_event_topics_and_nothing_else(void **state)
+{
+    (void)state;
+    assert_int_equal(produce_as(as("outbox-relay"), "order.dlq"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    /* (Writing an event topic as the relay is what the saga test below does.) */
+}
+
+/*
+ * Reads topic as login with group.id group (NULL: a throwaway one): join=1 subscribes
+ * (joins the group), join=0 assigns partition 0 (fetches without joining, so the
+ * running service that owns the group is not disturbed). The first error seen, or
+ * NO_ERROR once a fetch succeeded.
+ */
+static rd_kafka_resp_err_t consume_as(struct login l, const char *group, int join,
+                                      const char *topic)
+{
+    struct probe p;
+    char own[96];
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, l, group ? group : stack_unique("it", own, 96), &p);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    time_t until = time(NULL) + 30;
+
+    rd_kafka_poll_set_consumer(rk);
+    if (join) {
+        rd_kafka_topic_partition_list_add(parts, topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, parts);
+    } else {
+        rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    while (time(NULL) < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        /* A message or the end of the partition: a fetch was answered. */
+        if (!m)
+            continue;
+        err = m->err;
+        rd_kafka_message_destroy(m);
+        /* Without a group of its own, only the topic's answer counts (librdkafka also
+         * asks for the coordinator of the throwaway group.id, which is refused too). */
+        if (!group && err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+            err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            continue;
+        }
+        if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            break;
+        err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        break;
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return err;
+}
+
+static void test_a_service_reads_only_its_inputs_with_its_group(void **state)
+{
+    (void)state;
+    /* notification-service reads orders with its group id... */
+    assert_int_equal(consume_as(as("notification-service"), "notification-service", 0, "orders"),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* ...but not payments (not one of its inputs; subscribing in its own group
+     * briefly rebalances the running notification-service, which is harmless)... */
+    assert_int_equal(consume_as(as("notification-service"), "notification-service", 1, "payments"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    /* ...and cannot join another service's group (it could take its partitions). */
+    assert_int_equal(consume_as(as("notification-service"), "payment-service", 1, "orders"),
+                     RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+    /* The relay reads nothing. */
+    assert_int_equal(consume_as(as("outbox-relay"), NULL, 0, "orders"),
+                     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+}
+
+/* The lines (header dropped, sorted) that `sagactl ARGS` prints as the admin login. */
+static char *sagactl_lines(const char *args)
+{
+    char cmd[2048], *out = NULL;
+    size_t len = 0;
+    FILE *f, *mem = open_memstream(&out, &len);
+    char line[512];
+
+    snprintf(cmd, sizeof(cmd), "set -a; . '%s' && '%s' acls %s | sort", getenv("SAGA_STACK_ENV"),
+             SAGACTL, args);
+    assert_non_null(f = popen(cmd, "r"));
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "PRINCIPAL", 9) != 0)
+            fputs(line, mem);
+    assert_int_equal(pclose(f), 0);
+    fclose(mem);
+    return out;
+}
+
+static void test_the_broker_holds_exactly_the_planned_acls(void **state)
+{
+    char *plan = sagactl_lines("plan"), *held = sagactl_lines("list");
+    int lines = 0;
+    (void)state;
+    for (const char *p = plan; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 33);
+    assert_string_equal(held, plan);
+    free(plan);
+    free(held);
+}
+
+/* --- the saga, with every program on its own login ----------------------------------- */
+
+static void test_the_saga_completes(void **state)
+{
+    char confirmed[37], declined[37], report[4096];
+    json_t *o;
+    (void)state;
+
+    place("cust-alice", "tok_visa", "NL", "sku-book:1", confirmed);
+    place("cust-bob", "tok_chargeDeclined", "NL", "sku-mug:2", declined);
+    o = wait_order(confirmed, order_settled, 60000);
+    assert_non_null(o);
+    assert_string_equal(jstr(o, "status"), "CONFIRMED");
+    json_decref(o);
+    o = wait_order(declined, order_settled, 60000);
+    assert_non_null(o);
+    assert_string_equal(jstr(o, "status"), "CANCELLED");
+    assert_int_equal(timeline_count(o, "InventoryReleased"), 1);
+    json_decref(o);
+    wait_quiescent(90000);
+    if (check_invariants(report, sizeof(report)) != 0)
+        fail_msg("invariants: %s", report);
+}
+
+/* --- secrets ------------------------------------------------------------------------- */
+
+/* 1 if needle occurs in the file at path. */
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = strlen(needle), cap = 1 << 20, len;
+    char *buf;
+    int found = 0;
+
+    if (!f)
+        return 0;
+    buf = malloc(cap + n);
+    assert_non_null(buf);
+    len = 0;
+    for (;;) {
+        size_t got = fread(buf + len, 1, cap, f);
+        if (got == 0)
+            break;
+        len += got;
+        if (memmem(buf, len, needle, n)) {
+            found = 1;
+            break;
+        }
+        /* keep the last n-1 bytes: a match may straddle two reads */
+        if (len >= n) {
+            memmove(buf, buf + len - (n - 1), n - 1);
+            len = n - 1;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return found;
+}
+
+static void test_no_secret_in_any_log(void **state)
+{
+    static const char *const secrets[] = {
+        "STACK_KAFKA_PW_ADMIN",
+        "STACK_KAFKA_PW_CONTROLLER",
+        "STACK_KAFKA_PW_OUTBOX_RELAY",
+        "STACK_KAFKA_PW_ORDER_SERVICE",
+        "STACK_KAFKA_PW_PAYMENT_SERVICE",
+        "STACK_KAFKA_PW_NOTIFICATION_SERVICE",
+        "STACK_PW_POSTGRES",
+        "STACK_PW_OUTBOX_RELAY",
+        "STACK_PW_ORDER",
+        "STACK_PW_PAYMENT",
+    };
+    char dir[1024], path[2048];
+    struct dirent *e;
+    struct stat st;
+    DIR *d;
+    int files = 0;
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "%s/logs", stack_env("STACK_DIR"));
+    assert_non_null(d = opendir(dir));
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        files++;
+        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+            const char *pw = stack_env(secrets[i]);
+            assert_true(strlen(pw) >= 16);
+            if (file_contains(path, pw))
+                fail_msg("%s holds the value of %s", path, secrets[i]);
+        }
+    }
+    closedir(d);
+    /* kafka.log, the relay's and the five services' logs at least. */
+    assert_true(files >= 7);
+
+    /* The files that hold secrets are private. */
+    snprintf(path, sizeof(path), "%s/kafka/server.properties", stack_env("STACK_DIR"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    snprintf(path, sizeof(path), "%s/secrets/broker.pem", stack_env("STACK_DIR"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    snprintf(path, sizeof(path), "%s/stack.env", stack_env("STACK_DIR"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plaintext_client_is_refused),
+        cmocka_unit_test(test_wrong_password_is_refused),
+        cmocka_unit_test(test_broker_certificate_is_verified),
+        cmocka_unit_test(test_a_service_writes_only_its_dead_letter_topic),
+        cmocka_unit_test(test_the_relay_writes_event_topics_and_nothing_else),
+        cmocka_unit_test(test_a_service_reads_only_its_inputs_with_its_group),
+        cmocka_unit_test(test_the_broker_holds_exactly_the_planned_acls),
+        cmocka_unit_test(test_the_saga_completes),
+        /* last: after the saga ran, every program has logged its work */
+        cmocka_unit_test(test_no_secret_in_any_log),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
