@@ -465,7 +465,7 @@ void saga_consumer_write_metrics(const struct saga_consumer *c, struct saga_text
 saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
                                    const char *const *params)
 {
-    PGresult *r = PQexecParams(tx->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *r = saga_pg_exec(tx->conn, sql, nparams, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     saga_handle_result_t out;
 
@@ -548,7 +548,7 @@ static int exec_params(struct saga_consumer *c, const char *sql, int n, const ch
                        const int *lengths, const int *formats, PGresult **res, char *errstr,
                        size_t errstr_size)
 {
-    PGresult *r = PQexecParams(c->conn, sql, n, NULL, params, lengths, formats, 0);
+    PGresult *r = saga_pg_exec(c->conn, sql, n, params, lengths, formats, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         saga_pg_errstr(c->conn, errstr, errstr_size);
@@ -660,10 +660,10 @@ static saga_handle_result_t release_deferred(struct saga_consumer *c, struct sag
     PGresult *r;
     saga_handle_result_t res = SAGA_HANDLE_OK;
 
-    r = PQexecParams(c->conn,
+    r = saga_pg_exec(c->conn,
                      "SELECT id, payload FROM deferred WHERE consumer = $1 AND wait_key = $2"
                      " ORDER BY id FOR UPDATE",
-                     2, NULL, params, NULL, NULL, 1);
+                     2, params, NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         saga_pg_errstr(c->conn, tx->errstr, sizeof(tx->errstr));
         PQclear(r);

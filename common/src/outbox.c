@@ -46,7 +46,7 @@ saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, c
     values[3] = row->event_id;
     values[4] = row->payload;
     values[5] = hjson;
-    r = PQexecParams(conn, sql, 6, NULL, values, lengths, formats, 0);
+    r = saga_pg_exec(conn, sql, 6, values, lengths, formats, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         err = saga_pg_classify(conn, r);
         saga_pg_errstr(conn, errstr, errstr_size);

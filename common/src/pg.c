@@ -2,8 +2,11 @@
 
 #include "saga/log.h"
 
+#include <libpq-events.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void one_line(char *s)
@@ -103,4 +106,112 @@ PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t e
                    : SAGA_ERR_TRANSIENT;
     PQfinish(conn);
     return NULL;
+}
+
+/* --- prepared statements ------------------------------------------------------------ */
+
+#define PREP_MAX 64
+
+/* The statements prepared on one connection (its libpq instance data). */
+struct prep_cache {
+    int n;
+    uint64_t hash[PREP_MAX];
+    char *sql[PREP_MAX];
+};
+
+static void prep_clear(struct prep_cache *pc)
+{
+    for (int i = 0; i < pc->n; i++)
+        free(pc->sql[i]);
+    pc->n = 0;
+}
+
+/* libpq tells us when the session behind the connection changes or ends. */
+static int prep_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNRESET) {
+        PGconn *conn = ((PGEventConnReset *)info)->conn;
+        struct prep_cache *pc = PQinstanceData(conn, prep_event);
+        if (pc)
+            prep_clear(pc); /* a new backend knows none of them */
+    } else if (id == PGEVT_CONNDESTROY) {
+        PGconn *conn = ((PGEventConnDestroy *)info)->conn;
+        struct prep_cache *pc = PQinstanceData(conn, prep_event);
+        if (pc) {
+            prep_clear(pc);
+            free(pc);
+            PQsetInstanceData(conn, prep_event, NULL);
+        }
+    }
+    return 1;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int prepare_enabled(void)
+{
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *v = getenv("SAGA_PG_PREPARE");
+        enabled = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcmp(v, "false") == 0));
+    }
+    return enabled;
+}
+
+PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+                       const int *lengths, const int *formats, int result_format)
+{
+    struct prep_cache *pc;
+    uint64_t h;
+    char name[32];
+    int i;
+
+    if (!conn || !prepare_enabled())
+        return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+    if (!(pc = PQinstanceData(conn, prep_event))) {
+        if (!(pc = calloc(1, sizeof(*pc))))
+            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+        if (!PQregisterEventProc(conn, prep_event, "saga-prepared", NULL) ||
+            !PQsetInstanceData(conn, prep_event, pc)) {
+            free(pc);
+            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+        }
+    }
+    h = fnv1a(sql);
+    for (i = 0; i < pc->n; i++)
+        if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
+            break;
+    snprintf(name, sizeof(name), "saga_%d", i);
+    if (i == pc->n) {
+        PGresult *r;
+        char *copy;
+        if (pc->n == PREP_MAX || !(copy = strdup(sql))) /* full: the rare rest unprepared */
+            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+        r = PQprepare(conn, name, sql, nparams, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            free(copy);
+            return r; /* the statement's own error (syntax, aborted transaction, ...) */
+        }
+        PQclear(r);
+        pc->hash[pc->n] = h;
+        pc->sql[pc->n] = copy;
+        pc->n++;
+    }
+    {
+        PGresult *r = PQexecPrepared(conn, name, nparams, values, lengths, formats, result_format);
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        /* Gone from the session (DISCARD ALL, a pooler): prepare afresh next time. */
+        if (state && strcmp(state, "26000") == 0)
+            prep_clear(pc);
+        return r;
+    }
 }

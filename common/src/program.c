@@ -19,7 +19,9 @@ static void usage(const struct saga_program *prog, FILE *out)
             "  LOG_LEVEL                 debug, info, warn or error (default info)\n",
             prog->name, prog->summary);
     if (prog->config_flags & SAGA_CONFIG_DATABASE)
-        fprintf(out, "  DATABASE_URL              libpq URI or key=value string (required)\n");
+        fprintf(out, "  DATABASE_URL              libpq URI or key=value string (required)\n"
+                     "  SAGA_PG_PREPARE           off: no prepared statements (for a pooler in "
+                     "transaction mode; default on)\n");
     if (prog->config_flags & SAGA_CONFIG_HTTP)
         fprintf(out,
                 "  HTTP_LISTEN               host:port of the HTTP endpoints (default "

@@ -60,7 +60,7 @@ static struct order_slot *pool_get_or_503(struct order_app *app, struct saga_htt
 
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *p)
 {
-    return PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+    return saga_pg_exec(conn, sql, n, p, NULL, NULL, 0);
 }
 
 static int ok(const PGresult *r)

@@ -183,12 +183,12 @@ saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *e
 
     summarize(ev, summary, sizeof(summary));
     snprintf(at, sizeof(at), "%" PRId64, ev->meta.occurred_at);
-    r = PQexecParams(conn,
+    r = saga_pg_exec(conn,
                      "INSERT INTO timeline (order_id, event_id, event_type, service, occurred_at,"
                      " causation_id, summary) VALUES ($1, $2, $3, $4,"
                      " to_timestamp($5::bigint / 1000.0), $6, $7)"
                      " ON CONFLICT (event_id) DO NOTHING",
-                     7, NULL, p, NULL, NULL, 0);
+                     7, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         saga_pg_errstr(conn, errstr, errstr_size);
         err = saga_pg_classify(conn, r);
@@ -213,11 +213,11 @@ static saga_err_t lock_order(PGconn *conn, const char *order_id, struct order_ro
                              char *errstr, size_t errstr_size)
 {
     const char *p[1] = {order_id};
-    PGresult *r = PQexecParams(conn,
+    PGresult *r = saga_pg_exec(conn,
                                "SELECT status, currency, total_amount, correlation_id,"
                                " placed_event_id, coalesce(traceparent, '')"
                                " FROM orders WHERE order_id = $1 FOR UPDATE",
-                               1, NULL, p, NULL, NULL, 0);
+                               1, p, NULL, NULL, 0);
     saga_err_t err = SAGA_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         saga_pg_errstr(conn, errstr, errstr_size);
@@ -241,11 +241,11 @@ static saga_err_t set_outcome(PGconn *conn, const char *order_id, const char *st
                               size_t errstr_size)
 {
     const char *p[4] = {order_id, status, reason, detail};
-    PGresult *r = PQexecParams(conn,
+    PGresult *r = saga_pg_exec(conn,
                                "UPDATE orders SET status = $2, reason = $3, detail = $4,"
                                " updated_at = now(), completed_at = now()"
                                " WHERE order_id = $1 AND status = 'PENDING'",
-                               4, NULL, p, NULL, NULL, 0);
+                               4, p, NULL, NULL, 0);
     saga_err_t err = SAGA_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         saga_pg_errstr(conn, errstr, errstr_size);
@@ -473,10 +473,10 @@ static int sweep_once(struct order_app *app, struct order_slot *s)
     int n, done = 0;
 
     snprintf(interval, sizeof(interval), "%" PRId64 " milliseconds", app->timeout_ms);
-    r = PQexecParams(s->conn,
+    r = saga_pg_exec(s->conn,
                      "SELECT order_id FROM orders WHERE status = 'PENDING'"
                      " AND created_at < now() - $1::interval ORDER BY created_at LIMIT 100",
-                     1, NULL, p, NULL, NULL, 0);
+                     1, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         saga_pg_errstr(s->conn, err, sizeof(err));
         saga_warn("sweeper: %s", err);

@@ -324,7 +324,7 @@ static int poll_once(PGconn *conn)
         saga_text_printf(&gaps, "%s%lld", i ? "," : "", feed.gaps[i].seq);
     saga_text_printf(&gaps, "}");
     p[1] = gaps.data;
-    r = PQexecParams(conn, POLL_SQL, 2, NULL, p, NULL, NULL, 0);
+    r = saga_pg_exec(conn, POLL_SQL, 2, p, NULL, NULL, 0);
     free(gaps.data);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         saga_pg_errstr(conn, err, sizeof(err));

@@ -27,7 +27,7 @@ for e in exprs:
             failures.append(f"dashboard query uses {name}, which no program exports: {e}")
 
 topology = (root / "common/src/topology.c").read_text()
-ports = sorted(int(p) for p in re.findall(r'"[a-z_]+_service",\s*(\d+)\}', topology))
+ports = sorted(int(p) for p in re.findall(r'"[a-z_]+_service",\s*(\d+),', topology))
 if len(ports) != 5:
     failures.append(f"could not read the five services' ports from topology.c: {ports}")
 ports.append(8085)  # SAGA_RELAY_HTTP_PORT

@@ -95,7 +95,7 @@ if not {"DATABASE_URL", "HTTP_LISTEN", "SCHEMA_REGISTRY_URL"} <= common:
 
 topology = (root / "common/src/topology.c").read_text()
 topo = re.findall(r'\{"([a-z]+)", "([a-z-]+)", "([a-z]+)", "([a-z.]+)",\s*"[a-z-]+",\s*'
-                  r'"([a-z_]+)",\s*(\d+)\}', topology)
+                  r'"([a-z_]+)",\s*(\d+),', topology)
 if len(topo) != 5:
     fail(f"could not read the five services from topology.c: {topo}")
 relay_port = int(re.search(r"SAGA_RELAY_HTTP_PORT (\d+)",
@@ -175,7 +175,8 @@ for dep in ("kafka", "schema-registry"):
 # --- Kafka: the local stack's broker settings --------------------------------------
 stack = (root / "scripts/stack").read_text()
 kafka_env = env_of(services.get("kafka", {}))
-block = re.search(r'cat >"\$DIR/kafka/server.properties" <<EOF\n(.*?)\nEOF', stack, re.S)
+# (the settings after the listeners, which differ with --secure)
+block = re.search(r'write_kafka_config\(\) \{.*?\n        fi\n        cat <<EOF\n(.*?)\nEOF', stack, re.S)
 if not block:
     fail("could not find the broker configuration in scripts/stack")
 else:

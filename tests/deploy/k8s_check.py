@@ -66,7 +66,7 @@ class RenderError(Exception):
 topology = (root / "common/src/topology.c").read_text()
 SERVICES = [dict(zip(("name", "program", "topic", "dlq", "group", "database", "port"), m))
             for m in re.findall(r'\{"(\w+)",\s*"([\w-]+)",\s*"([\w.]+)",\s*"([\w.]+)",\s*'
-                                r'"([\w-]+)",\s*"(\w+)",\s*(\d+)\}', topology)]
+                                r'"([\w-]+)",\s*"(\w+)",\s*(\d+),', topology)]
 check("topology.c lists five services", len(SERVICES) == 5, str(SERVICES))
 for s in SERVICES:
     s["port"] = int(s["port"])

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -135,6 +136,69 @@ static void test_unreachable_server_is_transient(void **state)
     assert_null(strstr(err, ":y@"));
 }
 
+/* How many statements the session has prepared. */
+static long prepared_count(PGconn *c)
+{
+    PGresult *r = exec_ok(c, "SELECT count(*) FROM pg_prepared_statements");
+    long n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+/* saga_pg_exec's value of $1 + 1, asserting success. */
+static long plus_one(PGconn *c, const char *v)
+{
+    const char *p[1] = {v};
+    PGresult *r = saga_pg_exec(c, "SELECT $1::int + 1", 1, p, NULL, NULL, 0);
+    long n;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("saga_pg_exec: %s", PQerrorMessage(c));
+    n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+static void test_statements_are_prepared_once_per_connection(void **state)
+{
+    PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    const char *p[1] = {"x"};
+    PGresult *r;
+    (void)state;
+
+    assert_int_equal(prepared_count(c), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(plus_one(c, "41"), 42);
+    assert_int_equal(prepared_count(c), 1); /* five runs, one statement */
+
+    /* An error is the statement's own, and the connection goes on. */
+    r = saga_pg_exec(c, "SELECT $1::int", 1, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22P02");
+    PQclear(r);
+    assert_int_equal(plus_one(c, "1"), 2);
+
+    /* A statement that fails to prepare is not remembered. */
+    r = saga_pg_exec(c, "SELEC 1", 0, NULL, NULL, NULL, 0);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42601");
+    PQclear(r);
+    assert_int_equal(prepared_count(c), 2); /* plus_one and "SELECT $1::int" */
+
+    /* Statements forgotten by the server (DISCARD ALL, a pooler) cost one failure. */
+    PQclear(exec_ok(c, "DISCARD ALL"));
+    r = saga_pg_exec(c, "SELECT $1::int + 1", 1, (const char *[]){"1"}, NULL, NULL, 0);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "26000");
+    PQclear(r);
+    assert_int_equal(plus_one(c, "2"), 3);
+
+    /* A reset connection is a new session: prepared afresh, transparently. */
+    PQreset(c);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    assert_int_equal(prepared_count(c), 0);
+    assert_int_equal(plus_one(c, "9"), 10);
+    assert_int_equal(prepared_count(c), 1);
+    PQfinish(c); /* frees the cache (ASan would report a leak otherwise) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_service_role_cannot_reach_another_database),
         cmocka_unit_test(test_service_role_is_not_privileged),
         cmocka_unit_test(test_unreachable_server_is_transient),
+        cmocka_unit_test(test_statements_are_prepared_once_per_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
