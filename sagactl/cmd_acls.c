@@ -90,26 +90,22 @@ static int add_principal(struct principal_map *m, const char *spec)
 
 static const char *operation_name(enum saga_acl_operation op)
 {
-    return op == SAGA_ACL_WRITE ? "WRITE" : op == SAGA_ACL_READ ? "READ" : "IDEMPOTENT_WRITE";
+    return op == SAGA_ACL_WRITE ? "WRITE" : "READ";
 }
 
 static const char *resource_name(enum saga_acl_resource r)
 {
-    return r == SAGA_ACL_GROUP ? "GROUP" : r == SAGA_ACL_TOPIC ? "TOPIC" : "CLUSTER";
+    return r == SAGA_ACL_GROUP ? "GROUP" : "TOPIC";
 }
 
 static rd_kafka_ResourceType_t resource_type(enum saga_acl_resource r)
 {
-    return r == SAGA_ACL_GROUP   ? RD_KAFKA_RESOURCE_GROUP
-           : r == SAGA_ACL_TOPIC ? RD_KAFKA_RESOURCE_TOPIC
-                                 : RD_KAFKA_RESOURCE_BROKER; /* the cluster (type 4) */
+    return r == SAGA_ACL_GROUP ? RD_KAFKA_RESOURCE_GROUP : RD_KAFKA_RESOURCE_TOPIC;
 }
 
 static rd_kafka_AclOperation_t operation_type(enum saga_acl_operation op)
 {
-    return op == SAGA_ACL_WRITE  ? RD_KAFKA_ACL_OPERATION_WRITE
-           : op == SAGA_ACL_READ ? RD_KAFKA_ACL_OPERATION_READ
-                                 : RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE;
+    return op == SAGA_ACL_WRITE ? RD_KAFKA_ACL_OPERATION_WRITE : RD_KAFKA_ACL_OPERATION_READ;
 }
 
 static void print_row(const char *principal, const char *permission, const char *operation,

@@ -69,16 +69,12 @@ int saga_acls_needed(struct saga_acl *out, int max)
     for (int i = 0; i < SAGA_SERVICE_COUNT; i++)
         acl_add(out, max, &n, SAGA_RELAY_PROGRAM, SAGA_ACL_TOPIC, saga_services[i].topic,
                 SAGA_ACL_WRITE);
-    acl_add(out, max, &n, SAGA_RELAY_PROGRAM, SAGA_ACL_CLUSTER, SAGA_ACL_CLUSTER_NAME,
-            SAGA_ACL_IDEMPOTENT_WRITE);
     for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
         const struct saga_service_info *s = &saga_services[i];
         for (int t = 0; t < s->ninputs; t++)
             acl_add(out, max, &n, s->program, SAGA_ACL_TOPIC, s->inputs[t], SAGA_ACL_READ);
         acl_add(out, max, &n, s->program, SAGA_ACL_GROUP, s->group, SAGA_ACL_READ);
         acl_add(out, max, &n, s->program, SAGA_ACL_TOPIC, s->dlq_topic, SAGA_ACL_WRITE);
-        acl_add(out, max, &n, s->program, SAGA_ACL_CLUSTER, SAGA_ACL_CLUSTER_NAME,
-                SAGA_ACL_IDEMPOTENT_WRITE);
     }
     return n;
 }

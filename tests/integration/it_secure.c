@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "../e2e/e2e.h"
+#include "proc.h"
 #include "stack_env.h"
 
 /* --- clients with a chosen login ------------------------------------------------ */
@@ -322,10 +325,99 @@ static void test_the_broker_holds_exactly_the_planned_acls(void **state)
     (void)state;
     for (const char *p = plan; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 33);
+    assert_int_equal(lines, 27);
     assert_string_equal(held, plan);
     free(plan);
     free(held);
+}
+
+/* --- a permission missing: the program stops with the cause ------------------------ */
+
+/* Creates (create=1) or deletes the ACL "principal may WRITE topic". */
+static void write_acl(const char *principal, const char *topic, int create)
+{
+    struct probe p;
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, as("admin"), NULL, &p);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    char err[256];
+    rd_kafka_event_t *ev;
+
+    if (create) {
+        rd_kafka_AclBinding_t *b = rd_kafka_AclBinding_new(
+            RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal, "*",
+            RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof(err));
+        assert_non_null(b);
+        rd_kafka_CreateAcls(rk, &b, 1, NULL, q);
+        rd_kafka_AclBinding_destroy(b);
+    } else {
+        rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+            RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal, "*",
+            RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof(err));
+        assert_non_null(f);
+        rd_kafka_DeleteAcls(rk, &f, 1, NULL, q);
+        rd_kafka_AclBinding_destroy(f);
+    }
+    assert_non_null(ev = rd_kafka_queue_poll(q, 30000));
+    if (rd_kafka_event_error(ev))
+        fail_msg("%s: %s", create ? "CreateAcls" : "DeleteAcls", rd_kafka_event_error_string(ev));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
+static void test_a_program_refused_a_permission_it_needs_stops_with_the_cause(void **state)
+{
+    char log[1024], url[1024], listen[64], pw[256], ca[1024];
+    const char *env[12];
+    pid_t pid;
+    int status = -1;
+    (void)state;
+
+    /* A second shipping-service whose login lost WRITE on shipping.dlq, the only topic
+     * it may write: its idempotent dead-letter producer cannot get a producer id, a
+     * fatal error (the running one got its id at start). ACL changes take effect
+     * asynchronously: the new instance starts after a moment, and again if it did not
+     * meet the refusal. */
+    write_acl("User:shipping-service", "shipping.dlq", 0);
+    snprintf(log, sizeof(log), "%s/logs/it_secure_shipping.log", stack_env("STACK_DIR"));
+    snprintf(url, sizeof(url), "DATABASE_URL=%s", stack_env("SHIPPING_DATABASE_URL"));
+    snprintf(listen, sizeof(listen), "HTTP_LISTEN=127.0.0.1:%d",
+             atoi(stack_env("STACK_HTTP_PORT_BASE")) + 10);
+    snprintf(pw, sizeof(pw), "KAFKA_SASL_PASSWORD=%s", password_of("shipping-service"));
+    snprintf(ca, sizeof(ca), "KAFKA_SSL_CA_LOCATION=%s", stack_env("KAFKA_SSL_CA_LOCATION"));
+    env[0] = url;
+    env[1] = listen;
+    env[2] = "KAFKA_SECURITY_PROTOCOL=SASL_SSL";
+    env[3] = "KAFKA_SASL_MECHANISMS=SCRAM-SHA-512";
+    env[4] = "KAFKA_SASL_USERNAME=shipping-service";
+    env[5] = pw;
+    env[6] = ca;
+    env[7] = NULL;
+    {
+        char bootstrap[256];
+        snprintf(bootstrap, sizeof(bootstrap), "KAFKA_BOOTSTRAP_SERVERS=%s",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+        env[7] = bootstrap;
+        env[8] = NULL;
+        for (int attempt = 0; attempt < 10; attempt++) {
+            usleep(1000000);
+            unlink(log);
+            pid = proc_start(SAGA_BIN_DIR "/shipping-service", env, log);
+            status = proc_wait(pid, 30000);
+            if (status == -1) {
+                proc_stop(pid, SIGTERM, 20000); /* leaves the group: the saga test is next */
+                write_acl("User:shipping-service", "shipping.dlq", 1);
+                fail_msg("shipping-service kept running without a producer id (log %s)", log);
+            }
+            if (log_wait(log, "Cluster authorization failed", 0))
+                break;
+        }
+    }
+    write_acl("User:shipping-service", "shipping.dlq", 1);
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 0);
+    assert_true(log_wait(log, "fatal kafka error", 0));
+    assert_true(log_wait(log, "Cluster authorization failed", 0));
 }
 
 /* --- the saga, with every program on its own login ----------------------------------- */
@@ -450,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_the_relay_writes_event_topics_and_nothing_else),
         cmocka_unit_test(test_a_service_reads_only_its_inputs_with_its_group),
         cmocka_unit_test(test_the_broker_holds_exactly_the_planned_acls),
+        cmocka_unit_test(test_a_program_refused_a_permission_it_needs_stops_with_the_cause),
         cmocka_unit_test(test_the_saga_completes),
         /* last: after the saga ran, every program has logged its work */
         cmocka_unit_test(test_no_secret_in_any_log),

@@ -61,9 +61,9 @@ static void test_acls_are_least_privilege(void **state)
     struct saga_acl a[64];
     int n = saga_acls_needed(a, 64), writes = 0;
 
-    /* relay: 5 writes; services: inputs (5+2+2+2+1) + group + DLQ each; and
-     * IDEMPOTENT_WRITE on the cluster for all six producers. */
-    assert_int_equal(n, 5 + 12 + 5 + 5 + 6);
+    /* relay: 5 writes; services: inputs (5+2+2+2+1) + group + DLQ each; nothing on
+     * the cluster (WRITE on a topic covers the idempotent producer's id). */
+    assert_int_equal(n, 5 + 12 + 5 + 5);
     assert_int_equal(saga_acls_needed(a, 2), n);
     for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
         const struct saga_service_info *s = &saga_services[i];
@@ -77,8 +77,6 @@ static void test_acls_are_least_privilege(void **state)
     }
     assert_false(has_acl(a, n, "notification-service", SAGA_ACL_TOPIC, "payments", SAGA_ACL_READ));
     assert_false(has_acl(a, n, "outbox-relay", SAGA_ACL_TOPIC, "orders", SAGA_ACL_READ));
-    assert_true(has_acl(a, n, "outbox-relay", SAGA_ACL_CLUSTER, "kafka-cluster",
-                        SAGA_ACL_IDEMPOTENT_WRITE));
     for (int i = 0; i < n; i++)
         writes += a[i].operation == SAGA_ACL_WRITE;
     assert_int_equal(writes, 10);

@@ -38,16 +38,13 @@ int saga_topics_all(const char **out, int max);
 /*
  * The Kafka permissions the suite needs and nothing more (least privilege): the
  * relay writes the five event topics; each service reads its input topics with
- * its own consumer group and writes its own dead-letter topic; both produce with
- * the idempotent producer, which needs IDEMPOTENT_WRITE on the cluster (KRaft's
- * StandardAuthorizer does not infer it from WRITE on a topic). program is the
- * program name ("outbox-relay", "order-service"); READ and WRITE imply DESCRIBE.
+ * its own consumer group and writes its own dead-letter topic. program is the
+ * program name ("outbox-relay", "order-service"); READ and WRITE imply DESCRIBE,
+ * and WRITE on a topic lets the idempotent producer get its producer id (KIP-679,
+ * Kafka 3.0 and later), so no permission on the cluster is needed.
  */
-enum saga_acl_resource { SAGA_ACL_TOPIC, SAGA_ACL_GROUP, SAGA_ACL_CLUSTER };
-enum saga_acl_operation { SAGA_ACL_READ, SAGA_ACL_WRITE, SAGA_ACL_IDEMPOTENT_WRITE };
-
-/* The name of the cluster resource in Kafka's ACLs. */
-#define SAGA_ACL_CLUSTER_NAME "kafka-cluster"
+enum saga_acl_resource { SAGA_ACL_TOPIC, SAGA_ACL_GROUP };
+enum saga_acl_operation { SAGA_ACL_READ, SAGA_ACL_WRITE };
 
 struct saga_acl {
     const char *program;
