@@ -865,7 +865,7 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
 {
     struct saga_tx tx = {0};
     saga_handle_result_t r = SAGA_HANDLE_OK;
-    int *dup;
+    int *dup, emitted;
 
     *failed_at = -1;
     if (ensure_conn(c, errstr, errstr_size) != 0)
@@ -895,7 +895,8 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
             saga_fault_point("consumer.mid_batch");
     }
     free(dup);
-    if (r == SAGA_HANDLE_OK && tx.outbox->n &&
+    emitted = tx.outbox->n;
+    if (r == SAGA_HANDLE_OK && emitted &&
         saga_outbox_batch_flush(c->conn, tx.outbox, errstr, errstr_size) != SAGA_OK)
         r = SAGA_HANDLE_TRANSIENT;
     if (r != SAGA_HANDLE_OK) {
@@ -905,6 +906,8 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
     }
     if (exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
         return SAGA_HANDLE_TRANSIENT; /* not committed, or unknown: redo (the inbox decides) */
+    if (emitted)
+        saga_outbox_notify(c->conn); /* after the commit: see saga/outbox.h */
     saga_fault_point("consumer.after_commit");
     commit_counts(c, &tx);
     return SAGA_HANDLE_OK;

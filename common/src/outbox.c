@@ -175,6 +175,14 @@ void saga_outbox_batch_release(struct saga_outbox_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+void saga_outbox_notify(PGconn *conn)
+{
+    /* Its own transaction: it writes no WAL of its own, so it commits without waiting for a
+     * flush and holds the notification queue's lock only for a moment. Failure is harmless:
+     * the relay's poll finds the rows. */
+    PQclear(PQexec(conn, "SELECT pg_notify('" SAGA_OUTBOX_CHANNEL "', '')"));
+}
+
 saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, char *errstr,
                                    size_t errstr_size)
 {
@@ -220,9 +228,7 @@ saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, ch
             formats[k + 4] = 1;
             values[k + 5] = (const char *)b->data + p->headers;
         }
-        snprintf(sql + o, cap - o,
-                 " RETURNING id) SELECT (SELECT count(*) FROM row), pg_notify('" SAGA_OUTBOX_CHANNEL
-                 "', '')");
+        snprintf(sql + o, cap - o, " RETURNING id) SELECT count(*) FROM row");
         r = PQexecParams(conn, sql, n * 6, NULL, values, lengths, formats, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             err = saga_pg_classify(conn, r);
