@@ -904,10 +904,10 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
         saga_outbox_batch_reset(&c->outbox);
         return r;
     }
-    if (exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
+    /* With rows for the relay, the NOTIFY follows the commit: see saga/outbox.h. */
+    if (emitted ? saga_outbox_commit_notify(c->conn, errstr, errstr_size) != SAGA_OK
+                : exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
         return SAGA_HANDLE_TRANSIENT; /* not committed, or unknown: redo (the inbox decides) */
-    if (emitted)
-        saga_outbox_notify(c->conn); /* after the commit: see saga/outbox.h */
     saga_fault_point("consumer.after_commit");
     commit_counts(c, &tx);
     return SAGA_HANDLE_OK;

@@ -59,7 +59,7 @@ saga_err_t saga_outbox_append_event(PGconn *conn, struct saga_serde *serde,
  * Rows gathered in memory and written with one INSERT: the consumer runtime
  * collects what handlers emit during a transaction and flushes it before COMMIT,
  * so a batch of events costs one round trip for the outbox. The flush queues no
- * NOTIFY: call saga_outbox_notify after the COMMIT.
+ * NOTIFY: commit with saga_outbox_commit_notify, which notifies after the COMMIT.
  *
  * Why after: a NOTIFY queued in a transaction takes PostgreSQL's notification
  * queue lock, one lock for the whole server, at commit and holds it until the
@@ -84,11 +84,13 @@ saga_err_t saga_outbox_batch_add_event(struct saga_outbox_batch *b, struct saga_
 saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, char *errstr,
                                    size_t errstr_size);
 /*
- * Wakes the relay after a commit that appended rows (NOTIFY on SAGA_OUTBOX_CHANNEL
- * in a transaction of its own). Errors are ignored: the relay polls as well
- * (RELAY_POLL_INTERVAL), so a lost wake-up costs latency, never a row.
+ * Commits conn's open transaction and, in the same round trip, wakes the relay
+ * with a NOTIFY on SAGA_OUTBOX_CHANNEL in a transaction of its own. Returns the
+ * COMMIT's outcome (classified TRANSIENT or PERMANENT); the NOTIFY's is ignored:
+ * the relay polls as well (RELAY_POLL_INTERVAL), so a lost wake-up costs latency,
+ * never a row.
  */
-void saga_outbox_notify(PGconn *conn);
+saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_size);
 /* Forgets the gathered rows (after a rollback). */
 void saga_outbox_batch_reset(struct saga_outbox_batch *b);
 void saga_outbox_batch_release(struct saga_outbox_batch *b);
