@@ -869,7 +869,7 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
 {
     struct saga_tx tx = {0};
     saga_handle_result_t r = SAGA_HANDLE_OK;
-    int *dup;
+    int *dup, emitted;
 
     *failed_at = -1;
     if (ensure_conn(c, errstr, errstr_size) != 0)
@@ -899,7 +899,8 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
             saga_fault_point("consumer.mid_batch");
     }
     free(dup);
-    if (r == SAGA_HANDLE_OK && tx.outbox->n &&
+    emitted = tx.outbox->n;
+    if (r == SAGA_HANDLE_OK && emitted &&
         saga_outbox_batch_flush(c->conn, tx.outbox, errstr, errstr_size) != SAGA_OK)
         r = SAGA_HANDLE_TRANSIENT;
     if (r != SAGA_HANDLE_OK) {
@@ -907,7 +908,9 @@ static saga_handle_result_t run_tx(struct saga_consumer *c, struct msg *msgs, in
         saga_outbox_batch_reset(&c->outbox);
         return r;
     }
-    if (exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
+    /* With rows for the relay, the NOTIFY follows the commit: see saga/outbox.h. */
+    if (emitted ? saga_outbox_commit_notify(c->conn, errstr, errstr_size) != SAGA_OK
+                : exec_params(c, "COMMIT", 0, NULL, NULL, NULL, NULL, errstr, errstr_size) != 0)
         return SAGA_HANDLE_TRANSIENT; /* not committed, or unknown: redo (the inbox decides) */
     saga_fault_point("consumer.after_commit");
     commit_counts(c, &tx);

@@ -175,6 +175,32 @@ void saga_outbox_batch_release(struct saga_outbox_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    /* One round trip, two transactions: the COMMIT, then the NOTIFY in a transaction of its
+     * own, which writes no WAL of its own, so it commits without waiting for a flush and holds
+     * the notification queue's lock only for a moment. A failed NOTIFY is harmless: the
+     * relay's poll finds the rows. */
+    PGresult *r;
+    saga_err_t err = SAGA_OK;
+
+    if (!PQsendQuery(conn, "COMMIT; SELECT pg_notify('" SAGA_OUTBOX_CHANNEL "', '')")) {
+        saga_pg_errstr(conn, errstr, errstr_size);
+        return SAGA_ERR_TRANSIENT;
+    }
+    r = PQgetResult(conn); /* the COMMIT's; after a failed one the server runs nothing more */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        err = saga_pg_classify(conn, r);
+        saga_pg_errstr(conn, errstr, errstr_size);
+        if (!err)
+            err = SAGA_ERR_TRANSIENT;
+    }
+    PQclear(r);
+    while ((r = PQgetResult(conn)))
+        PQclear(r);
+    return err;
+}
+
 saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, char *errstr,
                                    size_t errstr_size)
 {
@@ -220,9 +246,7 @@ saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, ch
             formats[k + 4] = 1;
             values[k + 5] = (const char *)b->data + p->headers;
         }
-        snprintf(sql + o, cap - o,
-                 " RETURNING id) SELECT (SELECT count(*) FROM row), pg_notify('" SAGA_OUTBOX_CHANNEL
-                 "', '')");
+        snprintf(sql + o, cap - o, " RETURNING id) SELECT count(*) FROM row");
         r = PQexecParams(conn, sql, n * 6, NULL, values, lengths, formats, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             err = saga_pg_classify(conn, r);

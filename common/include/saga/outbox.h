@@ -56,9 +56,18 @@ saga_err_t saga_outbox_append_event(PGconn *conn, struct saga_serde *serde,
                                     char *errstr, size_t errstr_size);
 
 /*
- * Rows gathered in memory and written with one INSERT (and one NOTIFY): the
- * consumer runtime collects what handlers emit during a transaction and flushes
- * it before COMMIT, so a batch of events costs one round trip for the outbox.
+ * Rows gathered in memory and written with one INSERT: the consumer runtime
+ * collects what handlers emit during a transaction and flushes it before COMMIT,
+ * so a batch of events costs one round trip for the outbox. The flush queues no
+ * NOTIFY: commit with saga_outbox_commit_notify, which notifies after the COMMIT.
+ *
+ * Why after: a NOTIFY queued in a transaction takes PostgreSQL's notification
+ * queue lock, one lock for the whole server, at commit and holds it until the
+ * commit's WAL flush is done, so every committing transaction that notifies, in
+ * any database, waits for the others' flushes one after another instead of
+ * sharing one (group commit). With pgbench running an outbox step (inbox insert,
+ * state update, outbox insert) from 8 clients on 2 cores: 1,230 tps with
+ * pg_notify in the transaction, 1,790 tps with it right after the commit.
  */
 struct saga_outbox_batch {
     int n, cap;
@@ -74,6 +83,14 @@ saga_err_t saga_outbox_batch_add_event(struct saga_outbox_batch *b, struct saga_
 /* Writes every gathered row inside conn's open transaction, in order, then empties b. */
 saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, char *errstr,
                                    size_t errstr_size);
+/*
+ * Commits conn's open transaction and, in the same round trip, wakes the relay
+ * with a NOTIFY on SAGA_OUTBOX_CHANNEL in a transaction of its own. Returns the
+ * COMMIT's outcome (classified TRANSIENT or PERMANENT); the NOTIFY's is ignored:
+ * the relay polls as well (RELAY_POLL_INTERVAL), so a lost wake-up costs latency,
+ * never a row.
+ */
+saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_size);
 /* Forgets the gathered rows (after a rollback). */
 void saga_outbox_batch_reset(struct saga_outbox_batch *b);
 void saga_outbox_batch_release(struct saga_outbox_batch *b);
