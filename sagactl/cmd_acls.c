@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "saga/kafka.h"
 #include "saga/topology.h"
 #include "sagactl.h"
 
@@ -129,33 +128,6 @@ static int acls_plan(const struct principal_map *m)
     return SAGACTL_EXIT_OK;
 }
 
-static rd_kafka_t *admin_client(const struct saga_config *cfg, int wait_s)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_dup(cfg->kafka_conf);
-    char errstr[256];
-    rd_kafka_resp_err_t err;
-    time_t deadline = time(NULL) + wait_s;
-    rd_kafka_t *rk;
-
-    saga_kafka_conf_set_logger(conf, 1);
-    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "sagactl: kafka client: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    do {
-        const struct rd_kafka_metadata *md;
-        if (!(err = rd_kafka_metadata(rk, 0, NULL, &md, 2000))) {
-            rd_kafka_metadata_destroy(md);
-            return rk;
-        }
-    } while (time(NULL) < deadline);
-    fprintf(stderr, "sagactl: kafka at %s did not answer within %ds: %s\n", cfg->kafka_bootstrap,
-            wait_s, rd_kafka_err2str(err));
-    rd_kafka_destroy(rk);
-    return NULL;
-}
-
 /* Waits for the admin result of type on q; NULL (with a message) on a timeout. */
 static rd_kafka_event_t *admin_result(rd_kafka_queue_t *q, const char *what)
 {
@@ -172,6 +144,29 @@ static rd_kafka_event_t *admin_result(rd_kafka_queue_t *q, const char *what)
     return ev;
 }
 
+/* Every ACL the broker lists, as a DescribeAcls result event (the caller destroys it);
+ * NULL with a message when it does not answer. */
+static rd_kafka_event_t *describe_all(rd_kafka_t *rk)
+{
+    char errstr[256];
+    rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+        RD_KAFKA_RESOURCE_ANY, NULL, RD_KAFKA_RESOURCE_PATTERN_ANY, NULL, NULL,
+        RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, errstr, sizeof(errstr));
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+
+    if (!f) {
+        fprintf(stderr, "sagactl acls: %s\n", errstr);
+        return NULL;
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeAcls(rk, f, NULL, q);
+    ev = admin_result(q, "DescribeAcls");
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AclBinding_destroy(f);
+    return ev;
+}
+
 /*
  * 1 once the broker lists every ACL of a: Kafka applies new ACLs asynchronously
  * (through the metadata log), so a program started right after CreateAcls could
@@ -180,22 +175,12 @@ static rd_kafka_event_t *admin_result(rd_kafka_queue_t *q, const char *what)
 static int acls_in_force(rd_kafka_t *rk, const struct saga_acl *a, int n,
                          const struct principal_map *m)
 {
-    rd_kafka_AclBindingFilter_t *f;
-    rd_kafka_queue_t *q;
-    rd_kafka_event_t *ev;
+    rd_kafka_event_t *ev = describe_all(rk);
     const rd_kafka_AclBinding_t **acls;
     size_t nacls = 0;
-    char errstr[256], buf[96];
-    int found = 0;
+    char buf[96];
+    int found = 0, answered = ev != NULL;
 
-    f = rd_kafka_AclBindingFilter_new(RD_KAFKA_RESOURCE_ANY, NULL, RD_KAFKA_RESOURCE_PATTERN_ANY,
-                                      NULL, NULL, RD_KAFKA_ACL_OPERATION_ANY,
-                                      RD_KAFKA_ACL_PERMISSION_TYPE_ANY, errstr, sizeof(errstr));
-    if (!f)
-        return -1;
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_DescribeAcls(rk, f, NULL, q);
-    ev = admin_result(q, "DescribeAcls");
     if (ev) {
         acls = rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &nacls);
         for (int i = 0; i < n; i++) {
@@ -214,9 +199,7 @@ static int acls_in_force(rd_kafka_t *rk, const struct saga_acl *a, int n,
         }
         rd_kafka_event_destroy(ev);
     }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AclBinding_destroy(f);
-    return ev ? found == n : -1;
+    return answered ? found == n : -1;
 }
 
 static int acls_create(const struct saga_config *cfg, const struct principal_map *m, int wait_s)
@@ -244,9 +227,9 @@ static int acls_create(const struct saga_config *cfg, const struct principal_map
             return SAGACTL_EXIT_USAGE;
         }
     }
-    if (!(rk = admin_client(cfg, wait_s))) {
+    if (!(rk = sagactl_admin_client(cfg, wait_s, &rc))) {
         rd_kafka_AclBinding_destroy_array(b, (size_t)n);
-        return SAGACTL_EXIT_UNREACH;
+        return rc;
     }
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateAcls(rk, b, (size_t)n, NULL, q);
@@ -292,29 +275,17 @@ static int acls_create(const struct saga_config *cfg, const struct principal_map
 
 static int acls_list(const struct saga_config *cfg, int wait_s)
 {
-    rd_kafka_AclBindingFilter_t *f;
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
-    rd_kafka_event_t *ev;
     const rd_kafka_AclBinding_t **acls;
+    rd_kafka_event_t *ev;
+    rd_kafka_t *rk;
     size_t n = 0;
-    char errstr[256];
-    int rc = SAGACTL_EXIT_FAILURE;
+    int rc;
 
-    f = rd_kafka_AclBindingFilter_new(RD_KAFKA_RESOURCE_ANY, NULL, RD_KAFKA_RESOURCE_PATTERN_ANY,
-                                      NULL, NULL, RD_KAFKA_ACL_OPERATION_ANY,
-                                      RD_KAFKA_ACL_PERMISSION_TYPE_ANY, errstr, sizeof(errstr));
-    if (!f) {
-        fprintf(stderr, "sagactl acls: %s\n", errstr);
-        return SAGACTL_EXIT_FAILURE;
-    }
-    if (!(rk = admin_client(cfg, wait_s))) {
-        rd_kafka_AclBinding_destroy(f);
-        return SAGACTL_EXIT_UNREACH;
-    }
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_DescribeAcls(rk, f, NULL, q);
-    if ((ev = admin_result(q, "DescribeAcls")) != NULL) {
+    if (!(rk = sagactl_admin_client(cfg, wait_s, &rc)))
+        return rc;
+    rc = SAGACTL_EXIT_FAILURE;
+    if ((ev = describe_all(rk)) != NULL) {
+        rc = SAGACTL_EXIT_OK;
         acls = rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &n);
         if (n == 0)
             fprintf(stderr, "sagactl acls: no ACLs visible (listing them needs DESCRIBE on the "
@@ -332,11 +303,8 @@ static int acls_list(const struct saga_config *cfg, int wait_s)
                       rd_kafka_ResourcePatternType_name(
                           rd_kafka_AclBinding_resource_pattern_type(acls[i])),
                       rd_kafka_AclBinding_name(acls[i]), rd_kafka_AclBinding_host(acls[i]));
-        rc = SAGACTL_EXIT_OK;
         rd_kafka_event_destroy(ev);
     }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AclBinding_destroy(f);
     rd_kafka_destroy(rk);
     return rc;
 }

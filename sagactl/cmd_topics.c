@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "saga/kafka.h"
 #include "saga/topology.h"
@@ -39,52 +38,14 @@ static long arg_long(const char *opt, const char *v, long min, long max, int *ba
     return n;
 }
 
-static rd_kafka_t *admin_client(const struct saga_config *cfg)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_dup(cfg->kafka_conf);
-    char errstr[256];
-    rd_kafka_t *rk;
-
-    saga_kafka_conf_set_logger(conf, 1);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "sagactl: kafka client: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
-}
-
-/* Waits until the cluster answers a metadata request; 0 when it did. */
-static int wait_for_broker(rd_kafka_t *rk, const struct saga_config *cfg, int seconds)
-{
-    time_t deadline = time(NULL) + seconds;
-    rd_kafka_resp_err_t err;
-
-    do {
-        const struct rd_kafka_metadata *md;
-        err = rd_kafka_metadata(rk, 0, NULL, &md, 2000);
-        if (!err) {
-            rd_kafka_metadata_destroy(md);
-            return 0;
-        }
-    } while (time(NULL) < deadline);
-    fprintf(stderr, "sagactl: kafka at %s did not answer within %ds: %s\n", cfg->kafka_bootstrap,
-            seconds, rd_kafka_err2str(err));
-    return -1;
-}
-
 static int topics_list(const struct saga_config *cfg, int timeout_s)
 {
     const char *names[2 * SAGA_SERVICE_COUNT];
-    int n = saga_topics_all(names, 2 * SAGA_SERVICE_COUNT), missing = 0;
-    rd_kafka_t *rk = admin_client(cfg);
+    int n = saga_topics_all(names, 2 * SAGA_SERVICE_COUNT), missing = 0, rc;
+    rd_kafka_t *rk = sagactl_admin_client(cfg, timeout_s, &rc);
 
     if (!rk)
-        return SAGACTL_EXIT_CONFIG;
-    if (wait_for_broker(rk, cfg, timeout_s) != 0) {
-        rd_kafka_destroy(rk);
-        return SAGACTL_EXIT_UNREACH;
-    }
+        return rc;
     for (int i = 0; i < n; i++) {
         char errstr[256];
         int p = saga_kafka_topic_partitions(rk, names[i], timeout_s * 1000, errstr, sizeof(errstr));
@@ -107,14 +68,10 @@ static int topics_create(const struct saga_config *cfg, int partitions, int repl
     const char *names[2 * SAGA_SERVICE_COUNT];
     struct saga_topic_status st[2 * SAGA_SERVICE_COUNT];
     int n = saga_topics_all(names, 2 * SAGA_SERVICE_COUNT), rc = SAGACTL_EXIT_OK;
-    rd_kafka_t *rk = admin_client(cfg);
+    rd_kafka_t *rk = sagactl_admin_client(cfg, wait_s, &rc);
 
     if (!rk)
-        return SAGACTL_EXIT_CONFIG;
-    if (wait_for_broker(rk, cfg, wait_s) != 0) {
-        rd_kafka_destroy(rk);
-        return SAGACTL_EXIT_UNREACH;
-    }
+        return rc;
     saga_kafka_topics_ensure(rk, names, n, partitions, replication, 15000, st);
     for (int i = 0; i < n; i++) {
         if (st[i].err) {

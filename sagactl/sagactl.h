@@ -65,6 +65,13 @@ long sagactl_arg_seconds(const char *cmd, const char *opt, const char *v, long m
 /* A symbol name of one of saga/events.h's enums, "UNKNOWN" when out of range. */
 const char *sagactl_enum_name(const char *const *names, int count, int value);
 
+/*
+ * A client for admin requests (a producer handle, logging quietly) once the cluster
+ * answers a metadata request, waiting up to wait_s seconds; NULL with a message and
+ * *rc set to SAGACTL_EXIT_CONFIG or SAGACTL_EXIT_UNREACH otherwise.
+ */
+rd_kafka_t *sagactl_admin_client(const struct saga_config *cfg, int wait_s, int *rc);
+
 /* Set by SIGINT/SIGTERM once sagactl_catch_signals() ran. */
 extern volatile sig_atomic_t sagactl_interrupted;
 void sagactl_catch_signals(void);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saga/kafka.h"
 #include "sagactl.h"
 
 int sagactl_fancy(void)
@@ -168,4 +169,33 @@ void sagactl_catch_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+rd_kafka_t *sagactl_admin_client(const struct saga_config *cfg, int wait_s, int *rc)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(cfg->kafka_conf);
+    time_t deadline = time(NULL) + wait_s;
+    rd_kafka_resp_err_t err;
+    char errstr[256];
+    rd_kafka_t *rk;
+
+    saga_kafka_conf_set_logger(conf, 1);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "sagactl: kafka client: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        *rc = SAGACTL_EXIT_CONFIG;
+        return NULL;
+    }
+    do {
+        const struct rd_kafka_metadata *md;
+        if (!(err = rd_kafka_metadata(rk, 0, NULL, &md, 2000))) {
+            rd_kafka_metadata_destroy(md);
+            return rk;
+        }
+    } while (time(NULL) < deadline);
+    fprintf(stderr, "sagactl: kafka at %s did not answer within %ds: %s\n", cfg->kafka_bootstrap,
+            wait_s, rd_kafka_err2str(err));
+    rd_kafka_destroy(rk);
+    *rc = SAGACTL_EXIT_UNREACH;
+    return NULL;
 }

@@ -1,5 +1,6 @@
 #include "saga/pg.h"
 
+#include "saga/config.h"
 #include "saga/log.h"
 
 #include <libpq-events.h>
@@ -161,8 +162,8 @@ static int prepare_enabled(void)
 {
     static int enabled = -1;
     if (enabled < 0) {
-        const char *v = getenv("SAGA_PG_PREPARE");
-        enabled = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcmp(v, "false") == 0));
+        const char *v = saga_env("SAGA_PG_PREPARE", "on");
+        enabled = !(strcmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
     }
     return enabled;
 }
