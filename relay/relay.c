@@ -187,7 +187,11 @@ static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_s
     static const char *const defaults[][2] = {
         {"enable.idempotence", "true"}, /* acks=all, ordered retries, no duplicates from retries */
         {"partitioner", "murmur2_random"}, /* the Java client's partitioning */
-        {"linger.ms", "1"},
+        /* Send at once: a message waits only while the connection has requests in
+         * flight, and those fill the next batch. With 1 ms, commit -> ack p50 at
+         * 1,000 rows/s was 2.2-2.5 ms instead of 1.2 ms (scripts/bench relay). */
+        {"linger.ms", "0"},
+        {"socket.nagle.disable", "true"}, /* as the Java client and the broker do */
         /* Never give a message up: a message that timed out while later ones of the same
          * partition got through would break the order per key. Kafka down means waiting. */
         {"message.timeout.ms", "0"},

@@ -11,11 +11,9 @@
 saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, char *errstr,
                               size_t errstr_size)
 {
-    /* The insert and the wake-up in one round trip. */
     static const char sql[] =
-        "WITH row AS (INSERT INTO outbox (topic, msg_key, event_type, event_id, payload, headers)"
-        "             VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id)"
-        " SELECT id, pg_notify('" SAGA_OUTBOX_CHANNEL "', '') FROM row";
+        "INSERT INTO outbox (topic, msg_key, event_type, event_id, payload, headers)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id";
     json_t *hdrs = json_object();
     char *hjson;
     const char *values[6];

@@ -27,12 +27,11 @@
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* A failed statement: the database is away (503) or something else broke (500). */
-static void db_failure(struct saga_http_response *resp, PGconn *conn, const PGresult *r,
-                       int *broken)
+/* Answers a failed statement whose outcome e was classified already, err its message. */
+static void db_failure_err(struct saga_http_response *resp, PGconn *conn, saga_err_t e,
+                           const char *err, int *broken)
 {
-    char err[512];
-    saga_pg_errstr(conn, err, sizeof(err));
-    if (PQstatus(conn) != CONNECTION_OK || saga_pg_classify(conn, r) == SAGA_ERR_TRANSIENT) {
+    if (PQstatus(conn) != CONNECTION_OK || e == SAGA_ERR_TRANSIENT) {
         *broken = 1;
         saga_warn("order api: database unavailable: %s", err);
         saga_http_reply_error(resp, 503, "unavailable",
@@ -42,6 +41,14 @@ static void db_failure(struct saga_http_response *resp, PGconn *conn, const PGre
     }
     saga_error("order api: %s", err);
     saga_http_reply_error(resp, 500, "internal", "internal error");
+}
+
+static void db_failure(struct saga_http_response *resp, PGconn *conn, const PGresult *r,
+                       int *broken)
+{
+    char err[512];
+    saga_pg_errstr(conn, err, sizeof(err));
+    db_failure_err(resp, conn, saga_pg_classify(conn, r), err, broken);
 }
 
 /* A pooled connection, or NULL after answering 503 (the database is unreachable). */
@@ -413,11 +420,14 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
             goto out;
         }
     }
-    r = PQexec(s->conn, "COMMIT");
-    if (!ok(r))
-        goto dbfail;
-    PQclear(r);
-    r = NULL;
+    {
+        /* The relay's wake-up goes after the COMMIT (saga/outbox.h says why). */
+        saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
+        if (ce) {
+            db_failure_err(resp, s->conn, ce, err, &broken);
+            goto out;
+        }
+    }
     app->placed++;
     saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
     {
@@ -574,9 +584,9 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
                               "the order could not be cancelled now; retry later");
         saga_http_add_header(resp, "Retry-After", "1");
     } else {
-        r = PQexec(s->conn, "COMMIT");
-        if (!ok(r)) {
-            db_failure(resp, s->conn, r, &broken);
+        saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
+        if (ce) {
+            db_failure_err(resp, s->conn, ce, err, &broken);
         } else if (strcmp(status, "CONFIRMED") == 0) {
             saga_http_reply_error(resp, 409, "conflict",
                                   "order %s is CONFIRMED; only PENDING orders can be cancelled",
@@ -588,7 +598,6 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
             }
             reply_order(resp, s->conn, id, 200, &broken);
         }
-        PQclear(r);
     }
     order_pool_put(app, s, broken);
 }

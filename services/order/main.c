@@ -494,9 +494,11 @@ static int sweep_once(struct order_app *app, struct order_slot *s)
         int changed;
         e = order_cancel_in_tx(s, id, SAGA_CANCEL_TIMEOUT, detail, status, sizeof(status), &changed,
                                err, sizeof(err));
-        if (e || !exec_ok(s->conn, "COMMIT")) {
+        if (!e)
+            e = saga_outbox_commit_notify(s->conn, err, sizeof(err));
+        if (e) {
             exec_ok(s->conn, "ROLLBACK");
-            saga_warn("sweeper: cancelling %s: %s", id, e ? err : PQerrorMessage(s->conn));
+            saga_warn("sweeper: cancelling %s: %s", id, err);
             break;
         }
         done++;

@@ -251,7 +251,7 @@ static void test_committed_rows_appear_once_in_order(void **state)
     exec_ok(f->conn, "BEGIN");
     append(f, "B", 2);
     append(f, "A", 3);
-    exec_ok(f->conn, "COMMIT");
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
     assert_true(wait_published(f, 10000));
     assert_true(now_ms() - t0 < 5000); /* well before the 60 s poll */
 

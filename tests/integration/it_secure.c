@@ -360,9 +360,34 @@ static void write_acl(const char *principal, const char *topic, int create)
     rd_kafka_destroy(rk);
 }
 
+/*
+ * Runs binary with env until it ends with "Cluster authorization failed" in its log (ACL
+ * changes take effect asynchronously, so it starts after a moment, and again if it ended
+ * for another reason). Returns its wait status; fails if it keeps running.
+ */
+static int run_until_refused(const char *binary, const char *const *env, const char *log)
+{
+    int status = -1;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        pid_t pid;
+        usleep(1000000);
+        unlink(log);
+        pid = proc_start(binary, env, log);
+        status = proc_wait(pid, 30000);
+        if (status == -1) {
+            proc_stop(pid, SIGTERM, 20000); /* leaves the group: the saga test is next */
+            write_acl("User:shipping-service", "shipping.dlq", 1);
+            fail_msg("%s kept running without a producer id (log %s)", binary, log);
+        }
+        if (log_wait(log, "Cluster authorization failed", 0))
+            break;
+    }
+    return status;
+}
+
 static void test_a_program_refused_a_permission_it_needs_stops_with_the_cause(void **state)
 {
-    char log[1024], url[1024], listen[64], pw[256], ca[1024], bootstrap[256];
+    char log[1024], url[2048], listen[64], pw[256], ca[1024], bootstrap[256];
     const char *env[] = {url,
                          listen,
                          bootstrap,
@@ -372,15 +397,12 @@ static void test_a_program_refused_a_permission_it_needs_stops_with_the_cause(vo
                          pw,
                          ca,
                          NULL};
-    pid_t pid;
-    int status = -1;
+    int status;
     (void)state;
 
     /* A second shipping-service whose login lost WRITE on shipping.dlq, the only topic
      * it may write: its idempotent dead-letter producer cannot get a producer id, a
-     * fatal error (the running one got its id at start). ACL changes take effect
-     * asynchronously, so the instance starts after a moment, and is started again if
-     * it ended for another reason. */
+     * fatal error (the running one got its id at start). */
     write_acl("User:shipping-service", "shipping.dlq", 0);
     snprintf(log, sizeof(log), "%s/logs/it_secure_shipping.log", stack_env("STACK_DIR"));
     snprintf(url, sizeof(url), "DATABASE_URL=%s", stack_env("SHIPPING_DATABASE_URL"));
@@ -390,23 +412,22 @@ static void test_a_program_refused_a_permission_it_needs_stops_with_the_cause(vo
              stack_env("KAFKA_BOOTSTRAP_SERVERS"));
     snprintf(pw, sizeof(pw), "KAFKA_SASL_PASSWORD=%s", password_of("shipping-service"));
     snprintf(ca, sizeof(ca), "KAFKA_SSL_CA_LOCATION=%s", stack_env("KAFKA_SSL_CA_LOCATION"));
-    for (int attempt = 0; attempt < 10; attempt++) {
-        usleep(1000000);
-        unlink(log);
-        pid = proc_start(SAGA_BIN_DIR "/shipping-service", env, log);
-        status = proc_wait(pid, 30000);
-        if (status == -1) {
-            proc_stop(pid, SIGTERM, 20000); /* leaves the group: the saga test is next */
-            write_acl("User:shipping-service", "shipping.dlq", 1);
-            fail_msg("shipping-service kept running without a producer id (log %s)", log);
-        }
-        if (log_wait(log, "Cluster authorization failed", 0))
-            break;
-    }
-    write_acl("User:shipping-service", "shipping.dlq", 1);
+    status = run_until_refused(SAGA_BIN_DIR "/shipping-service", env, log);
     assert_true(WIFEXITED(status));
     assert_int_not_equal(WEXITSTATUS(status), 0);
     assert_true(log_wait(log, "fatal kafka error", 0));
+    assert_true(log_wait(log, "Cluster authorization failed", 0));
+
+    /* The same for an outbox-relay started with that login: its producers are refused an
+     * id, and it exits non-zero naming the source, while the stack's relay (which holds
+     * the leader locks) publishes on. */
+    snprintf(log, sizeof(log), "%s/logs/it_secure_relay.log", stack_env("STACK_DIR"));
+    snprintf(url, sizeof(url), "RELAY_SOURCES=%s", stack_env("RELAY_SOURCES"));
+    status = run_until_refused(SAGA_BIN_DIR "/outbox-relay", env, log);
+    write_acl("User:shipping-service", "shipping.dlq", 1);
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 0);
+    assert_true(log_wait(log, "outbox-relay: fatal kafka error on source", 0));
     assert_true(log_wait(log, "Cluster authorization failed", 0));
 }
 

@@ -3,10 +3,11 @@
  *
  * A service appends its events inside the same open transaction as its business
  * change; the outbox-relay publishes them after the commit. Appending never
- * talks to Kafka. Each append also queues a NOTIFY on SAGA_OUTBOX_CHANNEL, which
- * PostgreSQL delivers once per transaction at commit and drops on rollback, so
- * the relay wakes exactly when there is something new. Only transactions that
- * append pay for it.
+ * talks to Kafka. The transaction that appended is committed with
+ * saga_outbox_commit_notify, which wakes the relay with a NOTIFY on
+ * SAGA_OUTBOX_CHANNEL right after the COMMIT (below: why not inside it). A plain
+ * COMMIT works too: the relay then finds the rows at its next poll
+ * (RELAY_POLL_INTERVAL). Transactions that append nothing pay nothing.
  *
  * Ordering: rows are published in id order, and ids are taken at insert. Two
  * transactions writing events for the same key must therefore be serialized by
@@ -42,7 +43,8 @@ struct saga_outbox_row {
 
 /*
  * Appends row inside conn's open transaction (SAGA_ERR_INVALID if none is open).
- * Database failures are classified TRANSIENT or PERMANENT.
+ * Database failures are classified TRANSIENT or PERMANENT. Commit with
+ * saga_outbox_commit_notify.
  */
 saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, char *errstr,
                               size_t errstr_size);
@@ -58,10 +60,10 @@ saga_err_t saga_outbox_append_event(PGconn *conn, struct saga_serde *serde,
 /*
  * Rows gathered in memory and written with one INSERT: the consumer runtime
  * collects what handlers emit during a transaction and flushes it before COMMIT,
- * so a batch of events costs one round trip for the outbox. The flush queues no
- * NOTIFY: commit with saga_outbox_commit_notify, which notifies after the COMMIT.
+ * so a batch of events costs one round trip for the outbox. Like an append, the
+ * flush queues no NOTIFY: commit with saga_outbox_commit_notify.
  *
- * Why after: a NOTIFY queued in a transaction takes PostgreSQL's notification
+ * Why the NOTIFY goes after the COMMIT: a NOTIFY queued in a transaction takes PostgreSQL's notification
  * queue lock, one lock for the whole server, at commit and holds it until the
  * commit's WAL flush is done, so every committing transaction that notifies, in
  * any database, waits for the others' flushes one after another instead of
