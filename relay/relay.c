@@ -113,13 +113,14 @@ static int stopping(const struct source *s)
     return *s->stop || fatal_seen;
 }
 
-/* Sleeps up to ms, waking early on stop. */
-static void nap(const struct source *s, int64_t ms)
+/* Waits ms, serving the producer's callbacks meanwhile: a fatal error (reported only
+ * through rd_kafka_poll) ends a standby or a backing-off source at once. */
+static void nap(struct source *s, int64_t ms)
 {
     int64_t end = now_ms() + ms;
     while (!stopping(s) && now_ms() < end) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
+        int64_t left = end - now_ms();
+        rd_kafka_poll(s->rk, (int)(left < 50 ? left : 50));
     }
 }
 
@@ -375,11 +376,11 @@ static void prune(struct source *s)
     /* In slices, so a large backlog of old rows never holds locks for long. */
     for (int i = 0; i < 100 && !stopping(s); i++) {
         int n;
-        r = PQexecParams(s->conn,
+        r = saga_pg_exec(s->conn,
                          "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
                          " WHERE published_at < clock_timestamp() - $1::bigint * interval '1 ms'"
                          " ORDER BY published_at LIMIT 5000)",
-                         1, NULL, params, NULL, NULL, 0);
+                         1, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             char err[512];
             saga_pg_errstr(s->conn, err, sizeof(err));
@@ -520,10 +521,10 @@ static int mark_prefix(struct source *s, int *failed)
     ids[o++] = '}';
     ids[o] = '\0';
     p[0] = ids;
-    r = PQexecParams(s->conn,
+    r = saga_pg_exec(s->conn,
                      "UPDATE outbox SET published_at = clock_timestamp()"
                      " WHERE id = ANY($1::bigint[])",
-                     1, NULL, p, NULL, NULL, 0);
+                     1, p, NULL, NULL, 0);
     free(ids);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char err[512];
@@ -580,7 +581,7 @@ static int read_and_produce(struct source *s, int room)
     snprintf(limit, sizeof(limit), "%d", room);
     params[0] = limit;
     params[1] = ids;
-    r = PQexecParams(s->conn,
+    r = saga_pg_exec(s->conn,
                      s->commit_ts
                          ? "SELECT id, topic, msg_key, payload, headers::text, (extract(epoch FROM"
                            " coalesce(pg_xact_commit_timestamp(xmin), created_at)) * 1000000)"
@@ -591,7 +592,7 @@ static int read_and_produce(struct source *s, int room)
                            " (extract(epoch FROM created_at) * 1000000)::bigint FROM outbox"
                            " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
                            " ORDER BY id LIMIT $1::int",
-                     2, NULL, params, NULL, NULL, 1 /* binary results */);
+                     2, params, NULL, NULL, 1 /* binary results */);
     free(ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

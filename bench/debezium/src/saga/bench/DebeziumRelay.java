@@ -225,7 +225,7 @@ public final class DebeziumRelay {
         kp.setProperty(ProducerConfig.CLIENT_ID_CONFIG, "debezium-relay");
         kp.setProperty(ProducerConfig.ACKS_CONFIG, "all");
         kp.setProperty(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-        kp.setProperty(ProducerConfig.LINGER_MS_CONFIG, "1"); /* as outbox-relay */
+        kp.setProperty(ProducerConfig.LINGER_MS_CONFIG, "0"); /* as outbox-relay */
         kp.setProperty(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         kp.setProperty(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(kp);
