@@ -26,8 +26,8 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* A failed statement: the database is away (503) or something else broke (500). */
-/* Answers a failed statement whose outcome e was classified already, err its message. */
+/* A failed statement, classified e with message err: the database is away (503) or
+ * something else broke (500). */
 static void db_failure_err(struct saga_http_response *resp, PGconn *conn, saga_err_t e,
                            const char *err, int *broken)
 {
