@@ -3,9 +3,9 @@
  *
  *  1. drain: N committed outbox rows waiting; start the relay; rows/s until the
  *     last is marked published. Target >= 20,000 events/s.
- *  2. latency (after BENCH_RELAY_WARMUP seconds, default 60, of the same load): rows committed at a steady rate (default 1,000/s, two writers)
- *     while the relay runs; for each row, commit (COMMIT returned) -> seen by a
- *     Kafka consumer. That includes the consumer's fetch, so it bounds commit ->
+ *  2. latency (after BENCH_RELAY_WARMUP seconds, default 60, of the same load): rows committed at a
+ * steady rate (default 1,000/s, two writers) while the relay runs; for each row, commit (COMMIT
+ * returned) -> seen by a Kafka consumer. That includes the consumer's fetch, so it bounds commit ->
  *     ack from above. Target p99 <= 10 ms at 1,000 events/s. Printed beside it,
  *     to say where a tail comes from: how long the COMMIT itself took (the WAL
  *     flush, before the row exists for anyone), commit -> produced (the message's
@@ -282,7 +282,8 @@ int main(int argc, char **argv)
         rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
         rd_kafka_conf_set(conf, "group.id", "bench-relay-reader", NULL, 0);
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-        rd_kafka_conf_set(conf, "fetch.wait.max.ms", getenv("BENCH_FETCH_WAIT") ? getenv("BENCH_FETCH_WAIT") : "100", NULL, 0);
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms",
+                          getenv("BENCH_FETCH_WAIT") ? getenv("BENCH_FETCH_WAIT") : "100", NULL, 0);
         rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "1", NULL, 0);
         consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
         for (int p = 0; p < 6; p++)
