@@ -3,16 +3,22 @@
  *
  *  1. drain: N committed outbox rows waiting; start the relay; rows/s until the
  *     last is marked published. Target >= 20,000 events/s.
- *  2. latency (after BENCH_RELAY_WARMUP seconds, default 60, of the same load): rows committed at a
- * steady rate (default 1,000/s, two writers) while the relay runs; for each row, commit (COMMIT
- * returned) -> seen by a Kafka consumer. That includes the consumer's fetch, so it bounds commit ->
- *     ack from above. Target p99 <= 10 ms at 1,000 events/s. Printed beside it,
- *     to say where a tail comes from: how long the COMMIT itself took (the WAL
- *     flush, before the row exists for anyone), commit -> produced (the message's
- *     timestamp, set by the relay's producer; 1 ms resolution) and produced ->
- *     consumed (the broker's ack and the consumer's fetch).
+ *  2. latency: after a pass of the same load that only warms up, rows committed
+ *     at a steady rate (default 1,000/s, two writers) while the relay runs; for
+ *     each row, commit (COMMIT returned) -> seen by a Kafka consumer. That
+ *     includes the consumer's fetch, so it bounds commit -> ack from above.
+ *     Target p99 <= 10 ms at 1,000 events/s. Printed beside it, to say where a
+ *     tail comes from: how long the COMMIT itself took (the WAL flush, before the
+ *     row exists for anyone), commit -> produced (the message's timestamp, set by
+ *     the relay's producer; 1 ms resolution) and produced -> consumed (the
+ *     broker's ack and the consumer's fetch).
  *
  *   SAGA_STACK_ENV=<stack>/stack.env bench_relay RELAY_BINARY [rows] [rate] [seconds]
+ *
+ * BENCH_RELAY_WARMUP  seconds of the warm-up pass (default 60)
+ * BENCH_RELAY_ENV     one more NAME=VALUE for the relay, for A/B runs
+ *                     (e.g. KAFKA_LINGER_MS=1)
+ * BENCH_FETCH_WAIT    the reader's fetch.wait.max.ms (default 100)
  */
 #include <inttypes.h>
 #include <pthread.h>
