@@ -108,8 +108,8 @@ saga_err_t saga_pg_migrate(PGconn *conn, const struct saga_migration *list, int 
         /* One migrator at a time per database, for as long as this transaction. */
         if ((err = run(conn, "SELECT pg_advisory_xact_lock(7170001)", errstr, errstr_size)))
             goto rollback;
-        r = PQexecParams(conn, "SELECT 1 FROM saga_migrations WHERE version = $1", 1, NULL, params,
-                         NULL, NULL, 0);
+        r = PQexecParams(conn, "SELECT name FROM saga_migrations WHERE version = $1", 1, NULL,
+                         params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             err = saga_pg_classify(conn, r);
             saga_pg_errstr(conn, errstr, errstr_size);
@@ -117,6 +117,17 @@ saga_err_t saga_pg_migrate(PGconn *conn, const struct saga_migration *list, int 
             goto rollback;
         }
         done = PQntuples(r) > 0;
+        if (done && strcmp(PQgetvalue(r, 0, 0), list[i].name) != 0) {
+            /* Another program's schema (a DATABASE_URL pointing at the wrong database):
+             * skipping the migration would leave this program without its tables. */
+            err = saga_errf(SAGA_ERR_PERMANENT, errstr, errstr_size,
+                            "migration %d is recorded in this database as \"%s\", but this "
+                            "program's migration %d is \"%s\": the database belongs to another "
+                            "program (check DATABASE_URL)",
+                            list[i].version, PQgetvalue(r, 0, 0), list[i].version, list[i].name);
+            PQclear(r);
+            goto rollback;
+        }
         PQclear(r);
         if (!done) {
             if ((err = run(conn, list[i].sql, errstr, errstr_size))) {

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "saga/migrate.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
 #include "stack_env.h"
@@ -199,6 +201,40 @@ static void test_statements_are_prepared_once_per_connection(void **state)
     PQfinish(c); /* frees the cache (ASan would report a leak otherwise) */
 }
 
+static void test_another_programs_migrations_are_refused(void **state)
+{
+    PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    const struct saga_migration mine[] = {{100, "mine", "CREATE TABLE mine (id int)"}};
+    const struct saga_migration theirs[] = {{100, "theirs", "CREATE TABLE theirs (id int)"}};
+    char err[512] = "", sql[128], schema[64];
+    int applied = -1;
+    PGresult *r;
+    (void)state;
+
+    /* A schema of its own stands for a database of its own. */
+    snprintf(schema, sizeof(schema), "it_pg_migrate_%d", (int)getpid());
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s; SET search_path TO %s", schema, schema);
+    PQclear(exec_ok(c, sql));
+    assert_int_equal(saga_pg_migrate(c, mine, 1, &applied, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(applied, 1);
+    assert_int_equal(saga_pg_migrate(c, mine, 1, &applied, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(applied, 0);
+
+    /* Another program pointed at this database: refused with the reason, not skipped. */
+    assert_int_equal(saga_pg_migrate(c, theirs, 1, &applied, err, sizeof(err)), SAGA_ERR_PERMANENT);
+    assert_int_equal(applied, 0);
+    assert_non_null(strstr(err, "recorded in this database as \"mine\""));
+    assert_non_null(strstr(err, "check DATABASE_URL"));
+    r = exec_ok(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'theirs'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "0");
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+
+    snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
+    PQclear(exec_ok(c, sql));
+    PQfinish(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_service_role_is_not_privileged),
         cmocka_unit_test(test_unreachable_server_is_transient),
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
+        cmocka_unit_test(test_another_programs_migrations_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

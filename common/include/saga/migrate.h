@@ -27,7 +27,9 @@ extern const int saga_common_migration_count;
 /*
  * Applies every migration of list (n entries, ascending versions) that the
  * database has not recorded yet. Returns how many were applied in *applied (may
- * be NULL). TRANSIENT if the connection failed, PERMANENT if a migration did.
+ * be NULL). TRANSIENT if the connection failed, PERMANENT if a migration did, or
+ * if a version is recorded under another name (the database holds another
+ * program's schema: nothing is applied or skipped then).
  */
 saga_err_t saga_pg_migrate(PGconn *conn, const struct saga_migration *list, int n, int *applied,
                            char *errstr, size_t errstr_size);
