@@ -206,7 +206,7 @@ static void test_another_programs_migrations_are_refused(void **state)
     PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
     const struct saga_migration mine[] = {{100, "mine", "CREATE TABLE mine (id int)"}};
     const struct saga_migration theirs[] = {{100, "theirs", "CREATE TABLE theirs (id int)"}};
-    char err[512] = "", sql[128], schema[64];
+    char err[512] = "", sql[256], schema[64];
     int applied = -1;
     PGresult *r;
     (void)state;
