@@ -48,7 +48,8 @@ saga_err_t saga_parse_duration_ms(const char *s, int64_t *out)
         return SAGA_ERR_INVALID;
     errno = 0;
     n = strtod(s, &end);
-    if (errno || end == s || n < 0)
+    /* Plain decimals only: strtod also reads "nan", "inf", exponents and hex floats. */
+    if (errno || end == s || end != s + strspn(s, "0123456789.") || !(n >= 0))
         return SAGA_ERR_INVALID;
     if (*end == '\0' || strcmp(end, "s") == 0)
         mult = 1000;

@@ -44,6 +44,14 @@ static void test_durations(void **state)
     assert_int_equal(saga_parse_duration_ms("-1s", &ms), SAGA_ERR_INVALID);
     assert_int_equal(saga_parse_duration_ms("5d", &ms), SAGA_ERR_INVALID);
     assert_int_equal(saga_parse_duration_ms("", &ms), SAGA_ERR_INVALID);
+    /* strtod reads these, a duration must not (NAN once reached a float-to-int cast). */
+    assert_int_equal(saga_parse_duration_ms("NAN", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("nans", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("inf", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("1e3ms", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms("0x10s", &ms), SAGA_ERR_INVALID);
+    assert_int_equal(saga_parse_duration_ms(".5s", &ms), SAGA_OK);
+    assert_int_equal(ms, 500);
 }
 
 static void test_env_duration_names_variable(void **state)
