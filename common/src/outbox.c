@@ -192,6 +192,10 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
         saga_pg_errstr(conn, errstr, errstr_size);
         if (!err)
             err = SAGA_ERR_TRANSIENT;
+    } else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        /* COMMIT of a transaction that had failed succeeds as a ROLLBACK. */
+        err = saga_errf(SAGA_ERR_PERMANENT, errstr, errstr_size,
+                        "the transaction had failed; COMMIT rolled it back");
     }
     PQclear(r);
     while ((r = PQgetResult(conn)))

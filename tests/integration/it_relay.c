@@ -234,6 +234,12 @@ static void test_committed_rows_appear_once_in_order(void **state)
 
     /* Outside a transaction the API refuses. */
     assert_int_equal(saga_outbox_append(f->conn, &row, err, sizeof(err)), SAGA_ERR_INVALID);
+    /* A failed transaction is not reported committed (its COMMIT is a ROLLBACK). */
+    exec_ok(f->conn, "BEGIN");
+    append(f, "X", 2);
+    PQclear(PQexec(f->conn, "SELECT 1/0"));
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_ERR_PERMANENT);
+    assert_int_equal(PQtransactionStatus(f->conn), PQTRANS_IDLE);
     exec_ok(f->conn, "BEGIN");
     append(f, "A", 1);
     append(f, "B", 1);
@@ -260,6 +266,7 @@ static void test_committed_rows_appear_once_in_order(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(count_of(seen, want[i]), 1);
     assert_int_equal(count_of(seen, "X:1"), 0);
+    assert_int_equal(count_of(seen, "X:2"), 0);
     assert_order_per_key(seen);
 
     status = proc_stop(relay, SIGTERM, 15000);

@@ -87,7 +87,8 @@ saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, ch
 /*
  * Commits conn's open transaction and, in the same round trip, wakes the relay
  * with a NOTIFY on SAGA_OUTBOX_CHANNEL in a transaction of its own. Returns the
- * COMMIT's outcome (classified TRANSIENT or PERMANENT); the NOTIFY's is ignored:
+ * COMMIT's outcome (classified TRANSIENT or PERMANENT; PERMANENT too when the
+ * transaction had failed and the COMMIT rolled it back); the NOTIFY's is ignored:
  * the relay polls as well (RELAY_POLL_INTERVAL), so a lost wake-up costs latency,
  * never a row.
  */
