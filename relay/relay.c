@@ -113,11 +113,19 @@ static int stopping(const struct source *s)
     return *s->stop || fatal_seen;
 }
 
+/* Tells /readyz and /metrics whether this source is connected and leads. */
+static void share_state(struct source *s)
+{
+    s->m_leader = s->leader;
+    s->m_connected = s->conn != NULL;
+}
+
 /* Waits ms, serving the producer's callbacks meanwhile: a fatal error (reported only
  * through rd_kafka_poll) ends a standby or a backing-off source at once. */
 static void nap(struct source *s, int64_t ms)
 {
     int64_t end = now_ms() + ms;
+    share_state(s);
     while (!stopping(s) && now_ms() < end) {
         int64_t left = end - now_ms();
         rd_kafka_poll(s->rk, (int)(left < 50 ? left : 50));
@@ -322,13 +330,19 @@ static int ensure_leader(struct source *s)
     return 1;
 }
 
-/* Waits for a NOTIFY (or poll_ms); returns 0, or -1 if the connection broke. */
+static void measure_backlog(struct source *s);
+
+/* Waits for a NOTIFY (or poll_ms); returns 0, or -1 if the connection broke. While it
+ * waits, however long the poll interval, it serves the producer's callbacks (a fatal
+ * error ends the relay at once), and the leader keeps its backlog gauges current. */
 static int wait_for_notify(struct source *s)
 {
     int64_t end = now_ms() + s->set->poll_ms;
     int sock = PQsocket(s->conn);
     PGnotify *pending;
     int had = 0;
+
+    share_state(s);
 
     /* libpq may already have read notifications while running the last round's
      * statements; they wait in its queue, not on the socket. */
@@ -349,8 +363,15 @@ static int wait_for_notify(struct source *s)
 
         if (rc < 0 && errno != EINTR)
             return -1;
-        if (rc <= 0)
+        rd_kafka_poll(s->rk, 0);
+        if (s->leader && now_ms() - s->last_backlog_ms >= 2000) {
+            /* A NOTIFY arriving meanwhile waits in libpq's queue, looked at below. */
+            measure_backlog(s);
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                return -1;
+        } else if (rc <= 0) {
             continue;
+        }
         if (!PQconsumeInput(s->conn))
             return -1;
         while ((n = PQnotifies(s->conn))) {
@@ -755,8 +776,7 @@ static void *source_main(void *arg)
 
     while (!stopping(s)) {
         int n, failed = 0, room, note;
-        s->m_leader = s->leader;
-        s->m_connected = s->conn != NULL;
+        share_state(s);
         if (s->leader && now_ms() - s->last_backlog_ms >= 2000)
             measure_backlog(s);
         if (!s->leader) {
