@@ -12,8 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
@@ -542,6 +546,83 @@ static void test_fatal_kafka_error_stops_the_relay_with_its_cause(void **state)
     proc_stop(relay, SIGTERM, 15000);
 }
 
+/* The relay's HTTP port, from its log line "listening on http://127.0.0.1:<port>". */
+static int relay_http_port(struct fixture *f)
+{
+    static const char needle[] = "listening on http://127.0.0.1:";
+    char line[2048];
+    int port = 0;
+    FILE *lf;
+    assert_true(log_wait(f->log, needle, 10000));
+    assert_non_null(lf = fopen(f->log, "r"));
+    while (!port && fgets(line, sizeof(line), lf)) {
+        const char *at = strstr(line, needle);
+        if (at)
+            port = atoi(at + sizeof(needle) - 1);
+    }
+    fclose(lf);
+    assert_true(port > 0);
+    return port;
+}
+
+/* GET path from the relay; returns the HTTP status and copies the response (head and body). */
+static int http_get(int port, const char *path, char *out, size_t out_size)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[256];
+    size_t got = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), code = 0;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    while (got + 1 < out_size && (n = recv(fd, out + got, out_size - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(fd);
+    sscanf(out, "HTTP/1.%*d %d", &code);
+    return code;
+}
+
+/* A relay waiting for a NOTIFY (a long poll interval, nothing to publish) still answers
+ * /readyz as ready and keeps its backlog gauge current; a row committed without a NOTIFY
+ * waits for the poll, one with a NOTIFY goes at once. */
+static void test_waiting_relay_keeps_readiness_and_backlog_current(void **state)
+{
+    struct fixture *f = *state;
+    static char resp[65536];
+    char err[256];
+    pid_t relay = start_relay(f, "60s", NULL);
+    long long end;
+    int port, ready = 0, counted = 0;
+
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    port = relay_http_port(f);
+    for (end = now_ms() + 5000; !ready && now_ms() < end; usleep(100000))
+        ready = http_get(port, "/readyz", resp, sizeof(resp)) == 200;
+    assert_true(ready); /* before the 60 s poll ends */
+    assert_non_null(strstr(resp, "\"leader\""));
+
+    exec_ok(f->conn, "BEGIN");
+    append(f, "Q", 1);
+    exec_ok(f->conn, "COMMIT"); /* no NOTIFY */
+    for (end = now_ms() + 8000; !counted && now_ms() < end; usleep(200000)) {
+        assert_int_equal(http_get(port, "/metrics", resp, sizeof(resp)), 200);
+        counted = strstr(resp, "saga_outbox_backlog{source=\"it\"} 1\n") != NULL;
+    }
+    assert_true(counted);
+    assert_int_equal(unpublished(f), 1); /* it waits for the poll */
+
+    exec_ok(f->conn, "BEGIN");
+    append(f, "Q", 2);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    assert_true(wait_published(f, 10000));
+    assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +638,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_rides_out_broker_and_database_restarts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_relay_keeps_readiness_and_backlog_current,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
