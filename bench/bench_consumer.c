@@ -27,7 +27,7 @@
 
 static atomic_long handled;
 static long target;
-static volatile sig_atomic_t stop;
+static atomic_int stop;
 static double t_first, t_last;
 
 static double now_s(void)

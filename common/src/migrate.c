@@ -59,10 +59,17 @@ static const char outbox_v1[] =
     "  END IF;"
     "END $$;";
 
+/* A deferred event that fails for good when it is released is marked dead, then sent to
+ * the DLQ after the commit and deleted (consumer_tx.c). */
+static const char deferred_dead_v2[] =
+    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz;"
+    "CREATE INDEX deferred_dead ON deferred (consumer, id) WHERE dead_reason IS NOT NULL;";
+
 const struct saga_migration saga_common_migrations[] = {
     {1, "outbox, inbox and deferred events", outbox_v1},
+    {2, "deferred events that failed when released", deferred_dead_v2},
 };
-const int saga_common_migration_count = 1;
+const int saga_common_migration_count = 2;
 
 static saga_err_t run(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 {

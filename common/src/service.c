@@ -10,7 +10,7 @@
 #include "saga/pg.h"
 #include "saga/topology.h"
 
-volatile sig_atomic_t saga_service_stopping;
+atomic_int saga_service_stopping;
 
 struct runner {
     const struct saga_service *svc;

@@ -75,14 +75,6 @@ static void tracking_number(const char *parcel_id, char out[13])
             return r_;                                                                             \
     } while (0)
 
-static saga_handle_result_t emit(struct saga_tx *tx, const struct saga_event *ev)
-{
-    saga_err_t err = saga_tx_emit(tx, ev); /* an outbox row, written before COMMIT */
-    if (err == SAGA_OK)
-        return SAGA_HANDLE_OK;
-    return err == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT : SAGA_HANDLE_INVALID;
-}
-
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
 {
@@ -156,7 +148,7 @@ static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const stru
         saga_log(SAGA_LOG_INFO, NULL, "no parcel to \"%s\": %s", country,
                  saga_shipment_failure_names[out.u.shipment_failed.reason]);
     }
-    return emit(tx, &out);
+    return saga_tx_emit(tx, &out);
 }
 
 static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct saga_event *ev,
@@ -186,7 +178,7 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
     out.u.shipment_cancelled.shipment_id = PQgetvalue(r, 0, 0);
     out.u.shipment_cancelled.tracking_number = PQgetvalue(r, 0, 1);
     saga_log(SAGA_LOG_INFO, NULL, "parcel %s cancelled", PQgetvalue(r, 0, 0));
-    res = emit(tx, &out); /* encodes now: r may be freed after */
+    res = saga_tx_emit(tx, &out); /* encodes now: r may be freed after */
     PQclear(r);
     return res;
 }

@@ -180,7 +180,7 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         out.u.inventory_rejected.reason = reason;
         out.u.inventory_rejected.sku = lines[bad].sku;
     }
-    res = saga_tx_emit(tx, &out) == SAGA_OK ? SAGA_HANDLE_OK : SAGA_HANDLE_INVALID;
+    res = saga_tx_emit(tx, &out);
 done:
     PQclear(r);
     free(sku_arr);
@@ -254,7 +254,7 @@ static saga_handle_result_t settle(struct saga_tx *tx, const struct saga_event *
     out.u.inventory_released.items = lines;
     out.u.inventory_released.item_count = (size_t)n;
     out.u.inventory_released.reason = reason;
-    res = saga_tx_emit(tx, &out) == SAGA_OK ? SAGA_HANDLE_OK : SAGA_HANDLE_INVALID;
+    res = saga_tx_emit(tx, &out);
     free(lines);
     PQclear(r);
     return res;

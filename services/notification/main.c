@@ -211,7 +211,7 @@ static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_eve
     out.u.notification_sent.channel = notif_sink_channel(conf.sink);
     out.u.notification_sent.recipient = recipient;
     out.u.notification_sent.message = text;
-    res = saga_tx_emit(tx, &out) == SAGA_OK ? SAGA_HANDLE_OK : SAGA_HANDLE_INVALID;
+    res = saga_tx_emit(tx, &out);
 done:
     free(text);
     free(recipient);

@@ -386,8 +386,11 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
         return from_err(tx, err);
     if ((err = order_timeline_add(tx->conn, &out, tx->errstr, sizeof(tx->errstr))))
         return from_err(tx, err);
-    if (saga_tx_emit(tx, &out) != SAGA_OK)
-        return SAGA_HANDLE_INVALID;
+    {
+        saga_handle_result_t res = saga_tx_emit(tx, &out);
+        if (res != SAGA_HANDLE_OK) /* e.g. TRANSIENT while the schema registry is down */
+            return res;
+    }
     if (out.type == SAGA_EV_ORDER_CONFIRMED)
         log_outcome(&out, "confirmed");
     else

@@ -80,14 +80,6 @@ static int flag(const PGresult *r, int col)
     return PQgetvalue(r, 0, col)[0] == 't';
 }
 
-static saga_handle_result_t emit(struct saga_tx *tx, const struct saga_event *ev)
-{
-    saga_err_t err = saga_tx_emit(tx, ev);
-    if (err == SAGA_OK)
-        return SAGA_HANDLE_OK;
-    return err == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT : SAGA_HANDLE_INVALID;
-}
-
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
 {
@@ -208,7 +200,7 @@ static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const stru
         saga_log(SAGA_LOG_INFO, &ids, "payment declined: %s (%" PRId64 " %s from %s)",
                  saga_payment_failure_names[reason], amount, currency, customer);
     }
-    res = emit(tx, &out);
+    res = saga_tx_emit(tx, &out);
 done:
     PQclear(r);
     PQclear(o);
@@ -257,7 +249,7 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
         &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL},
         "payment %s refunded: %" PRId64 " %s to %s", out.u.payment_refunded.payment_id,
         out.u.payment_refunded.amount, out.u.payment_refunded.currency, PQgetvalue(r, 0, 1));
-    res = emit(tx, &out);
+    res = saga_tx_emit(tx, &out);
 done:
     PQclear(r);
     PQclear(o);

@@ -72,14 +72,6 @@ static const char *text_or_null(const PGresult *r, int col)
     return PQgetisnull(r, 0, col) ? NULL : PQgetvalue(r, 0, col);
 }
 
-static saga_handle_result_t emit(struct saga_tx *tx, const struct saga_event *ev)
-{
-    saga_err_t err = saga_tx_emit(tx, ev);
-    if (err == SAGA_OK)
-        return SAGA_HANDLE_OK;
-    return err == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT : SAGA_HANDLE_INVALID;
-}
-
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
 {
@@ -168,7 +160,7 @@ static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const stru
         saga_log(SAGA_LOG_INFO, &ids, "shipment %s failed: %s (country \"%s\")", shipment_id,
                  saga_shipment_failure_names[reason], country);
     }
-    res = emit(tx, &out);
+    res = saga_tx_emit(tx, &out);
 done:
     PQclear(r);
     PQclear(o);
@@ -204,7 +196,7 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
         &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL},
         "shipment %s cancelled (%s)", out.u.shipment_cancelled.shipment_id,
         out.u.shipment_cancelled.tracking_number);
-    res = emit(tx, &out);
+    res = saga_tx_emit(tx, &out);
 done:
     PQclear(r);
     PQclear(o);

@@ -3,9 +3,11 @@
  *
  * Handles OrderPlaced (records an effect, remembers the order, emits an
  * InventoryReserved to the outbox; customer "poison" is INVALID, customer "flaky"
- * fails TRANSIENT twice first) and InventoryReserved (an effect, DEFERred until
- * the order's OrderPlaced was seen). Effects have no unique key on purpose: a
- * duplicate effect would show as a second row.
+ * fails TRANSIENT twice first, customer "stall" fails TRANSIENT for as long as the
+ * file TEST_STALL_FILE exists) and InventoryReserved (an effect, DEFERred until
+ * the order's OrderPlaced was seen; INVALID for an order whose id starts with
+ * "bad-release" once that order is known, i.e. when it is released). Effects have no unique key on
+ * purpose: a duplicate effect would show as a second row.
  *
  * env: DATABASE_URL, KAFKA_*, TEST_TOPIC, TEST_GROUP, TEST_DLQ, and the runtime's.
  */
@@ -13,13 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "saga/consumer.h"
 #include "saga/migrate.h"
 #include "saga/pg.h"
 #include "saga/program.h"
 
-static volatile sig_atomic_t stop;
+static atomic_int stop;
 
 static void on_signal(int sig)
 {
@@ -69,6 +72,12 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         snprintf(tx->errstr, sizeof(tx->errstr), "flaky dependency, failure %d", flaky_failures);
         return SAGA_HANDLE_TRANSIENT;
     }
+    if (strcmp(o->customer_id, "stall") == 0 && getenv("TEST_STALL_FILE") &&
+        access(getenv("TEST_STALL_FILE"), F_OK) == 0) {
+        snprintf(tx->errstr, sizeof(tx->errstr), "stalled while %s exists",
+                 getenv("TEST_STALL_FILE"));
+        return SAGA_HANDLE_TRANSIENT;
+    }
     if ((res = effect(tx, ev)) != SAGA_HANDLE_OK)
         return res;
     r = PQexecParams(tx->conn, "INSERT INTO orders_known VALUES ($1) ON CONFLICT DO NOTHING", 1,
@@ -86,9 +95,7 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
     out.u.inventory_reserved.reservation_id = id;
     out.u.inventory_reserved.items = &line;
     out.u.inventory_reserved.item_count = 1;
-    if (saga_tx_emit(tx, &out) != SAGA_OK)
-        return SAGA_HANDLE_TRANSIENT;
-    return SAGA_HANDLE_OK;
+    return saga_tx_emit(tx, &out);
 }
 
 static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const struct saga_event *ev,
@@ -105,6 +112,11 @@ static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const stru
     }
     res = PQntuples(r) ? SAGA_HANDLE_OK : SAGA_HANDLE_DEFER;
     PQclear(r);
+    if (res == SAGA_HANDLE_OK && strncmp(ev->meta.order_id, "bad-release", 11) == 0) {
+        snprintf(tx->errstr, sizeof(tx->errstr), "order %s refuses its reservation",
+                 ev->meta.order_id);
+        return SAGA_HANDLE_INVALID;
+    }
     return res == SAGA_HANDLE_OK ? effect(tx, ev) : res;
 }
 

@@ -79,12 +79,15 @@ static int teardown(void **state)
     return 0;
 }
 
-static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
+/* Starts the app with the test's environment, fault and batch size (NULL: none), extra: more
+ * NAME=value entries ending in NULL (may be NULL), logging to logfile (NULL: f->log). */
+static pid_t start_app_with(struct fixture *f, const char *fault, const char *batch,
+                            const char *const *extra, const char *logfile)
 {
     char e_fault[64], e_batch[64];
     /* A crashed member's partitions move after its session times out: librdkafka's
      * default is 45 s, the broker's minimum 6 s. */
-    const char *env[14] = {f->env[0],
+    const char *env[24] = {f->env[0],
                            f->env[1],
                            f->env[2],
                            f->env[3],
@@ -104,19 +107,27 @@ static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
         snprintf(e_batch, sizeof(e_batch), "CONSUMER_BATCH_SIZE=%s", batch);
         env[n++] = e_batch;
     }
+    for (int i = 0; extra && extra[i] && n < 23; i++)
+        env[n++] = extra[i];
     env[n] = NULL;
-    return proc_start(APP, env, f->log);
+    return proc_start(APP, env, logfile ? logfile : f->log);
 }
 
-static void produce_raw(struct fixture *f, const char *key, const void *val, size_t len,
-                        rd_kafka_headers_t *h)
+static pid_t start_app(struct fixture *f, const char *fault, const char *batch)
+{
+    return start_app_with(f, fault, batch, NULL, NULL);
+}
+
+/* Produces to partition (RD_KAFKA_PARTITION_UA: by key). */
+static void produce_raw_to(struct fixture *f, int32_t partition, const char *key, const void *val,
+                           size_t len, rd_kafka_headers_t *h)
 {
     char kbuf[128];
     void *vbuf = malloc(len ? len : 1);
     snprintf(kbuf, sizeof(kbuf), "%s", key);
     memcpy(vbuf, val, len);
     assert_int_equal(
-        rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(f->topic),
+        rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(f->topic), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_KEY(kbuf, strlen(kbuf)), RD_KAFKA_V_VALUE(vbuf, len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADERS(h ? h : rd_kafka_headers_new(1)), RD_KAFKA_V_END),
@@ -124,9 +135,16 @@ static void produce_raw(struct fixture *f, const char *key, const void *val, siz
     free(vbuf);
 }
 
-/* An event of type for order, with a distinct event id; customer only for OrderPlaced. */
-static void produce_event(struct fixture *f, saga_event_type_t type, const char *order,
-                          const char *customer, int copies)
+static void produce_raw(struct fixture *f, const char *key, const void *val, size_t len,
+                        rd_kafka_headers_t *h)
+{
+    produce_raw_to(f, RD_KAFKA_PARTITION_UA, key, val, len, h);
+}
+
+/* An event of type for order, with a distinct event id; customer only for OrderPlaced;
+ * to partition (RD_KAFKA_PARTITION_UA: by key). */
+static void produce_event_to(struct fixture *f, int32_t partition, saga_event_type_t type,
+                             const char *order, const char *customer, int copies)
 {
     struct saga_event ev;
     struct saga_buf buf = {0};
@@ -143,9 +161,15 @@ static void produce_event(struct fixture *f, saga_event_type_t type, const char 
     for (int i = 0; i < copies; i++) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(5);
         saga_event_headers_add(h, &ev);
-        produce_raw(f, order, buf.data, buf.len, h);
+        produce_raw_to(f, partition, order, buf.data, buf.len, h);
     }
     saga_buf_release(&buf);
+}
+
+static void produce_event(struct fixture *f, saga_event_type_t type, const char *order,
+                          const char *customer, int copies)
+{
+    produce_event_to(f, RD_KAFKA_PARTITION_UA, type, order, customer, copies);
 }
 
 static void flush(struct fixture *f)
@@ -525,6 +549,202 @@ static void test_transient_failures_are_retried(void **state)
     assert_true(log_wait(f->log, "failure 2", 1000));
 }
 
+/* --- delivery on every path (each of these lost or stalled an event before) ------- */
+
+/* Sets one config of topic (the other dynamic configs of the topic are reset). */
+static void set_topic_config(const char *topic, const char *name, const char *value)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_ConfigResource_t *res;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    char err[256];
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    assert_int_equal(rd_kafka_ConfigResource_set_config(res, name, value), 0);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_AlterConfigs(rk, &res, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    assert_non_null(ev);
+    if (rd_kafka_event_error(ev))
+        fail_msg("alter %s: %s", topic, rd_kafka_event_error_string(ev));
+    {
+        size_t cnt;
+        const rd_kafka_ConfigResource_t **rr =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &cnt);
+        assert_int_equal(cnt, 1);
+        if (rd_kafka_ConfigResource_error(rr[0]))
+            fail_msg("alter %s: %s", topic, rd_kafka_ConfigResource_error_string(rr[0]));
+    }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_destroy(rk);
+}
+
+/* Messages in topic (sum of the partitions' end offsets: nothing is deleted in a test). */
+static int64_t topic_messages(struct fixture *f, const char *topic)
+{
+    int64_t total = 0;
+    for (int part = 0; part < 3; part++) {
+        int64_t lo, hi;
+        assert_int_equal(
+            rd_kafka_query_watermark_offsets(f->producer, topic, part, &lo, &hi, 10000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+        total += hi;
+    }
+    return total;
+}
+
+/*
+ * Cooperative rebalancing while a member holds a batch and backs off on a transient
+ * failure: a second member joins and takes some partitions away. The events of the
+ * partitions the first member keeps are neither dropped nor committed over.
+ */
+static void test_cooperative_revoke_keeps_the_kept_partitions_messages(void **state)
+{
+    struct fixture *f = *state;
+    char stall[300], e_stall[320], order[32], log2[300];
+    const char *extra[4];
+    pid_t a, b;
+    FILE *fp;
+
+    snprintf(stall, sizeof(stall), "%s.stall", f->log);
+    snprintf(e_stall, sizeof(e_stall), "TEST_STALL_FILE=%s", stall);
+    fp = fopen(stall, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    extra[0] = e_stall;
+    extra[1] = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky";
+    extra[2] = NULL;
+    /* A stalled event first in every partition, then events on every partition: whichever
+     * partitions the first member keeps, it holds unhandled messages of them. */
+    for (int p = 0; p < 3; p++) {
+        snprintf(order, sizeof(order), "order-stall%d", p);
+        produce_event_to(f, p, SAGA_EV_ORDER_PLACED, order, "stall", 1);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(order, sizeof(order), "order-co%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    a = start_app_with(f, NULL, "100", extra, NULL);
+    assert_true(log_wait(f->log, "stalled while", 60000));
+    /* A second member joins while the first backs off with its batch in hand. */
+    snprintf(log2, sizeof(log2), "%s.b", f->log);
+    unlink(log2);
+    b = start_app_with(f, NULL, "100", extra, log2);
+    assert_true(log_wait(log2, "assigned", 60000));
+    assert_true(log_wait(f->log, "revoked", 30000));
+    for (int i = 40; i < 60; i++) {
+        snprintf(order, sizeof(order), "order-co%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    sleep(2);
+    unlink(stall);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 63, 60000);
+    stop_app(a);
+    stop_app(b);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 63);
+    assert_group_committed_everything(f);
+}
+
+/*
+ * A dead letter the broker refuses (here: larger than the DLQ topic allows) is not
+ * counted as sent: the partition waits, retrying, and moves on once the DLQ takes it.
+ */
+static void test_a_refused_dead_letter_holds_the_partition(void **state)
+{
+    struct fixture *f = *state;
+    char garbage[3000];
+    pid_t app;
+
+    set_topic_config(f->dlq, "max.message.bytes", "1000");
+    memset(garbage, 'x', sizeof(garbage));
+    garbage[0] = '\xc3';
+    garbage[1] = '\x01';
+    produce_raw(f, "order-big", garbage, sizeof(garbage), NULL);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-big", NULL, 1);
+    flush(f);
+    app = start_app(f, NULL, NULL);
+    assert_true(log_wait(f->log, "assigned", 60000));
+    sleep(8);
+    /* The poison is not in the DLQ, so the event behind it waits. */
+    assert_int_equal(topic_messages(f, f->dlq), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id = 'order-big'"), 0);
+    set_topic_config(f->dlq, "max.message.bytes", "1048588");
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id = 'order-big'", 1, 60000);
+    assert_int_equal(topic_messages(f, f->dlq), 1);
+    stop_app(app);
+    assert_group_committed_everything(f);
+}
+
+/*
+ * A statement of the runtime's own that fails for good (an event id too long for the
+ * inbox key's index: SQLSTATE 54000) sends the event to the DLQ after its attempts;
+ * the partition moves on.
+ */
+static void test_a_permanent_database_error_goes_to_the_dlq(void **state)
+{
+    struct fixture *f = *state;
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    char *long_id = malloc(12001), err[512];
+    unsigned seed = 42;
+    pid_t app;
+
+    for (int i = 0; i < 12000; i++)
+        long_id[i] = (char)('!' + rand_r(&seed) % 90); /* hardly compressible */
+    long_id[12000] = '\0';
+    sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+    ev.meta.event_id = long_id;
+    ev.meta.order_id = "order-long";
+    ev.meta.correlation_id = "order-long";
+    assert_int_equal(saga_serde_encode(f->serde, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    produce_raw(f, "order-long", buf.data, buf.len, NULL);
+    saga_buf_release(&buf);
+    free(long_id);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-long", NULL, 1);
+    flush(f);
+    app = start_app(f, NULL, NULL);
+    wait_for(f, "SELECT count(*) FROM effects WHERE event_id = 'order-long-OrderPlaced'", 1, 60000);
+    assert_int_equal(topic_messages(f, f->dlq), 1);
+    stop_app(app);
+    assert_group_committed_everything(f);
+}
+
+/*
+ * A deferred event that fails when its prerequisite releases it goes to the DLQ itself;
+ * the prerequisite stays handled.
+ */
+static void test_a_released_event_that_fails_is_dead_lettered_alone(void **state)
+{
+    struct fixture *f = *state;
+    pid_t app = start_app(f, NULL, NULL);
+
+    produce_event(f, SAGA_EV_INVENTORY_RESERVED, "bad-release-1", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM deferred WHERE wait_key = 'bad-release-1'", 1, 60000);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "bad-release-1", NULL, 1);
+    flush(f);
+    wait_for(f,
+             "SELECT count(*) FROM effects WHERE order_id = 'bad-release-1'"
+             " AND event_type = 'OrderPlaced'",
+             1, 60000);
+    for (long long end = now_ms() + 30000; topic_messages(f, f->dlq) < 1 && now_ms() < end;)
+        usleep(200000);
+    assert_int_equal(topic_messages(f, f->dlq), 1);
+    wait_for(f, "SELECT count(*) FROM deferred", 0, 30000);
+    stop_app(app);
+    assert_true(log_wait(f->log, "refuses its reservation", 1000));
+    assert_group_committed_everything(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +761,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_inbox_rows_are_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rides_out_database_and_broker_restarts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cooperative_revoke_keeps_the_kept_partitions_messages,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_dead_letter_holds_the_partition, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_permanent_database_error_goes_to_the_dlq, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_released_event_that_fails_is_dead_lettered_alone,
+                                        setup, teardown),
     };
+    if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*cooperative*' */
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

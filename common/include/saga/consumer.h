@@ -14,17 +14,22 @@
  *
  * Several messages share a transaction when they are available; if one fails,
  * the batch is rolled back and replayed one message per transaction, so a bad
- * message never rolls back good ones. Transient failures (database gone,
- * serialization failure, deadlock, registry down) are retried with exponential
- * backoff and jitter for as long as they last; the partition does not move.
- * Permanent ones (undecodable bytes, unknown schema, a handler's INVALID) are
- * retried max_attempts times and then the original message goes to the
- * service's DLQ topic with error headers, and the partition moves on.
+ * message never rolls back good ones. One failure policy, decided in the runtime
+ * (common/src/consumer.c) from the classified result of a handler or of the
+ * runtime's own SQL (by SQLSTATE): TRANSIENT (database gone, serialization
+ * failure, deadlock, registry down) is retried with exponential backoff and
+ * jitter for as long as it lasts, the partition does not move; INVALID
+ * (undecodable bytes, unknown schema, a handler's INVALID, a permanent SQL error
+ * such as 54000) is tried max_attempts times, then the original message goes to
+ * the service's DLQ topic with error headers, and the partition moves on once the
+ * broker has acknowledged the dead letter. Handlers return what saga_tx_emit and
+ * saga_tx_query return as it is. Offsets and rebalances: common/src/consumer_kafka.c;
+ * the transaction, inbox and deferrals: common/src/consumer_tx.c.
  */
 #ifndef SAGA_CONSUMER_H
 #define SAGA_CONSUMER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -60,10 +65,11 @@ struct saga_tx {
 
 /*
  * Adds ev to the outbox rows of tx's transaction (they are written, in order and
- * in one statement, just before the commit). Returns INVALID for an event that
- * does not encode.
+ * in one statement, just before the commit). Returns OK; TRANSIENT when encoding
+ * needs something that is down for now (the schema registry); INVALID for an event
+ * that does not encode. A handler returns a failure as it is: the runtime decides.
  */
-saga_err_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev);
+saga_handle_result_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *ev);
 
 /* Maps a failed PGresult of a handler's statement to a result, filling tx->errstr. */
 saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res);
@@ -106,7 +112,7 @@ struct saga_consumer_conf {
      * deferred for the same order are run again (e.g. OrderPlaced, OrderCancelled).
      */
     unsigned releases_deferred;
-    volatile sig_atomic_t *stop; /* set by a signal handler to stop gracefully */
+    atomic_int *stop; /* set (by a signal handler, any thread) to stop gracefully */
 };
 
 /* Tunables from the environment (docs/CONFIGURATION.md), read by saga_consumer_new. */
@@ -139,6 +145,7 @@ void saga_consumer_destroy(struct saga_consumer *c);
 /* Counters since start, for metrics and tests. */
 struct saga_consumer_stats {
     int64_t handled, duplicates, deferred, released, skipped, retries, dead_lettered;
+    int64_t dlq_failures; /* dead letters the broker refused or never acknowledged */
 };
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out);
 

@@ -51,7 +51,7 @@ struct saga_service {
 int saga_service_main(const struct saga_service *svc, int argc, char **argv);
 
 /* The stop flag the signal handlers set (for a service's own threads). */
-extern volatile sig_atomic_t saga_service_stopping;
+extern atomic_int saga_service_stopping; /* a signal handler sets it; any thread reads it */
 
 /*
  * Connects to url, waiting and retrying with backoff while PostgreSQL is not
