@@ -13,6 +13,7 @@
 
 #include "rules.h"
 #include "saga/ids.h"
+#include "saga/participant.h"
 #include "saga/service.h"
 
 #define PRODUCER "inventory-service"
@@ -52,28 +53,10 @@ static const struct saga_migration migrations[] = {
      "  ('sku-lamp', 1000000, 1000000),"
      "  ('sku-limited', 25, 25),"
      "  ('sku-sold-out', 0, 0);"},
+    /* Any event may create an order's row (saga/participant.h): it starts pending. */
+    {101, "an order's row starts pending",
+     "ALTER TABLE orders ALTER COLUMN state SET DEFAULT 'pending';"},
 };
-
-/* Locks the order's row, creating it as pending when missing. *state gets its state. */
-static saga_handle_result_t lock_order(struct saga_tx *tx, const char *order_id, char *state,
-                                       size_t state_size, int *placed, int *cancelled)
-{
-    const char *p[1] = {order_id};
-    PGresult *r;
-    saga_handle_result_t res =
-        saga_tx_query(tx, &r,
-                      "INSERT INTO orders (order_id, state) VALUES ($1, 'pending')"
-                      " ON CONFLICT (order_id) DO UPDATE SET updated_at = now()"
-                      " RETURNING state, placed, cancelled",
-                      1, p);
-    if (res != SAGA_HANDLE_OK)
-        return res;
-    snprintf(state, state_size, "%s", PQgetvalue(r, 0, 0));
-    *placed = PQgetvalue(r, 0, 1)[0] == 't';
-    *cancelled = PQgetvalue(r, 0, 2)[0] == 't';
-    PQclear(r);
-    return SAGA_HANDLE_OK;
-}
 
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
@@ -82,7 +65,8 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
     struct saga_stock_line *lines = NULL;
     const char **skus = NULL;
     int64_t *avail = NULL;
-    char state[16], id[37], out_id[37], *sku_arr = NULL, *qty_arr = NULL;
+    struct saga_order_row row;
+    char id[37], out_id[37], *sku_arr = NULL, *qty_arr = NULL;
     struct saga_text qt = {0};
     int placed, cancelled;
     size_t n, bad = 0;
@@ -91,7 +75,11 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, state, sizeof(state), &placed, &cancelled)))
+    res = saga_order_lock(tx, ev->meta.order_id, NULL, &row);
+    placed = row.placed;
+    cancelled = row.cancelled;
+    saga_order_row_release(&row);
+    if (res)
         return res;
     if (placed)
         return SAGA_HANDLE_OK; /* another OrderPlaced for the same order: the first counts */
@@ -134,10 +122,10 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
                                  " ORDER BY sku FOR UPDATE",
                                  1, p)))
             goto done;
-        for (int row = 0; row < PQntuples(r); row++)
+        for (int k = 0; k < PQntuples(r); k++)
             for (size_t i = 0; i < n; i++)
-                if (strcmp(PQgetvalue(r, row, 0), lines[i].sku) == 0)
-                    avail[i] = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+                if (strcmp(PQgetvalue(r, k, 0), lines[i].sku) == 0)
+                    avail[i] = strtoll(PQgetvalue(r, k, 1), NULL, 10);
         PQclear(r);
         r = NULL;
     }
@@ -263,30 +251,30 @@ static saga_handle_result_t settle(struct saga_tx *tx, const struct saga_event *
 static saga_handle_result_t on_payment_failed(struct saga_tx *tx, const struct saga_event *ev,
                                               void *arg)
 {
-    char state[16];
-    int placed, cancelled;
+    struct saga_order_row row;
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, state, sizeof(state), &placed, &cancelled)))
+    /* Deferred until OrderPlaced; settled for a cancelled order too (a release). */
+    res = saga_order_lock(tx, ev->meta.order_id, NULL, &row);
+    saga_order_row_release(&row);
+    if (res)
         return res;
-    if (!placed && !cancelled)
-        return SAGA_HANDLE_DEFER; /* its OrderPlaced has not arrived yet */
+    if (row.gate == SAGA_ORDER_WAITING)
+        return SAGA_HANDLE_DEFER;
     return settle(tx, ev, 0, SAGA_RELEASE_PAYMENT_FAILED);
 }
 
 static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct saga_event *ev,
                                                void *arg)
 {
-    const char *p[1] = {ev->meta.order_id};
-    char state[16];
-    int placed, cancelled;
+    struct saga_order_row row;
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, state, sizeof(state), &placed, &cancelled)) ||
-        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
-                             p)))
+    res = saga_order_cancel(tx, ev->meta.order_id, NULL, &row); /* a tombstone if need be */
+    saga_order_row_release(&row);
+    if (res)
         return res;
     return settle(tx, ev, 0, SAGA_RELEASE_ORDER_CANCELLED);
 }
@@ -294,14 +282,16 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
 static saga_handle_result_t on_order_confirmed(struct saga_tx *tx, const struct saga_event *ev,
                                                void *arg)
 {
-    char state[16];
-    int placed, cancelled;
+    struct saga_order_row row;
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, state, sizeof(state), &placed, &cancelled)))
+    /* Deferred until OrderPlaced; settled for a cancelled order too (a release). */
+    res = saga_order_lock(tx, ev->meta.order_id, NULL, &row);
+    saga_order_row_release(&row);
+    if (res)
         return res;
-    if (!placed && !cancelled)
+    if (row.gate == SAGA_ORDER_WAITING)
         return SAGA_HANDLE_DEFER;
     return settle(tx, ev, 1, SAGA_RELEASE_UNKNOWN);
 }
@@ -324,7 +314,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "inventory",
     .migrations = migrations,
-    .nmigrations = 1,
+    .nmigrations = 2,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,

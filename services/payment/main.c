@@ -14,6 +14,7 @@
 #include "rules.h"
 #include "saga/ids.h"
 #include "saga/log.h"
+#include "saga/participant.h"
 #include "saga/service.h"
 
 #define PRODUCER "payment-service"
@@ -56,29 +57,10 @@ static const struct saga_migration migrations[] = {
      "  ('cust-frugal', 'Frugal Example', 5000);"},
 };
 
-/* Column numbers of lock_order's result. */
+/* The columns of the order's row the handlers read (saga/participant.h), and their
+ * numbers in the row: placed and cancelled come first. */
+#define ORDER_COLUMNS "customer_id, amount, currency, payment_token"
 enum { O_PLACED, O_CANCELLED, O_CUSTOMER, O_AMOUNT, O_CURRENCY, O_TOKEN };
-
-/*
- * Locks the order's row, creating it (neither placed nor cancelled) when missing.
- * *out gets one row: placed, cancelled, customer_id, amount, currency,
- * payment_token; the caller PQclear()s it.
- */
-static saga_handle_result_t lock_order(struct saga_tx *tx, const char *order_id, PGresult **out)
-{
-    const char *p[1] = {order_id};
-    return saga_tx_query(tx, out,
-                         "INSERT INTO orders (order_id) VALUES ($1)"
-                         " ON CONFLICT (order_id) DO UPDATE SET updated_at = now()"
-                         " RETURNING placed, cancelled, customer_id, amount, currency,"
-                         " payment_token",
-                         1, p);
-}
-
-static int flag(const PGresult *r, int col)
-{
-    return PQgetvalue(r, 0, col)[0] == 't';
-}
 
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
@@ -105,6 +87,7 @@ static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const stru
 {
     const struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
                                      NULL};
+    struct saga_order_row row;
     PGresult *o = NULL, *r = NULL;
     const char *customer, *currency, *token;
     char payment_id[37], out_id[37];
@@ -114,16 +97,11 @@ static saga_handle_result_t on_inventory_reserved(struct saga_tx *tx, const stru
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, &o)))
-        return res;
-    if (flag(o, O_CANCELLED)) {
-        res = SAGA_HANDLE_OK; /* tombstone: the order is cancelled, nothing to charge */
+    /* Deferred until OrderPlaced; nothing to charge for a cancelled order. */
+    res = saga_order_trigger(tx, ev, ORDER_COLUMNS, &row);
+    o = row.res; /* cleared at done */
+    if (res || row.gate == SAGA_ORDER_CANCELLED)
         goto done;
-    }
-    if (!flag(o, O_PLACED)) {
-        res = SAGA_HANDLE_DEFER; /* its OrderPlaced has not arrived yet */
-        goto done;
-    }
     {
         const char *p[1] = {ev->meta.order_id};
         if ((res = saga_tx_query(tx, &r, "SELECT 1 FROM payments WHERE order_id = $1", 1, p)))
@@ -211,19 +189,19 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
                                                void *arg)
 {
     const char *p[1] = {ev->meta.order_id};
+    struct saga_order_row row;
     PGresult *o = NULL, *r = NULL;
     char out_id[37];
     struct saga_event out;
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, &o)) ||
-        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
-                             p)) ||
-        (res = saga_tx_query(tx, &r,
-                             "SELECT payment_id, customer_id, amount, currency FROM payments"
-                             " WHERE order_id = $1 AND status = 'captured' FOR UPDATE",
-                             1, p)))
+    res = saga_order_cancel(tx, ev->meta.order_id, NULL, &row); /* a tombstone if need be */
+    o = row.res;
+    if (res || (res = saga_tx_query(tx, &r,
+                                    "SELECT payment_id, customer_id, amount, currency FROM payments"
+                                    " WHERE order_id = $1 AND status = 'captured' FOR UPDATE",
+                                    1, p)))
         goto done;
     if (PQntuples(r) == 0)
         goto done; /* nothing captured: never charged, failed, or refunded already (OK) */

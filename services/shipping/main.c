@@ -12,6 +12,7 @@
 #include "rules.h"
 #include "saga/ids.h"
 #include "saga/log.h"
+#include "saga/participant.h"
 #include "saga/service.h"
 
 #define PRODUCER "shipping-service"
@@ -43,28 +44,10 @@ static const struct saga_migration migrations[] = {
      "  cancelled_at timestamptz);"},
 };
 
-/* Column numbers of lock_order's result. */
+/* The columns of the order's row the handlers read (saga/participant.h), and their
+ * numbers in the row: placed and cancelled come first. */
+#define ORDER_COLUMNS "line1, city, postal_code, country"
 enum { O_PLACED, O_CANCELLED, O_LINE1, O_CITY, O_POSTAL_CODE, O_COUNTRY };
-
-/*
- * Locks the order's row, creating it (neither placed nor cancelled) when missing.
- * *out gets one row: placed, cancelled, line1, city, postal_code, country; the
- * caller PQclear()s it.
- */
-static saga_handle_result_t lock_order(struct saga_tx *tx, const char *order_id, PGresult **out)
-{
-    const char *p[1] = {order_id};
-    return saga_tx_query(tx, out,
-                         "INSERT INTO orders (order_id) VALUES ($1)"
-                         " ON CONFLICT (order_id) DO UPDATE SET updated_at = now()"
-                         " RETURNING placed, cancelled, line1, city, postal_code, country",
-                         1, p);
-}
-
-static int flag(const PGresult *r, int col)
-{
-    return PQgetvalue(r, 0, col)[0] == 't';
-}
 
 /* The column's text, or NULL when it is NULL. */
 static const char *text_or_null(const PGresult *r, int col)
@@ -97,6 +80,7 @@ static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const stru
 {
     const struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id,
                                      NULL};
+    struct saga_order_row row;
     PGresult *o = NULL, *r = NULL;
     char shipment_id[37], tracking[SHIP_TRACKING_SIZE], out_id[37];
     const char *country;
@@ -105,16 +89,11 @@ static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const stru
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, &o)))
-        return res;
-    if (flag(o, O_CANCELLED)) {
-        res = SAGA_HANDLE_OK; /* tombstone: the order is cancelled, nothing to ship */
+    /* Deferred until OrderPlaced; nothing to ship for a cancelled order. */
+    res = saga_order_trigger(tx, ev, ORDER_COLUMNS, &row);
+    o = row.res; /* cleared at done */
+    if (res || row.gate == SAGA_ORDER_CANCELLED)
         goto done;
-    }
-    if (!flag(o, O_PLACED)) {
-        res = SAGA_HANDLE_DEFER; /* its OrderPlaced has not arrived yet */
-        goto done;
-    }
     {
         const char *p[1] = {ev->meta.order_id};
         if ((res = saga_tx_query(tx, &r, "SELECT 1 FROM shipments WHERE order_id = $1", 1, p)))
@@ -171,15 +150,16 @@ static saga_handle_result_t on_order_cancelled(struct saga_tx *tx, const struct 
                                                void *arg)
 {
     const char *p[1] = {ev->meta.order_id};
+    struct saga_order_row row;
     PGresult *o = NULL, *r = NULL;
     char out_id[37];
     struct saga_event out;
     saga_handle_result_t res;
     (void)arg;
 
-    if ((res = lock_order(tx, ev->meta.order_id, &o)) ||
-        (res = saga_tx_query(tx, NULL, "UPDATE orders SET cancelled = true WHERE order_id = $1", 1,
-                             p)) ||
+    res = saga_order_cancel(tx, ev->meta.order_id, NULL, &row); /* a tombstone if need be */
+    o = row.res;
+    if (res ||
         (res = saga_tx_query(tx, &r,
                              "UPDATE shipments SET status = 'cancelled', cancelled_at = now()"
                              " WHERE order_id = $1 AND status = 'scheduled'"

@@ -14,9 +14,11 @@
 #include <cmocka.h>
 
 #include "saga/migrate.h"
+#include "saga/participant.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
 #include "stack_env.h"
+#include "testdb.h"
 
 static PGconn *connect_ok(const char *url)
 {
@@ -235,6 +237,72 @@ static void test_another_programs_migrations_are_refused(void **state)
     PQfinish(c);
 }
 
+/* The per-order rules every participant keeps (saga/participant.h), once, on a real table. */
+static void test_participant_order_rules(void **state)
+{
+    struct testdb db;
+    struct saga_tx tx = {0};
+    struct saga_order_row row;
+    struct saga_event ev = {0};
+    PGconn *c;
+    (void)state;
+
+    testdb_create(&db, "it_pg_participant", "payment");
+    c = connect_ok(db.owner_url);
+    PQclear(exec_ok(c, "CREATE TABLE orders (order_id text PRIMARY KEY,"
+                       " placed boolean NOT NULL DEFAULT false,"
+                       " cancelled boolean NOT NULL DEFAULT false,"
+                       " amount bigint, updated_at timestamptz NOT NULL DEFAULT now())"));
+    tx.conn = c;
+    saga_event_init(&ev, SAGA_EV_INVENTORY_RESERVED);
+    ev.meta.event_id = "e-1";
+    ev.meta.order_id = "o-early";
+
+    /* A trigger before OrderPlaced is deferred; its row now exists, neither placed nor
+     * cancelled. */
+    assert_int_equal(saga_order_trigger(&tx, &ev, "amount", &row), SAGA_HANDLE_DEFER);
+    assert_int_equal(row.gate, SAGA_ORDER_WAITING);
+    assert_null(saga_order_col(&row, 0));
+    saga_order_row_release(&row);
+    /* Once placed, the trigger acts, with the columns it asked for. */
+    PQclear(exec_ok(c, "UPDATE orders SET placed = true, amount = 42 WHERE order_id = 'o-early'"));
+    assert_int_equal(saga_order_trigger(&tx, &ev, "amount", &row), SAGA_HANDLE_OK);
+    assert_int_equal(row.gate, SAGA_ORDER_PLACED);
+    assert_string_equal(saga_order_col(&row, 0), "42");
+    saga_order_row_release(&row);
+    /* Cancelled after it was placed: the trigger is a recorded no-op. */
+    assert_int_equal(saga_order_cancel(&tx, "o-early", NULL, &row), SAGA_HANDLE_OK);
+    assert_true(row.placed);
+    assert_false(row.cancelled);
+    assert_int_equal(row.gate, SAGA_ORDER_CANCELLED);
+    saga_order_row_release(&row);
+    assert_int_equal(saga_order_trigger(&tx, &ev, NULL, &row), SAGA_HANDLE_OK);
+    assert_int_equal(row.gate, SAGA_ORDER_CANCELLED);
+    saga_order_row_release(&row);
+
+    /* Cancelled before OrderPlaced: a tombstone, and a later trigger does nothing. */
+    ev.meta.order_id = "o-tomb";
+    assert_int_equal(saga_order_cancel(&tx, "o-tomb", NULL, &row), SAGA_HANDLE_OK);
+    assert_false(row.placed);
+    saga_order_row_release(&row);
+    assert_int_equal(saga_order_trigger(&tx, &ev, NULL, &row), SAGA_HANDLE_OK);
+    assert_int_equal(row.gate, SAGA_ORDER_CANCELLED);
+    assert_false(row.placed);
+    saga_order_row_release(&row);
+    /* Cancelling twice changes nothing. */
+    assert_int_equal(saga_order_cancel(&tx, "o-tomb", NULL, &row), SAGA_HANDLE_OK);
+    assert_true(row.cancelled);
+    saga_order_row_release(&row);
+
+    /* A table without the rule's columns: a permanent failure, classified. */
+    PQclear(exec_ok(c, "ALTER TABLE orders DROP COLUMN placed"));
+    assert_int_equal(saga_order_lock(&tx, "o-x", NULL, &row), SAGA_HANDLE_INVALID);
+    assert_non_null(strstr(tx.errstr, "placed"));
+    saga_order_row_release(&row);
+    PQfinish(c);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_server_is_transient),
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
         cmocka_unit_test(test_another_programs_migrations_are_refused),
+        cmocka_unit_test(test_participant_order_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
