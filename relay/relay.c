@@ -434,10 +434,11 @@ static rd_kafka_headers_t *headers_from_json(const char *text, int len)
 /*
  * Publishing is pipelined: rows are read and produced while earlier ones still
  * wait for Kafka's acknowledgement, and the delivered prefix of what is in flight
- * is marked as acknowledgements arrive. The ring of in-flight rows never moves, so
- * a delivery report can point at its slot; rows in flight are excluded from the
- * next read by id. After a failed delivery nothing more is sent until every
- * report is in; the delivered prefix is marked and the rest is read again, after.
+ * is marked as acknowledgements arrive. Each message carries its row's ticket in the
+ * ring (relay_ring.h), so a report of a row given up, or of a retired producer,
+ * marks nothing; rows in flight are excluded from the next read by id. After a failed delivery
+ * nothing more is sent until every report is in; the delivered prefix is marked and the rest is
+ * read again, after.
  */
 
 static int ring_count(const struct source *s)
@@ -480,7 +481,10 @@ static void abandon_in_flight(struct source *s)
         return;
     if (!(fresh = make_producer(s, err, sizeof(err)))) {
         saga_log(SAGA_LOG_WARN, NULL, "source %s: kafka producer: %s", s->src->name, err);
-        return; /* keep the old one: its messages arrive once Kafka is back */
+        /* Keep the old one: its messages arrive once Kafka is back. Their reports come
+         * late, after the ring was given up and its slots reused: their tickets are
+         * retired, so they mark nothing (test_relay_ring). */
+        return;
     }
     saga_log(SAGA_LOG_INFO, NULL, "source %s: %d rows in flight given up; sent again later",
              s->src->name, ring_count(s));

@@ -3,6 +3,12 @@
  * for their delivery reports, marked published in order as the delivered prefix
  * grows. The ring never moves, so a delivery report can name its slot.
  *
+ * Every row pushed gets a ticket, a number never used before in this ring (its
+ * position in the ring's whole history): the message carries the ticket, not a
+ * pointer, and a report counts only while its slot still holds that ticket. A row
+ * given up (relay_ring_reset) retires its ticket, so a late report of a retired
+ * producer, or of a message given up, can mark nothing.
+ *
  * Locality: one source thread owns a ring; delivery reports reach it through
  * rd_kafka_poll on that same thread. No lock.
  */
@@ -19,11 +25,13 @@ struct relay_slot {
     rd_kafka_resp_err_t err;
     int64_t created_us; /* the row's created_at (its transaction's insert), wall clock */
     int64_t acked_us;   /* when the delivery report came */
+    uint64_t ticket;    /* what the row's message carries; see above */
 };
 
 struct relay_ring {
     struct relay_slot *slot;
-    int cap, head, n;
+    int cap, n;
+    uint64_t head; /* the ticket of the oldest row; row i has ticket head + i */
 };
 
 /* 0, or -1 when out of memory. */
