@@ -287,7 +287,7 @@ static int ensure_leader(struct source *s)
         }
     }
     /* Session-level: held until this connection ends, however it ends. */
-    r = PQexec(s->conn, "SELECT pg_try_advisory_lock(7170002)");
+    r = saga_pg_query(s->conn, "SELECT pg_try_advisory_lock(7170002)");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char err[512];
         saga_pg_errstr(s->conn, err, sizeof(err));
@@ -301,13 +301,13 @@ static int ensure_leader(struct source *s)
         return 0;
     /* Latency is measured from each row's commit when the server records commit times
      * (track_commit_timestamp), otherwise from its insert (created_at). */
-    r = PQexec(s->conn, "SHOW track_commit_timestamp");
+    r = saga_pg_query(s->conn, "SHOW track_commit_timestamp");
     s->commit_ts = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "on") == 0;
     PQclear(r);
     /* The relay's own writes (marks, pruning) may be lost in a crash without harm: the
      * rows are published again and consumers deduplicate. So they need not wait for
      * the WAL flush. The services' outbox inserts keep synchronous commit. */
-    r = PQexec(s->conn, "SET synchronous_commit = off; LISTEN " SAGA_OUTBOX_CHANNEL);
+    r = saga_pg_query(s->conn, "SET synchronous_commit = off; LISTEN " SAGA_OUTBOX_CHANNEL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         PQclear(r);
         drop_connection(s, "LISTEN failed");
@@ -668,9 +668,9 @@ static int notified(struct source *s)
 static void measure_backlog(struct source *s)
 {
     PGresult *r =
-        PQexec(s->conn, "SELECT count(*), coalesce((extract(epoch FROM clock_timestamp() -"
-                        " min(created_at)) * 1000)::bigint, 0) FROM outbox"
-                        " WHERE published_at IS NULL");
+        saga_pg_query(s->conn, "SELECT count(*), coalesce((extract(epoch FROM clock_timestamp() -"
+                               " min(created_at)) * 1000)::bigint, 0) FROM outbox"
+                               " WHERE published_at IS NULL");
     s->last_backlog_ms = now_ms();
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         s->m_backlog = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

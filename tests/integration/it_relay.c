@@ -675,6 +675,11 @@ static void test_relay_replaces_a_hung_database_connection(void **state)
     append(f, "H", 2);
     append(f, "H", 3);
     assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    /* Still hung: reconnecting through the proxy fails (PG_CONNECT_TIMEOUT), and the
+     * relay keeps saying so. */
+    usleep(3000000);
+    assert_int_equal(http_get(port, "/readyz", resp, sizeof(resp)), 503);
+    assert_non_null(strstr(resp, "\"disconnected\""));
 
     tcpproxy_pause(px, 0);
     assert_true(wait_published(f, 20000));
