@@ -1,6 +1,7 @@
 #include "tcpproxy.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,9 +32,10 @@ static void *proxy_main(void *arg)
     fds[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
     while (!p->stop) {
         int paused = p->paused;
-        for (int i = 1; i < n; i++)
-            fds[i].events = paused ? 0 : POLLIN;
-        if (poll(fds, (nfds_t)n, 50) <= 0)
+        for (int i = 0; i < n; i++)
+            fds[i].revents = 0;
+        /* Paused: new connections are still accepted (and hang), nothing is read. */
+        if (poll(fds, paused ? 1 : (nfds_t)n, 50) <= 0)
             continue;
         if ((fds[0].revents & POLLIN) && n + 2 <= 1 + 2 * PROXY_MAX) {
             int c = accept(p->listen_fd, NULL, NULL);
@@ -55,9 +57,12 @@ static void *proxy_main(void *arg)
         }
         for (int i = 1; i < n; i++) {
             ssize_t got;
-            if (paused || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            got = read(fds[i].fd, buf, sizeof(buf));
+            fds[i].revents = 0; /* handled: a pass restarted below must not read it again */
+            got = recv(fds[i].fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
             if (got > 0) {
                 for (ssize_t off = 0; off < got;) {
                     ssize_t w = write(peer[i], buf + off, (size_t)(got - off));
