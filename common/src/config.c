@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "saga/kafka.h"
+#include "saga/pg.h"
 
 const char *saga_env(const char *name, const char *def)
 {
@@ -260,6 +261,8 @@ saga_err_t saga_config_load(struct saga_config *cfg, const char *program, unsign
         goto fail;
     cfg->topic_replication = (int)n;
 
+    if ((err = saga_pg_settings_load(errstr, errstr_size)))
+        goto fail;
     if ((err = saga_kafka_conf_from_env(&cfg->kafka_conf, errstr, errstr_size)))
         goto fail;
     bsize = sizeof(cfg->kafka_bootstrap);
@@ -297,5 +300,6 @@ void saga_config_print(const struct saga_config *cfg, FILE *out)
     fprintf(out, "SAGA_SCHEMA_DIR=%s\n", cfg->schema_dir ? cfg->schema_dir : "");
     fprintf(out, "TOPIC_PARTITIONS=%d\n", cfg->topic_partitions);
     fprintf(out, "TOPIC_REPLICATION_FACTOR=%d\n", cfg->topic_replication);
+    saga_pg_settings_print(out);
     saga_kafka_conf_print(out);
 }

@@ -492,7 +492,7 @@ static saga_handle_result_t claim_inbox(struct saga_consumer *c, struct msg *msg
 
 static void rollback(struct saga_consumer *c)
 {
-    PQclear(PQexec(c->conn, "ROLLBACK"));
+    PQclear(saga_pg_query(c->conn, "ROLLBACK")); /* bounded by PG_QUERY_TIMEOUT */
     saga_outbox_batch_reset(&c->outbox);
 }
 

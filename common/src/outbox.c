@@ -186,7 +186,8 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
         saga_pg_errstr(conn, errstr, errstr_size);
         return SAGA_ERR_TRANSIENT;
     }
-    r = PQgetResult(conn); /* the COMMIT's; after a failed one the server runs nothing more */
+    r = saga_pg_get_result(
+        conn); /* the COMMIT's; after a failed one the server runs nothing more */
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         err = saga_pg_classify(conn, r);
         saga_pg_errstr(conn, errstr, errstr_size);
@@ -198,7 +199,7 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
                         "the transaction had failed; COMMIT rolled it back");
     }
     PQclear(r);
-    while ((r = PQgetResult(conn)))
+    while ((r = saga_pg_get_result(conn)))
         PQclear(r);
     return err;
 }
@@ -249,7 +250,7 @@ saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, ch
             values[k + 5] = (const char *)b->data + p->headers;
         }
         snprintf(sql + o, cap - o, " RETURNING id) SELECT count(*) FROM row");
-        r = PQexecParams(conn, sql, n * 6, NULL, values, lengths, formats, 0);
+        r = saga_pg_query_params(conn, sql, n * 6, values, lengths, formats, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             err = saga_pg_classify(conn, r);
             saga_pg_errstr(conn, errstr, errstr_size);

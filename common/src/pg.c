@@ -3,12 +3,18 @@
 #include "saga/config.h"
 #include "saga/log.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <libpq-events.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 static void one_line(char *s)
 {
@@ -26,6 +32,135 @@ void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size)
         return;
     snprintf(errstr, errstr_size, "%s", conn ? PQerrorMessage(conn) : "out of memory");
     one_line(errstr);
+}
+
+/* --- settings --------------------------------------------------------------------- */
+
+static struct {
+    int64_t connect_ms, keepalive_ms, query_ms;
+} settings = {10000, 30000, 30000};
+static atomic_int settings_loaded;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+saga_err_t saga_pg_settings_load(char *errstr, size_t errstr_size)
+{
+    int64_t c, k, q;
+    saga_err_t err;
+    /* libpq counts connect_timeout in whole seconds, at least 2. */
+    if ((err = saga_env_duration_ms("PG_CONNECT_TIMEOUT", 10000, 2000, 3600000, &c, errstr,
+                                    errstr_size)) ||
+        (err = saga_env_duration_ms("PG_KEEPALIVE", 30000, 0, 7200000, &k, errstr, errstr_size)) ||
+        (err =
+             saga_env_duration_ms("PG_QUERY_TIMEOUT", 30000, 0, 86400000, &q, errstr, errstr_size)))
+        return err;
+    if (k > 0 && k < 1000)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "PG_KEEPALIVE: 0 (off) or at least 1s, got %" PRId64 "ms", k);
+    if (q > 0 && q < 100)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "PG_QUERY_TIMEOUT: 0 (none) or at least 100ms, got %" PRId64 "ms", q);
+    settings.connect_ms = c;
+    settings.keepalive_ms = k;
+    settings.query_ms = q;
+    settings_loaded = 1;
+    return SAGA_OK;
+}
+
+static void settings_load_once(void)
+{
+    char err[256];
+    if (!settings_loaded && saga_pg_settings_load(err, sizeof(err)) != SAGA_OK)
+        saga_log(SAGA_LOG_WARN, NULL, "%s; using the defaults", err);
+}
+
+static void settings_get(void)
+{
+    if (!settings_loaded)
+        pthread_once(&settings_once, settings_load_once);
+}
+
+void saga_pg_settings_print(FILE *out)
+{
+    settings_get();
+    fprintf(out, "PG_CONNECT_TIMEOUT=%" PRId64 "ms\n", settings.connect_ms);
+    fprintf(out, "PG_KEEPALIVE=%" PRId64 "ms\n", settings.keepalive_ms);
+    fprintf(out, "PG_QUERY_TIMEOUT=%" PRId64 "ms\n", settings.query_ms);
+}
+
+int64_t saga_pg_query_timeout_ms(void)
+{
+    settings_get();
+    return settings.query_ms;
+}
+
+/* The libpq options every connection gets unless its URL sets them (libpq lets a later
+ * value win: these come before the expanded dbname). */
+struct conn_params {
+    const char *keys[8], *values[8];
+    char connect_timeout[24], idle[24], interval[24], user_timeout[24];
+};
+
+static void conn_params_init(struct conn_params *p, const char *url)
+{
+    int n = 0;
+    int64_t idle = 0, interval = 0;
+
+    settings_get();
+    snprintf(p->connect_timeout, sizeof(p->connect_timeout), "%" PRId64,
+             (settings.connect_ms + 999) / 1000);
+    p->keys[n] = "connect_timeout";
+    p->values[n++] = p->connect_timeout;
+    if (settings.keepalive_ms > 0) {
+        /* Probes every third of the idle time, three of them: a dead peer is found after
+         * about twice PG_KEEPALIVE, and data unacknowledged that long gives up too. */
+        idle = settings.keepalive_ms / 1000;
+        interval = idle / 3 > 0 ? idle / 3 : 1;
+        snprintf(p->idle, sizeof(p->idle), "%" PRId64, idle);
+        snprintf(p->interval, sizeof(p->interval), "%" PRId64, interval);
+        snprintf(p->user_timeout, sizeof(p->user_timeout), "%" PRId64,
+                 (idle + 3 * interval) * 1000);
+        p->keys[n] = "keepalives";
+        p->values[n++] = "1";
+        p->keys[n] = "keepalives_idle";
+        p->values[n++] = p->idle;
+        p->keys[n] = "keepalives_interval";
+        p->values[n++] = p->interval;
+        p->keys[n] = "keepalives_count";
+        p->values[n++] = "3";
+        p->keys[n] = "tcp_user_timeout";
+        p->values[n++] = p->user_timeout;
+    }
+    p->keys[n] = "dbname";
+    p->values[n++] = url;
+    p->keys[n] = NULL;
+    p->values[n] = NULL;
+}
+
+/* --- health, for readiness --------------------------------------------------------- */
+
+/* Monotonic ms of the last success and the last trouble of any connection. */
+static _Atomic int64_t last_ok_ms, last_trouble_ms;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+}
+
+static void note_ok(void)
+{
+    last_ok_ms = mono_ms();
+}
+
+static void note_trouble(void)
+{
+    last_trouble_ms = mono_ms();
+}
+
+int saga_pg_healthy(void)
+{
+    return last_trouble_ms <= last_ok_ms;
 }
 
 static int sqlstate_is_transient(const char *state)
@@ -87,15 +222,20 @@ static void notice_to_log(void *arg, const char *message)
 
 PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t errstr_size)
 {
-    PGconn *conn = PQconnectdb(url);
+    struct conn_params p;
+    PGconn *conn;
     const char *msg;
 
+    conn_params_init(&p, url);
+    conn = PQconnectdbParams(p.keys, p.values, 1);
     if (conn && PQstatus(conn) == CONNECTION_OK) {
         PQsetNoticeProcessor(conn, notice_to_log, NULL);
+        note_ok();
         if (err)
             *err = SAGA_OK;
         return conn;
     }
+    note_trouble();
     saga_pg_errstr(conn, errstr, errstr_size);
     msg = conn ? PQerrorMessage(conn) : "";
     /* libpq reports refusals by the server only as text; these never heal by waiting. */
@@ -107,6 +247,145 @@ PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t e
                    : SAGA_ERR_TRANSIENT;
     PQfinish(conn);
     return NULL;
+}
+
+int saga_pg_ping(const char *url)
+{
+    struct conn_params p;
+    conn_params_init(&p, url);
+    return PQpingParams(p.keys, p.values, 1) == PQPING_OK;
+}
+
+/* --- statements with a deadline ----------------------------------------------------- */
+
+/* The connection hung: nothing came back in time. Shutting the socket down makes libpq
+ * read EOF, so the connection turns bad the ordinary way (the caller's loss path) and
+ * the statement's result is an error. */
+static void give_up(PGconn *conn, int64_t waited_ms)
+{
+    int sock = PQsocket(conn);
+    saga_log(SAGA_LOG_WARN, NULL,
+             "postgres: no answer within %" PRId64 " ms (PG_QUERY_TIMEOUT); the connection"
+             " is given up",
+             waited_ms);
+    note_trouble();
+    if (sock >= 0)
+        shutdown(sock, SHUT_RDWR);
+    PQconsumeInput(conn);
+}
+
+/* Sends what libpq buffered and waits until a result can be read without blocking, or
+ * the deadline (0: none) passes (-1; the connection is then given up). */
+static int await_ready(PGconn *conn, int64_t started, int64_t deadline)
+{
+    for (;;) {
+        int flush = PQflush(conn); /* 0 all sent, 1 more to send, -1 failed */
+        struct pollfd pfd;
+        int64_t left;
+        int rc;
+
+        if (flush < 0 || (flush == 0 && !PQisBusy(conn)))
+            return 0; /* a failure reads as an error result */
+        pfd.fd = PQsocket(conn);
+        pfd.events = (short)(POLLIN | (flush ? POLLOUT : 0));
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return 0;
+        left = deadline ? deadline - mono_ms() : 1000;
+        if (left <= 0) {
+            give_up(conn, mono_ms() - started);
+            return -1;
+        }
+        rc = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+        if (rc < 0 && errno != EINTR)
+            return 0;
+        if (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(conn))
+            return 0;
+    }
+}
+
+static int64_t deadline_from(int64_t started)
+{
+    int64_t q = saga_pg_query_timeout_ms();
+    return q > 0 ? started + q : 0;
+}
+
+/* What PQexec would return after a PQsend*: the last result, or the first error. */
+static PGresult *collect(PGconn *conn, int64_t started, int sent)
+{
+    int64_t deadline = deadline_from(started);
+    PGresult *keep = NULL, *r;
+
+    if (!sent) {
+        if (PQstatus(conn) != CONNECTION_OK)
+            note_trouble();
+        else
+            PQsetnonblocking(conn, 0);
+        return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+    }
+    for (;;) {
+        await_ready(conn, started, deadline); /* after a hang, libpq reports the loss */
+        if (!(r = PQgetResult(conn)))
+            break;
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (PQstatus(conn) == CONNECTION_BAD)
+            break;
+    }
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PQsetnonblocking(conn, 0); /* nothing left to send: cannot block */
+        note_ok();
+    } else {
+        note_trouble();
+    }
+    return keep ? keep : PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+}
+
+/* Sends in nonblocking mode, so a statement too big for the socket buffers cannot block
+ * on a hung connection either; collect() sets blocking mode back for the caller's plain
+ * libpq calls once everything is sent. */
+#define SEND(conn, call) (PQsetnonblocking(conn, 1) == 0 ? (call) : 0)
+
+PGresult *saga_pg_query(PGconn *conn, const char *sql)
+{
+    int64_t started = mono_ms();
+    int sent;
+    if (!conn)
+        return NULL;
+    sent = SEND(conn, PQsendQuery(conn, sql));
+    return collect(conn, started, sent);
+}
+
+PGresult *saga_pg_query_params(PGconn *conn, const char *sql, int nparams,
+                               const char *const *values, const int *lengths, const int *formats,
+                               int result_format)
+{
+    int64_t started = mono_ms();
+    int sent;
+    if (!conn)
+        return NULL;
+    sent = SEND(
+        conn, PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, result_format));
+    return collect(conn, started, sent);
+}
+
+PGresult *saga_pg_get_result(PGconn *conn)
+{
+    int64_t started = mono_ms();
+    PGresult *r;
+    if (!conn)
+        return NULL;
+    await_ready(conn, started, deadline_from(started));
+    r = PQgetResult(conn);
+    if (PQstatus(conn) == CONNECTION_OK)
+        note_ok();
+    else
+        note_trouble();
+    return r;
 }
 
 /* --- prepared statements ------------------------------------------------------------ */
@@ -177,14 +456,16 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
     int i;
 
     if (!conn || !prepare_enabled())
-        return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+        return saga_pg_query_params(conn, sql, nparams, values, lengths, formats, result_format);
     if (!(pc = PQinstanceData(conn, prep_event))) {
         if (!(pc = calloc(1, sizeof(*pc))))
-            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+            return saga_pg_query_params(conn, sql, nparams, values, lengths, formats,
+                                        result_format);
         if (!PQregisterEventProc(conn, prep_event, "saga-prepared", NULL) ||
             !PQsetInstanceData(conn, prep_event, pc)) {
             free(pc);
-            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+            return saga_pg_query_params(conn, sql, nparams, values, lengths, formats,
+                                        result_format);
         }
     }
     h = fnv1a(sql);
@@ -195,9 +476,13 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
     if (i == pc->n) {
         PGresult *r;
         char *copy;
+        int64_t started = mono_ms();
+        int sent;
         if (pc->n == PREP_MAX || !(copy = strdup(sql))) /* full: the rare rest unprepared */
-            return PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
-        r = PQprepare(conn, name, sql, nparams, NULL);
+            return saga_pg_query_params(conn, sql, nparams, values, lengths, formats,
+                                        result_format);
+        sent = SEND(conn, PQsendPrepare(conn, name, sql, nparams, NULL));
+        r = collect(conn, started, sent);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             free(copy);
             return r; /* the statement's own error (syntax, aborted transaction, ...) */
@@ -208,7 +493,10 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
         pc->n++;
     }
     {
-        PGresult *r = PQexecPrepared(conn, name, nparams, values, lengths, formats, result_format);
+        int64_t started = mono_ms();
+        int sent = SEND(conn, PQsendQueryPrepared(conn, name, nparams, values, lengths, formats,
+                                                  result_format));
+        PGresult *r = collect(conn, started, sent);
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         /* Gone from the session (DISCARD ALL, a pooler): prepare afresh next time. */
         if (state && strcmp(state, "26000") == 0)

@@ -22,6 +22,11 @@ static void usage(const struct saga_program *prog, FILE *out)
         fprintf(out, "  DATABASE_URL              libpq URI or key=value string (required)\n"
                      "  SAGA_PG_PREPARE           off: no prepared statements (for a pooler in "
                      "transaction mode; default on)\n");
+    fprintf(out,
+            "  PG_CONNECT_TIMEOUT        give up connecting to PostgreSQL after (default 10s)\n"
+            "  PG_KEEPALIVE              TCP keepalive idle time, 0 off (default 30s)\n"
+            "  PG_QUERY_TIMEOUT          give a statement with no answer up after, and its\n"
+            "                            connection (default 30s; 0 no limit)\n");
     if (prog->config_flags & SAGA_CONFIG_HTTP)
         fprintf(out,
                 "  HTTP_LISTEN               host:port of the HTTP endpoints (default "

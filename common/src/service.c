@@ -75,7 +75,9 @@ static void http_handler(void *arg, const struct saga_http_request *req,
         saga_http_reply_json(resp, 200,
                              json_pack("{s:s, s:s}", "status", "ok", "service", r->cfg->program));
     } else if (saga_http_route(req, "GET", "/readyz")) {
-        int db = PQping(r->cfg->database_url) == PQPING_OK;
+        /* The database answers a new connection, and the process's own connections work:
+         * none hung past PG_QUERY_TIMEOUT or broke without a success since. */
+        int db = saga_pg_healthy() && saga_pg_ping(r->cfg->database_url);
         int joined = saga_consumer_joined(r->consumer);
         int ok = db && joined && !saga_service_stopping;
         saga_http_reply_json(resp, ok ? 200 : 503,

@@ -78,7 +78,7 @@ static int ok(const PGresult *r)
 
 static void rollback(PGconn *conn)
 {
-    PQclear(PQexec(conn, "ROLLBACK"));
+    PQclear(saga_pg_query(conn, "ROLLBACK"));
 }
 
 static json_t *nullable(const PGresult *r, int row, int col)
@@ -262,7 +262,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     for (size_t i = 0; i < o.nitems; i++)
         skus[i] = o.items[i].sku;
     sku_arr = saga_pg_text_array(skus, o.nitems);
-    r = PQexec(s->conn, "BEGIN");
+    r = saga_pg_query(s->conn, "BEGIN");
     if (!ok(r))
         goto dbfail;
     PQclear(r);
@@ -563,7 +563,7 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
     }
     if (!(s = pool_get_or_503(app, resp)))
         return;
-    r = PQexec(s->conn, "BEGIN");
+    r = saga_pg_query(s->conn, "BEGIN");
     if (!ok(r)) {
         db_failure(resp, s->conn, r, &broken);
         PQclear(r);
@@ -611,7 +611,7 @@ static void list_products(struct order_app *app, struct saga_http_response *resp
 
     if (!(s = pool_get_or_503(app, resp)))
         return;
-    r = PQexec(s->conn, "SELECT sku, name, unit_price, currency FROM products ORDER BY sku");
+    r = saga_pg_query(s->conn, "SELECT sku, name, unit_price, currency FROM products ORDER BY sku");
     if (!ok(r)) {
         db_failure(resp, s->conn, r, &broken);
     } else {
@@ -697,7 +697,7 @@ static void order_db_metrics(struct order_app *app, struct saga_text *t)
                          ", count(*) FILTER (WHERE completed_at - created_at <= interval '%g s')",
                          saga_hist_bounds[i]);
     saga_text_printf(&sql, " FROM orders GROUP BY status ORDER BY status");
-    r = PQexec(s->conn, sql.data);
+    r = saga_pg_query(s->conn, sql.data);
     free(sql.data);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);

@@ -461,7 +461,7 @@ void order_pool_put(struct order_app *app, struct order_slot *s, int broken)
 
 static int exec_ok(PGconn *conn, const char *sql)
 {
-    PGresult *r = PQexec(conn, sql);
+    PGresult *r = saga_pg_query(conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     return ok;

@@ -277,7 +277,7 @@ static void gaps_expire(int64_t now)
 
 static int prime(PGconn *conn)
 {
-    PGresult *r = PQexec(conn, "SELECT coalesce(max(seq), 0) FROM timeline");
+    PGresult *r = saga_pg_query(conn, "SELECT coalesce(max(seq), 0) FROM timeline");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char err[512];
         saga_pg_errstr(conn, err, sizeof(err));

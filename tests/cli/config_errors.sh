@@ -5,7 +5,7 @@
 set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh"
-unset DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL SAGA_SCHEMA_DIR TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
+unset PG_CONNECT_TIMEOUT PG_KEEPALIVE PG_QUERY_TIMEOUT DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL SAGA_SCHEMA_DIR TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
 for v in $(env | sed -n 's/^\(KAFKA_[^=]*\)=.*/\1/p'); do unset "$v"; done
 DB=postgresql://svc:s3cret@127.0.0.1:15432/svc
 
@@ -35,6 +35,11 @@ for p in order-service inventory-service payment-service shipping-service notifi
     check "$p --check-config masks passwords" test -z "$(contains "$OUT" s3cret && echo y)$(contains "$OUT" hunter2 && echo y)"
     check "$p bad config message is one line" test "$(env DATABASE_URL=$DB LOG_LEVEL=loud "$BIN/$p" 2>&1 | wc -l)" = 1
 done
+
+run DATABASE_URL=$DB PG_QUERY_TIMEOUT=soon -- payment-service
+check "a bad PG_QUERY_TIMEOUT exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "PG_QUERY_TIMEOUT" && echo y)"
+run DATABASE_URL=$DB PG_KEEPALIVE=5s PG_CONNECT_TIMEOUT=3s -- payment-service --check-config
+check "--check-config prints the PG_* settings" test "$RC" = 0 -a -n "$(contains "$OUT" "PG_KEEPALIVE=5000ms" && contains "$OUT" "PG_CONNECT_TIMEOUT=3000ms" && contains "$OUT" "PG_QUERY_TIMEOUT=30000ms" && echo y)"
 
 run DATABASE_URL=$DB SAGA_SCHEMA_DIR=/nonexistent -- payment-service
 check "a SAGA_SCHEMA_DIR that is not a directory exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_SCHEMA_DIR" && echo y)"

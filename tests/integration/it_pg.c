@@ -2,6 +2,7 @@
  * PostgreSQL as the test stack provisions it: each service role works in its own
  * database and is refused everywhere else.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +18,10 @@
 #include "saga/participant.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
+#include "proc.h"
 #include "stack_env.h"
 #include "testdb.h"
+#include "tcpproxy.h"
 
 static PGconn *connect_ok(const char *url)
 {
@@ -303,8 +306,154 @@ static void test_participant_order_rules(void **state)
     testdb_drop(&db);
 }
 
+/* Short limits for the tests below, set before the first connection (see main). */
+#define QUERY_TIMEOUT_MS  1000
+#define CONNECT_TIMEOUT_S 2
+
+/* The value of one libpq connection option as the connection uses it. */
+static const char *conn_option(PGconn *c, const char *key, char *buf, size_t size)
+{
+    PQconninfoOption *opts = PQconninfo(c);
+    buf[0] = '\0';
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val)
+            snprintf(buf, size, "%s", o->val);
+    PQconninfoFree(opts);
+    return buf;
+}
+
+/* Every connection has a bounded connect and TCP keepalives, from PG_CONNECT_TIMEOUT
+ * and PG_KEEPALIVE; what the URL says wins. */
+static void test_connections_have_bounded_connect_and_keepalives(void **state)
+{
+    char url[600], v[64];
+    PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+
+    assert_string_equal(conn_option(c, "connect_timeout", v, sizeof(v)), "2");
+    assert_string_equal(conn_option(c, "keepalives", v, sizeof(v)), "1");
+    assert_string_equal(conn_option(c, "keepalives_idle", v, sizeof(v)), "6");
+    assert_string_equal(conn_option(c, "keepalives_interval", v, sizeof(v)), "2");
+    assert_string_equal(conn_option(c, "keepalives_count", v, sizeof(v)), "3");
+    assert_string_equal(conn_option(c, "tcp_user_timeout", v, sizeof(v)), "12000");
+    PQfinish(c);
+
+    snprintf(url, sizeof(url), "%s?keepalives_idle=77&connect_timeout=9",
+             stack_env("ORDER_DATABASE_URL"));
+    c = connect_ok(url);
+    assert_string_equal(conn_option(c, "keepalives_idle", v, sizeof(v)), "77");
+    assert_string_equal(conn_option(c, "connect_timeout", v, sizeof(v)), "9");
+    assert_string_equal(conn_option(c, "keepalives_count", v, sizeof(v)), "3");
+    PQfinish(c);
+}
+
+/* A statement or a connection attempt run in a thread, so a hang is seen, not suffered. */
+struct attempt {
+    PGconn *conn;
+    const char *url;
+    PGresult *res;
+    saga_err_t err;
+    char errstr[512];
+    volatile int done;
+    long long took_ms;
+};
+
+static void *run_statement(void *arg)
+{
+    struct attempt *a = arg;
+    const char *p[1] = {"41"};
+    long long t0 = now_ms();
+    a->res = saga_pg_exec(a->conn, "SELECT $1::int + 1", 1, p, NULL, NULL, 0);
+    a->err =
+        PQresultStatus(a->res) == PGRES_TUPLES_OK ? SAGA_OK : saga_pg_classify(a->conn, a->res);
+    a->took_ms = now_ms() - t0;
+    a->done = 1;
+    return NULL;
+}
+
+static void *run_connect(void *arg)
+{
+    struct attempt *a = arg;
+    long long t0 = now_ms();
+    a->conn = saga_pg_connect(a->url, &a->err, a->errstr, sizeof(a->errstr));
+    a->took_ms = now_ms() - t0;
+    a->done = 1;
+    return NULL;
+}
+
+/* 1 when the attempt ended within ms. */
+static int finished_within(struct attempt *a, long long ms)
+{
+    long long end = now_ms() + ms;
+    while (!a->done && now_ms() < end)
+        usleep(20000);
+    return a->done;
+}
+
+/*
+ * A proxy between us and PostgreSQL stops forwarding without closing anything (the
+ * kernel behind it still ACKs, so keepalives see nothing). A statement in flight then
+ * ends within PG_QUERY_TIMEOUT as a TRANSIENT failure with the connection given up, and
+ * a new connection through the hung proxy fails within PG_CONNECT_TIMEOUT; once the
+ * proxy forwards again, a fresh connection works.
+ */
+static void test_hung_connection_ends_within_the_deadline(void **state)
+{
+    struct tcpproxy *px = tcpproxy_start(atoi(stack_env("STACK_PG_PORT")));
+    char url[600];
+    struct attempt q = {0}, c = {0};
+    pthread_t t;
+    int ended;
+
+    tcpproxy_url(stack_env("ORDER_DATABASE_URL"), tcpproxy_port(px), url, sizeof(url));
+    q.conn = connect_ok(url);
+    assert_int_equal(plus_one(q.conn, "1"), 2); /* prepared, so the hang hits the EXECUTE */
+
+    tcpproxy_pause(px, 1);
+    assert_int_equal(pthread_create(&t, NULL, run_statement, &q), 0);
+    ended = finished_within(&q, 3 * QUERY_TIMEOUT_MS);
+    if (!ended) {
+        tcpproxy_pause(px, 0); /* lets the statement finish, so the thread can be joined */
+        pthread_join(t, NULL);
+        PQclear(q.res);
+        PQfinish(q.conn);
+        tcpproxy_stop(px);
+        fail_msg("saga_pg_exec on a hung connection did not return within %d ms",
+                 3 * QUERY_TIMEOUT_MS);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(q.err, SAGA_ERR_TRANSIENT);
+    assert_int_not_equal(PQstatus(q.conn), CONNECTION_OK); /* given up: the caller reconnects */
+    assert_true(q.took_ms >= QUERY_TIMEOUT_MS - 100);
+    PQclear(q.res);
+    PQfinish(q.conn);
+
+    c.url = url;
+    assert_int_equal(pthread_create(&t, NULL, run_connect, &c), 0);
+    ended = finished_within(&c, 3 * CONNECT_TIMEOUT_S * 1000);
+    if (!ended) {
+        tcpproxy_stop(px); /* closes the connection: the attempt fails */
+        pthread_join(t, NULL);
+        PQfinish(c.conn);
+        fail_msg("connecting through a hung proxy did not end within %d s", 3 * CONNECT_TIMEOUT_S);
+    }
+    pthread_join(t, NULL);
+    assert_null(c.conn);
+    assert_int_equal(c.err, SAGA_ERR_TRANSIENT);
+
+    tcpproxy_pause(px, 0);
+    q = (struct attempt){0};
+    q.conn = connect_ok(url);
+    assert_int_equal(plus_one(q.conn, "2"), 3);
+    PQfinish(q.conn);
+    tcpproxy_stop(px);
+}
+
 int main(void)
 {
+    /* Short limits, so the hung-connection tests take seconds (read at first use). */
+    setenv("PG_QUERY_TIMEOUT", "1s", 1);
+    setenv("PG_CONNECT_TIMEOUT", "2s", 1);
+    setenv("PG_KEEPALIVE", "6s", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_role_roundtrip),
         cmocka_unit_test(test_every_service_owns_its_database),
@@ -314,6 +463,10 @@ int main(void)
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
         cmocka_unit_test(test_another_programs_migrations_are_refused),
         cmocka_unit_test(test_participant_order_rules),
+        cmocka_unit_test(test_connections_have_bounded_connect_and_keepalives),
+        cmocka_unit_test(test_hung_connection_ends_within_the_deadline),
     };
+    if (getenv("IT_ONLY"))
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "saga/outbox.h"
 #include "saga/pg.h"
 #include "stack_env.h"
+#include "tcpproxy.h"
 #include "testdb.h"
 
 #define RELAY SAGA_BIN_DIR "/outbox-relay"
@@ -623,6 +624,78 @@ static void test_waiting_relay_keeps_readiness_and_backlog_current(void **state)
     assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
 }
 
+/*
+ * The relay's database connection hangs: a proxy between them stops forwarding without
+ * closing anything (keepalives see nothing wrong, the proxy's kernel ACKs). The relay
+ * notices within PG_QUERY_TIMEOUT (its backlog gauge asks every 2 s), says so on
+ * /readyz, and replaces the connection once it can: rows committed during the hang are
+ * published once, after it.
+ */
+static void test_relay_replaces_a_hung_database_connection(void **state)
+{
+    struct fixture *f = *state;
+    struct tcpproxy *px = tcpproxy_start(atoi(stack_env("STACK_PG_PORT")));
+    static char resp[65536];
+    static struct seen seen;
+    char url[600], env_src[700], err[256];
+    const char *env[] = {env_src,
+                         f->env_kafka,
+                         "RELAY_POLL_INTERVAL=60s",
+                         "RELAY_STANDBY_RETRY=200ms",
+                         "LOG_LEVEL=info",
+                         "HTTP_LISTEN=127.0.0.1:0",
+                         "PG_QUERY_TIMEOUT=1s",
+                         "PG_CONNECT_TIMEOUT=2s",
+                         NULL};
+    long long end;
+    pid_t relay;
+    int port, ready = 0, not_ready = 0;
+
+    snprintf(env_src, sizeof(env_src), "RELAY_SOURCES=it=%s",
+             tcpproxy_url(f->db.relay_url, tcpproxy_port(px), url, sizeof(url)));
+    relay = proc_start(RELAY, env, f->log);
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    port = relay_http_port(f);
+    exec_ok(f->conn, "BEGIN");
+    append(f, "H", 1);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    assert_true(wait_published(f, 10000));
+    assert_int_equal(http_get(port, "/readyz", resp, sizeof(resp)), 200);
+
+    tcpproxy_pause(px, 1);
+    for (end = now_ms() + 10000; !not_ready && now_ms() < end; usleep(100000))
+        not_ready = http_get(port, "/readyz", resp, sizeof(resp)) == 503;
+    if (!not_ready) {
+        tcpproxy_pause(px, 0);
+        proc_stop(relay, SIGKILL, 5000);
+        tcpproxy_stop(px);
+        fail_msg("/readyz still says ready 10 s after the relay's connection hung");
+    }
+    exec_ok(f->conn, "BEGIN");
+    append(f, "H", 2);
+    append(f, "H", 3);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    /* Still hung: reconnecting through the proxy fails (PG_CONNECT_TIMEOUT), and the
+     * relay keeps saying so. */
+    usleep(3000000);
+    assert_int_equal(http_get(port, "/readyz", resp, sizeof(resp)), 503);
+    assert_non_null(strstr(resp, "\"disconnected\""));
+
+    tcpproxy_pause(px, 0);
+    assert_true(wait_published(f, 20000));
+    for (end = now_ms() + 10000; !ready && now_ms() < end; usleep(100000))
+        ready = http_get(port, "/readyz", resp, sizeof(resp)) == 200;
+    assert_true(ready);
+    assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
+    tcpproxy_stop(px);
+    assert_true(log_wait(f->log, "no answer within", 1000));
+
+    consume_all(f, &seen, 3, 1000);
+    assert_int_equal(count_of(&seen, "H:1"), 1);
+    assert_int_equal(count_of(&seen, "H:2"), 1);
+    assert_int_equal(count_of(&seen, "H:3"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +713,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_waiting_relay_keeps_readiness_and_backlog_current,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_replaces_a_hung_database_connection, setup,
+                                        teardown),
     };
+    if (getenv("IT_ONLY"))
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
