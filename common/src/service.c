@@ -10,7 +10,15 @@
 #include "saga/pg.h"
 #include "saga/topology.h"
 
-volatile sig_atomic_t saga_service_stopping;
+atomic_int saga_service_stopping;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler stores to saga_service_stopping");
+
+/*
+ * The consumer runtime's own copy of the flag: saga_consumer_conf.stop is still a
+ * volatile sig_atomic_t *, which is sound only because the consumer reads it on the
+ * one thread that runs saga_consumer_run (the main thread). Set with the flag above.
+ */
+static volatile sig_atomic_t consumer_stop;
 
 struct runner {
     const struct saga_service *svc;
@@ -21,7 +29,8 @@ struct runner {
 static void on_signal(int sig)
 {
     (void)sig;
-    saga_service_stopping = 1;
+    consumer_stop = 1;
+    atomic_store(&saga_service_stopping, 1);
 }
 
 static void sleep_ms(long ms)
@@ -152,7 +161,7 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     memcpy(cc.handlers, svc->handlers, sizeof(cc.handlers));
     cc.arg = svc->arg;
     cc.releases_deferred = svc->releases_deferred;
-    cc.stop = &saga_service_stopping;
+    cc.stop = &consumer_stop;
     if (saga_consumer_new(&r.consumer, &cc, err, sizeof(err))) {
         saga_error("consumer: %s", err);
         goto out;

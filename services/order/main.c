@@ -580,7 +580,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
 static void order_stop(void *arg)
 {
     struct order_app *app = arg;
-    saga_service_stopping = 1;
+    atomic_store(&saga_service_stopping, 1);
     if (app->sweeper_started)
         pthread_join(app->sweeper, NULL);
     order_web_stop(app);
