@@ -314,7 +314,7 @@ static int64_t high_watermark(rd_kafka_t *rk, const char *topic)
 static void test_dlq_replay_reports_each_message_and_fails_on_a_refused_one(void **state)
 {
     struct fixture *f = *state;
-    char src[128], dlq[128], cmd[1024], out[8192], want[256];
+    char src[128], dlq[128], cmd[1024], out[8192], want[512];
     const char *names[1] = {dlq};
     struct saga_topic_status st[1];
     size_t big_len = 8000;
