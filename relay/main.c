@@ -3,6 +3,7 @@
  * to Kafka, one leader per database; other instances wait as hot standbys.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ struct relay_config {
 };
 
 static struct relay_config rc;
-static volatile sig_atomic_t stop;
+static atomic_int stop; /* read by every source thread: an atomic, lock-free */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler stores to stop");
 
 static saga_err_t relay_config_load(void *arg, char *errstr, size_t errstr_size)
 {
@@ -56,7 +58,7 @@ static const struct saga_program relay_program = {
 static void on_signal(int sig)
 {
     (void)sig;
-    stop = 1;
+    atomic_store(&stop, 1);
 }
 
 int main(int argc, char **argv)

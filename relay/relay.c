@@ -64,7 +64,7 @@ struct source {
     const struct relay_source *src;
     const struct relay_settings *set;
     const struct saga_config *cfg;
-    volatile sig_atomic_t *stop;
+    atomic_int *stop; /* shared by every source thread and the signal handler */
     pthread_t thread;
     rd_kafka_t *rk;
     /* Topic handles of rk, made with rd_kafka_topic_new so their metadata is asked for at
@@ -91,7 +91,8 @@ struct source {
     char fatal_reason[512];
 };
 
-static volatile sig_atomic_t fatal_seen;
+/* Set by the source thread whose producer failed for good, read by all of them. */
+static atomic_int fatal_seen;
 
 static int64_t now_ms(void)
 {
@@ -102,7 +103,7 @@ static int64_t now_ms(void)
 
 static int stopping(const struct source *s)
 {
-    return *s->stop || fatal_seen;
+    return atomic_load(s->stop) || atomic_load(&fatal_seen);
 }
 
 /* Tells /readyz and /metrics whether this source is connected and leads. */
@@ -171,7 +172,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         snprintf(s->fatal_reason, sizeof(s->fatal_reason), "%s", fatal);
         s->fatal = 1;
-        fatal_seen = 1;
+        atomic_store(&fatal_seen, 1);
         saga_log(SAGA_LOG_ERROR, NULL, "source %s: fatal kafka error: %s", s->src->name, fatal);
         return;
     }
@@ -848,7 +849,7 @@ static void *source_main(void *arg)
 }
 
 int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,
-              const struct relay_settings *settings, volatile sig_atomic_t *stop)
+              const struct relay_settings *settings, atomic_int *stop)
 {
     struct source *src = calloc((size_t)sources->count, sizeof(*src));
     struct relay_http http_arg;
@@ -897,7 +898,7 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
     for (int i = 0; i < sources->count; i++, started++) {
         if (pthread_create(&src[i].thread, NULL, source_main, &src[i]) != 0) {
             saga_log(SAGA_LOG_ERROR, NULL, "cannot start a thread for source %s", src[i].src->name);
-            *stop = 1;
+            atomic_store(stop, 1);
             rc = SAGA_EXIT_FAILURE;
             break;
         }

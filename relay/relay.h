@@ -6,7 +6,7 @@
 #ifndef RELAY_H
 #define RELAY_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "relay_sources.h"
@@ -29,9 +29,10 @@ void relay_settings_print(const struct relay_settings *s, FILE *out);
 
 /*
  * Runs until *stop becomes non-zero (then finishes the round in flight) or a
- * fatal Kafka error. Returns SAGA_EXIT_OK or SAGA_EXIT_FAILURE.
+ * fatal Kafka error. Returns SAGA_EXIT_OK or SAGA_EXIT_FAILURE. Every source thread
+ * reads *stop, so it is an atomic (a signal handler may store to it: lock-free).
  */
 int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,
-              const struct relay_settings *settings, volatile sig_atomic_t *stop);
+              const struct relay_settings *settings, atomic_int *stop);
 
 #endif

@@ -6,6 +6,12 @@
  * Reads a dead-letter topic from its beginning to its current end without a
  * consumer group (nothing is committed), and replays messages to the topic they
  * came from (dlq.source.topic) with their original key, value and headers.
+ *
+ * A replay counts as done only when its delivery report says so (never because
+ * rd_kafka_flush returned): each message gets one line, "replayed" on stdout or
+ * "failed" with the cause on stderr, and any failure makes the exit status 1.
+ * The dead letter stays in its topic either way, so a failed one can be replayed
+ * again once the cause is fixed.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -31,7 +37,9 @@ static void dlq_usage(FILE *out)
             "<service>.dlq). list prints one line per dead letter: where it sits, when and\n"
             "why it failed, where it came from. show prints one with all its headers.\n"
             "replay sends the original message back to its source topic, with a\n"
-            "dlq.replayed_from header; the dead letter itself stays where it is.\n"
+            "dlq.replayed_from header; the dead letter itself stays where it is. It prints\n"
+            "one line per message once the broker acknowledged it (replayed) or refused\n"
+            "it (failed, with the cause), and exits 1 if any was not replayed.\n"
             "\n"
             "  --timeout S   give up on an unreachable broker after S seconds (default 10)\n");
 }
@@ -159,10 +167,16 @@ static int parse_ref(const char *s, struct ref *r)
     return *end || r->offset < 0 ? -1 : 0;
 }
 
+/* What the delivery reports of a replay said (updated by replay_report). */
+struct replay_outcome {
+    int sent, replayed, failed;
+};
+
 struct pick {
     const struct ref *refs;
     int nrefs, all, found;
     rd_kafka_t *producer; /* replay */
+    struct replay_outcome *outcome;
     const char *dlq;
     struct saga_serde *serde;
 };
@@ -208,42 +222,77 @@ static int show_one(rd_kafka_message_t *m, void *arg)
     return 0;
 }
 
+/*
+ * The delivery report of one replayed message (rd_kafka_poll / rd_kafka_flush on the
+ * main thread): its one line. The message's opaque is its "DLQ/P/O to TOPIC", owned
+ * by the message until here.
+ */
+static void replay_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct replay_outcome *o = opaque;
+    char *what = m->_private;
+
+    (void)rk;
+    if (m->err) {
+        o->failed++;
+        fprintf(stderr, "failed %s: %s\n", what, rd_kafka_err2str(m->err));
+    } else {
+        o->replayed++;
+        printf("replayed %s (partition %" PRId32 ", offset %" PRId64 ")\n", what, m->partition,
+               m->offset);
+    }
+    fflush(stdout);
+    free(what);
+}
+
 static int replay_one(rd_kafka_message_t *m, void *arg)
 {
     struct pick *p = arg;
-    rd_kafka_headers_t *src = NULL, *h = rd_kafka_headers_new(8);
+    rd_kafka_headers_t *src = NULL, *h;
     const char *name;
     const void *v;
-    size_t len;
-    char topic[256], from[300];
+    size_t len, wlen;
+    char topic[256], from[300], *what;
     rd_kafka_resp_err_t err;
 
     if (!wanted(p, m))
         return 0;
     p->found++;
     header(m, "dlq.source.topic", topic, sizeof(topic));
+    snprintf(from, sizeof(from), "%s/%" PRId32 "/%" PRId64, p->dlq, m->partition, m->offset);
     if (!topic[0]) {
-        fprintf(stderr, "sagactl dlq: %" PRId32 ":%" PRId64 " has no dlq.source.topic\n",
-                m->partition, m->offset);
-        rd_kafka_headers_destroy(h);
+        fprintf(stderr, "failed %s: it has no dlq.source.topic header\n", from);
         return -1;
     }
+    wlen = strlen(from) + strlen(topic) + 5;
+    if (!(what = malloc(wlen))) {
+        fprintf(stderr, "failed %s to %s: out of memory\n", from, topic);
+        return -1;
+    }
+    snprintf(what, wlen, "%s to %s", from, topic);
+    h = rd_kafka_headers_new(8);
     if (!rd_kafka_message_headers(m, &src))
         for (size_t i = 0; !rd_kafka_header_get_all(src, i, &name, &v, &len); i++)
             if (strncmp(name, "dlq.", 4) != 0)
                 rd_kafka_header_add(h, name, -1, v, (ssize_t)len);
-    snprintf(from, sizeof(from), "%s/%" PRId32 "/%" PRId64, p->dlq, m->partition, m->offset);
     rd_kafka_header_add(h, "dlq.replayed_from", -1, from, -1);
-    err = rd_kafka_producev(
-        p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    for (;;) {
+        err = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(what), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(p->producer, 100); /* reports make room */
+    }
     if (err) {
         rd_kafka_headers_destroy(h);
-        fprintf(stderr, "sagactl dlq: replay of %s: %s\n", from, rd_kafka_err2str(err));
+        fprintf(stderr, "failed %s: %s\n", what, rd_kafka_err2str(err));
+        free(what);
         return -1;
     }
-    printf("replayed %s to %s\n", from, topic);
+    p->outcome->sent++;
+    rd_kafka_poll(p->producer, 0);
     return 0;
 }
 
@@ -251,7 +300,8 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "", *dlq = NULL;
     struct ref refs[64];
-    struct pick pick = {refs, 0, 0, 0, NULL, NULL, NULL};
+    struct replay_outcome outcome = {0, 0, 0};
+    struct pick pick = {refs, 0, 0, 0, NULL, &outcome, NULL, NULL};
     int timeout_s = 10, count = 0, rc;
     char err[512];
 
@@ -306,6 +356,8 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
         rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
         rd_kafka_conf_set(pc, "partitioner", "murmur2_random", NULL, 0);
         saga_kafka_conf_set_logger(pc, 1);
+        rd_kafka_conf_set_dr_msg_cb(pc, replay_report);
+        rd_kafka_conf_set_opaque(pc, &outcome);
         if (!(pick.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
             fprintf(stderr, "sagactl dlq: %s\n", err);
             rd_kafka_conf_destroy(pc);
@@ -313,7 +365,17 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
         }
         rc = visit(cfg, dlq, timeout_s, replay_one, &pick);
         if (rd_kafka_flush(pick.producer, timeout_s * 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "sagactl dlq: the replayed messages were not all acknowledged\n");
+            /* Whatever is still queued or in flight gets a report now (an in-flight one
+             * may yet have been written: the line says it was not confirmed). */
+            rd_kafka_purge(pick.producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(pick.producer, 5000);
+        }
+        if (outcome.replayed + outcome.failed < outcome.sent)
+            fprintf(stderr, "sagactl dlq: %d replays got no delivery report\n",
+                    outcome.sent - outcome.replayed - outcome.failed);
+        if (outcome.replayed < outcome.sent) {
+            fprintf(stderr, "sagactl dlq: %d of %d messages were not replayed\n",
+                    outcome.sent - outcome.replayed, outcome.sent);
             rc = SAGACTL_EXIT_FAILURE;
         }
         rd_kafka_destroy(pick.producer);

@@ -381,7 +381,7 @@ static void process_batch(struct saga_consumer *c)
         all_decoded &= m->derr == SAGA_DECODE_OK && consumer_kafka_held(c, m);
     }
     if (c->nbatch > 1 && all_decoded) {
-        char err[512];
+        char err[512] = "";
         int failed_at;
         if (consumer_tx_run(c, c->batch, c->nbatch, &failed_at, err, sizeof(err)) ==
             SAGA_HANDLE_OK) {

@@ -442,8 +442,10 @@ static saga_handle_result_t claim_inbox(struct saga_consumer *c, struct msg *msg
     saga_handle_result_t res;
     int k = 0;
 
-    if (!ids)
+    if (!ids) {
+        snprintf(errstr, errstr_size, "out of memory");
         return SAGA_HANDLE_TRANSIENT;
+    }
     for (int i = 0; i < n; i++) {
         dup[i] = 0;
         if (c->conf.handlers[msgs[i].ev.type])
@@ -470,6 +472,7 @@ static saga_handle_result_t claim_inbox(struct saga_consumer *c, struct msg *msg
         char *claimed = calloc((size_t)rows + 1, 1);
         if (!claimed) {
             PQclear(r);
+            snprintf(errstr, errstr_size, "out of memory");
             return SAGA_HANDLE_TRANSIENT;
         }
         for (int i = 0; i < n; i++) {
@@ -513,8 +516,10 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
     tx.outbox = &c->outbox;
     saga_outbox_batch_reset(&c->outbox);
     memset(&c->pend, 0, sizeof(c->pend));
-    if (!(dup = calloc((size_t)n, sizeof(*dup))))
+    if (!(dup = calloc((size_t)n, sizeof(*dup)))) {
+        snprintf(errstr, errstr_size, "out of memory");
         return SAGA_HANDLE_TRANSIENT;
+    }
     r = exec_sql(c, "BEGIN", 0, NULL, NULL, NULL, 0, NULL, errstr, errstr_size);
     if (r == SAGA_HANDLE_OK)
         r = claim_inbox(c, msgs, n, dup, errstr, errstr_size);

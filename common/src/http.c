@@ -354,7 +354,7 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     }
     if (!(h = calloc(1, sizeof(*h)))) {
         freeaddrinfo(ai);
-        return SAGA_ERR_NOMEM;
+        return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "HTTP server: out of memory");
     }
     h->conf = *conf;
     if (!h->conf.max_body)
@@ -364,9 +364,11 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (sem_init(&h->turns, 0, (unsigned)h->conf.threads) != 0) {
+        int e = errno;
         freeaddrinfo(ai);
         free(h);
-        return SAGA_ERR_NOMEM;
+        return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "HTTP server: sem_init: %s",
+                         strerror(e));
     }
     h->d = MHD_start_daemon(flags, (uint16_t)conf->port, NULL, NULL, access_cb, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,

@@ -135,12 +135,19 @@ saga_err_t saga_kafka_topics_ensure(rd_kafka_t *rk, const char **names, int n, i
     saga_err_t ret = SAGA_OK;
     char errbuf[256];
 
-    if (!nt)
-        return SAGA_ERR_NOMEM;
+    /* Every status says something, whatever fails below (the callers print each one). */
     for (int i = 0; i < n; i++) {
         memset(&status[i], 0, sizeof(status[i]));
         status[i].name = names[i];
         status[i].partitions = -1;
+        if (!nt) {
+            status[i].err = SAGA_ERR_NOMEM;
+            snprintf(status[i].errstr, sizeof(status[i].errstr), "out of memory");
+        }
+    }
+    if (!nt)
+        return SAGA_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(names[i], partitions, replication, errbuf, sizeof(errbuf));
         if (!nt[i]) {
             status[i].err = SAGA_ERR_INVALID;

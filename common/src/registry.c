@@ -10,8 +10,6 @@
 
 #include "saga/serde.h"
 
-#define MAX_CACHED 256
-
 struct cached_schema {
     int32_t id;
     char *json;
@@ -22,8 +20,8 @@ struct saga_registry {
     pthread_mutex_t lock;
     CURL *curl;                       /* one connection, reused; guarded by lock */
     int32_t event_ids[SAGA_EV_COUNT]; /* -1 until registered */
-    struct cached_schema cache[MAX_CACHED];
-    int ncached;
+    struct cached_schema *cache;      /* every schema fetched by id: grows, never refuses one */
+    size_t ncached, capcached;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -63,8 +61,9 @@ void saga_registry_destroy(struct saga_registry *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->ncached; i++)
+    for (size_t i = 0; i < r->ncached; i++)
         free(r->cache[i].json);
+    free(r->cache);
     curl_easy_cleanup(r->curl);
     pthread_mutex_destroy(&r->lock);
     free(r->url);
@@ -226,6 +225,26 @@ saga_err_t saga_registry_register_all(struct saga_registry *r, char *errstr, siz
     return SAGA_OK;
 }
 
+/* Remembers schema as id's (under r->lock). Out of memory, it is simply not cached. */
+static void cache_add(struct saga_registry *r, int32_t id, const char *schema)
+{
+    char *copy;
+
+    if (r->ncached == r->capcached) {
+        size_t cap = r->capcached ? r->capcached * 2 : 32;
+        struct cached_schema *grown = realloc(r->cache, cap * sizeof(*grown));
+        if (!grown)
+            return;
+        r->cache = grown;
+        r->capcached = cap;
+    }
+    if (!(copy = strdup(schema)))
+        return;
+    r->cache[r->ncached].id = id;
+    r->cache[r->ncached].json = copy;
+    r->ncached++;
+}
+
 saga_err_t saga_registry_get(struct saga_registry *r, int32_t id, char **json, char *errstr,
                              size_t errstr_size)
 {
@@ -236,7 +255,7 @@ saga_err_t saga_registry_get(struct saga_registry *r, int32_t id, char **json, c
     saga_err_t err;
 
     pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < r->ncached; i++) {
+    for (size_t i = 0; i < r->ncached; i++) {
         if (r->cache[i].id == id) {
             *json = strdup(r->cache[i].json);
             pthread_mutex_unlock(&r->lock);
@@ -258,11 +277,7 @@ saga_err_t saga_registry_get(struct saga_registry *r, int32_t id, char **json, c
         err = SAGA_ERR_NOMEM;
         goto out;
     }
-    if (r->ncached < MAX_CACHED) {
-        r->cache[r->ncached].id = id;
-        if ((r->cache[r->ncached].json = strdup(schema)))
-            r->ncached++;
-    }
+    cache_add(r, id, schema);
 out:
     pthread_mutex_unlock(&r->lock);
     json_decref(resp);

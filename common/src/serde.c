@@ -417,7 +417,7 @@ fail:
 
 struct saga_serde {
     struct saga_registry *registry;
-    struct known *known;
+    struct known **known; /* each entry allocated alone: reader[].k and last point at them */
     size_t nknown, capknown;
     struct known *last; /* the last one used: most messages repeat it */
     struct {
@@ -461,19 +461,26 @@ static saga_decode_err_t known_add(struct saga_serde *s, const char *json, size_
     fp = saga_avro_fingerprint64(canon, strlen(canon));
     free(canon);
     for (size_t i = 0; i < s->nknown; i++) {
-        if (s->known[i].fingerprint == fp) {
-            if (registry_id >= 0 && s->known[i].registry_id < 0)
-                s->known[i].registry_id = registry_id;
-            if (registry_id < 0 || s->known[i].registry_id == registry_id) {
-                *out = &s->known[i];
+        if (s->known[i]->fingerprint == fp) {
+            if (registry_id >= 0 && s->known[i]->registry_id < 0)
+                s->known[i]->registry_id = registry_id;
+            if (registry_id < 0 || s->known[i]->registry_id == registry_id) {
+                *out = s->known[i];
                 return SAGA_DECODE_OK;
             }
         }
     }
-    /* The table never grows: entries are pointed at (reader, last) and must not move. */
+    /* The table grows with every writer schema met (no fixed limit: a limit would send valid
+     * events of the next schema version to the DLQ); the entries themselves never move. */
     if (s->nknown == s->capknown) {
-        snprintf(errstr, errstr_size, "more than %zu writer schemas", s->capknown);
-        return SAGA_DECODE_TOO_LARGE;
+        size_t cap = s->capknown ? s->capknown * 2 : 64;
+        struct known **grown = realloc(s->known, cap * sizeof(*grown));
+        if (!grown) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return SAGA_DECODE_NOMEM;
+        }
+        s->known = grown;
+        s->capknown = cap;
     }
     k.fingerprint = fp;
     k.registry_id = registry_id;
@@ -512,8 +519,13 @@ static saga_decode_err_t known_add(struct saga_serde *s, const char *json, size_
         known_release(&k);
         return SAGA_DECODE_BAD_SCHEMA;
     }
-    slot = &s->known[s->nknown++];
+    if (!(slot = malloc(sizeof(*slot)))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        known_release(&k);
+        return SAGA_DECODE_NOMEM;
+    }
     *slot = k;
+    s->known[s->nknown++] = slot;
     *out = slot;
     return SAGA_DECODE_OK;
 }
@@ -591,8 +603,10 @@ void saga_serde_destroy(struct saga_serde *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nknown; i++)
-        known_release(&s->known[i]);
+    for (size_t i = 0; i < s->nknown; i++) {
+        known_release(s->known[i]);
+        free(s->known[i]);
+    }
     free(s->known);
     for (int t = 0; t < SAGA_EV_COUNT; t++) {
         free(s->reader[t].canonical);
@@ -623,8 +637,8 @@ saga_err_t saga_serde_new(struct saga_serde **out, const struct saga_serde_conf 
     s->reader_mem = avro_reader_memory(empty, 0);
     if (!s->writer || !s->reader_mem)
         goto nomem;
-    /* Every embedded schema plus room for those added later or fetched from a registry. */
-    s->capknown = saga_embedded_schemas_count + 256;
+    /* Every embedded schema plus room for some added later or fetched from a registry. */
+    s->capknown = saga_embedded_schemas_count + 64;
     if (!(s->known = calloc(s->capknown, sizeof(*s->known))))
         goto nomem;
     for (int t = 0; t < SAGA_EV_COUNT; t++) {
@@ -1052,8 +1066,8 @@ static saga_decode_err_t find_writer(struct saga_serde *s, const unsigned char *
             return SAGA_DECODE_OK;
         }
         for (size_t i = 0; i < s->nknown; i++) {
-            if (s->known[i].fingerprint == fp) {
-                *out = s->last = &s->known[i];
+            if (s->known[i]->fingerprint == fp) {
+                *out = s->last = s->known[i];
                 return SAGA_DECODE_OK;
             }
         }
@@ -1079,8 +1093,8 @@ static saga_decode_err_t find_writer(struct saga_serde *s, const unsigned char *
             return SAGA_DECODE_OK;
         }
         for (size_t i = 0; i < s->nknown; i++) {
-            if (s->known[i].registry_id == id) {
-                *out = s->last = &s->known[i];
+            if (s->known[i]->registry_id == id) {
+                *out = s->last = s->known[i];
                 return SAGA_DECODE_OK;
             }
         }

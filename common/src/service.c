@@ -11,6 +11,7 @@
 #include "saga/topology.h"
 
 atomic_int saga_service_stopping;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler stores to saga_service_stopping");
 
 struct runner {
     const struct saga_service *svc;
@@ -21,7 +22,7 @@ struct runner {
 static void on_signal(int sig)
 {
     (void)sig;
-    saga_service_stopping = 1;
+    atomic_store(&saga_service_stopping, 1);
 }
 
 static void sleep_ms(long ms)

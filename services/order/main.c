@@ -223,7 +223,7 @@ static saga_err_t lock_order(PGconn *conn, const char *order_id, struct order_ro
         saga_pg_errstr(conn, errstr, errstr_size);
         err = saga_pg_classify(conn, r);
     } else if (PQntuples(r) == 0) {
-        err = SAGA_ERR_NOT_FOUND;
+        err = saga_errf(SAGA_ERR_NOT_FOUND, errstr, errstr_size, "no order %s", order_id);
     } else {
         snprintf(row->status, sizeof(row->status), "%s", PQgetvalue(r, 0, 0));
         snprintf(row->currency, sizeof(row->currency), "%s", PQgetvalue(r, 0, 1));
@@ -583,7 +583,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
 static void order_stop(void *arg)
 {
     struct order_app *app = arg;
-    saga_service_stopping = 1;
+    atomic_store(&saga_service_stopping, 1);
     if (app->sweeper_started)
         pthread_join(app->sweeper, NULL);
     order_web_stop(app);

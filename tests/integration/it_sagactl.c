@@ -3,6 +3,10 @@
  * fields (single-object and, with the stack's registry, Confluent framing), and
  * messages that do not decode become one {"error": ...} line each, never a crash.
  * Runs on a topic of its own, so nothing of the suite sees the garbage.
+ *
+ * sagactl dlq replay against a source topic that refuses a dead letter (its
+ * max.message.bytes is smaller than the message): the refusal is reported per
+ * message and the exit status says so.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -255,11 +259,128 @@ static void test_tail_of_a_missing_topic_fails(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
 }
 
+/* Creates topic (one partition) whose broker refuses messages larger than max_bytes. */
+static void create_small_topic(rd_kafka_t *rk, const char *topic, const char *max_bytes)
+{
+    char err[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, 1, err, sizeof(err));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    const rd_kafka_CreateTopics_result_t *res;
+    const rd_kafka_topic_result_t **tr;
+    rd_kafka_event_t *ev;
+    size_t n;
+
+    assert_non_null(nt);
+    assert_int_equal(rd_kafka_NewTopic_set_config(nt, "max.message.bytes", max_bytes),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    assert_non_null(ev = rd_kafka_queue_poll(q, 30000));
+    assert_non_null(res = rd_kafka_event_CreateTopics_result(ev));
+    tr = rd_kafka_CreateTopics_result_topics(res, &n);
+    assert_int_equal(n, 1);
+    if (rd_kafka_topic_result_error(tr[0]))
+        fail_msg("create %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+}
+
+/* Runs sh -c cmd with stdout and stderr into out; returns the exit status. */
+static int run(const char *cmd, char *out, size_t size)
+{
+    char full[2048];
+    size_t len = 0, n;
+    FILE *p;
+    int status;
+
+    snprintf(full, sizeof(full), "%s 2>&1", cmd);
+    assert_non_null(p = popen(full, "r"));
+    while (len + 1 < size && (n = fread(out + len, 1, size - 1 - len, p)) > 0)
+        len += n;
+    out[len] = '\0';
+    status = pclose(p);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int64_t high_watermark(rd_kafka_t *rk, const char *topic)
+{
+    int64_t lo = 0, hi = 0;
+    assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, 10000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    return hi;
+}
+
+static void test_dlq_replay_reports_each_message_and_fails_on_a_refused_one(void **state)
+{
+    struct fixture *f = *state;
+    char src[128], dlq[128], cmd[1024], out[8192], want[512];
+    const char *names[1] = {dlq};
+    struct saga_topic_status st[1];
+    size_t big_len = 8000;
+    char *big = malloc(big_len);
+    int code;
+
+    snprintf(src, sizeof(src), "%s-small", f->topic);
+    snprintf(dlq, sizeof(dlq), "%s-dlq", f->topic);
+    create_small_topic(f->producer, src, "2048");
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 1, 1, 1, 10000, st), SAGA_OK);
+    /* Two dead letters of src: 0:0 fits its max.message.bytes, 0:1 does not. */
+    memset(big, 'x', big_len);
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        void *value = i ? big : "small";
+        size_t len = i ? big_len : 5;
+        rd_kafka_header_add(h, "dlq.source.topic", -1, src, -1);
+        rd_kafka_header_add(h, "dlq.reason", -1, "invalid", -1);
+        assert_int_equal(rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(dlq),
+                                           RD_KAFKA_V_KEY(ORDER, 36), RD_KAFKA_V_VALUE(value, len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(high_watermark(f->producer, dlq), 2);
+
+    /* The one that fits: replayed, exit 0, and it is on src. */
+    snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' dlq replay --topic '%s' 0:0",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, dlq);
+    code = run(cmd, out, sizeof(out));
+    snprintf(want, sizeof(want), "replayed %s/0/0 to %s", dlq, src);
+    if (code != 0 || !strstr(out, want))
+        fail_msg("replay of 0:0 exited %d, expected 0 and '%s':\n%s", code, want, out);
+    assert_int_equal(high_watermark(f->producer, src), 1);
+
+    /* The one the broker refuses: named as failed with the cause, exit 1, not on src. */
+    snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' dlq replay --topic '%s' 0:1",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, dlq);
+    code = run(cmd, out, sizeof(out));
+    snprintf(want, sizeof(want), "failed %s/0/1 to %s", dlq, src);
+    if (code != 1 || !strstr(out, want) || !strstr(out, "too large"))
+        fail_msg("replay of 0:1 exited %d, expected 1 and '%s: ... too large':\n%s", code, want,
+                 out);
+    snprintf(want, sizeof(want), "replayed %s/0/1", dlq);
+    assert_null(strstr(out, want));
+    assert_int_equal(high_watermark(f->producer, src), 1);
+
+    /* --all: one line per message, and the refused one fails the command. */
+    snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' dlq replay --topic '%s' --all",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, dlq);
+    code = run(cmd, out, sizeof(out));
+    snprintf(want, sizeof(want), "failed %s/0/1 to %s", dlq, src);
+    if (code != 1 || !strstr(out, want))
+        fail_msg("replay --all exited %d, expected 1 and '%s':\n%s", code, want, out);
+    snprintf(want, sizeof(want), "%s/0/0 to %s", dlq, src); /* replayed or failed, but said */
+    assert_non_null(strstr(out, want));
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_every_event_and_the_undecodable),
         cmocka_unit_test(test_tail_of_a_missing_topic_fails),
+        cmocka_unit_test(test_dlq_replay_reports_each_message_and_fails_on_a_refused_one),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

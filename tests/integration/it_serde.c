@@ -1,7 +1,8 @@
 /*
  * The serde with the real schema registry and the real broker of the test stack:
  * Confluent framing through Apicurio Registry's ccompat API, both framings over
- * Kafka with their headers, and a registry that cannot be reached.
+ * Kafka with their headers, a registry that cannot be reached, and more writer
+ * schemas than any fixed table would hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "sample_events.h"
 #include "saga/headers.h"
@@ -212,6 +214,71 @@ static void test_both_framings_over_kafka_with_headers(void **state)
     saga_registry_destroy(r);
 }
 
+/*
+ * A reader meets more distinct registry ids than any fixed table holds: each one is
+ * fetched and decodes. (A table of 256 once refused the 257th, so a valid event
+ * written with a new schema version went to the DLQ.)
+ */
+#define MANY_SCHEMAS 300
+
+static void test_hundreds_of_registry_schema_ids_all_decode(void **state)
+{
+    struct saga_registry *r = registry(stack_env("SCHEMA_REGISTRY_URL"));
+    struct saga_serde *single = serde(NULL), *reader = serde(r);
+    struct saga_buf buf = {0};
+    struct saga_event want;
+    json_t *base = json_loads(saga_serde_schema_json(SAGA_EV_ORDER_PLACED), 0, NULL);
+    char prefix[96], err[512];
+    unsigned char *msg;
+    size_t body;
+
+    (void)state;
+    assert_non_null(base);
+    stack_unique("it-serde-many", prefix, sizeof(prefix));
+    sample_event(&want, SAGA_EV_ORDER_PLACED, 0);
+    assert_int_equal(saga_serde_encode(single, &want, &buf, err, sizeof(err)), SAGA_OK);
+    /* Confluent framing around the single-object body, plus one byte: the null branch of
+     * the optional field each writer schema below appends. */
+    body = buf.len - 10;
+    assert_non_null(msg = malloc(5 + body + 1));
+    memcpy(msg + 5, buf.data + 10, body);
+    msg[5 + body] = 0x00;
+
+    for (int i = 0; i < MANY_SCHEMAS; i++) {
+        json_t *schema = json_deep_copy(base);
+        char subject[160], field[32], *text;
+        struct saga_event got = {0};
+        int32_t id;
+
+        snprintf(field, sizeof(field), "probe_%d", i);
+        json_array_append_new(
+            json_object_get(schema, "fields"),
+            json_pack("{s:s, s:[s,s], s:n}", "name", field, "type", "null", "string", "default"));
+        assert_non_null(text = json_dumps(schema, JSON_COMPACT));
+        snprintf(subject, sizeof(subject), "%s-%d", prefix, i);
+        if (saga_registry_register(r, subject, text, &id, err, sizeof(err)) != SAGA_OK)
+            fail_msg("registering schema %d: %s", i, err);
+        free(text);
+        json_decref(schema);
+        msg[0] = 0;
+        msg[1] = (unsigned char)((uint32_t)id >> 24);
+        msg[2] = (unsigned char)((uint32_t)id >> 16);
+        msg[3] = (unsigned char)((uint32_t)id >> 8);
+        msg[4] = (unsigned char)id;
+        if (saga_serde_decode(reader, msg, 5 + body + 1, &got, err, sizeof(err)) != SAGA_DECODE_OK)
+            fail_msg("writer schema %d of %d (id %ld) refused: %s", i + 1, MANY_SCHEMAS, (long)id,
+                     err);
+        assert_true(saga_event_equal(&want, &got));
+        saga_event_release(&got);
+    }
+    free(msg);
+    json_decref(base);
+    saga_buf_release(&buf);
+    saga_serde_destroy(single);
+    saga_serde_destroy(reader);
+    saga_registry_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_confluent_framing_round_trips_through_the_registry),
         cmocka_unit_test(test_unreachable_registry_is_transient),
         cmocka_unit_test(test_both_framings_over_kafka_with_headers),
+        cmocka_unit_test(test_hundreds_of_registry_schema_ids_all_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

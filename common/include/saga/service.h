@@ -15,6 +15,7 @@
 #define SAGA_SERVICE_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "saga/config.h"
 #include "saga/consumer.h"
@@ -50,8 +51,13 @@ struct saga_service {
 /* Runs the service until SIGTERM/SIGINT; returns the process exit code. */
 int saga_service_main(const struct saga_service *svc, int argc, char **argv);
 
-/* The stop flag the signal handlers set (for a service's own threads). */
-extern atomic_int saga_service_stopping; /* a signal handler sets it; any thread reads it */
+/*
+ * The stop flag the signal handlers set, read by every thread of the service (the
+ * consumer's, the HTTP server's, a service's own): an atomic, since a volatile
+ * sig_atomic_t is only safe between a signal handler and one thread. Lock-free, so a
+ * signal handler may store to it (C11 7.14.1.1). A service may set it too (any thread).
+ */
+extern atomic_int saga_service_stopping;
 
 /*
  * Connects to url, waiting and retrying with backoff while PostgreSQL is not
