@@ -291,7 +291,7 @@ static int dead_letter(struct saga_consumer *c, struct msg *m, const char *reaso
     rd_kafka_header_add(h, "dlq.attempts", -1, att, -1);
     rd_kafka_header_add(h, "dlq.first_failed_at", -1, first, -1);
     if (consumer_kafka_send_dlq(c, m, m->rkm->key, m->rkm->key_len, m->rkm->payload, m->rkm->len, h,
-                                err, sizeof(err)) != 0) {
+                                0, err, sizeof(err)) != 0) {
         pthread_mutex_lock(c->mu);
         c->stats.dlq_failures++;
         pthread_mutex_unlock(c->mu);
@@ -388,6 +388,7 @@ static void process_batch(struct saga_consumer *c)
             for (int i = 0; i < c->nbatch; i++)
                 consumer_kafka_store(c, &c->batch[i]);
             consumer_tx_dead_letter_released(c, 1);
+            consumer_tx_dead_letter_released(c, 0);
             return;
         }
         saga_log(SAGA_LOG_DEBUG, NULL, "batch of %d failed (%s); one by one", c->nbatch, err);
@@ -397,6 +398,7 @@ static void process_batch(struct saga_consumer *c)
     for (int i = 0; i < c->nbatch && !consumer_stopping(c); i++)
         process_one(c, &c->batch[i]);
     consumer_tx_dead_letter_released(c, 1);
+    consumer_tx_dead_letter_released(c, 0);
 }
 
 static void free_batch(struct saga_consumer *c)
@@ -413,7 +415,8 @@ int saga_consumer_run(struct saga_consumer *c)
 {
     saga_log(SAGA_LOG_INFO, NULL, "consuming as %s (%s rebalancing, batches of %d)", c->conf.group,
              c->cooperative ? "cooperative" : "eager", c->set.batch_size);
-    consumer_tx_dead_letter_released(c, 1); /* left from before a crash */
+    c->dead_pending = 1; /* left from before a crash? */
+    consumer_tx_dead_letter_released(c, 1);
     while (!consumer_stopping(c)) {
         consumer_kafka_poll_batch(c, 500);
         if (c->nbatch) {

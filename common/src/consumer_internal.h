@@ -98,6 +98,7 @@ struct saga_consumer {
     /* database side (consumer_tx.c) */
     int64_t last_prune;
     int64_t last_dead_sweep;
+    int dead_pending; /* a committed transaction marked a released event dead */
     unsigned seed;
 };
 
@@ -132,11 +133,11 @@ void consumer_kafka_wait(struct saga_consumer *c, int64_t ms, const struct msg *
  * Sends a dead letter (key, value, headers h: taken over) to the DLQ topic and waits for
  * its delivery report (keeping the membership alive). 0 once the broker acknowledged it;
  * -1 with errstr when it was refused or could not be sent, or when m (may be NULL) stopped
- * being held meanwhile.
+ * being held meanwhile, or after timeout_ms (0: no limit).
  */
 int consumer_kafka_send_dlq(struct saga_consumer *c, const struct msg *m, void *key, size_t key_len,
-                            void *value, size_t len, rd_kafka_headers_t *h, char *errstr,
-                            size_t errstr_size);
+                            void *value, size_t len, rd_kafka_headers_t *h, int64_t timeout_ms,
+                            char *errstr, size_t errstr_size);
 
 /* --- the database side (consumer_tx.c) --- */
 

@@ -150,13 +150,19 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             c->assigned = parts->cnt;
         }
+        /* librdkafka keeps an application's pause on a partition across unassign and
+         * assign: one paused by a wait, taken away and given back, would never be fetched
+         * again. A wait in progress puts back what arrives from these (put_back). */
+        rd_kafka_resume_partitions(rk, parts);
         c->joined = 1;
         return;
     }
     /* Revoked or lost: the messages in hand of these partitions are abandoned (their
      * epoch changes). With enable.auto.commit librdkafka commits the stored offsets of
-     * the removed partitions as they are unassigned; without it we commit here. Lost
-     * partitions may already belong to another member: nothing is committed for them. */
+     * the removed partitions as they are unassigned; without it we commit here. For lost
+     * partitions (another member may own them already) we commit nothing; librdkafka's
+     * own commit of them is refused by the broker (an old generation), which is harmless:
+     * only finished messages were stored. */
     {
         int lost = rd_kafka_assignment_lost(rk);
         saga_log(SAGA_LOG_INFO, NULL, "%s %d partition%s", lost ? "lost" : "revoked", parts->cnt,
@@ -307,6 +313,10 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
     conf_default(pc, "partitioner", "murmur2_random");
     snprintf(buf, sizeof(buf), "%s-dlq", conf->group);
     conf_default(pc, "client.id", buf);
+    /* A refused write (TOPIC_AUTHORIZATION_FAILED) leaves the topic in an error state
+     * until the next metadata refresh (5 min by default): a restored ACL should count
+     * within seconds. One topic, so a frequent refresh costs nothing. */
+    conf_default(pc, "topic.metadata.refresh.interval.ms", "10000");
     /* A dead letter counts as sent when its delivery report says so. A fatal error of the
      * DLQ producer (e.g. its idempotent producer id refused) ends the run like one of the
      * consumer: dead letters could not be written any more. */
@@ -426,10 +436,11 @@ void consumer_kafka_wait(struct saga_consumer *c, int64_t ms, const struct msg *
 }
 
 int consumer_kafka_send_dlq(struct saga_consumer *c, const struct msg *m, void *key, size_t key_len,
-                            void *value, size_t len, rd_kafka_headers_t *h, char *errstr,
-                            size_t errstr_size)
+                            void *value, size_t len, rd_kafka_headers_t *h, int64_t timeout_ms,
+                            char *errstr, size_t errstr_size)
 {
     rd_kafka_resp_err_t err;
+    int64_t end = timeout_ms > 0 ? consumer_mono_ms() + timeout_ms : INT64_MAX;
 
     c->dlq_seq++;
     c->dlq_done = 0;
@@ -445,11 +456,17 @@ int consumer_kafka_send_dlq(struct saga_consumer *c, const struct msg *m, void *
         return -1;
     }
     /* The report comes after the broker's answer, or after message.timeout.ms. */
-    while (!c->dlq_done && !consumer_stopping(c) && (!m || consumer_kafka_held(c, m)))
+    while (!c->dlq_done && !consumer_stopping(c) && (!m || consumer_kafka_held(c, m)) &&
+           consumer_mono_ms() < end)
         consumer_kafka_wait(c, 1000, m, 1);
     if (!c->dlq_done) {
+        /* Its report, should it come, is stale now: a second dead letter may follow. */
         snprintf(errstr, errstr_size, "gave up waiting for %s to acknowledge (%s)",
-                 c->conf.dlq_topic, consumer_stopping(c) ? "stopping" : "partition revoked");
+                 c->conf.dlq_topic,
+                 consumer_stopping(c)        ? "stopping"
+                 : consumer_mono_ms() >= end ? "timed out"
+                                             : "partition revoked");
+        c->dlq_seq++;
         return -1;
     }
     if (c->dlq_err) {

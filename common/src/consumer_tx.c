@@ -25,6 +25,7 @@
 #include "saga/outbox.h"
 #include "saga/pg.h"
 #include "saga/trace.h"
+#include "saga/utf8.h"
 
 /* --- the handler's side ----------------------------------------------------- */
 
@@ -221,35 +222,91 @@ static saga_handle_result_t run_handler(struct saga_consumer *c, struct saga_tx 
     return res;
 }
 
-/* The message's Kafka headers as a JSON object of strings (non-UTF-8 values are left out). */
-static char *headers_json(const rd_kafka_message_t *rkm)
+/*
+ * The message's Kafka headers, packed byte for byte (any name, any value, NULL values
+ * too): per header a 2-byte name length, the name, a 4-byte value length (0xffffffff:
+ * NULL) and the value, lengths big-endian. *len gets the size; malloc'd, NULL when out
+ * of memory. Kept in deferred.raw_headers, so a dead letter made from the row carries
+ * exactly the headers the message came with.
+ */
+static unsigned char *headers_pack(const rd_kafka_message_t *rkm, size_t *len)
 {
     rd_kafka_headers_t *h = NULL;
-    json_t *o = json_object();
     const char *name;
     const void *val;
-    size_t size;
-    char *out;
+    size_t size, o = 0, cap = 64;
+    unsigned char *out = malloc(cap);
 
+    if (!out)
+        return NULL;
     if (rd_kafka_message_headers(rkm, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
         for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size); i++) {
-            json_t *s = val ? json_stringn(val, size) : NULL;
-            if (s)
-                json_object_set_new(o, name, s);
+            size_t nlen = strlen(name) > 0xffff ? 0xffff : strlen(name);
+            uint32_t vlen = val ? (uint32_t)size : 0xffffffffu;
+            size_t need = o + 6 + nlen + (val ? size : 0);
+            if (need > cap) {
+                unsigned char *n;
+                cap = need * 2;
+                if (!(n = realloc(out, cap))) {
+                    free(out);
+                    return NULL;
+                }
+                out = n;
+            }
+            out[o++] = (unsigned char)(nlen >> 8);
+            out[o++] = (unsigned char)nlen;
+            memcpy(out + o, name, nlen);
+            o += nlen;
+            for (int k = 3; k >= 0; k--)
+                out[o++] = (unsigned char)(vlen >> (8 * k));
+            if (val) {
+                memcpy(out + o, val, size);
+                o += size;
+            }
         }
-    out = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    *len = o;
     return out;
+}
+
+/* The headers headers_pack packed; what does not parse is left out. */
+static rd_kafka_headers_t *headers_unpack(const unsigned char *b, size_t len)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(16);
+    size_t o = 0;
+
+    while (o + 2 <= len) {
+        size_t nlen = (size_t)b[o] << 8 | b[o + 1];
+        uint32_t vlen;
+        char name[0x10000];
+        o += 2;
+        if (o + nlen + 4 > len)
+            break;
+        memcpy(name, b + o, nlen);
+        name[nlen] = '\0';
+        o += nlen;
+        vlen = (uint32_t)b[o] << 24 | (uint32_t)b[o + 1] << 16 | (uint32_t)b[o + 2] << 8 | b[o + 3];
+        o += 4;
+        if (vlen == 0xffffffffu) {
+            rd_kafka_header_add(h, name, (ssize_t)nlen, NULL, 0);
+            continue;
+        }
+        if (o + vlen > len)
+            break;
+        rd_kafka_header_add(h, name, (ssize_t)nlen, b + o, (ssize_t)vlen);
+        o += vlen;
+    }
+    return h;
 }
 
 static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx *tx,
                                         const struct msg *m)
 {
-    char part[16], off[32], key[256];
+    char part[16], off[32];
     const char *p2[2] = {c->conf.group, m->ev.meta.event_id};
     const char *p[10];
     int len[10] = {0}, fmt[10] = {0};
-    char *headers;
+    unsigned char *headers;
+    size_t hlen;
     saga_handle_result_t res;
 
     /* Not processed after all: its inbox row goes, the message is kept whole. */
@@ -258,10 +315,10 @@ static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx 
         return res;
     snprintf(part, sizeof(part), "%" PRId32, m->rkm->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->rkm->offset);
-    snprintf(key, sizeof(key), "%.*s", (int)(m->rkm->key_len < 255 ? m->rkm->key_len : 255),
-             m->rkm->key ? (const char *)m->rkm->key : "");
-    if (!(headers = headers_json(m->rkm)))
-        return SAGA_HANDLE_TRANSIENT; /* out of memory */
+    if (!(headers = headers_pack(m->rkm, &hlen))) {
+        snprintf(tx->errstr, sizeof(tx->errstr), "out of memory");
+        return SAGA_HANDLE_TRANSIENT;
+    }
     p[0] = c->conf.group;
     p[1] = m->ev.meta.order_id;
     p[2] = m->ev.meta.event_id;
@@ -269,15 +326,20 @@ static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx 
     p[4] = rd_kafka_topic_name(m->rkm->rkt);
     p[5] = part;
     p[6] = off;
-    p[7] = key;
+    /* The key and the headers byte for byte (bytea): whatever they hold. */
+    p[7] = m->rkm->key; /* NULL: no key */
+    len[7] = (int)m->rkm->key_len;
+    fmt[7] = 1;
     p[8] = m->rkm->payload;
     len[8] = (int)m->rkm->len;
     fmt[8] = 1;
-    p[9] = headers;
+    p[9] = (const char *)headers;
+    len[9] = (int)hlen;
+    fmt[9] = 1;
     res = exec_sql(c,
                    "INSERT INTO deferred (consumer, wait_key, event_id, event_type, topic,"
-                   " kpartition, koffset, msg_key, payload, headers)"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)"
+                   " kpartition, koffset, raw_key, payload, raw_headers)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                    " ON CONFLICT (consumer, event_id) DO NOTHING",
                    10, p, len, fmt, 0, NULL, tx->errstr, sizeof(tx->errstr));
     free(headers);
@@ -289,11 +351,31 @@ static saga_handle_result_t defer_event(struct saga_consumer *c, struct saga_tx 
     return SAGA_HANDLE_OK;
 }
 
-/* Marks deferred row id dead (it goes to the DLQ after the commit) with why. */
+/*
+ * Marks deferred row id dead (it goes to the DLQ after the commit) with why, made valid
+ * UTF-8 first (a reason cut in the middle of a character must not fail the statement, and
+ * with it the prerequisite's transaction).
+ */
 static saga_handle_result_t mark_dead(struct saga_consumer *c, struct saga_tx *tx, const char *id,
                                       const char *why)
 {
-    const char *p[2] = {id, why};
+    char clean[512];
+    const char *p[2] = {id, clean};
+    size_t o = 0, n = strlen(why);
+
+    for (size_t i = 0; i < n && o + 4 < sizeof(clean);) {
+        size_t step = saga_utf8_seq_len((const unsigned char *)why + i, n - i);
+        if (!step) {
+            clean[o++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(clean + o, why + i, step);
+        o += step;
+        i += step;
+    }
+    clean[o] = '\0';
+    c->dead_pending = 1;
     return EXEC(c,
                 "UPDATE deferred SET dead_reason = $2, dead_at = clock_timestamp() WHERE id = $1",
                 2, p, NULL, tx);
@@ -360,6 +442,8 @@ static saga_handle_result_t release_deferred(struct saga_consumer *c, struct sag
         } else if (hr == SAGA_HANDLE_DEFER) {
             /* Still waiting (for something else): its inbox claim is undone with the rest. */
             res = EXEC(c, "ROLLBACK TO SAVEPOINT saga_release", 0, NULL, NULL, tx);
+            if (res == SAGA_HANDLE_OK) /* no subtransactions piling up */
+                res = EXEC(c, "RELEASE SAVEPOINT saga_release", 0, NULL, NULL, tx);
         } else if (hr == SAGA_HANDLE_TRANSIENT) {
             res = SAGA_HANDLE_TRANSIENT; /* the whole transaction is tried again */
         } else {
@@ -372,6 +456,8 @@ static saga_handle_result_t release_deferred(struct saga_consumer *c, struct sag
                      "deferred %s failed when released: %s; it goes to %s",
                      saga_event_type_name(ev.type), why, c->conf.dlq_topic);
             res = EXEC(c, "ROLLBACK TO SAVEPOINT saga_release", 0, NULL, NULL, tx);
+            if (res == SAGA_HANDLE_OK)
+                res = EXEC(c, "RELEASE SAVEPOINT saga_release", 0, NULL, NULL, tx);
             if (res == SAGA_HANDLE_OK)
                 res = mark_dead(c, tx, id, why);
         }
@@ -538,10 +624,6 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
             saga_fault_point("consumer.mid_batch");
     }
     free(dup);
-    if (r == SAGA_HANDLE_DEFER) { /* only handle() turns DEFER into a deferral */
-        r = SAGA_HANDLE_INVALID;
-        snprintf(errstr, errstr_size, "DEFER where it cannot be kept");
-    }
     emitted = tx.outbox->n;
     if (r == SAGA_HANDLE_OK && emitted) {
         saga_err_t e = saga_outbox_batch_flush(c->conn, tx.outbox, errstr, errstr_size);
@@ -558,9 +640,21 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
         saga_err_t e = saga_outbox_commit_notify(c->conn, errstr, errstr_size);
         if (e)
             return e == SAGA_ERR_PERMANENT ? SAGA_HANDLE_INVALID : SAGA_HANDLE_TRANSIENT;
-    } else if ((r = exec_sql(c, "COMMIT", 0, NULL, NULL, NULL, 0, NULL, errstr, errstr_size)) !=
-               SAGA_HANDLE_OK) {
-        return r;
+    } else {
+        PGresult *cr;
+        if ((r = exec_sql(c, "COMMIT", 0, NULL, NULL, NULL, 0, &cr, errstr, errstr_size)) !=
+            SAGA_HANDLE_OK)
+            return r;
+        /* A transaction a handler let fail (and then returned OK) ends as ROLLBACK. */
+        if (strcmp(PQcmdStatus(cr), "COMMIT") != 0) {
+            snprintf(errstr, errstr_size,
+                     "the transaction was rolled back (%s): a handler"
+                     " went on after a failed statement",
+                     PQcmdStatus(cr));
+            PQclear(cr);
+            return SAGA_HANDLE_INVALID;
+        }
+        PQclear(cr);
     }
     saga_fault_point("consumer.after_commit");
     consumer_count_commit(c, &tx);
@@ -591,15 +685,19 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
     char err[512];
     PGresult *r;
 
-    if (!force && consumer_mono_ms() - c->last_dead_sweep < 5000)
+    /* Forced (after a batch) only when a committed transaction may have marked one; else
+     * every few seconds, and not before last_dead_sweep after a failure. */
+    if (force ? !c->dead_pending : consumer_mono_ms() < c->last_dead_sweep + 5000)
         return;
+    c->dead_pending = 0;
     c->last_dead_sweep = consumer_mono_ms();
     if (ensure_conn(c, err, sizeof(err)) != SAGA_HANDLE_OK)
         return;
     if (exec_sql(c,
                  "SELECT id::text, topic, kpartition::text, koffset::text, msg_key, payload,"
                  " headers::text, dead_reason,"
-                 " to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                 " to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                 " raw_key, raw_headers"
                  " FROM deferred WHERE consumer = $1 AND dead_reason IS NOT NULL ORDER BY id"
                  " LIMIT 100",
                  1, params, NULL, NULL, 1, &r, err, sizeof(err)) != SAGA_HANDLE_OK) {
@@ -609,7 +707,11 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
     for (int i = 0; i < PQntuples(r) && !consumer_stopping(c); i++) {
         char id[32], topic[256], part[16], off[32], when[40], reason[512];
         rd_kafka_headers_t *h;
-        char *key = PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4);
+        /* Rows deferred before raw_key and raw_headers existed have the text forms. */
+        int raw = !PQgetisnull(r, i, 10);
+        char *key = raw ? (PQgetisnull(r, i, 9) ? NULL : PQgetvalue(r, i, 9))
+                        : (PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
+        size_t key_len = !key ? 0 : raw ? (size_t)PQgetlength(r, i, 9) : strlen(key);
         const char *pid[1] = {id};
 
         /* Binary results: the text columns are as they are, NUL-terminated by libpq. */
@@ -619,7 +721,9 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
         snprintf(off, sizeof(off), "%s", PQgetvalue(r, i, 3));
         snprintf(reason, sizeof(reason), "%s", PQgetvalue(r, i, 7));
         snprintf(when, sizeof(when), "%s", PQgetvalue(r, i, 8));
-        h = row_headers(PQgetvalue(r, i, 6));
+        h = raw ? headers_unpack((const unsigned char *)PQgetvalue(r, i, 10),
+                                 (size_t)PQgetlength(r, i, 10))
+                : row_headers(PQgetvalue(r, i, 6));
         rd_kafka_header_add(h, "dlq.reason", -1, "invalid", -1);
         rd_kafka_header_add(h, "dlq.error", -1, reason, -1);
         rd_kafka_header_add(h, "dlq.consumer", -1, c->conf.group, -1);
@@ -629,10 +733,12 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
         rd_kafka_header_add(h, "dlq.attempts", -1, "1", -1);
         rd_kafka_header_add(h, "dlq.first_failed_at", -1, when, -1);
         rd_kafka_header_add(h, "dlq.released", -1, "true", -1);
-        if (consumer_kafka_send_dlq(c, NULL, key, key ? strlen(key) : 0, PQgetvalue(r, i, 5),
-                                    (size_t)PQgetlength(r, i, 5), h, err, sizeof(err)) != 0) {
+        if (consumer_kafka_send_dlq(c, NULL, key, key_len, PQgetvalue(r, i, 5),
+                                    (size_t)PQgetlength(r, i, 5), h, 2000, err, sizeof(err)) != 0) {
+            /* The consumer must not wait on the DLQ for long here: try again in 30 s. */
             saga_log(SAGA_LOG_WARN, NULL, "deferred row %s stays until %s takes it: %s", id,
                      c->conf.dlq_topic, err);
+            c->last_dead_sweep = consumer_mono_ms() + 25000;
             break;
         }
         pthread_mutex_lock(c->mu);

@@ -61,8 +61,11 @@ static const char outbox_v1[] =
 
 /* A deferred event that fails for good when it is released is marked dead, then sent to
  * the DLQ after the commit and deleted (consumer_tx.c). */
+/* The key and the headers are kept byte for byte (raw_key, raw_headers): text and jsonb
+ * refused some (a NUL, bytes that are not UTF-8), and such an event could not be deferred. */
 static const char deferred_dead_v2[] =
-    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz;"
+    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz,"
+    "  ADD COLUMN raw_key bytea, ADD COLUMN raw_headers bytea;"
     "CREATE INDEX deferred_dead ON deferred (consumer, id) WHERE dead_reason IS NOT NULL;";
 
 const struct saga_migration saga_common_migrations[] = {

@@ -169,15 +169,21 @@ static int sqlstate_is_transient(const char *state)
         "40001", /* serialization_failure */
         "40P01", /* deadlock_detected */
         "55P03", /* lock_not_available */
-        "57P01", /* admin_shutdown */
-        "57P02", /* crash_shutdown */
-        "57P03", /* cannot_connect_now */
-        "53300", /* too_many_connections */
-        "53000", /* insufficient_resources */
+        /* The deployment, not the event: a read-only server after a failover, a revoked
+         * grant, a migration not applied yet. Waiting is right; dead-lettering every event
+         * until someone notices is not. */
+        "25006", /* read_only_sql_transaction */
+        "42501", /* insufficient_privilege */
+        "42P01", /* undefined_table */
     };
     if (!state)
         return 0;
-    if (strncmp(state, "08", 2) == 0) /* connection exceptions */
+    /* By class: connection exceptions (08), insufficient resources (53: disk full, out
+     * of memory, too many connections), operator intervention (57: a cancelled statement,
+     * a shutdown), system errors (58: I/O), internal errors (XX). */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+        strncmp(state, "57", 2) == 0 || strncmp(state, "58", 2) == 0 ||
+        strncmp(state, "XX", 2) == 0)
         return 1;
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
         if (strcmp(state, transient[i]) == 0)

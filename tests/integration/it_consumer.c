@@ -745,6 +745,58 @@ static void test_a_released_event_that_fails_is_dead_lettered_alone(void **state
     assert_group_committed_everything(f);
 }
 
+/*
+ * A partition taken away while this member waited with its assignment paused, and given
+ * back later, is consumed again (librdkafka keeps an application's pause across unassign
+ * and assign).
+ */
+static void test_a_partition_given_back_after_a_backoff_is_consumed(void **state)
+{
+    struct fixture *f = *state;
+    char stall[300], e_stall[320], order[32], log2[300];
+    const char *extra[4];
+    pid_t a, b;
+    FILE *fp;
+
+    snprintf(stall, sizeof(stall), "%s.stall", f->log);
+    snprintf(e_stall, sizeof(e_stall), "TEST_STALL_FILE=%s", stall);
+    fp = fopen(stall, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    extra[0] = e_stall;
+    extra[1] = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky";
+    extra[2] = NULL;
+    for (int p = 0; p < 3; p++) {
+        snprintf(order, sizeof(order), "order-stall%d", p);
+        produce_event_to(f, p, SAGA_EV_ORDER_PLACED, order, "stall", 1);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(order, sizeof(order), "order-gb%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    a = start_app_with(f, NULL, "100", extra, NULL);
+    assert_true(log_wait(f->log, "stalled while", 60000));
+    snprintf(log2, sizeof(log2), "%s.b", f->log);
+    unlink(log2);
+    b = start_app_with(f, NULL, "100", extra, log2);
+    assert_true(log_wait(log2, "assigned", 60000));
+    assert_true(log_wait(f->log, "revoked", 30000));
+    /* The first member's backoff ends; then the second leaves and gives its partition back. */
+    unlink(stall);
+    sleep(3);
+    stop_app(b);
+    for (int i = 40; i < 60; i++) {
+        snprintf(order, sizeof(order), "order-gb%d", i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 63, 60000);
+    stop_app(a);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects"), 63);
+    assert_group_committed_everything(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -762,6 +814,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rides_out_database_and_broker_restarts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cooperative_revoke_keeps_the_kept_partitions_messages,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_partition_given_back_after_a_backoff_is_consumed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_dead_letter_holds_the_partition, setup,
                                         teardown),

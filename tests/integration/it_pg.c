@@ -297,10 +297,15 @@ static void test_participant_order_rules(void **state)
     assert_true(row.cancelled);
     saga_order_row_release(&row);
 
-    /* A table without the rule's columns: a permanent failure, classified. */
+    /* A table without the rule's columns: a permanent failure, classified (on a new
+     * connection: the statements prepared on this one keep their old result type). */
     PQclear(exec_ok(c, "ALTER TABLE orders DROP COLUMN placed"));
+    PQfinish(c);
+    c = connect_ok(db.owner_url);
+    tx.conn = c;
     assert_int_equal(saga_order_lock(&tx, "o-x", NULL, &row), SAGA_HANDLE_INVALID);
-    assert_non_null(strstr(tx.errstr, "placed"));
+    if (!strstr(tx.errstr, "placed"))
+        fail_msg("the error does not name the column: %s", tx.errstr);
     saga_order_row_release(&row);
     PQfinish(c);
     testdb_drop(&db);
@@ -448,6 +453,36 @@ static void test_hung_connection_ends_within_the_deadline(void **state)
     tcpproxy_stop(px);
 }
 
+/* What the deployment does to a statement (not the event) is transient: retried, never a
+ * dead letter. */
+static void test_infrastructure_errors_are_transient(void **state)
+{
+    PGconn *c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    PGresult *r;
+    (void)state;
+
+    /* 57014: a statement cancelled by statement_timeout (or by an operator). */
+    PQclear(exec_ok(c, "SET statement_timeout = '50ms'"));
+    r = PQexec(c, "SELECT pg_sleep(2)");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    assert_int_equal(saga_pg_classify(c, r), SAGA_ERR_TRANSIENT);
+    PQclear(r);
+    PQclear(exec_ok(c, "RESET statement_timeout"));
+    /* 25006: a read-only server (a standby after a failover looks like this). */
+    PQclear(exec_ok(c, "SET default_transaction_read_only = on"));
+    r = PQexec(c, "CREATE TEMP TABLE it_pg_ro (x int)");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "25006");
+    assert_int_equal(saga_pg_classify(c, r), SAGA_ERR_TRANSIENT);
+    PQclear(r);
+    PQclear(exec_ok(c, "RESET default_transaction_read_only"));
+    /* 22P02: bad data in the event is permanent. */
+    r = PQexec(c, "SELECT 'x'::int");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22P02");
+    assert_int_equal(saga_pg_classify(c, r), SAGA_ERR_PERMANENT);
+    PQclear(r);
+    PQfinish(c);
+}
+
 int main(void)
 {
     /* Short limits, so the hung-connection tests take seconds (read at first use). */
@@ -463,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
         cmocka_unit_test(test_another_programs_migrations_are_refused),
         cmocka_unit_test(test_participant_order_rules),
+        cmocka_unit_test(test_infrastructure_errors_are_transient),
         cmocka_unit_test(test_connections_have_bounded_connect_and_keepalives),
         cmocka_unit_test(test_hung_connection_ends_within_the_deadline),
     };
