@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "saga/fault.h"
 #include "saga/pg.h"
 
 saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, char *errstr,
@@ -182,10 +183,12 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
     PGresult *r;
     saga_err_t err = SAGA_OK;
 
+    saga_fault_break_socket("outbox.commit_lost", PQsocket(conn));
     if (!PQsendQuery(conn, "COMMIT; SELECT pg_notify('" SAGA_OUTBOX_CHANNEL "', '')")) {
         saga_pg_errstr(conn, errstr, errstr_size);
         return SAGA_ERR_TRANSIENT;
     }
+    saga_fault_break_socket("outbox.commit_sent", PQsocket(conn));
     r = PQgetResult(conn); /* the COMMIT's; after a failed one the server runs nothing more */
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         err = saga_pg_classify(conn, r);

@@ -19,6 +19,7 @@
 #include "saga/ids.h"
 #include "saga/log.h"
 #include "saga/consumer.h"
+#include "saga/fault.h"
 #include "saga/outbox.h"
 #include "saga/metrics.h"
 #include "saga/pg.h"
@@ -427,6 +428,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
             db_failure_err(resp, s->conn, ce, err, &broken);
             goto out;
         }
+        saga_fault_break_socket("order.after_commit", PQsocket(s->conn));
     }
     app->placed++;
     saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
@@ -585,6 +587,8 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
         saga_http_add_header(resp, "Retry-After", "1");
     } else {
         saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
+        if (!ce)
+            saga_fault_break_socket("order.after_commit", PQsocket(s->conn));
         if (ce) {
             db_failure_err(resp, s->conn, ce, err, &broken);
         } else if (strcmp(status, "CONFIRMED") == 0) {
