@@ -184,6 +184,7 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
     saga_err_t err = SAGA_OK;
 
     saga_fault_break_socket("outbox.commit_lost", PQsocket(conn));
+    saga_fault_halfopen_socket("outbox.commit_halfopen", PQsocket(conn));
     if (!PQsendQuery(conn, "COMMIT; SELECT pg_notify('" SAGA_OUTBOX_CHANNEL "', '')")) {
         saga_pg_errstr(conn, errstr, errstr_size);
         return SAGA_ERR_TRANSIENT;

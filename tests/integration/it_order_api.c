@@ -9,6 +9,8 @@
  *   order.after_commit  the COMMIT succeeded, the connection broke right after
  *   outbox.commit_lost  the connection broke before the COMMIT went out: nothing
  *                       was committed
+ *   outbox.commit_halfopen  the same, but the server's end stays open (no FIN):
+ *                       its backend waits in the transaction until the API ends it
  *
  * A client without an Idempotency-Key that is told "nothing was changed, retry"
  * after a commit places (and pays for) the order twice; so the answer must be the
@@ -275,6 +277,34 @@ static void test_commit_that_did_not_happen_is_a_true_503(void **state)
     json_decref(r.json);
 }
 
+/* The COMMIT never left, and the server's side of the connection stays open: the API must
+ * not wait for that backend forever, nor leave it holding the transaction. */
+static void test_half_open_connection_is_ended_and_a_true_503(void **state)
+{
+    struct fixture *f = *state;
+    struct reply r;
+    char id[37], path[128];
+
+    place_before(f, id);
+    start_service(f, "outbox.commit_halfopen");
+    post(f, "/orders", ORDER_BODY, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(jstr(&r, "message"), "nothing was changed"));
+    assert_int_equal(orders_in_db(f), 1);
+    json_decref(r.json);
+
+    snprintf(path, sizeof(path), "/orders/%s/cancel", id);
+    post(f, path, NULL, &r);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(pending_in_db(f, id), 1);
+    json_decref(r.json);
+    /* No backend is left in an open transaction (holding the order's row lock). */
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                                           " current_database() AND state LIKE 'idle in trans%'"),
+                     0);
+    assert_true(log_wait(f->log, "never got the COMMIT", 1000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +313,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_place_connection_lost_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_connection_lost_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_that_did_not_happen_is_a_true_503, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_half_open_connection_is_ended_and_a_true_503, setup,
                                         teardown),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);

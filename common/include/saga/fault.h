@@ -22,4 +22,11 @@ int saga_fault_armed(const char *point);
  */
 void saga_fault_break_socket(const char *point, int fd);
 
+/*
+ * The same, but the connection stays open towards the peer (a duplicate of the
+ * socket is kept for the life of the process): the peer sees nothing, as when a
+ * network path dies without a FIN, and waits for what never comes.
+ */
+void saga_fault_halfopen_socket(const char *point, int fd);
+
 #endif
