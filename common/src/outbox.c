@@ -202,6 +202,9 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
                         "the transaction had failed; COMMIT rolled it back");
     }
     PQclear(r);
+    saga_fault_break_socket("outbox.commit_answered", PQsocket(conn));
+    /* The NOTIFY's result, or the error of a connection lost after the COMMIT's answer:
+     * neither changes what the COMMIT did. */
     while ((r = PQgetResult(conn)))
         PQclear(r);
     return err;
