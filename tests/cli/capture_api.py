@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
                     "total_amount": 1299, "currency": "EUR"}
         else:
             body = {"error": "unavailable", "message": "the database is unavailable; nothing was changed, retry later"}
-        data = json.dumps(body).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -17,7 +17,7 @@ serve() { # serve STATUSES: a fresh stand-in API; ORDER_API_URL points at it
     touch "$T/log"
     python3 "$(dirname "$0")/capture_api.py" "$T/port" "$T/log" "$1" &
     SERVER=$!
-    for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+    for _ in $(seq 400); do [ -s "$T/port" ] && break; sleep 0.05; done
     export ORDER_API_URL=http://127.0.0.1:$(cat "$T/port")
 }
 run() { # run ARGS...: OUT, ERR, RC
