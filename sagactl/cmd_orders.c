@@ -468,6 +468,11 @@ int sagactl_place(int argc, char **argv)
     }
     rc = place_post(body, key, &r);
     free(body);
+    if (rc != 0 || r.status == 503)
+        fprintf(stderr,
+                "sagactl place: whether the order was placed is not known; the same command with "
+                "--key %s tries again without placing it twice\n",
+                key);
     if (rc != 0)
         return SAGACTL_EXIT_UNREACH;
     id = jget(r.json, "order_id");

@@ -51,6 +51,7 @@ run place --key my-key-1
 check "place gives up after 4 attempts, exit 69" test "$RC" = 69
 check "4 requests" test "$(wc -l <"$T/log")" = 4
 check "each with the key given by --key" test "$(keys | sort -u)" = my-key-1
+check "and says how to try again safely" contains "$ERR" "--key my-key-1 tries again"
 
 serve 422
 run place
