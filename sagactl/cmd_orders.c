@@ -1,9 +1,10 @@
 /*
  * sagactl place [options]      POST /orders, optionally waiting for the saga's end
  * sagactl get ID [--json]      GET /orders/ID: outcome, compensation, timeline
+ * sagactl cancel ID [--json]   POST /orders/ID/cancel, then the order as get shows it
  * sagactl stuck [--older-than S] [--json]   sagas PENDING for too long, and on what
  *
- * All three talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
+ * All of them talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
  * and need no Kafka configuration.
  */
 #include <inttypes.h>
@@ -356,24 +357,28 @@ static int place_wait(const char *id, long timeout_s)
     return rc;
 }
 
-enum { PLACE_ATTEMPTS = 4 };
+enum { POST_ATTEMPTS = 4 };
 
 /*
- * POST /orders, retried with the same Idempotency-Key while the API cannot be
- * reached or answers 503 (0.5 s, 1 s, 2 s apart): a retry then returns the order
- * the first attempt placed, if it did, instead of placing a second one.
+ * POST path, sent again while the API cannot be reached or answers 503 (0.5 s, 1 s,
+ * 2 s apart, POST_ATTEMPTS in all). Only for requests that are safe to repeat: an
+ * order with its Idempotency-Key key (a retry returns the order the first attempt
+ * placed, if it did, instead of placing a second one), or a cancellation.
  * 0 with the last answer in r, -1 when the API could not be reached at all.
  */
-static int place_post(const char *body, const char *key, struct sagactl_reply *r)
+static int post_retrying(const char *cmd, const char *path, const char *body, const char *key,
+                         struct sagactl_reply *r)
 {
     for (int attempt = 1;; attempt++) {
-        int rc = sagactl_api("place", "POST", "/orders", body, key, r);
-        if ((rc == 0 && r->status != 503) || attempt == PLACE_ATTEMPTS || sagactl_interrupted)
+        int rc = sagactl_api(cmd, "POST", path, body, key, r);
+        if ((rc == 0 && r->status != 503) || attempt == POST_ATTEMPTS || sagactl_interrupted)
             return rc;
         if (rc == 0)
             sagactl_reply_release(r);
-        fprintf(stderr, "sagactl place: %s; retrying with the same Idempotency-Key %s (%d of %d)\n",
-                rc ? "no answer" : "the order API answered 503", key, attempt + 1, PLACE_ATTEMPTS);
+        fprintf(stderr, "sagactl %s: %s; retrying%s%s (%d of %d)\n", cmd,
+                rc ? "no answer" : "the order API answered 503",
+                key ? " with the same Idempotency-Key " : "", key ? key : "", attempt + 1,
+                POST_ATTEMPTS);
         usleep(500u * 1000u << (attempt - 1));
     }
 }
@@ -466,7 +471,7 @@ int sagactl_place(int argc, char **argv)
         saga_uuid4(generated_key);
         key = generated_key;
     }
-    rc = place_post(body, key, &r);
+    rc = post_retrying("place", "/orders", body, key, &r);
     free(body);
     if (rc != 0 || r.status == 503)
         fprintf(stderr,
@@ -496,6 +501,69 @@ int sagactl_place(int argc, char **argv)
     }
     fflush(stdout);
     rc = wait ? place_wait(id, timeout_s) : SAGACTL_EXIT_OK;
+    sagactl_reply_release(&r);
+    return rc;
+}
+
+/* --- sagactl cancel ------------------------------------------------------------- */
+
+static void cancel_usage(FILE *out)
+{
+    fprintf(out, "usage: sagactl cancel ORDER_ID [--json]\n"
+                 "\n"
+                 "Cancels a PENDING order (reason CUSTOMER_REQUEST) through the order API and\n"
+                 "shows it like 'sagactl get'. A cancelled order is shown as it is; a CONFIRMED\n"
+                 "one cannot be cancelled. Cancelling is safe to repeat, so while the API cannot\n"
+                 "be reached or answers 503 it tries again (4 attempts in all).\n"
+                 "\n"
+                 "  --json   print the API's JSON as it is (for jq)\n"
+                 "\n"
+                 "exit codes: 0 the order is cancelled, 1 no such order, CONFIRMED, or an API\n"
+                 "error, 64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+}
+
+int sagactl_cancel(int argc, char **argv)
+{
+    const char *id = NULL;
+    int json = 0, rc;
+    struct sagactl_reply r;
+    char path[512], *esc;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            cancel_usage(stdout);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] != '-' && !id) {
+            id = argv[i];
+        } else {
+            fprintf(stderr, "sagactl cancel: unexpected '%s'\n", argv[i]);
+            cancel_usage(stderr);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    if (!id || !*id) {
+        cancel_usage(stderr);
+        return SAGACTL_EXIT_USAGE;
+    }
+    if (!(esc = curl_easy_escape(NULL, id, 0))) {
+        fprintf(stderr, "sagactl cancel: out of memory\n");
+        return SAGACTL_EXIT_FAILURE;
+    }
+    snprintf(path, sizeof(path), "/orders/%s/cancel", esc);
+    curl_free(esc);
+    if (post_retrying("cancel", path, NULL, NULL, &r) != 0)
+        return SAGACTL_EXIT_UNREACH;
+    if (r.status == 200 && r.json) {
+        if (json)
+            printf("%s%s", r.body, r.len && r.body[r.len - 1] == '\n' ? "" : "\n");
+        else
+            print_order(r.json);
+        rc = SAGACTL_EXIT_OK;
+    } else {
+        rc = sagactl_api_error("cancel", &r);
+    }
     sagactl_reply_release(&r);
     return rc;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sagactl place always sends an Idempotency-Key (a new UUID unless --key gives one)
 # and keeps it on its own retries, so an unclear failure never places an order
-# twice; checked against a stand-in API on 127.0.0.1 (tests/cli/capture_api.py).
+# twice; sagactl cancel (safe to repeat) retries too. Checked against a stand-in API
+# on 127.0.0.1 (tests/cli/capture_api.py).
 # usage: sagactl_idempotency.sh PATH/TO/sagactl
 set -u
 SAGACTL=$1
@@ -57,5 +58,16 @@ serve 422
 run place
 check "a refused order is not retried (exit 1)" test "$RC" = 1
 check "one request" test "$(wc -l <"$T/log")" = 1
+
+ORDER=0b6f7c1a-2d3e-4f50-8a9b-c0d1e2f3a4b5
+serve 503,200
+run cancel "$ORDER" --json
+check "cancel retries after a 503 and exits 0" test "$RC" = 0
+check "two requests to the cancel endpoint" test "$(grep -c "^POST /orders/$ORDER/cancel " "$T/log")" = 2
+check "and prints the order" contains "$OUT" "\"order_id\":\"$ORDER\""
+
+serve 409
+run cancel "$ORDER"
+check "a refused cancellation is not retried (exit 1)" test "$RC" = 1 -a "$(wc -l <"$T/log")" = 1
 
 finish
