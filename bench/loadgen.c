@@ -11,6 +11,9 @@
  *            --label TEXT, --stack-dir DIR (RSS of the stack's programs)
  *   env: ORDER_API_URL, KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
  *
+ * Each order has an Idempotency-Key of its own: a request that got no answer or a
+ * 503 is sent again (up to 3 times) with the same key, never placing it twice.
+ *
  * Prints a table and (with --json) writes the numbers as JSON. Exit 1 when
  * orders failed or did not finish.
  */
@@ -31,6 +34,7 @@
 
 #include "saga/config.h"
 #include "saga/events.h"
+#include "saga/ids.h"
 #include "saga/registry.h"
 #include "saga/serde.h"
 
@@ -128,14 +132,18 @@ static const char *const skus[] = {"sku-book", "sku-mug", "sku-tshirt", "sku-hea
                                    "sku-lamp"};
 static const char *const customers[] = {"cust-alice", "cust-bob", "cust-carol", "cust-dave"};
 
-/* Places one order; returns 1 and its id, or 0. */
+/*
+ * Places one order; returns 1 and its id, or 0. Every order carries an
+ * Idempotency-Key of its own, kept when a request gets no answer or a 503 and is
+ * sent again (up to 3 times): a retry never places the order twice.
+ */
 static int place(CURL *c, unsigned *seed, char id[37])
 {
-    char body[1024], items[256], url[512];
-    struct body b = {{0}, 0};
+    char body[1024], items[256], url[512], key[SAGA_UUID_LEN + 1], keyhdr[64];
+    struct curl_slist *h = NULL;
     long status = 0;
     size_t o = 0;
-    int n = 1 + (int)(rand_r(seed) % 3);
+    int n = 1 + (int)(rand_r(seed) % 3), ok = 0;
     int fail = (double)rand_r(seed) / RAND_MAX < fail_share;
 
     for (int i = 0; i < n; i++)
@@ -147,30 +155,41 @@ static int place(CURL *c, unsigned *seed, char id[37])
              "\"city\":\"Utrecht\",\"postal_code\":\"3511 AB\",\"country\":\"NL\"}}",
              customers[rand_r(seed) % 4], fail ? "tok_chargeDeclined" : "tok_visa", items);
     snprintf(url, sizeof(url), "%s/orders", api_url);
+    saga_uuid4(key);
+    snprintf(keyhdr, sizeof(keyhdr), "Idempotency-Key: %s", key);
+    h = curl_slist_append(
+        curl_slist_append(curl_slist_append(NULL, "Content-Type: application/json"), "Expect:"),
+        keyhdr);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(c) != CURLE_OK)
-        return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 202)
-        return 0;
-    {
-        const char *k = strstr(b.data, "\"order_id\":\"");
-        if (!k)
-            return 0;
-        snprintf(id, 37, "%.36s", k + 12);
+    for (int attempt = 0; attempt < 4 && !ok; attempt++) {
+        struct body b = {{0}, 0};
+        const char *k;
+        if (attempt)
+            usleep(200u * 1000u << attempt);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        status = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 202 || status == 200) { /* 200: an earlier attempt had placed it */
+            if ((k = strstr(b.data, "\"order_id\":\"")) != NULL) {
+                snprintf(id, 37, "%.36s", k + 12);
+                ok = 1;
+            }
+            break;
+        }
+        if (status != 0 && status != 503)
+            break; /* refused: sending it again would not help */
     }
-    return 1;
+    curl_slist_free_all(h);
+    return ok;
 }
 
-static CURL *curl_for_api(struct curl_slist **h)
+static CURL *curl_for_api(void)
 {
     CURL *c = curl_easy_init();
-    *h = curl_slist_append(NULL, "Content-Type: application/json");
-    *h = curl_slist_append(*h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -190,8 +209,7 @@ static void record_placed(const char *id)
 static void *sender_main(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + (unsigned)time(NULL);
-    struct curl_slist *h;
-    CURL *c = curl_for_api(&h);
+    CURL *c = curl_for_api();
     char id[37];
 
     while (!stop_sending) {
@@ -229,7 +247,6 @@ static void *sender_main(void *arg)
         }
     }
     curl_easy_cleanup(c);
-    curl_slist_free_all(h);
     return NULL;
 }
 

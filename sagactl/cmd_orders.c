@@ -1,9 +1,10 @@
 /*
  * sagactl place [options]      POST /orders, optionally waiting for the saga's end
  * sagactl get ID [--json]      GET /orders/ID: outcome, compensation, timeline
+ * sagactl cancel ID [--json]   POST /orders/ID/cancel, then the order as get shows it
  * sagactl stuck [--older-than S] [--json]   sagas PENDING for too long, and on what
  *
- * All three talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
+ * All of them talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
  * and need no Kafka configuration.
  */
 #include <inttypes.h>
@@ -223,40 +224,42 @@ int sagactl_get(int argc, char **argv)
 
 static void place_usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: sagactl place [--sku SKU[:QTY] ...] [--customer C] [--token T] [--country XX]\n"
-        "                     [--key IDEMPOTENCY_KEY] [--wait [--timeout S]]\n"
-        "                     [--declined | --insufficient-funds | --over-limit |\n"
-        "                      --out-of-stock | --unshippable]\n"
-        "\n"
-        "Places an order through the order API and prints its id (only the id when\n"
-        "stdout is not a terminal, so ID=$(sagactl place) works). Defaults: customer\n"
-        "cust-alice, token tok_visa, one sku-book, shipped to a demo address in NL.\n"
-        "\n"
-        "  --sku SKU[:QTY]       an order line (repeatable; QTY defaults to 1); replaces the\n"
-        "                        default line\n"
-        "  --customer C          the customer id (cust-alice, cust-bob, cust-carol,\n"
-        "                        cust-dave, cust-frugal)\n"
-        "  --token T             the payment token (tok_visa, tok_mastercard, tok_amex, ...)\n"
-        "  --country XX          the shipping country (ISO 3166-1 alpha-2)\n"
-        "  --key K               an Idempotency-Key: the same key and body give the same order\n"
-        "  --wait                wait until the saga is over (an outcome, every compensation\n"
-        "                        done, the notification sent), then print the order like\n"
-        "                        'sagactl get'\n"
-        "  --timeout S           how long --wait waits (default 30)\n"
-        "\n"
-        "the deterministic failures (docs/API.md); options given explicitly win:\n"
-        "  --declined            token tok_chargeDeclined: PAYMENT_FAILED, CARD_DECLINED\n"
-        "  --insufficient-funds  token tok_chargeDeclinedInsufficientFunds\n"
-        "  --over-limit          customer cust-frugal buying sku-headphones:\n"
-        "                        CREDIT_LIMIT_EXCEEDED\n"
-        "  --out-of-stock        a line of sku-sold-out: OUT_OF_STOCK\n"
-        "  --unshippable         country AQ: SHIPMENT_FAILED, payment refunded\n"
-        "\n"
-        "exit codes: 0 placed (with --wait: the saga is over, whatever its outcome),\n"
-        "1 the API refused the order (its message on stderr) or --wait timed out,\n"
-        "64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+    fprintf(out,
+            "usage: sagactl place [--sku SKU[:QTY] ...] [--customer C] [--token T] [--country XX]\n"
+            "                     [--key IDEMPOTENCY_KEY] [--wait [--timeout S]]\n"
+            "                     [--declined | --insufficient-funds | --over-limit |\n"
+            "                      --out-of-stock | --unshippable]\n"
+            "\n"
+            "Places an order through the order API and prints its id (only the id when\n"
+            "stdout is not a terminal, so ID=$(sagactl place) works). Defaults: customer\n"
+            "cust-alice, token tok_visa, one sku-book, shipped to a demo address in NL.\n"
+            "While the API cannot be reached or answers 503 it tries again (4 attempts in all)\n"
+            "with the same Idempotency-Key, so the order is placed at most once.\n"
+            "\n"
+            "  --sku SKU[:QTY]       an order line (repeatable; QTY defaults to 1); replaces the\n"
+            "                        default line\n"
+            "  --customer C          the customer id (cust-alice, cust-bob, cust-carol,\n"
+            "                        cust-dave, cust-frugal)\n"
+            "  --token T             the payment token (tok_visa, tok_mastercard, tok_amex, ...)\n"
+            "  --country XX          the shipping country (ISO 3166-1 alpha-2)\n"
+            "  --key K               the Idempotency-Key: the same key and body give the same\n"
+            "                        order (default: a new UUID; every retry reuses the key)\n"
+            "  --wait                wait until the saga is over (an outcome, every compensation\n"
+            "                        done, the notification sent), then print the order like\n"
+            "                        'sagactl get'\n"
+            "  --timeout S           how long --wait waits (default 30)\n"
+            "\n"
+            "the deterministic failures (docs/API.md); options given explicitly win:\n"
+            "  --declined            token tok_chargeDeclined: PAYMENT_FAILED, CARD_DECLINED\n"
+            "  --insufficient-funds  token tok_chargeDeclinedInsufficientFunds\n"
+            "  --over-limit          customer cust-frugal buying sku-headphones:\n"
+            "                        CREDIT_LIMIT_EXCEEDED\n"
+            "  --out-of-stock        a line of sku-sold-out: OUT_OF_STOCK\n"
+            "  --unshippable         country AQ: SHIPMENT_FAILED, payment refunded\n"
+            "\n"
+            "exit codes: 0 placed (with --wait: the saga is over, whatever its outcome),\n"
+            "1 the API refused the order (its message on stderr) or --wait timed out,\n"
+            "64 bad usage, 69 the order API could not be reached (or answered 503)\n");
 }
 
 struct line {
@@ -354,6 +357,32 @@ static int place_wait(const char *id, long timeout_s)
     return rc;
 }
 
+enum { POST_ATTEMPTS = 4 };
+
+/*
+ * POST path, sent again while the API cannot be reached or answers 503 (0.5 s, 1 s,
+ * 2 s apart, POST_ATTEMPTS in all). Only for requests that are safe to repeat: an
+ * order with its Idempotency-Key key (a retry returns the order the first attempt
+ * placed, if it did, instead of placing a second one), or a cancellation.
+ * 0 with the last answer in r, -1 when the API could not be reached at all.
+ */
+static int post_retrying(const char *cmd, const char *path, const char *body, const char *key,
+                         struct sagactl_reply *r)
+{
+    for (int attempt = 1;; attempt++) {
+        int rc = sagactl_api(cmd, "POST", path, body, key, r);
+        if ((rc == 0 && r->status != 503) || attempt == POST_ATTEMPTS || sagactl_interrupted)
+            return rc;
+        if (rc == 0)
+            sagactl_reply_release(r);
+        fprintf(stderr, "sagactl %s: %s; retrying%s%s (%d of %d)\n", cmd,
+                rc ? "no answer" : "the order API answered 503",
+                key ? " with the same Idempotency-Key " : "", key ? key : "", attempt + 1,
+                POST_ATTEMPTS);
+        usleep(500u * 1000u << (attempt - 1));
+    }
+}
+
 int sagactl_place(int argc, char **argv)
 {
     const char *customer = "cust-alice", *token = "tok_visa", *country = "NL", *key = NULL;
@@ -363,7 +392,7 @@ int sagactl_place(int argc, char **argv)
     long timeout_s = 30;
     struct sagactl_reply r;
     const char *id;
-    char *body;
+    char *body, generated_key[SAGA_UUID_LEN + 1];
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -436,8 +465,19 @@ int sagactl_place(int argc, char **argv)
         fprintf(stderr, "sagactl place: the order cannot be written as JSON (not UTF-8?)\n");
         return SAGACTL_EXIT_USAGE;
     }
-    rc = sagactl_api("place", "POST", "/orders", body, key, &r);
+    /* Always a key, so that no retry (ours, or the user's after an unclear failure) can
+     * place the order twice. */
+    if (!key) {
+        saga_uuid4(generated_key);
+        key = generated_key;
+    }
+    rc = post_retrying("place", "/orders", body, key, &r);
     free(body);
+    if (rc != 0 || r.status == 503)
+        fprintf(stderr,
+                "sagactl place: whether the order was placed is not known; the same command with "
+                "--key %s tries again without placing it twice\n",
+                key);
     if (rc != 0)
         return SAGACTL_EXIT_UNREACH;
     id = jget(r.json, "order_id");
@@ -453,12 +493,77 @@ int sagactl_place(int argc, char **argv)
                sagactl_money(json_integer_value(json_object_get(r.json, "total_amount")),
                              jget(r.json, "currency"), money, sizeof(money)),
                jget(r.json, "status") ? jget(r.json, "status") : "?",
-               r.status == 200 ? " - the order placed earlier with this Idempotency-Key" : "");
+               r.status == 200 && key != generated_key
+                   ? " - the order placed earlier with this Idempotency-Key"
+                   : "");
     } else if (!wait) {
         printf("%s\n", id);
     }
     fflush(stdout);
     rc = wait ? place_wait(id, timeout_s) : SAGACTL_EXIT_OK;
+    sagactl_reply_release(&r);
+    return rc;
+}
+
+/* --- sagactl cancel ------------------------------------------------------------- */
+
+static void cancel_usage(FILE *out)
+{
+    fprintf(out, "usage: sagactl cancel ORDER_ID [--json]\n"
+                 "\n"
+                 "Cancels a PENDING order (reason CUSTOMER_REQUEST) through the order API and\n"
+                 "shows it like 'sagactl get'. A cancelled order is shown as it is; a CONFIRMED\n"
+                 "one cannot be cancelled. Cancelling is safe to repeat, so while the API cannot\n"
+                 "be reached or answers 503 it tries again (4 attempts in all).\n"
+                 "\n"
+                 "  --json   print the API's JSON as it is (for jq)\n"
+                 "\n"
+                 "exit codes: 0 the order is cancelled, 1 no such order, CONFIRMED, or an API\n"
+                 "error, 64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+}
+
+int sagactl_cancel(int argc, char **argv)
+{
+    const char *id = NULL;
+    int json = 0, rc;
+    struct sagactl_reply r;
+    char path[512], *esc;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            cancel_usage(stdout);
+            return SAGACTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] != '-' && !id) {
+            id = argv[i];
+        } else {
+            fprintf(stderr, "sagactl cancel: unexpected '%s'\n", argv[i]);
+            cancel_usage(stderr);
+            return SAGACTL_EXIT_USAGE;
+        }
+    }
+    if (!id || !*id) {
+        cancel_usage(stderr);
+        return SAGACTL_EXIT_USAGE;
+    }
+    if (!(esc = curl_easy_escape(NULL, id, 0))) {
+        fprintf(stderr, "sagactl cancel: out of memory\n");
+        return SAGACTL_EXIT_FAILURE;
+    }
+    snprintf(path, sizeof(path), "/orders/%s/cancel", esc);
+    curl_free(esc);
+    if (post_retrying("cancel", path, NULL, NULL, &r) != 0)
+        return SAGACTL_EXIT_UNREACH;
+    if (r.status == 200 && r.json) {
+        if (json)
+            printf("%s%s", r.body, r.len && r.body[r.len - 1] == '\n' ? "" : "\n");
+        else
+            print_order(r.json);
+        rc = SAGACTL_EXIT_OK;
+    } else {
+        rc = sagactl_api_error("cancel", &r);
+    }
     sagactl_reply_release(&r);
     return rc;
 }

@@ -25,6 +25,7 @@ static void usage(FILE *out)
                  "  place [options]      place an order through the order API, print its id;\n"
                  "                       --wait follows its saga to the end\n"
                  "  get ORDER_ID         an order: outcome, compensation, saga timeline\n"
+                 "  cancel ORDER_ID      cancel a PENDING order through the order API\n"
                  "  stuck                sagas PENDING for too long, and the step they wait on\n"
                  "  watch [ORDER_ID]     follow the events of every order (or of one) live\n"
                  "  tail TOPIC           any topic's messages as JSON lines (for jq)\n"
@@ -36,7 +37,7 @@ static void usage(FILE *out)
                  "environment: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:19092), any KAFKA_*\n"
                  "librdkafka property, SCHEMA_REGISTRY_URL (decoding Confluent framing),\n"
                  "TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR (default 1), LOG_LEVEL,\n"
-                 "ORDER_API_URL (default http://127.0.0.1:8080) for place, get and stuck,\n"
+                 "ORDER_API_URL (default http://127.0.0.1:8080) for place, get, cancel, stuck,\n"
                  "NO_COLOR (set: no colours or progress even on a terminal).\n"
                  "\n"
                  "exit codes: 0 ok, 1 failed or not as expected, 64 bad usage, 69 Kafka or the\n"
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
         return sagactl_place(argc - 1, argv + 1);
     if (strcmp(argv[1], "get") == 0)
         return sagactl_get(argc - 1, argv + 1);
+    if (strcmp(argv[1], "cancel") == 0)
+        return sagactl_cancel(argc - 1, argv + 1);
     if (strcmp(argv[1], "stuck") == 0)
         return sagactl_stuck(argc - 1, argv + 1);
     if (saga_config_load(&cfg, "sagactl", 0, 0, errstr, sizeof(errstr)) != SAGA_OK) {

@@ -28,6 +28,7 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv);
 /* cmd_orders.c: through the order API (ORDER_API_URL); no Kafka configuration needed. */
 int sagactl_place(int argc, char **argv);
 int sagactl_get(int argc, char **argv);
+int sagactl_cancel(int argc, char **argv);
 int sagactl_stuck(int argc, char **argv);
 /* cmd_watch.c: straight from Kafka. */
 int sagactl_watch(const struct saga_config *cfg, int argc, char **argv);

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "saga/log.h"
@@ -20,4 +21,36 @@ void saga_fault_point(const char *point)
         kill(getpid(), SIGKILL);
         pause();
     }
+}
+
+static void replace_socket(const char *point, int fd)
+{
+    int dead;
+
+    /* dup2 closes the connected socket and puts the unconnected one in its place in one
+     * step, so no other thread can be handed fd in between. */
+    dead = socket(AF_INET, SOCK_STREAM, 0);
+    if (dead < 0 || dup2(dead, fd) < 0) {
+        saga_log(SAGA_LOG_ERROR, NULL, "fault hook %s: cannot break the connection", point);
+        abort();
+    }
+    close(dead);
+}
+
+void saga_fault_break_socket(const char *point, int fd)
+{
+    if (!saga_fault_armed(point) || fd < 0)
+        return;
+    replace_socket(point, fd);
+    saga_log(SAGA_LOG_WARN, NULL, "fault hook %s: connection broken (SAGA_FAULT)", point);
+}
+
+void saga_fault_halfopen_socket(const char *point, int fd)
+{
+    if (!saga_fault_armed(point) || fd < 0)
+        return;
+    if (dup(fd) < 0) /* kept open on purpose: the peer must not see the connection end */
+        abort();
+    replace_socket(point, fd);
+    saga_log(SAGA_LOG_WARN, NULL, "fault hook %s: connection half-open (SAGA_FAULT)", point);
 }

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "saga/fault.h"
 #include "saga/pg.h"
 
 saga_err_t saga_outbox_append(PGconn *conn, const struct saga_outbox_row *row, char *errstr,
@@ -182,12 +183,15 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
     PGresult *r;
     saga_err_t err = SAGA_OK;
 
+    saga_fault_break_socket("outbox.commit_lost", PQsocket(conn));
+    saga_fault_halfopen_socket("outbox.commit_halfopen", PQsocket(conn));
     if (!PQsendQuery(conn, "COMMIT; SELECT pg_notify('" SAGA_OUTBOX_CHANNEL "', '')")) {
         saga_pg_errstr(conn, errstr, errstr_size);
         return SAGA_ERR_TRANSIENT;
     }
-    r = saga_pg_get_result(
-        conn); /* the COMMIT's; after a failed one the server runs nothing more */
+    saga_fault_break_socket("outbox.commit_sent", PQsocket(conn));
+    /* The COMMIT's; after a failed one the server runs nothing more. */
+    r = saga_pg_get_result(conn);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         err = saga_pg_classify(conn, r);
         saga_pg_errstr(conn, errstr, errstr_size);
@@ -199,6 +203,9 @@ saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_s
                         "the transaction had failed; COMMIT rolled it back");
     }
     PQclear(r);
+    saga_fault_break_socket("outbox.commit_answered", PQsocket(conn));
+    /* The NOTIFY's result, or the error of a connection lost after the COMMIT's answer:
+     * neither changes what the COMMIT did. */
     while ((r = saga_pg_get_result(conn)))
         PQclear(r);
     return err;

@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "order.h"
 #include "saga/ids.h"
 #include "saga/log.h"
 #include "saga/consumer.h"
+#include "saga/fault.h"
 #include "saga/outbox.h"
 #include "saga/metrics.h"
 #include "saga/pg.h"
@@ -212,6 +214,127 @@ static void reply_invalid(struct saga_http_response *resp, const struct order_er
                   fields));
 }
 
+/* --- a COMMIT whose answer the connection did not bring back ----------------- */
+
+enum tx_outcome { TX_COMMITTED, TX_ROLLED_BACK, TX_UNKNOWN };
+
+/* The id of conn's open transaction (pg_current_xact_id, as text) into xid; 0 / -1. */
+static int current_xid(PGconn *conn, char xid[24])
+{
+    PGresult *r = query(conn, "SELECT pg_current_xact_id()::text", 0, NULL);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : -1;
+    if (rc == 0)
+        snprintf(xid, 24, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * Whether transaction xid, which backend pid was committing when the connection
+ * broke, committed: asked on a fresh connection (pg_xact_status). While it is in
+ * progress the server may not have read the COMMIT yet, so this waits; a backend
+ * still idle in that transaction 2 s later never got the COMMIT (the connection is
+ * half-open): it is ended, which rolls the transaction back, so the answer is
+ * definite either way. TX_UNKNOWN only when the database cannot be asked (or, e.g.
+ * behind a pooler, the transaction stays in progress for 10 s).
+ * Any HTTP thread; opens and closes its own connection.
+ */
+static enum tx_outcome tx_outcome(struct order_app *app, const char *xid, int pid)
+{
+    char err[512], pid_s[16], xid32[16];
+    int64_t now = saga_now_ms(), until = now + 10000, idle_since = 0;
+    enum tx_outcome out = TX_UNKNOWN;
+    PGconn *c = saga_pg_connect(app->cfg->database_url, NULL, err, sizeof(err));
+
+    if (!c) {
+        saga_warn("order api: cannot ask whether transaction %s committed: %s", xid, err);
+        return TX_UNKNOWN;
+    }
+    snprintf(pid_s, sizeof(pid_s), "%d", pid);
+    /* pg_stat_activity shows the 32-bit xid: xid8 without its epoch. */
+    snprintf(xid32, sizeof(xid32), "%llu", strtoull(xid, NULL, 10) & 0xffffffffULL);
+    for (;;) {
+        const char *p[3] = {xid, pid_s, xid32};
+        PGresult *r = PQexecParams(c,
+                                   "SELECT pg_xact_status($1::xid8), (SELECT state FROM"
+                                   " pg_stat_activity WHERE pid = $2::int AND"
+                                   " backend_xid::text = $3)",
+                                   3, NULL, p, NULL, NULL, 0);
+        const char *status, *state;
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            saga_pg_errstr(c, err, sizeof(err));
+            saga_warn("order api: cannot ask whether transaction %s committed: %s", xid, err);
+            PQclear(r);
+            break;
+        }
+        status = PQgetvalue(r, 0, 0);
+        state = PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1);
+        if (strcmp(status, "committed") == 0 || strcmp(status, "aborted") == 0) {
+            out = status[0] == 'c' ? TX_COMMITTED : TX_ROLLED_BACK;
+            PQclear(r);
+            break;
+        }
+        now = saga_now_ms();
+        if (strncmp(state, "idle in transaction", 19) != 0)
+            idle_since = 0;
+        else if (!idle_since)
+            idle_since = now;
+        else if (now - idle_since >= 2000) {
+            saga_warn("order api: backend %d never got the COMMIT of transaction %s: ending it",
+                      pid, xid);
+            PQclear(PQexecParams(c, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, p + 1,
+                                 NULL, NULL, 0));
+            idle_since = 0;
+        }
+        PQclear(r);
+        if (now >= until) {
+            saga_warn("order api: transaction %s is still in progress", xid);
+            break;
+        }
+        sleep_ms(20);
+    }
+    PQfinish(c);
+    return out;
+}
+
+/*
+ * After saga_outbox_commit_notify failed: whether the transaction committed
+ * after all. The error alone cannot tell: a connection lost while the COMMIT ran
+ * (libpq's "could not receive data", "server closed the connection") leaves the
+ * outcome open, and libpq does not always mark such a connection bad. So the
+ * database is asked, also when it refused the COMMIT itself (then it says aborted).
+ */
+static enum tx_outcome commit_failed(struct order_app *app, const char *err, const char *xid,
+                                     int pid, int *broken)
+{
+    *broken = 1;
+    saga_warn("order api: the COMMIT failed (%s): asking the database whether it happened", err);
+    return tx_outcome(app, xid, pid);
+}
+
+/* 503: what the request was meant to store may or may not be stored; order_id says where
+ * to look. */
+static void reply_outcome_unknown(struct saga_http_response *resp, const char *order_id,
+                                  const char *what)
+{
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "the database connection broke while %s was being committed, and whether it was "
+             "stored cannot be told now: GET /orders/%s shows the order; retry with the same "
+             "Idempotency-Key",
+             what, order_id);
+    saga_http_reply_json(resp, 503,
+                         json_pack("{s:s, s:s, s:s}", "error", "outcome_unknown", "message", msg,
+                                   "order_id", order_id));
+    saga_http_add_header(resp, "Retry-After", "1");
+}
+
 /* --- POST /orders ------------------------------------------------------------ */
 
 static void place_order(struct order_app *app, const struct saga_http_request *req,
@@ -224,8 +347,10 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     char names[ORDER_MAX_ITEMS][128];
     const char *skus[ORDER_MAX_ITEMS];
     const char *key = saga_http_header(req, "Idempotency-Key");
-    char err[512], order_id[37], event_id[37], total_s[32], location[64];
+    char err[512], order_id[37], event_id[37], total_s[32], location[64], xid[24] = "";
     char span[SAGA_TRACEPARENT_LEN + 1];
+    json_t *answer = NULL;
+    int found;
     char *canon = NULL, *sku_arr = NULL, *addr = NULL;
     struct saga_text qty = {0}, price = {0}, name_arr = {0};
     int64_t total = 0;
@@ -363,10 +488,12 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
         r = query(s->conn,
                   "INSERT INTO orders (order_id, customer_id, currency, total_amount,"
                   " payment_token, shipping_address, status, correlation_id, placed_event_id,"
-                  " traceparent) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'PENDING', $1, $7, $8)",
+                  " traceparent) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'PENDING', $1, $7, $8)"
+                  " RETURNING pg_current_xact_id()::text",
                   8, p);
-        if (!ok(r))
+        if (!ok(r) || PQntuples(r) != 1)
             goto dbfail;
+        snprintf(xid, sizeof(xid), "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
     }
     {
@@ -420,13 +547,33 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
             goto out;
         }
     }
+    /* The answer is read inside the transaction, before the COMMIT: once the order is
+     * committed, nothing can fail between the commit and the answer. */
+    if (!(answer = order_full(s->conn, order_id, resp, &broken, &found))) {
+        if (!found)
+            saga_http_reply_error(resp, 500, "internal", "internal error");
+        if (PQstatus(s->conn) == CONNECTION_OK)
+            rollback(s->conn);
+        goto out;
+    }
     {
         /* The relay's wake-up goes after the COMMIT (saga/outbox.h says why). */
+        int pid = PQbackendPID(s->conn);
         saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
         if (ce) {
-            db_failure_err(resp, s->conn, ce, err, &broken);
-            goto out;
+            switch (commit_failed(app, err, xid, pid, &broken)) {
+            case TX_COMMITTED:
+                saga_warn("order api: order %s was committed after all", order_id);
+                break;
+            case TX_ROLLED_BACK:
+                db_failure_err(resp, s->conn, ce, err, &broken);
+                goto out;
+            case TX_UNKNOWN:
+                reply_outcome_unknown(resp, order_id, "the order");
+                goto out;
+            }
         }
+        saga_fault_break_socket("order.after_commit", PQsocket(s->conn));
     }
     app->placed++;
     saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
@@ -438,9 +585,9 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
                  o.nitems == 1 ? "" : "s", total, o.currency, o.customer_id);
     }
     snprintf(location, sizeof(location), "/orders/%s", order_id);
-    reply_order(resp, s->conn, order_id, 202, &broken);
-    if (resp->status == 202)
-        saga_http_add_header(resp, "Location", location);
+    saga_http_reply_json(resp, 202, answer);
+    answer = NULL;
+    saga_http_add_header(resp, "Location", location);
     goto out;
 
 dbfail:
@@ -448,6 +595,7 @@ dbfail:
     if (PQstatus(s->conn) == CONNECTION_OK)
         rollback(s->conn);
 out:
+    json_decref(answer);
     PQclear(r);
     free(canon);
     free(sku_arr);
@@ -552,9 +700,10 @@ static void get_order(struct order_app *app, const char *id, struct saga_http_re
 static void cancel_order(struct order_app *app, const char *id, struct saga_http_response *resp)
 {
     struct order_slot *s;
-    char err[512], status[16] = "";
-    int broken = 0, changed = 0;
-    saga_err_t e;
+    char err[512], status[16] = "", xid[24];
+    int broken = 0, changed = 0, found, pid;
+    json_t *answer = NULL;
+    saga_err_t e, ce;
     PGresult *r;
 
     if (!saga_uuid_valid(id)) {
@@ -576,29 +725,62 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
     if (e == SAGA_ERR_NOT_FOUND) {
         rollback(s->conn);
         saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
-    } else if (e) {
+        goto out;
+    }
+    if (!e && changed && current_xid(s->conn, xid) != 0) {
+        saga_pg_errstr(s->conn, err, sizeof(err));
+        e = SAGA_ERR_TRANSIENT;
+    }
+    if (e) {
         rollback(s->conn);
         broken = PQstatus(s->conn) != CONNECTION_OK;
         saga_warn("order api: cancel %s: %s", id, err);
         saga_http_reply_error(resp, 503, "unavailable",
-                              "the order could not be cancelled now; retry later");
+                              "the order could not be cancelled now; nothing was changed, retry");
         saga_http_add_header(resp, "Retry-After", "1");
-    } else {
-        saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
-        if (ce) {
-            db_failure_err(resp, s->conn, ce, err, &broken);
-        } else if (strcmp(status, "CONFIRMED") == 0) {
+        goto out;
+    }
+    if (!changed) {
+        /* CONFIRMED or CANCELLED already: final, nothing to commit. */
+        rollback(s->conn);
+        if (strcmp(status, "CONFIRMED") == 0)
             saga_http_reply_error(resp, 409, "conflict",
                                   "order %s is CONFIRMED; only PENDING orders can be cancelled",
                                   id);
-        } else {
-            if (changed) {
-                app->customer_cancels++;
-                saga_produced_add(SAGA_EV_ORDER_CANCELLED, 1);
-            }
+        else
             reply_order(resp, s->conn, id, 200, &broken);
+        goto out;
+    }
+    /* As for POST /orders: the answer is read before the COMMIT. */
+    if (!(answer = order_full(s->conn, id, resp, &broken, &found))) {
+        if (!found)
+            saga_http_reply_error(resp, 500, "internal", "internal error");
+        if (PQstatus(s->conn) == CONNECTION_OK)
+            rollback(s->conn);
+        goto out;
+    }
+    pid = PQbackendPID(s->conn);
+    ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
+    if (ce) {
+        switch (commit_failed(app, err, xid, pid, &broken)) {
+        case TX_COMMITTED:
+            saga_warn("order api: the cancellation of %s was committed after all", id);
+            break;
+        case TX_ROLLED_BACK:
+            db_failure_err(resp, s->conn, ce, err, &broken);
+            goto out;
+        case TX_UNKNOWN:
+            reply_outcome_unknown(resp, id, "the cancellation of the order");
+            goto out;
         }
     }
+    saga_fault_break_socket("order.after_commit", PQsocket(s->conn));
+    app->customer_cancels++;
+    saga_produced_add(SAGA_EV_ORDER_CANCELLED, 1);
+    saga_http_reply_json(resp, 200, answer);
+    answer = NULL;
+out:
+    json_decref(answer);
     order_pool_put(app, s, broken);
 }
 

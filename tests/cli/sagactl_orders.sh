@@ -32,7 +32,7 @@ is_uuid() { [[ $1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 jqok() { jq -e "$2" <<<"$1" >/dev/null 2>&1; }
 
 # --- help and usage --------------------------------------------------------------
-for c in place get watch tail stuck; do
+for c in place get cancel watch tail stuck; do
     run $c --help
     check "sagactl $c --help exits 0 with a usage" test "$RC" = 0 -a -n "$(contains "$OUT" "usage: sagactl $c" && echo y)"
 done
@@ -78,6 +78,19 @@ check "get shows the timeline as a table" grep -qE '^[0-9]{2}:[0-9]{2}:[0-9]{2}\
 run get 00000000-0000-4000-8000-000000000000
 check "get of an unknown order exits 1" test "$RC" = 1
 check "and says so" contains "$ERR" "no order 00000000-0000-4000-8000-000000000000"
+
+# --- cancel -------------------------------------------------------------------------
+run cancel "$DECLINED" --json
+check "cancel of a cancelled order exits 0 and shows it unchanged" test "$RC" = 0 -a -n "$(jqok "$OUT" ".order_id == \"$DECLINED\" and .status == \"CANCELLED\" and .reason == \"PAYMENT_FAILED\"" && echo y)"
+run place --wait
+CONFIRMED=$(head -n1 <<<"$OUT" | awk '{print $2}')
+run cancel "$CONFIRMED"
+check "cancel of a CONFIRMED order exits 1" test "$RC" = 1
+check "and says why" contains "$ERR" "is CONFIRMED"
+run cancel 00000000-0000-4000-8000-000000000000
+check "cancel of an unknown order exits 1" test "$RC" = 1
+run cancel
+check "cancel without an id exits 64" test "$RC" = 64
 
 KEY="sagactl-test-$$-$RANDOM"
 run place --key "$KEY"

@@ -280,6 +280,35 @@ static void test_committed_rows_appear_once_in_order(void **state)
     free(seen);
 }
 
+/* The NOTIFY rides in the COMMIT's round trip; its failure, or a connection lost after the
+ * COMMIT's answer, must not be reported as "not committed": a caller told so would redo
+ * (and duplicate) what is already stored. */
+static void test_commit_is_reported_committed_whatever_befalls_the_notify(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+
+    /* A pg_notify that fails, found before pg_catalog's by the search path. */
+    exec_ok(f->conn, "CREATE SCHEMA broken;"
+                     "CREATE FUNCTION broken.pg_notify(text, text) RETURNS void LANGUAGE plpgsql"
+                     " AS $$BEGIN RAISE EXCEPTION 'notify refused'; END$$;"
+                     "SET search_path = broken, pg_catalog, public");
+    exec_ok(f->conn, "BEGIN");
+    append(f, "N", 1);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(PQtransactionStatus(f->conn), PQTRANS_IDLE);
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE msg_key = 'N'"), 1);
+    exec_ok(f->conn, "SET search_path = DEFAULT");
+
+    /* The connection breaks right after the COMMIT's answer came. */
+    exec_ok(f->conn, "BEGIN");
+    append(f, "N", 2);
+    setenv("SAGA_FAULT", "outbox.commit_answered", 1);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    unsetenv("SAGA_FAULT");
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE msg_key = 'N'"), 2);
+}
+
 static void test_crash_between_ack_and_mark_loses_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -700,6 +729,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_committed_rows_appear_once_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_commit_is_reported_committed_whatever_befalls_the_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_ack_and_mark_loses_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_standby_takes_over_without_loss_or_reordering, setup,

@@ -14,6 +14,7 @@ usage: test_page.py STACK_ENV ARTIFACT_DIR
 import http.client
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -181,13 +182,29 @@ def test_browser(base, artifacts):
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        # (The 503 the test injects below is logged by the browser itself: expected.)
+        page.on("console", lambda m: m.type == "error" and "status of 503" not in m.text
+                and problems.append(m.text))
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(base + "/")
         page.wait_for_selector("#feed-state[data-state=live]", timeout=15000)
         page.wait_for_selector("#f-sku option[value=sku-headphones]", state="attached",
                                timeout=15000)
         page.evaluate("window.__noReload = 42")
+        # The first POST /orders fails with a 503: the page must send it again with the same
+        # Idempotency-Key (a UUID of its own), so it never places an order twice.
+        keys = []
+
+        def first_post_fails(route, request):
+            if request.method == "POST":
+                keys.append(request.headers.get("idempotency-key"))
+                if len(keys) == 1:
+                    route.fulfill(status=503, content_type="application/json",
+                                  body='{"error":"unavailable","message":"test: try again"}')
+                    return
+            route.continue_()
+
+        page.route("**/orders", first_post_fails)
         page.get_by_role("button", name="Declined card").click()
         # (Locators, not wait_for_function: the page's CSP forbids eval.)
         expect(page.locator("#tl-status")).to_have_text("CANCELLED", timeout=30000)
@@ -199,6 +216,9 @@ def test_browser(base, artifacts):
         check(page.locator("#tl li[data-event-type=PaymentFailed].failure").count() == 1,
               "the timeline shows PaymentFailed as a failure")
         check(page.evaluate("window.__noReload") == 42, "the page was not reloaded")
+        uuid = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        check(len(keys) == 2 and keys[0] == keys[1] and uuid.match(keys[0] or ""),
+              f"the page sent an Idempotency-Key and kept it on its retry: {keys}")
         order_id = page.text_content("#tl-order")
         row = page.locator(f"#orders tr[data-order-id='{order_id}']")
         check(row.count() == 1 and "CANCELLED" in row.inner_text(),

@@ -90,7 +90,11 @@ saga_err_t saga_outbox_batch_flush(PGconn *conn, struct saga_outbox_batch *b, ch
  * COMMIT's outcome (classified TRANSIENT or PERMANENT; PERMANENT too when the
  * transaction had failed and the COMMIT rolled it back); the NOTIFY's is ignored:
  * the relay polls as well (RELAY_POLL_INTERVAL), so a lost wake-up costs latency,
- * never a row.
+ * never a row; nor does a connection lost after the COMMIT's answer came.
+ * An error does not always mean "rolled back": when the connection broke after the
+ * COMMIT was sent, the server may have committed. A caller that must tell its
+ * client the truth asks the database (pg_xact_status of the transaction's
+ * pg_current_xact_id, as the order API does).
  */
 saga_err_t saga_outbox_commit_notify(PGconn *conn, char *errstr, size_t errstr_size);
 /* Forgets the gathered rows (after a rollback). */

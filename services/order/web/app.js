@@ -70,8 +70,8 @@
     return 'forward';
   }
 
-  async function api(method, path, body) {
-    const opts = { method, headers: { Accept: 'application/json' } };
+  async function api(method, path, body, headers) {
+    const opts = { method, headers: Object.assign({ Accept: 'application/json' }, headers) };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
@@ -80,6 +80,30 @@
     let json = null;
     try { json = await r.json(); } catch (e) { /* not JSON */ }
     return { status: r.status, ok: r.ok, json };
+  }
+
+  // A random UUID (version 4); crypto.randomUUID needs a secure context, getRandomValues does not.
+  function uuid4() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
+  }
+
+  // POST /orders with an Idempotency-Key of its own, sent again with the same key (4 attempts
+  // in all) while there is no answer or a 503: the order is placed at most once.
+  async function placeOnce(body) {
+    const key = uuid4();
+    for (let attempt = 1; ; attempt++) {
+      let r = null, error = null;
+      try { r = await api('POST', '/orders', body, { 'Idempotency-Key': key }); } catch (e) { error = e; }
+      if ((r && r.status !== 503) || attempt === 4) {
+        if (r) return r;
+        throw error;
+      }
+      await new Promise((done) => setTimeout(done, 250 * 2 ** attempt));
+    }
   }
 
   // --- the order list ----------------------------------------------------------
@@ -260,7 +284,7 @@
       shipping_address: { recipient: 'Ada Lovelace', line1: 'Main Street 1', city: 'Utrecht', postal_code: '3511 AB', country: v.country },
     };
     let r;
-    try { r = await api('POST', '/orders', body); } catch (e) {
+    try { r = await placeOnce(body); } catch (e) {
       out.className = 'result error';
       out.textContent = 'The order service did not answer: ' + e.message;
       return;
