@@ -56,7 +56,7 @@ saga_handle_result_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *e
 
 saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res)
 {
-    saga_pg_errstr(tx->conn, tx->errstr, sizeof(tx->errstr));
+    saga_pg_result_errstr(tx->conn, res, tx->errstr, sizeof(tx->errstr));
     return saga_pg_classify(tx->conn, res) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
                                                                  : SAGA_HANDLE_INVALID;
 }
@@ -164,7 +164,7 @@ static saga_handle_result_t exec_sql(struct saga_consumer *c, const char *sql, i
             PQclear(r);
         return SAGA_HANDLE_OK;
     }
-    saga_pg_errstr(c->conn, errstr, errstr_size);
+    saga_pg_result_errstr(c->conn, r, errstr, errstr_size);
     out = saga_pg_classify(c->conn, r) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
                                                              : SAGA_HANDLE_INVALID;
     PQclear(r);

@@ -34,6 +34,20 @@ void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size)
     one_line(errstr);
 }
 
+void saga_pg_result_errstr(const PGconn *conn, const PGresult *res, char *errstr,
+                           size_t errstr_size)
+{
+    const char *m = res ? PQresultErrorMessage(res) : NULL;
+    if (!m || !*m) {
+        saga_pg_errstr(conn, errstr, errstr_size);
+        return;
+    }
+    if (!errstr || errstr_size == 0)
+        return;
+    snprintf(errstr, errstr_size, "%s", m);
+    one_line(errstr);
+}
+
 /* --- settings --------------------------------------------------------------------- */
 
 static struct {

@@ -91,4 +91,12 @@ PGresult *saga_pg_get_result(PGconn *conn);
 /* Copies PQerrorMessage into errstr as one line. */
 void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size);
 
+/*
+ * The error of a failed result res as one line (the connection's when res carries none:
+ * a statement that never got an answer). Prefer it to saga_pg_errstr after a statement:
+ * the connection's message may already be cleared.
+ */
+void saga_pg_result_errstr(const PGconn *conn, const PGresult *res, char *errstr,
+                           size_t errstr_size);
+
 #endif
