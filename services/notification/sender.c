@@ -19,6 +19,7 @@
 #include "saga/pg.h"
 #include "saga/registry.h"
 #include "saga/serde.h"
+#include "saga/trace.h"
 
 #define PRODUCER "notification-service"
 
@@ -148,8 +149,8 @@ static saga_outcome_t outcome_of(const char *name)
 }
 
 /* Hands q to the configured sink; SAGA_OK, or TRANSIENT / PERMANENT with errstr. */
-static saga_err_t sink_send(struct notif_sender *s, const struct queued *q, char *errstr,
-                            size_t errstr_size)
+static saga_err_t sink_send(struct notif_sender *s, const struct queued *q,
+                            const struct saga_log_ids *ids, char *errstr, size_t errstr_size)
 {
     const struct notif_config *c = s->conf;
     struct notif_record rec = {q->notification_id, q->order_id, outcome_of(q->outcome),
@@ -159,9 +160,7 @@ static saga_err_t sink_send(struct notif_sender *s, const struct queued *q, char
 
     switch (c->sink) {
     case NOTIF_SINK_LOG:
-        saga_log(SAGA_LOG_INFO,
-                 &(struct saga_log_ids){q->order_id, q->cause_event_id, q->correlation_id, NULL},
-                 "notification: %s", q->message);
+        saga_log(SAGA_LOG_INFO, ids, "notification: %s", q->message);
         break;
     case NOTIF_SINK_FILE:
         err = notif_file_append(c->file, &rec, errstr, errstr_size);
@@ -186,13 +185,14 @@ static saga_err_t sink_send(struct notif_sender *s, const struct queued *q, char
 
 /*
  * Takes the next due notification and delivers it. Returns 1 when one was tried
- * (delivered or not), 0 when none is due, -1 on a database or registry failure
- * (nothing was sent). @locality sender thread
+ * (delivered or not, and so recorded), 0 when none is due, -1 on a database or
+ * registry failure: before the sink was called nothing was sent; after it (the mark
+ * did not commit) the row stays pending and goes out again. @locality sender thread
  */
 static int deliver_one(struct notif_sender *s)
 {
     const struct notif_config *c = s->conf;
-    char err[512] = "", sinkerr[512] = "", out_channel[16], delay[24], attempts[16];
+    char err[512] = "", sinkerr[512] = "", out_channel[16], delay[24], attempts[16], trace_id[33];
     struct saga_log_ids ids;
     struct saga_event ev;
     struct queued q;
@@ -220,7 +220,9 @@ static int deliver_one(struct notif_sender *s)
     q = (struct queued){COL(0), COL(1), COL(2), COL(3), COL(4),
                         COL(6), COL(7), COL(8), COL(9), atoi(PQgetvalue(r, 0, 5))};
 #undef COL
-    ids = (struct saga_log_ids){q.order_id, q.cause_event_id, q.correlation_id, NULL};
+    saga_traceparent_trace_id(q.traceparent ? q.traceparent : "", trace_id);
+    ids = (struct saga_log_ids){q.order_id, q.cause_event_id, q.correlation_id,
+                                trace_id[0] ? trace_id : NULL};
 
     /* NotificationSent is written first, under a savepoint: a registry that is down
      * then stops the delivery before anything leaves, never after. */
@@ -241,7 +243,7 @@ static int deliver_one(struct notif_sender *s)
         saga_outbox_append_event(s->conn, s->serde, &ev, &s->scratch, err, sizeof(err)))
         goto fail;
 
-    serr = sink_send(s, &q, sinkerr, sizeof(sinkerr));
+    serr = sink_send(s, &q, &ids, sinkerr, sizeof(sinkerr));
     snprintf(out_channel, sizeof(out_channel), "%s",
              saga_channel_names[notif_sink_channel(c->sink)]);
     snprintf(attempts, sizeof(attempts), "%d", q.attempts + 1);
