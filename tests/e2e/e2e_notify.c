@@ -49,7 +49,8 @@ struct smtp {
     pthread_mutex_t mu;
     int stop;
     int gate_closed; /* hold every DATA reply while set */
-    int fail_nth;    /* the nth mail received (1-based) gets 451; 0: none */
+    int fail_nth;    /* the nth mail received (1-based) gets fail_code; 0: none */
+    int fail_code;   /* 451 (try again later) unless set */
     int received;    /* mails whose DATA ended */
     struct mail mails[64];
     int nmails;
@@ -89,7 +90,7 @@ static int smtp_mail_done(struct smtp *s, const char *data)
         sscanf(p + 12, "%159[^\r\n]", m.message_id);
     pthread_mutex_lock(&s->mu);
     if (++s->received == s->fail_nth)
-        m.code = 451;
+        m.code = s->fail_code ? s->fail_code : 451;
     if (s->nmails < (int)(sizeof(s->mails) / sizeof(s->mails[0])))
         s->mails[s->nmails++] = m;
     pthread_mutex_unlock(&s->mu);
@@ -123,8 +124,10 @@ static void smtp_session(struct smtp *s, int fd)
                 data[dlen] = '\0';
                 while (smtp_flag(s, &s->gate_closed) && !smtp_flag(s, &s->stop))
                     usleep(50000);
-                say(fd, smtp_mail_done(s, data) == 250 ? "250 2.0.0 queued\r\n"
-                                                       : "451 4.3.0 try again later\r\n");
+                int code = smtp_mail_done(s, data);
+                say(fd, code == 250   ? "250 2.0.0 queued\r\n"
+                        : code == 451 ? "451 4.3.0 try again later\r\n"
+                                      : "554 5.7.1 refused for good\r\n");
             } else {
                 size_t n = strlen(line + (line[0] == '.'));
                 if (dlen + n + 3 < sizeof(data)) {
@@ -492,12 +495,78 @@ static void test_crash_after_send_same_message_id(void **state)
         fail_msg("%s", problems);
 }
 
+/*
+ * A mail the server refuses for good (5xx) is not retried: the notification is marked
+ * failed, no NotificationSent claims it was sent, the others go out, the gauge shows it.
+ */
+static void test_refused_for_good_is_marked_failed(void **state)
+{
+    struct fixture *f = *state;
+    int refused = -1;
+    double gauge = -1;
+    long long until;
+
+    problems[0] = '\0';
+    place_confirmed_orders(f);
+    smtp_set(&f->smtp, &f->smtp.fail_code, 554);
+    smtp_set(&f->smtp, &f->smtp.fail_nth, 1);
+    f->pid = start_service(f, NULL);
+
+    until = now_ms() + WAIT_MS;
+    while (refused < 0 && now_ms() < until) {
+        for (int o = 0; o < NORDERS; o++) {
+            char *st =
+                db_text("notification", "SELECT status FROM notifications WHERE order_id = $1",
+                        f->orders[o]);
+            if (strcmp(st, "failed") == 0)
+                refused = o;
+            free(st);
+        }
+        usleep(200000);
+    }
+    if (refused < 0)
+        fail_msg("no notification was marked failed after a 554");
+    for (int o = 0; o < NORDERS; o++) {
+        json_t *j;
+        if (o == refused)
+            continue;
+        j = wait_order(f->orders[o], order_notified, WAIT_MS);
+        if (!order_notified(j))
+            problem("order %.8s: no NotificationSent", f->orders[o]);
+        json_decref(j);
+    }
+    wait_quiescent(WAIT_MS);
+    usleep(2000 * 1000);
+    {
+        struct tally t = tally_of(&f->smtp, f->orders[refused]);
+        json_t *j = wait_order(f->orders[refused], order_terminal, WAIT_MS);
+        if (t.mails != 1)
+            problem("order %.8s: refused for good, yet %d mails", f->orders[refused], t.mails);
+        if (timeline_count(j, "NotificationSent") != 0)
+            problem("order %.8s: NotificationSent for a mail that was refused", f->orders[refused]);
+        json_decref(j);
+    }
+    until = now_ms() + 20000;
+    while (gauge < 1 && now_ms() < until) {
+        char *m = scrape(4);
+        gauge = m ? metric(m, "saga_notifications_failed{service=\"notification-service\"}") : -1;
+        free(m);
+        if (gauge < 1)
+            usleep(500000);
+    }
+    if (gauge < 1)
+        problem("saga_notifications_failed is %g, expected at least 1", gauge);
+    if (problems[0])
+        fail_msg("%s", problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_slow_smtp_never_blocks_the_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_mail_resends_no_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_send_same_message_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_for_good_is_marked_failed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
