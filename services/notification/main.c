@@ -8,12 +8,15 @@
  * re-run when OrderPlaced lands. The first outcome of an order wins: with a row in
  * `notifications` (order_id UNIQUE) a later outcome changes nothing.
  *
- * Delivery guarantee: the sink runs inside the handler's transaction, after the
- * notifications row is written and before the commit. If the process crashes (or
- * the transaction rolls back: a batch replayed, a commit that fails) after the sink
- * delivered, the event is handled again and the customer gets the message again:
- * delivery to the sink is at-least-once. The notifications row and NotificationSent
- * are exactly once (the inbox and the outbox commit with them).
+ * Delivery: the handler only records the notification (a `notifications` row,
+ * status 'pending', with the ids its NotificationSent will carry) in the consumer's
+ * transaction; nothing leaves the process there, so a slow or failing mail server
+ * never holds up the consumer and a replayed batch sends nothing twice. The sender
+ * (sender.h) delivers it after the commit, from a thread of its own, and marks it
+ * sent together with its NotificationSent; failures are retried with backoff. A
+ * crash between a delivery and its mark delivers once more, with the same
+ * notification id and Message-ID: the outside world sees at-least-once delivery
+ * with duplicates it can recognise; the row and NotificationSent are exactly once.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +26,7 @@
 #include <string.h>
 
 #include "rules.h"
+#include "sender.h"
 #include "saga/ids.h"
 #include "saga/service.h"
 
@@ -50,12 +54,31 @@ static const struct saga_migration migrations[] = {
      "  recipient text NOT NULL,"
      "  message text NOT NULL,"
      "  created_at timestamptz NOT NULL DEFAULT now());"},
+    {101, "notifications: delivered after the commit, by the sender",
+     /* Rows of 100 were delivered inside their transaction: 'sent'. From now on a
+      * row starts 'pending' and the sender (sender.h) delivers it; event_id is its
+      * NotificationSent's, chosen when recorded, as are the cause's ids. */
+     "ALTER TABLE notifications"
+     "  ADD COLUMN status text NOT NULL DEFAULT 'sent'"
+     "    CHECK (status IN ('pending', 'sent', 'failed')),"
+     "  ADD COLUMN attempts integer NOT NULL DEFAULT 0,"
+     "  ADD COLUMN next_attempt_at timestamptz NOT NULL DEFAULT now(),"
+     "  ADD COLUMN last_error text,"
+     "  ADD COLUMN sent_at timestamptz,"
+     "  ADD COLUMN event_id text,"
+     "  ADD COLUMN cause_event_id text,"
+     "  ADD COLUMN correlation_id text,"
+     "  ADD COLUMN traceparent text;"
+     "UPDATE notifications SET sent_at = created_at;"
+     "ALTER TABLE notifications ALTER COLUMN status SET DEFAULT 'pending';"
+     "CREATE INDEX notifications_pending ON notifications (next_attempt_at)"
+     "  WHERE status = 'pending';"
+     "CREATE INDEX notifications_failed ON notifications (created_at) WHERE status = 'failed';"},
 };
 
 static struct notif_config conf;
 
-/* Deliveries to the sink by result (a delivery rolled back later still counts). */
-static atomic_llong deliveries_ok, deliveries_failed;
+static struct notif_sender *sender;
 
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
@@ -79,52 +102,6 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
                          5, p);
 }
 
-/* Sends text through the configured sink; TRANSIENT or INVALID with tx->errstr on failure. */
-static saga_handle_result_t deliver(struct saga_tx *tx, const struct saga_event *ev,
-                                    const struct notif_record *rec)
-{
-    char *subject = NULL, *mail = NULL;
-    saga_err_t err = SAGA_OK;
-
-    switch (conf.sink) {
-    case NOTIF_SINK_LOG:
-        saga_log(SAGA_LOG_INFO,
-                 &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id,
-                                        ev->meta.correlation_id, NULL},
-                 "notification: %s", rec->message);
-        break;
-    case NOTIF_SINK_FILE:
-        err = notif_file_append(conf.file, rec, tx->errstr, sizeof(tx->errstr));
-        break;
-    case NOTIF_SINK_SMTP:
-        subject = notif_subject(rec->outcome, rec->order_id);
-        mail = subject ? notif_email_build(conf.smtp_from, rec->recipient, subject,
-                                           rec->notification_id, rec->sent_at_ms, rec->message)
-                       : NULL;
-        if (!mail)
-            err = saga_errf(SAGA_ERR_NOMEM, tx->errstr, sizeof(tx->errstr), "out of memory");
-        else
-            err = notif_smtp_send(conf.smtp_url, conf.smtp_from, rec->recipient, mail,
-                                  conf.smtp_timeout_ms, tx->errstr, sizeof(tx->errstr));
-        free(subject);
-        free(mail);
-        break;
-    }
-    if (err == SAGA_OK) {
-        atomic_fetch_add(&deliveries_ok, 1);
-        if (conf.sink != NOTIF_SINK_LOG)
-            saga_log(SAGA_LOG_INFO,
-                     &(struct saga_log_ids){ev->meta.order_id, ev->meta.event_id,
-                                            ev->meta.correlation_id, NULL},
-                     "notification %s sent to %s by %s", rec->notification_id, rec->recipient,
-                     notif_sink_name(conf.sink));
-        return SAGA_HANDLE_OK;
-    }
-    atomic_fetch_add(&deliveries_failed, 1);
-    /* A recipient the mail server refuses for good goes to the DLQ; anything else waits. */
-    return err == SAGA_ERR_PERMANENT ? SAGA_HANDLE_INVALID : SAGA_HANDLE_TRANSIENT;
-}
-
 static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_event *ev, void *arg)
 {
     const char *p[1] = {ev->meta.order_id};
@@ -132,12 +109,10 @@ static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_eve
         ev->type == SAGA_EV_ORDER_CONFIRMED ? SAGA_OUTCOME_CONFIRMED : SAGA_OUTCOME_CANCELLED;
     struct saga_log_ids ids = {ev->meta.order_id, ev->meta.event_id, ev->meta.correlation_id, NULL};
     struct notif_facts facts = {.outcome = outcome, .order_id = ev->meta.order_id};
-    struct notif_record rec;
     char notification_id[37], out_id[37];
     char *text = NULL, *recipient = NULL;
     const char *reason = NULL;
     PGresult *r = NULL;
-    struct saga_event out;
     saga_handle_result_t res;
     (void)arg;
 
@@ -183,36 +158,32 @@ static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_eve
     PQclear(r);
 
     saga_uuid4(notification_id);
+    saga_uuid4(out_id); /* its NotificationSent's event_id, fixed now */
     {
-        const char *pn[7] = {notification_id,
-                             ev->meta.order_id,
-                             saga_outcome_names[outcome],
-                             reason,
-                             saga_channel_names[notif_sink_channel(conf.sink)],
-                             recipient,
-                             text};
-        if ((res = saga_tx_query(tx, NULL,
-                                 "INSERT INTO notifications (notification_id, order_id, outcome,"
-                                 " reason, channel, recipient, message)"
-                                 " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                                 7, pn)))
-            goto done;
+        /* The next hop of the trace is this handler's span, as saga_tx_emit would make it. */
+        const char *trace = tx->span[0] ? tx->span : ev->meta.traceparent;
+        const char *pn[11] = {notification_id,
+                              ev->meta.order_id,
+                              saga_outcome_names[outcome],
+                              reason,
+                              saga_channel_names[notif_sink_channel(conf.sink)],
+                              recipient,
+                              text,
+                              out_id,
+                              ev->meta.event_id,
+                              ev->meta.correlation_id,
+                              trace};
+        res = saga_tx_query(tx, NULL,
+                            "INSERT INTO notifications (notification_id, order_id, outcome,"
+                            " reason, channel, recipient, message, status, event_id,"
+                            " cause_event_id, correlation_id, traceparent)"
+                            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
+                            11, pn);
     }
-
-    /* Last before the commit: see the delivery guarantee at the top. */
-    rec = (struct notif_record){notification_id, ev->meta.order_id, outcome, recipient, text,
-                                saga_now_ms()};
-    if ((res = deliver(tx, ev, &rec)))
-        goto done;
-
-    saga_event_follow(&out, SAGA_EV_NOTIFICATION_SENT, ev, PRODUCER, out_id);
-    out.u.notification_sent.notification_id = notification_id;
-    out.u.notification_sent.outcome = outcome;
-    out.u.notification_sent.channel = notif_sink_channel(conf.sink);
-    out.u.notification_sent.recipient = recipient;
-    out.u.notification_sent.message = text;
-    res = saga_tx_emit(tx, &out);
-done:
+    /* Wakes the sender at our commit (PostgreSQL delivers a NOTIFY only then). */
+    if (res == SAGA_HANDLE_OK)
+        res =
+            saga_tx_query(tx, NULL, "SELECT pg_notify('" NOTIF_SENDER_CHANNEL "', NULL)", 0, NULL);
     free(text);
     free(recipient);
     return res;
@@ -231,7 +202,6 @@ static void conf_print(const void *arg, FILE *out)
 static saga_err_t start(void *arg, const struct saga_config *cfg, char *errstr, size_t errstr_size)
 {
     const struct notif_config *c = arg;
-    (void)cfg;
 
     notif_sinks_init();
     if (c->sink == NOTIF_SINK_FILE) {
@@ -251,24 +221,22 @@ static saga_err_t start(void *arg, const struct saga_config *cfg, char *errstr, 
     } else {
         saga_info("notifications go to the log");
     }
-    return SAGA_OK;
+    return notif_sender_start(&sender, c, cfg, errstr, errstr_size);
+}
+
+/* After the consumer stopped: the delivery in progress ends, then the sender. */
+static void stop(void *arg)
+{
+    (void)arg;
+    notif_sender_stop(sender);
+    sender = NULL;
 }
 
 static void metrics(void *arg, struct saga_text *t)
 {
-    const struct notif_config *c = arg;
-
-    saga_text_printf(t, "# HELP saga_notification_deliveries_total Notifications handed to the "
-                        "sink, by result (a delivery whose transaction rolled back counts too).\n"
-                        "# TYPE saga_notification_deliveries_total counter\n");
-    saga_text_printf(t,
-                     "saga_notification_deliveries_total{service=\"" PRODUCER
-                     "\",sink=\"%s\",result=\"ok\"} %lld\n",
-                     notif_sink_name(c->sink), (long long)atomic_load(&deliveries_ok));
-    saga_text_printf(t,
-                     "saga_notification_deliveries_total{service=\"" PRODUCER
-                     "\",sink=\"%s\",result=\"failed\"} %lld\n",
-                     notif_sink_name(c->sink), (long long)atomic_load(&deliveries_failed));
+    (void)arg;
+    if (sender)
+        notif_sender_write_metrics(sender, t);
 }
 
 static const struct saga_program program = {
@@ -287,7 +255,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "notification",
     .migrations = migrations,
-    .nmigrations = 1,
+    .nmigrations = 2,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,
@@ -297,6 +265,7 @@ static const struct saga_service service = {
     .releases_deferred = 1u << SAGA_EV_ORDER_PLACED,
     .arg = &conf,
     .start = start,
+    .stop = stop,
     .metrics = metrics,
 };
 

@@ -102,8 +102,35 @@ saga_err_t notif_config_load(struct notif_config *c, char *errstr, size_t errstr
                          "SMTP_FROM: '%s' is not a plain address like orders@example.com", v);
     snprintf(c->smtp_from, sizeof(c->smtp_from), "%s", v);
 
-    return saga_env_duration_ms("SMTP_TIMEOUT", 10000, 100, 600000, &c->smtp_timeout_ms, errstr,
-                                errstr_size);
+    saga_err_t err = saga_env_duration_ms("SMTP_TIMEOUT", 10000, 100, 600000, &c->smtp_timeout_ms,
+                                          errstr, errstr_size);
+    if (!err)
+        err = saga_env_duration_ms("NOTIFY_RETRY_MIN", 1000, 10, 3600000, &c->retry_min_ms, errstr,
+                                   errstr_size);
+    if (!err)
+        err = saga_env_duration_ms("NOTIFY_RETRY_MAX", 300000, 10, 86400000, &c->retry_max_ms,
+                                   errstr, errstr_size);
+    if (!err && c->retry_max_ms < c->retry_min_ms)
+        err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                        "NOTIFY_RETRY_MAX (%" PRId64
+                        "ms) is shorter than NOTIFY_RETRY_MIN (%" PRId64 "ms)",
+                        c->retry_max_ms, c->retry_min_ms);
+    if (!err)
+        err = saga_env_duration_ms("NOTIFY_POLL_INTERVAL", 5000, 10, 3600000, &c->poll_ms, errstr,
+                                   errstr_size);
+    return err;
+}
+
+int64_t notif_retry_delay_ms(int attempts, int64_t min_ms, int64_t max_ms, uint32_t rnd)
+{
+    int64_t d = min_ms;
+
+    for (int i = 1; i < attempts && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    /* Between half of it and all of it. */
+    return d - (int64_t)((uint64_t)(d / 2) * rnd / UINT32_MAX);
 }
 
 void notif_config_print(const struct notif_config *c, FILE *out)
@@ -117,6 +144,9 @@ void notif_config_print(const struct notif_config *c, FILE *out)
             c->smtp_url[0] ? saga_redact_url(c->smtp_url, red, sizeof(red)) : "");
     fprintf(out, "SMTP_FROM=%s\n", c->smtp_from);
     fprintf(out, "SMTP_TIMEOUT=%" PRId64 "ms\n", c->smtp_timeout_ms);
+    fprintf(out, "NOTIFY_RETRY_MIN=%" PRId64 "ms\n", c->retry_min_ms);
+    fprintf(out, "NOTIFY_RETRY_MAX=%" PRId64 "ms\n", c->retry_max_ms);
+    fprintf(out, "NOTIFY_POLL_INTERVAL=%" PRId64 "ms\n", c->poll_ms);
 }
 
 const char *notif_sink_name(notif_sink_t sink)

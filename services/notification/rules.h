@@ -28,6 +28,9 @@ struct notif_config {
     char smtp_url[1024];     /* SMTP_URL, required when sink is smtp */
     char smtp_from[320];     /* SMTP_FROM, default orders@example.com */
     int64_t smtp_timeout_ms; /* SMTP_TIMEOUT, default 10s */
+    int64_t retry_min_ms;    /* NOTIFY_RETRY_MIN, default 1s: first wait after a failure */
+    int64_t retry_max_ms;    /* NOTIFY_RETRY_MAX, default 5m: longest wait between attempts */
+    int64_t poll_ms;         /* NOTIFY_POLL_INTERVAL, default 5s: look for due ones unwoken */
 };
 
 #define NOTIF_ENV_HELP                                                                             \
@@ -37,7 +40,12 @@ struct notif_config {
     "  SMTP_URL                  smtp://host:port or smtps://user:pw@host:port (required when "    \
     "NOTIFY_SINK=smtp)\n"                                                                          \
     "  SMTP_FROM                 envelope and From: address (default orders@example.com)\n"        \
-    "  SMTP_TIMEOUT              give up on one SMTP delivery after this long (default 10s)\n"
+    "  SMTP_TIMEOUT              give up on one SMTP delivery after this long (default 10s)\n"     \
+    "  NOTIFY_RETRY_MIN          first wait before retrying a failed delivery (default 1s)\n"      \
+    "  NOTIFY_RETRY_MAX          longest wait between attempts, doubling from the first "          \
+    "(default 5m)\n"                                                                               \
+    "  NOTIFY_POLL_INTERVAL      the sender looks for due notifications this often even "          \
+    "unwoken (default 5s)\n"
 
 /* Reads the variables above; SAGA_ERR_CONFIG naming the variable at fault. */
 saga_err_t notif_config_load(struct notif_config *c, char *errstr, size_t errstr_size);
@@ -123,6 +131,13 @@ void notif_rfc5322_date(char out[40], int64_t epoch_ms);
  */
 char *notif_email_build(const char *from, const char *to, const char *subject,
                         const char *notification_id, int64_t date_ms, const char *body);
+
+/*
+ * How long to wait before the next attempt after `attempts` failed ones (1 or more):
+ * min_ms doubled per earlier failure, at most max_ms, then jittered down by up to a
+ * half with rnd (any 32-bit random number), so failed mails do not retry in step.
+ */
+int64_t notif_retry_delay_ms(int attempts, int64_t min_ms, int64_t max_ms, uint32_t rnd);
 
 /* Calls curl_global_init once; call before threads (the unit test and service start). */
 void notif_sinks_init(void);

@@ -22,8 +22,10 @@
 
 #include "rules.h"
 
-static const char *const vars[] = {"NOTIFY_SINK", "NOTIFY_EMAIL_DOMAIN", "NOTIFY_FILE",
-                                   "SMTP_URL",    "SMTP_FROM",           "SMTP_TIMEOUT"};
+static const char *const vars[] = {
+    "NOTIFY_SINK",      "NOTIFY_EMAIL_DOMAIN", "NOTIFY_FILE",
+    "SMTP_URL",         "SMTP_FROM",           "SMTP_TIMEOUT",
+    "NOTIFY_RETRY_MIN", "NOTIFY_RETRY_MAX",    "NOTIFY_POLL_INTERVAL"};
 
 static int clear_env(void **state)
 {
@@ -178,6 +180,9 @@ static void test_config_defaults(void **state)
     assert_string_equal(c.email_domain, "example.com");
     assert_string_equal(c.smtp_from, "orders@example.com");
     assert_int_equal(c.smtp_timeout_ms, 10000);
+    assert_int_equal(c.retry_min_ms, 1000);
+    assert_int_equal(c.retry_max_ms, 300000);
+    assert_int_equal(c.poll_ms, 5000);
     assert_string_equal(c.file, "");
     assert_string_equal(c.smtp_url, "");
 
@@ -246,6 +251,14 @@ static void test_config_errors(void **state)
     setenv("SMTP_TIMEOUT", "never", 1);
     expect_config_error("SMTP_TIMEOUT");
     unsetenv("SMTP_TIMEOUT");
+    setenv("NOTIFY_RETRY_MIN", "10s", 1);
+    setenv("NOTIFY_RETRY_MAX", "5s", 1);
+    expect_config_error("NOTIFY_RETRY_MAX");
+    unsetenv("NOTIFY_RETRY_MIN");
+    unsetenv("NOTIFY_RETRY_MAX");
+    setenv("NOTIFY_POLL_INTERVAL", "0", 1);
+    expect_config_error("NOTIFY_POLL_INTERVAL");
+    unsetenv("NOTIFY_POLL_INTERVAL");
     setenv("NOTIFY_EMAIL_DOMAIN", "exa mple.com", 1);
     expect_config_error("NOTIFY_EMAIL_DOMAIN");
     setenv("NOTIFY_EMAIL_DOMAIN", ".example.com", 1);
@@ -300,6 +313,24 @@ static void test_file_append(void **state)
     assert_non_null(strstr(err, "NOTIFY_FILE"));
     assert_non_null(strstr(err, dir));
     rmdir(dir);
+}
+
+static void test_retry_delay(void **state)
+{
+    /* No jitter (rnd 0): doubling from the first wait, capped. */
+    assert_int_equal(notif_retry_delay_ms(1, 1000, 300000, 0), 1000);
+    assert_int_equal(notif_retry_delay_ms(2, 1000, 300000, 0), 2000);
+    assert_int_equal(notif_retry_delay_ms(5, 1000, 300000, 0), 16000);
+    assert_int_equal(notif_retry_delay_ms(9, 1000, 300000, 0), 256000);
+    assert_int_equal(notif_retry_delay_ms(10, 1000, 300000, 0), 300000);
+    assert_int_equal(notif_retry_delay_ms(1000000, 1000, 300000, 0), 300000);
+    /* Full jitter takes off half, never more. */
+    assert_int_equal(notif_retry_delay_ms(1, 1000, 300000, UINT32_MAX), 500);
+    assert_int_equal(notif_retry_delay_ms(1000000, 1000, 300000, UINT32_MAX), 150000);
+    for (uint32_t r = 1; r < 4000000000u; r += 123456789u) {
+        int64_t d = notif_retry_delay_ms(3, 1000, 300000, r);
+        assert_true(d >= 2000 && d <= 4000);
+    }
 }
 
 static void test_email_build(void **state)
@@ -554,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_errors, clear_env),
         cmocka_unit_test(test_file_line),
         cmocka_unit_test(test_file_append),
+        cmocka_unit_test(test_retry_delay),
         cmocka_unit_test(test_email_build),
         cmocka_unit_test(test_smtp_send),
         cmocka_unit_test(test_smtp_failures),
