@@ -42,6 +42,7 @@ static saga_handle_result_t on_placed(struct saga_tx *tx, const struct saga_even
     struct saga_event out;
     struct saga_stock_line line = {"sku-bench", 1};
     char id[96];
+    saga_handle_result_t res;
     long n;
 
     saga_event_init(&out, SAGA_EV_INVENTORY_RESERVED);
@@ -52,8 +53,9 @@ static saga_handle_result_t on_placed(struct saga_tx *tx, const struct saga_even
     out.u.inventory_reserved.reservation_id = id;
     out.u.inventory_reserved.items = &line;
     out.u.inventory_reserved.item_count = 1;
-    if (saga_tx_emit(tx, &out) != SAGA_HANDLE_OK)
-        return SAGA_HANDLE_TRANSIENT;
+    res = saga_tx_emit(tx, &out);
+    if (res != SAGA_HANDLE_OK)
+        return res;
     n = atomic_fetch_add(&handled, 1) + 1;
     if (n == 1)
         t_first = now_s();

@@ -8,11 +8,13 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,6 +24,7 @@
 #include "proc.h"
 #include "saga/ids.h"
 #include "stack_env.h"
+#include "tcp_proxy.h"
 
 #define SAGA_WAIT_MS 60000
 
@@ -578,6 +581,157 @@ static void test_timeout_then_late_participant(void **state)
     assert_invariants();
 }
 
+/* --- the schema registry out of reach while a service emits ------------------------- */
+
+/* The number of lines of path that contain both a and b; the last one goes to last. */
+static int log_lines(const char *path, const char *a, const char *b, char *last, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int n = 0;
+    if (last && size)
+        last[0] = '\0';
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, a) && strstr(line, b)) {
+            n++;
+            if (last)
+                snprintf(last, size, "%.*s", (int)strcspn(line, "\n"), line);
+        }
+    fclose(f);
+    return n;
+}
+
+/* The number of messages ever written to topic (the sum of its high watermarks). */
+static long long topic_messages(const char *topic)
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    int parts = atoi(stack_env("TOPIC_PARTITIONS"));
+    long long total = 0;
+    for (int p = 0; p < parts; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))
+            fail_msg("watermarks of %s[%d]", topic, p);
+        total += hi;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+#define OUTAGE_MS 7000 /* well inside the stack's SAGA_TIMEOUT of 20 s */
+
+/* The test's own inventory-service and its registry proxy, for the teardown. */
+static struct {
+    struct tcp_proxy *proxy;
+    pid_t service;
+    int stopped; /* the stack's own inventory-service */
+} outage;
+
+static int outage_teardown(void **state)
+{
+    (void)state;
+    if (outage.service > 0)
+        proc_stop(outage.service, SIGTERM, 30000);
+    outage.service = 0;
+    tcp_proxy_destroy(outage.proxy);
+    outage.proxy = NULL;
+    if (outage.stopped)
+        stack_cmd("up"); /* the stack's own inventory-service again */
+    outage.stopped = 0;
+    return 0;
+}
+
+/*
+ * A service keeps the schema ids it has registered, so a registry outage hurts the
+ * first event of a type a process emits. A fresh inventory-service whose registry
+ * (SCHEMA_REGISTRY_URL) is a proxy in this process has decoded OrderPlaced and
+ * registered InventoryRejected (a sold-out order), never InventoryReserved. With the
+ * registry out of reach, reserving stock for the next order cannot emit its
+ * InventoryReserved: that is transient, so the order waits and goes through once the
+ * registry is back; no dead letter, no time-out.
+ */
+static void test_registry_outage_delays_but_never_dead_letters(void **state)
+{
+    const char *real = stack_env_opt("SCHEMA_REGISTRY_URL"), *path;
+    char log[512], registry[512], database[1024], bootstrap[256], partitions[64];
+    char warm[37], id[37], line[4096];
+    const char *env[] = {registry,
+                         database,
+                         bootstrap,
+                         partitions,
+                         "HTTP_LISTEN=127.0.0.1:0",
+                         "DLQ_MAX_ATTEMPTS=3",
+                         "CONSUMER_BACKOFF_MIN=50ms",
+                         "CONSUMER_BACKOFF_MAX=500ms",
+                         NULL};
+    long long dlq_before = topic_messages("inventory.dlq"), dlq, outage_end;
+    int failures, status;
+    json_t *o;
+    (void)state;
+
+    if (!real || strncmp(real, "http://", 7) != 0)
+        skip(); /* a stack without a registry (the test fixture has one) */
+    path = strchr(real + 7, '/');
+    outage.proxy = tcp_proxy_start(atoi(stack_env("STACK_REGISTRY_PORT")));
+    snprintf(registry, sizeof(registry), "SCHEMA_REGISTRY_URL=http://127.0.0.1:%d%s",
+             tcp_proxy_port(outage.proxy), path ? path : "");
+    snprintf(database, sizeof(database), "DATABASE_URL=%s", stack_env("INVENTORY_DATABASE_URL"));
+    snprintf(bootstrap, sizeof(bootstrap), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+    snprintf(partitions, sizeof(partitions), "TOPIC_PARTITIONS=%s", stack_env("TOPIC_PARTITIONS"));
+    snprintf(log, sizeof(log), "%s/logs/e2e-inventory-registry.log", stack_env("STACK_DIR"));
+    unlink(log);
+    stack_cmd("stop inventory-service"); /* leaves the group: the fresh one takes it all */
+    outage.stopped = 1;
+    outage.service = proc_start(SAGA_BIN_DIR "/inventory-service", env, log);
+    if (!log_wait(log, "assigned", SAGA_WAIT_MS))
+        fail_msg("the fresh inventory-service got no partitions (log %s)", log);
+
+    /* It decodes OrderPlaced and OrderCancelled and registers InventoryRejected. */
+    place("cust-carol", "tok_visa", "NL", "sku-sold-out:1", warm);
+    o = wait_order(warm, order_settled, SAGA_WAIT_MS);
+    assert_string_equal(jstr(o, "reason"), "OUT_OF_STOCK");
+    json_decref(o);
+    wait_quiescent(SAGA_WAIT_MS);
+
+    /* The registry out of reach; an order whose stock can be reserved. */
+    tcp_proxy_set_up(outage.proxy, 0);
+    outage_end = now_ms() + OUTAGE_MS;
+    place("cust-alice", "tok_visa", "NL", "sku-mug:1", id);
+    while (now_ms() < outage_end)
+        usleep(100000);
+    /* Every attempt so far failed on the registry: at least DLQ_MAX_ATTEMPTS of them. */
+    failures = log_lines(log, id, "schema registry", NULL, 0);
+    o = wait_order(id, order_terminal, 0);
+    if (failures < 3 || timeline_count(o, "InventoryReserved") != 0)
+        fail_msg("the outage did not hold the reservation back: %d failed attempts (log %s)",
+                 failures, log);
+    json_decref(o);
+
+    /* The registry is back: the order goes on from where it waited. */
+    tcp_proxy_set_up(outage.proxy, 1);
+    o = wait_order(id, order_settled, SAGA_WAIT_MS);
+    dlq = topic_messages("inventory.dlq") - dlq_before;
+    if (dlq != 0 || strcmp(jstr(o, "status"), "CONFIRMED") != 0) {
+        log_lines(log, id, "inventory.dlq", line, sizeof(line));
+        fail_msg("inventory.dlq got %lld message(s) and the order ended %s (%s) after %d failed"
+                 " attempts during the outage; the service logged: %s",
+                 dlq, jstr(o, "status"), jstr(o, "reason"), failures, line);
+    }
+    assert_int_equal(timeline_count(o, "InventoryReserved"), 1);
+    json_decref(o);
+    assert_invariants();
+
+    /* It stops cleanly, and its sanitizers found nothing (the fixture checks only the
+     * stack's own programs' logs). */
+    status = proc_stop(outage.service, SIGTERM, 30000);
+    outage.service = 0;
+    assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(log_lines(log, "Sanitizer", "ERROR", NULL, 0), 0);
+    assert_int_equal(log_lines(log, "runtime error:", "", NULL, 0), 0);
+}
+
 /* --- 500 orders from 16 clients ------------------------------------------------ */
 
 #define CLIENTS    16
@@ -931,6 +1085,8 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_timeout_then_late_participant),
+        cmocka_unit_test_teardown(test_registry_outage_delays_but_never_dead_letters,
+                                  outage_teardown),
         cmocka_unit_test(test_concurrent_orders),
         cmocka_unit_test(test_metrics_and_trace_follow_a_saga),
         cmocka_unit_test(test_chaos_each_program_killed_under_load),
