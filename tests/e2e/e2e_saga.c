@@ -24,7 +24,7 @@
 #include "proc.h"
 #include "saga/ids.h"
 #include "stack_env.h"
-#include "tcp_proxy.h"
+#include "tcpproxy.h"
 
 #define SAGA_WAIT_MS 60000
 
@@ -623,7 +623,7 @@ static long long topic_messages(const char *topic)
 
 /* The test's own inventory-service and its registry proxy, for the teardown. */
 static struct {
-    struct tcp_proxy *proxy;
+    struct tcpproxy *proxy;
     pid_t service;
     int stopped; /* the stack's own inventory-service */
 } outage;
@@ -634,7 +634,7 @@ static int outage_teardown(void **state)
     if (outage.service > 0)
         proc_stop(outage.service, SIGTERM, 30000);
     outage.service = 0;
-    tcp_proxy_destroy(outage.proxy);
+    tcpproxy_stop(outage.proxy);
     outage.proxy = NULL;
     if (outage.stopped)
         stack_cmd("up"); /* the stack's own inventory-service again */
@@ -673,9 +673,9 @@ static void test_registry_outage_delays_but_never_dead_letters(void **state)
     if (!real || strncmp(real, "http://", 7) != 0)
         skip(); /* a stack without a registry (the test fixture has one) */
     path = strchr(real + 7, '/');
-    outage.proxy = tcp_proxy_start(atoi(stack_env("STACK_REGISTRY_PORT")));
+    outage.proxy = tcpproxy_start(atoi(stack_env("STACK_REGISTRY_PORT")));
     snprintf(registry, sizeof(registry), "SCHEMA_REGISTRY_URL=http://127.0.0.1:%d%s",
-             tcp_proxy_port(outage.proxy), path ? path : "");
+             tcpproxy_port(outage.proxy), path ? path : "");
     snprintf(database, sizeof(database), "DATABASE_URL=%s", stack_env("INVENTORY_DATABASE_URL"));
     snprintf(bootstrap, sizeof(bootstrap), "KAFKA_BOOTSTRAP_SERVERS=%s",
              stack_env("KAFKA_BOOTSTRAP_SERVERS"));
@@ -696,7 +696,7 @@ static void test_registry_outage_delays_but_never_dead_letters(void **state)
     wait_quiescent(SAGA_WAIT_MS);
 
     /* The registry out of reach; an order whose stock can be reserved. */
-    tcp_proxy_set_up(outage.proxy, 0);
+    tcpproxy_set_down(outage.proxy, 1);
     outage_end = now_ms() + OUTAGE_MS;
     place("cust-alice", "tok_visa", "NL", "sku-mug:1", id);
     while (now_ms() < outage_end)
@@ -710,7 +710,7 @@ static void test_registry_outage_delays_but_never_dead_letters(void **state)
     json_decref(o);
 
     /* The registry is back: the order goes on from where it waited. */
-    tcp_proxy_set_up(outage.proxy, 1);
+    tcpproxy_set_down(outage.proxy, 0);
     o = wait_order(id, order_settled, SAGA_WAIT_MS);
     dlq = topic_messages("inventory.dlq") - dlq_before;
     if (dlq != 0 || strcmp(jstr(o, "status"), "CONFIRMED") != 0) {

@@ -17,7 +17,7 @@
 
 struct tcpproxy {
     int listen_fd, port, target_port;
-    atomic_int paused, stop;
+    atomic_int paused, stop, down, down_seen;
     pthread_t thread;
 };
 
@@ -31,7 +31,21 @@ static void *proxy_main(void *arg)
 
     fds[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
     while (!p->stop) {
-        int paused = p->paused;
+        int paused = p->paused, down = p->down;
+        if (down) {
+            /* Down: every connection closed, new ones closed as they come. */
+            for (int i = 1; i < n; i++)
+                close(fds[i].fd);
+            n = 1;
+            if (poll(fds, 1, 50) > 0 && (fds[0].revents & POLLIN)) {
+                int c = accept(p->listen_fd, NULL, NULL);
+                if (c >= 0)
+                    close(c);
+            }
+            p->down_seen = 1;
+            continue;
+        }
+        p->down_seen = 0;
         for (int i = 0; i < n; i++)
             fds[i].revents = 0;
         /* Paused: new connections are still accepted (and hang), nothing is read. */
@@ -121,6 +135,13 @@ int tcpproxy_port(const struct tcpproxy *p)
 void tcpproxy_pause(struct tcpproxy *p, int paused)
 {
     p->paused = paused;
+}
+
+void tcpproxy_set_down(struct tcpproxy *p, int down)
+{
+    p->down = down;
+    while (p->down_seen != down)
+        usleep(10000);
 }
 
 void tcpproxy_stop(struct tcpproxy *p)
