@@ -61,18 +61,22 @@ static const char outbox_v1[] =
 
 /* A deferred event that fails for good when it is released is marked dead, then sent to
  * the DLQ after the commit and deleted (consumer_tx.c). */
-/* The key and the headers are kept byte for byte (raw_key, raw_headers): text and jsonb
- * refused some (a NUL, bytes that are not UTF-8), and such an event could not be deferred. */
 static const char deferred_dead_v2[] =
-    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz,"
-    "  ADD COLUMN raw_key bytea, ADD COLUMN raw_headers bytea;"
+    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz;"
     "CREATE INDEX deferred_dead ON deferred (consumer, id) WHERE dead_reason IS NOT NULL;";
+
+/* The key and the headers are kept byte for byte (raw_key, raw_headers): text and jsonb
+ * refused some (a NUL, bytes that are not UTF-8), and such an event could not be deferred.
+ * Rows from before keep msg_key and headers, which the runtime still reads. */
+static const char deferred_raw_v3[] =
+    "ALTER TABLE deferred ADD COLUMN raw_key bytea, ADD COLUMN raw_headers bytea;";
 
 const struct saga_migration saga_common_migrations[] = {
     {1, "outbox, inbox and deferred events", outbox_v1},
     {2, "deferred events that failed when released", deferred_dead_v2},
+    {3, "deferred keys and headers byte for byte", deferred_raw_v3},
 };
-const int saga_common_migration_count = 2;
+const int saga_common_migration_count = 3;
 
 static saga_err_t run(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 {
