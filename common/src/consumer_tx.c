@@ -54,17 +54,14 @@ saga_handle_result_t saga_tx_emit(struct saga_tx *tx, const struct saga_event *e
     return SAGA_HANDLE_OK;
 }
 
-saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res)
+/* Runs sql on conn; OK (*res the result when res is not NULL), or the failure classified by
+ * SQLSTATE with errstr. The one place statements' failures become results. */
+static saga_handle_result_t run_classified(PGconn *conn, const char *sql, int n,
+                                           const char *const *params, const int *lengths,
+                                           const int *formats, int result_format, PGresult **res,
+                                           char *errstr, size_t errstr_size)
 {
-    saga_pg_result_errstr(tx->conn, res, tx->errstr, sizeof(tx->errstr));
-    return saga_pg_classify(tx->conn, res) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
-                                                                 : SAGA_HANDLE_INVALID;
-}
-
-saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
-                                   const char *const *params)
-{
-    PGresult *r = saga_pg_exec(tx->conn, sql, nparams, params, NULL, NULL, 0);
+    PGresult *r = saga_pg_exec(conn, sql, n, params, lengths, formats, result_format);
     ExecStatusType st = PQresultStatus(r);
     saga_handle_result_t out;
 
@@ -77,9 +74,25 @@ saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const cha
             PQclear(r);
         return SAGA_HANDLE_OK;
     }
-    out = saga_tx_pg_failure(tx, r);
+    saga_pg_result_errstr(conn, r, errstr, errstr_size);
+    out = saga_pg_classify(conn, r) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
+                                                          : SAGA_HANDLE_INVALID;
     PQclear(r);
     return out;
+}
+
+saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res)
+{
+    saga_pg_result_errstr(tx->conn, res, tx->errstr, sizeof(tx->errstr));
+    return saga_pg_classify(tx->conn, res) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
+                                                                 : SAGA_HANDLE_INVALID;
+}
+
+saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
+                                   const char *const *params)
+{
+    return run_classified(tx->conn, sql, nparams, params, NULL, NULL, 0, res, tx->errstr,
+                          sizeof(tx->errstr));
 }
 
 char *saga_pg_text_array(const char *const *items, size_t n)
@@ -151,24 +164,8 @@ static saga_handle_result_t exec_sql(struct saga_consumer *c, const char *sql, i
                                      const int *formats, int result_format, PGresult **res,
                                      char *errstr, size_t errstr_size)
 {
-    PGresult *r = saga_pg_exec(c->conn, sql, n, params, lengths, formats, result_format);
-    ExecStatusType st = PQresultStatus(r);
-    saga_handle_result_t out;
-
-    if (res)
-        *res = NULL;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        if (res)
-            *res = r;
-        else
-            PQclear(r);
-        return SAGA_HANDLE_OK;
-    }
-    saga_pg_result_errstr(c->conn, r, errstr, errstr_size);
-    out = saga_pg_classify(c->conn, r) == SAGA_ERR_TRANSIENT ? SAGA_HANDLE_TRANSIENT
-                                                             : SAGA_HANDLE_INVALID;
-    PQclear(r);
-    return out;
+    return run_classified(c->conn, sql, n, params, lengths, formats, result_format, res, errstr,
+                          errstr_size);
 }
 
 #define EXEC(c, sql, n, p, res, tx)                                                                \

@@ -601,6 +601,56 @@ static int64_t topic_messages(struct fixture *f, const char *topic)
 }
 
 /*
+ * Under cooperative-sticky: a stalled event first in every partition, then 40 events
+ * (order ids prefix0..39) on every partition, so whichever partitions the first member
+ * keeps, it holds unhandled messages of them; the first member backs off on its stalled
+ * event with the batch in hand when a second member joins and takes a partition. The
+ * stall lasts while the file named in *stall exists (the caller removes it).
+ */
+static void stalled_member_loses_a_partition(struct fixture *f, const char *prefix, char *stall,
+                                             size_t stall_size, pid_t *a, pid_t *b)
+{
+    static char e_stall[320];
+    char order[32], log2[300];
+    const char *extra[3] = {e_stall, "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky",
+                            NULL};
+    FILE *fp;
+
+    snprintf(stall, stall_size, "%s.stall", f->log);
+    snprintf(e_stall, sizeof(e_stall), "TEST_STALL_FILE=%s", stall);
+    fp = fopen(stall, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    for (int p = 0; p < 3; p++) {
+        snprintf(order, sizeof(order), "order-stall%d", p);
+        produce_event_to(f, p, SAGA_EV_ORDER_PLACED, order, "stall", 1);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(order, sizeof(order), "%s%d", prefix, i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    *a = start_app_with(f, NULL, "100", extra, NULL);
+    assert_true(log_wait(f->log, "stalled while", 60000));
+    snprintf(log2, sizeof(log2), "%s.b", f->log);
+    unlink(log2);
+    *b = start_app_with(f, NULL, "100", extra, log2);
+    assert_true(log_wait(log2, "assigned", 60000));
+    assert_true(log_wait(f->log, "revoked", 30000));
+}
+
+/* 20 more events, prefix40..59. */
+static void twenty_more(struct fixture *f, const char *prefix)
+{
+    char order[32];
+    for (int i = 40; i < 60; i++) {
+        snprintf(order, sizeof(order), "%s%d", prefix, i);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+}
+
+/*
  * Cooperative rebalancing while a member holds a batch and backs off on a transient
  * failure: a second member joins and takes some partitions away. The events of the
  * partitions the first member keeps are neither dropped nor committed over.
@@ -608,43 +658,11 @@ static int64_t topic_messages(struct fixture *f, const char *topic)
 static void test_cooperative_revoke_keeps_the_kept_partitions_messages(void **state)
 {
     struct fixture *f = *state;
-    char stall[300], e_stall[320], order[32], log2[300];
-    const char *extra[4];
+    char stall[300];
     pid_t a, b;
-    FILE *fp;
 
-    snprintf(stall, sizeof(stall), "%s.stall", f->log);
-    snprintf(e_stall, sizeof(e_stall), "TEST_STALL_FILE=%s", stall);
-    fp = fopen(stall, "w");
-    assert_non_null(fp);
-    fclose(fp);
-    extra[0] = e_stall;
-    extra[1] = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky";
-    extra[2] = NULL;
-    /* A stalled event first in every partition, then events on every partition: whichever
-     * partitions the first member keeps, it holds unhandled messages of them. */
-    for (int p = 0; p < 3; p++) {
-        snprintf(order, sizeof(order), "order-stall%d", p);
-        produce_event_to(f, p, SAGA_EV_ORDER_PLACED, order, "stall", 1);
-    }
-    for (int i = 0; i < 40; i++) {
-        snprintf(order, sizeof(order), "order-co%d", i);
-        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
-    }
-    flush(f);
-    a = start_app_with(f, NULL, "100", extra, NULL);
-    assert_true(log_wait(f->log, "stalled while", 60000));
-    /* A second member joins while the first backs off with its batch in hand. */
-    snprintf(log2, sizeof(log2), "%s.b", f->log);
-    unlink(log2);
-    b = start_app_with(f, NULL, "100", extra, log2);
-    assert_true(log_wait(log2, "assigned", 60000));
-    assert_true(log_wait(f->log, "revoked", 30000));
-    for (int i = 40; i < 60; i++) {
-        snprintf(order, sizeof(order), "order-co%d", i);
-        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
-    }
-    flush(f);
+    stalled_member_loses_a_partition(f, "order-co", stall, sizeof(stall), &a, &b);
+    twenty_more(f, "order-co");
     sleep(2);
     unlink(stall);
     wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 63, 60000);
@@ -753,44 +771,15 @@ static void test_a_released_event_that_fails_is_dead_lettered_alone(void **state
 static void test_a_partition_given_back_after_a_backoff_is_consumed(void **state)
 {
     struct fixture *f = *state;
-    char stall[300], e_stall[320], order[32], log2[300];
-    const char *extra[4];
+    char stall[300];
     pid_t a, b;
-    FILE *fp;
 
-    snprintf(stall, sizeof(stall), "%s.stall", f->log);
-    snprintf(e_stall, sizeof(e_stall), "TEST_STALL_FILE=%s", stall);
-    fp = fopen(stall, "w");
-    assert_non_null(fp);
-    fclose(fp);
-    extra[0] = e_stall;
-    extra[1] = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky";
-    extra[2] = NULL;
-    for (int p = 0; p < 3; p++) {
-        snprintf(order, sizeof(order), "order-stall%d", p);
-        produce_event_to(f, p, SAGA_EV_ORDER_PLACED, order, "stall", 1);
-    }
-    for (int i = 0; i < 40; i++) {
-        snprintf(order, sizeof(order), "order-gb%d", i);
-        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
-    }
-    flush(f);
-    a = start_app_with(f, NULL, "100", extra, NULL);
-    assert_true(log_wait(f->log, "stalled while", 60000));
-    snprintf(log2, sizeof(log2), "%s.b", f->log);
-    unlink(log2);
-    b = start_app_with(f, NULL, "100", extra, log2);
-    assert_true(log_wait(log2, "assigned", 60000));
-    assert_true(log_wait(f->log, "revoked", 30000));
+    stalled_member_loses_a_partition(f, "order-gb", stall, sizeof(stall), &a, &b);
     /* The first member's backoff ends; then the second leaves and gives its partition back. */
     unlink(stall);
     sleep(3);
     stop_app(b);
-    for (int i = 40; i < 60; i++) {
-        snprintf(order, sizeof(order), "order-gb%d", i);
-        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
-    }
-    flush(f);
+    twenty_more(f, "order-gb");
     wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 63, 60000);
     stop_app(a);
     assert_int_equal(q(f, "SELECT count(*) FROM effects"), 63);
