@@ -52,7 +52,7 @@ static saga_handle_result_t on_placed(struct saga_tx *tx, const struct saga_even
     out.u.inventory_reserved.reservation_id = id;
     out.u.inventory_reserved.items = &line;
     out.u.inventory_reserved.item_count = 1;
-    if (saga_tx_emit(tx, &out) != SAGA_OK)
+    if (saga_tx_emit(tx, &out) != SAGA_HANDLE_OK)
         return SAGA_HANDLE_TRANSIENT;
     n = atomic_fetch_add(&handled, 1) + 1;
     if (n == 1)

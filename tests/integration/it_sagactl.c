@@ -385,7 +385,7 @@ static void test_dlq_replay_reports_each_message_and_fails_on_a_refused_one(void
 static void test_forged_dead_letter_for_another_services_topic_is_not_replayed(void **state)
 {
     struct fixture *f = *state;
-    char dlq[128], cmd[1024], out[8192], key[64], group[96];
+    char dlq[128], cmd[1024], out[8192], key[128], group[96];
     const char *names[1] = {dlq};
     struct saga_topic_status st[1];
     struct saga_event ev;
