@@ -127,6 +127,11 @@ int main(int argc, char **argv)
     /* The runtime, in this process. */
     setenv("DATABASE_URL", db.owner_url, 1);
     setenv("KAFKA_BOOTSTRAP_SERVERS", stack_env("KAFKA_BOOTSTRAP_SERVERS"), 1);
+    {
+        char owners[160]; /* the bench's topic is not the suite's: its producer is declared */
+        snprintf(owners, sizeof(owners), "%s=test-service", topic);
+        setenv("SAGA_TOPIC_OWNERS", owners, 1);
+    }
     if (saga_config_load(&cfg, "bench-consumer", SAGA_CONFIG_DATABASE, 0, err, sizeof(err))) {
         fprintf(stderr, "bench_consumer: %s\n", err);
         return 1;

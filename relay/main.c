@@ -26,9 +26,13 @@ static saga_err_t relay_config_load(void *arg, char *errstr, size_t errstr_size)
 {
     struct relay_config *c = arg;
     saga_err_t err = relay_settings_load(&c->settings, errstr, errstr_size);
-    return err ? err
-               : relay_sources_parse(&c->sources, saga_env("RELAY_SOURCES", NULL), errstr,
-                                     errstr_size);
+    if (!err)
+        err =
+            relay_sources_parse(&c->sources, saga_env("RELAY_SOURCES", NULL), errstr, errstr_size);
+    if (!err)
+        err = relay_sources_topics(&c->sources, saga_env("RELAY_SOURCE_TOPICS", NULL), errstr,
+                                   errstr_size);
+    return err;
 }
 
 static void relay_config_print(const void *arg, FILE *out)
@@ -45,6 +49,10 @@ static const struct saga_program relay_program = {
     .http_port = SAGA_RELAY_HTTP_PORT,
     .env_help = "  RELAY_SOURCES             whitespace-separated name=postgresql://... pairs "
                 "(required)\n"
+                "  RELAY_SOURCE_TOPICS       source=topic[,topic...] pairs: the topics a source's "
+                "rows may go to\n"
+                "                            (default: a source named after a service owns its "
+                "topic)\n"
                 "  RELAY_BATCH_SIZE          rows per round (default 500)\n"
                 "  RELAY_POLL_INTERVAL       look for rows without a NOTIFY this often (1s)\n"
                 "  RELAY_STANDBY_RETRY       a standby tries to take over this often (1s)\n"

@@ -82,7 +82,9 @@ struct source {
     int commit_ts; /* the server tracks commit timestamps: latency from the commit */
     /* for /metrics (read by the HTTP threads) */
     _Atomic int m_leader;
-    _Atomic long long m_published, m_backlog, m_oldest_ms, m_delivery_failures;
+    _Atomic long long m_published, m_backlog, m_oldest_ms, m_delivery_failures, m_refused;
+    char *owned;           /* the source's topics as a PostgreSQL text[] literal */
+    int64_t refused_after; /* rows up to this id were looked at for a topic not owned */
     _Atomic int m_backlog_known;
     _Atomic int m_connected;
     int64_t last_backlog_ms;
@@ -255,9 +257,8 @@ static void topics_release(struct source *s)
 /* A fresh producer learns the metadata of the source's own topic before its first row. */
 static void topics_prepare(struct source *s)
 {
-    const struct saga_service_info *svc = saga_service_find(s->src->name);
-    if (svc)
-        topic_handle(s, svc->topic);
+    for (int i = 0; i < s->src->ntopics; i++)
+        topic_handle(s, s->src->topics[i]);
 }
 
 static void drop_connection(struct source *s, const char *why)
@@ -574,7 +575,7 @@ static rd_kafka_resp_err_t produce(struct source *s, rd_kafka_topic_t *rkt, cons
 static int read_and_produce(struct source *s, int room)
 {
     char limit[16], *ids;
-    const char *params[2];
+    const char *params[3];
     PGresult *r;
     size_t o = 0;
     int n;
@@ -589,18 +590,23 @@ static int read_and_produce(struct source *s, int room)
     snprintf(limit, sizeof(limit), "%d", room);
     params[0] = limit;
     params[1] = ids;
+    params[2] = s->owned;
+    /* Only rows for the source's own topics: any other is refused (find_refused), and
+     * never holds up the rows behind it. */
     r = saga_pg_exec(s->conn,
                      s->commit_ts
                          ? "SELECT id, topic, msg_key, payload, headers::text, (extract(epoch FROM"
                            " coalesce(pg_xact_commit_timestamp(xmin), created_at)) * 1000000)"
                            "::bigint FROM outbox"
                            " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                           " AND topic = ANY($3::text[])"
                            " ORDER BY id LIMIT $1::int"
                          : "SELECT id, topic, msg_key, payload, headers::text,"
                            " (extract(epoch FROM created_at) * 1000000)::bigint FROM outbox"
                            " WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                           " AND topic = ANY($3::text[])"
                            " ORDER BY id LIMIT $1::int",
-                     2, params, NULL, NULL, 1 /* binary results */);
+                     3, params, NULL, NULL, 1 /* binary results */);
     free(ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -665,6 +671,37 @@ static int notified(struct source *s)
     return any;
 }
 
+/*
+ * Rows naming a topic the source does not own (a service's database login is not a licence
+ * to publish as another service): each is logged and counted once per process, and stays
+ * unpublished (and in the backlog gauges) until someone deletes it.
+ */
+static void find_refused(struct source *s)
+{
+    char after[24];
+    const char *params[2] = {after, s->owned};
+    PGresult *r;
+
+    snprintf(after, sizeof(after), "%" PRId64, s->refused_after);
+    r = saga_pg_exec(s->conn,
+                     "SELECT id, topic, event_type, event_id FROM outbox"
+                     " WHERE published_at IS NULL AND id > $1::bigint"
+                     " AND NOT (topic = ANY($2::text[])) ORDER BY id LIMIT 100",
+                     2, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            s->refused_after = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            s->m_refused++;
+            saga_log(SAGA_LOG_ERROR, NULL,
+                     "source %s: outbox row %s (%.64s, event %.64s) names topic '%.128s', which "
+                     "the source does not own: refused, left unpublished",
+                     s->src->name, PQgetvalue(r, i, 0), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                     PQgetvalue(r, i, 1));
+        }
+    }
+    PQclear(r);
+}
+
 /* The backlog of unpublished rows and the age of the oldest, for /metrics. */
 static void measure_backlog(struct source *s)
 {
@@ -681,6 +718,8 @@ static void measure_backlog(struct source *s)
         s->m_backlog_known = 0; /* no outbox table yet, or the connection broke: the loop sees */
     }
     PQclear(r);
+    if (s->m_backlog_known && s->m_backlog > 0)
+        find_refused(s);
 }
 
 /* /healthz, /readyz and /metrics of the relay. */
@@ -736,6 +775,11 @@ static void relay_http_handler(void *arg, const struct saga_http_request *req,
         for (int i = 0; i < h->n; i++)
             saga_text_printf(&t, "saga_relay_published_total{source=\"%s\"} %lld\n",
                              h->src[i].src->name, (long long)h->src[i].m_published);
+        saga_metric_head(&t, "saga_relay_rows_refused_total", "counter",
+                         "Outbox rows naming a topic their source does not own: never published.");
+        for (int i = 0; i < h->n; i++)
+            saga_text_printf(&t, "saga_relay_rows_refused_total{source=\"%s\"} %lld\n",
+                             h->src[i].src->name, (long long)h->src[i].m_refused);
         saga_metric_head(&t, "saga_relay_delivery_failures_total", "counter",
                          "Rounds in which Kafka did not confirm a row (it is sent again).");
         for (int i = 0; i < h->n; i++)
@@ -848,6 +892,23 @@ static void *source_main(void *arg)
     return NULL;
 }
 
+/* {"t1","t2"}: the source's topics for "$n::text[]" (topic names need no escaping). */
+static char *owned_literal(const struct relay_source *src)
+{
+    size_t size = 3, o = 0;
+    char *lit;
+    for (int i = 0; i < src->ntopics; i++)
+        size += strlen(src->topics[i]) + 3;
+    if (!(lit = malloc(size)))
+        return NULL;
+    lit[o++] = '{';
+    for (int i = 0; i < src->ntopics; i++)
+        o += (size_t)snprintf(lit + o, size - o, "%s\"%s\"", i ? "," : "", src->topics[i]);
+    lit[o++] = '}';
+    lit[o] = '\0';
+    return lit;
+}
+
 int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,
               const struct relay_settings *settings, atomic_int *stop)
 {
@@ -861,6 +922,10 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
     for (int i = 0; i < sources->count; i++) {
         char err[512];
         src[i].src = &sources->src[i];
+        if (!(src[i].owned = owned_literal(&sources->src[i]))) {
+            rc = SAGA_EXIT_FAILURE;
+            goto out;
+        }
         src[i].set = settings;
         src[i].cfg = cfg;
         src[i].stop = stop;
@@ -922,6 +987,7 @@ out:
             rd_kafka_destroy(src[i].rk);
         relay_ring_release(&src[i].ring);
         free(src[i].lat);
+        free(src[i].owned);
     }
     free(src);
     return rc;

@@ -7,6 +7,12 @@
  * consumer group (nothing is committed), and replays messages to the topic they
  * came from (dlq.source.topic) with their original key, value and headers.
  *
+ * A dead letter goes back only where it could have come from (docs/SECURITY.md): a
+ * service's DLQ only to a topic that service reads, any other DLQ never to one of the
+ * suite's topics; and on a topic with an owner (the suite's, or SAGA_TOPIC_OWNERS) only
+ * an event that decodes and belongs there (its type, meta.producer = the owner). Anything
+ * else is "refused" with the reason on stderr and the exit status 1.
+ *
  * A replay counts as done only when its delivery report says so (never because
  * rd_kafka_flush returned): each message gets one line, "replayed" on stdout or
  * "failed" with the cause on stderr, and any failure makes the exit status 1.
@@ -40,6 +46,10 @@ static void dlq_usage(FILE *out)
             "dlq.replayed_from header; the dead letter itself stays where it is. It prints\n"
             "one line per message once the broker acknowledged it (replayed) or refused\n"
             "it (failed, with the cause), and exits 1 if any was not replayed.\n"
+            "A dead letter is refused (not sent) unless its source topic is one the\n"
+            "DLQ's service reads and its event decodes and belongs on that topic\n"
+            "(its type, and meta.producer the topic's owner; SAGA_TOPIC_OWNERS names\n"
+            "the owners of topics outside the suite).\n"
             "\n"
             "  --timeout S   give up on an unreachable broker after S seconds (default 10)\n");
 }
@@ -179,6 +189,8 @@ struct pick {
     struct replay_outcome *outcome;
     const char *dlq;
     struct saga_serde *serde;
+    struct saga_topic_owners owners; /* replay: SAGA_TOPIC_OWNERS */
+    int refused;
 };
 
 static int wanted(struct pick *p, rd_kafka_message_t *m)
@@ -245,6 +257,28 @@ static void replay_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     free(what);
 }
 
+/* 0 when m may go back to topic (see the top of this file); -1 with why. */
+static int replay_check(struct pick *p, rd_kafka_message_t *m, const char *topic, char *why,
+                        size_t why_size)
+{
+    struct saga_event ev = {0};
+    char err[256];
+    int rc;
+
+    if (saga_dlq_replay_allowed(p->dlq, topic, why, why_size) != 0)
+        return -1;
+    if (!saga_topic_owner(&p->owners, topic))
+        return 0; /* no owner: nothing of the suite reads it, nothing to check against */
+    if (saga_serde_decode(p->serde, m->payload, m->len, &ev, err, sizeof(err)) != SAGA_DECODE_OK) {
+        snprintf(why, why_size, "its event does not decode here, so it cannot be checked: %s", err);
+        saga_event_release(&ev);
+        return -1;
+    }
+    rc = saga_event_belongs(&p->owners, topic, ev.type, ev.meta.producer, why, why_size);
+    saga_event_release(&ev);
+    return rc;
+}
+
 static int replay_one(rd_kafka_message_t *m, void *arg)
 {
     struct pick *p = arg;
@@ -252,7 +286,7 @@ static int replay_one(rd_kafka_message_t *m, void *arg)
     const char *name;
     const void *v;
     size_t len, wlen;
-    char topic[256], from[300], *what;
+    char topic[256], from[300], why[512], *what;
     rd_kafka_resp_err_t err;
 
     if (!wanted(p, m))
@@ -262,6 +296,11 @@ static int replay_one(rd_kafka_message_t *m, void *arg)
     snprintf(from, sizeof(from), "%s/%" PRId32 "/%" PRId64, p->dlq, m->partition, m->offset);
     if (!topic[0]) {
         fprintf(stderr, "failed %s: it has no dlq.source.topic header\n", from);
+        return -1;
+    }
+    if (replay_check(p, m, topic, why, sizeof(why)) != 0) {
+        p->refused++;
+        fprintf(stderr, "refused %s to %s: %s\n", from, topic, why);
         return -1;
     }
     wlen = strlen(from) + strlen(topic) + 5;
@@ -301,7 +340,7 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
     const char *sub = argc > 1 ? argv[1] : "", *dlq = NULL;
     struct ref refs[64];
     struct replay_outcome outcome = {0, 0, 0};
-    struct pick pick = {refs, 0, 0, 0, NULL, &outcome, NULL, NULL};
+    struct pick pick = {.refs = refs, .outcome = &outcome};
     int timeout_s = 10, count = 0, rc;
     char err[512];
 
@@ -352,7 +391,16 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
         saga_serde_destroy(pick.serde);
         saga_registry_destroy(registry);
     } else {
-        rd_kafka_conf_t *pc = rd_kafka_conf_dup(cfg->kafka_conf);
+        struct saga_registry *registry = NULL;
+        rd_kafka_conf_t *pc;
+        if (saga_topic_owners_parse(&pick.owners, saga_env("SAGA_TOPIC_OWNERS", NULL), err,
+                                    sizeof(err)) != SAGA_OK) {
+            fprintf(stderr, "sagactl dlq: %s\n", err);
+            return SAGACTL_EXIT_CONFIG;
+        }
+        if ((rc = sagactl_serde_open(cfg, "dlq", &pick.serde, &registry)) != SAGACTL_EXIT_OK)
+            return rc;
+        pc = rd_kafka_conf_dup(cfg->kafka_conf);
         rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
         rd_kafka_conf_set(pc, "partitioner", "murmur2_random", NULL, 0);
         saga_kafka_conf_set_logger(pc, 1);
@@ -361,6 +409,8 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
         if (!(pick.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
             fprintf(stderr, "sagactl dlq: %s\n", err);
             rd_kafka_conf_destroy(pc);
+            saga_serde_destroy(pick.serde);
+            saga_registry_destroy(registry);
             return SAGACTL_EXIT_CONFIG;
         }
         rc = visit(cfg, dlq, timeout_s, replay_one, &pick);
@@ -378,7 +428,14 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
                     outcome.sent - outcome.replayed, outcome.sent);
             rc = SAGACTL_EXIT_FAILURE;
         }
+        if (pick.refused) {
+            fprintf(stderr, "sagactl dlq: %d dead letter%s refused (not sent)\n", pick.refused,
+                    pick.refused == 1 ? "" : "s");
+            rc = SAGACTL_EXIT_FAILURE;
+        }
         rd_kafka_destroy(pick.producer);
+        saga_serde_destroy(pick.serde);
+        saga_registry_destroy(registry);
     }
     if (rc == SAGACTL_EXIT_OK && pick.found < (pick.all ? 0 : pick.nrefs)) {
         fprintf(stderr, "sagactl dlq: %d of the given positions are not in %s\n",

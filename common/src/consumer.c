@@ -107,6 +107,22 @@ void consumer_log_msg(saga_log_level_t lvl, const struct msg *m, const char *fmt
 
 /* --- life cycle ------------------------------------------------------------------- */
 
+/* Every topic read has an owner whose events alone are handled from it (docs/SECURITY.md):
+ * the suite's topics by the topology, others by SAGA_TOPIC_OWNERS. */
+static saga_err_t topic_owners_load(struct saga_consumer *c, char *errstr, size_t errstr_size)
+{
+    saga_err_t err = saga_topic_owners_parse(&c->owners, saga_env("SAGA_TOPIC_OWNERS", NULL),
+                                             errstr, errstr_size);
+    for (int i = 0; !err && i < c->conf.ntopics; i++)
+        if (!saga_topic_owner(&c->owners, c->conf.topics[i]))
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "topic '%s' is not one of the suite's: declare its producer in "
+                            "SAGA_TOPIC_OWNERS (\"%s=<producer>\")",
+                            c->conf.topics[i] ? c->conf.topics[i] : "",
+                            c->conf.topics[i] ? c->conf.topics[i] : "");
+    return err;
+}
+
 saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consumer_conf *conf,
                              char *errstr, size_t errstr_size)
 {
@@ -122,6 +138,8 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     err = saga_consumer_settings_load(&c->set, errstr, errstr_size);
     if (!err && !(c->batch = calloc((size_t)c->set.batch_size, sizeof(*c->batch))))
         err = saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!err)
+        err = topic_owners_load(c, errstr, errstr_size);
     if (!err)
         err = saga_serde_open(conf->cfg->schema_registry_url, conf->cfg->schema_dir, &c->serde,
                               &c->registry, errstr, errstr_size);
@@ -335,11 +353,17 @@ static int process_one(struct saga_consumer *c, struct msg *m)
             saga_event_release(&m->ev);
             m->derr = saga_serde_decode(c->serde, m->rkm->payload, m->rkm->len, &m->ev, m->derrstr,
                                         sizeof(m->derrstr));
+            if (m->derr == SAGA_DECODE_OK)
+                saga_event_belongs(&c->owners, rd_kafka_topic_name(m->rkm->rkt), m->ev.type,
+                                   m->ev.meta.producer, m->refused, sizeof(m->refused));
             continue;
         }
         if (m->derr != SAGA_DECODE_OK) {
             r = SAGA_HANDLE_INVALID;
             snprintf(m->error, sizeof(m->error), "%s", m->derrstr);
+        } else if (m->refused[0]) {
+            r = SAGA_HANDLE_INVALID; /* forged or misrouted: never reaches a handler */
+            snprintf(m->error, sizeof(m->error), "%s", m->refused);
         } else {
             r = consumer_tx_run(c, m, 1, &failed_at, m->error, sizeof(m->error));
         }
@@ -378,7 +402,10 @@ static void process_batch(struct saga_consumer *c)
                                   : SAGA_DECODE_EMPTY;
         if (m->derr == SAGA_DECODE_EMPTY)
             snprintf(m->derrstr, sizeof(m->derrstr), "%s", saga_decode_err2str(m->derr));
-        all_decoded &= m->derr == SAGA_DECODE_OK && consumer_kafka_held(c, m);
+        if (m->derr == SAGA_DECODE_OK)
+            saga_event_belongs(&c->owners, rd_kafka_topic_name(m->rkm->rkt), m->ev.type,
+                               m->ev.meta.producer, m->refused, sizeof(m->refused));
+        all_decoded &= m->derr == SAGA_DECODE_OK && !m->refused[0] && consumer_kafka_held(c, m);
     }
     if (c->nbatch > 1 && all_decoded) {
         char err[512] = "";

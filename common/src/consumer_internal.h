@@ -23,6 +23,7 @@
 #include "saga/consumer.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
+#include "saga/topology.h"
 
 /* A message in hand: consumed, not finished (handled, deferred or dead-lettered) yet. */
 struct msg {
@@ -30,6 +31,7 @@ struct msg {
     struct saga_event ev;
     saga_decode_err_t derr;
     char derrstr[256];
+    char refused[320];    /* decoded, but it does not belong on its topic: why ("" if it does) */
     int attempts;         /* permanent failures so far */
     char error[512];      /* the last failure */
     int64_t first_failed; /* wall clock ms, 0 until it first fails */
@@ -58,6 +60,7 @@ enum {
 struct saga_consumer {
     struct saga_consumer_conf conf;
     struct saga_consumer_settings set;
+    struct saga_topic_owners owners; /* SAGA_TOPIC_OWNERS: owners of topics outside the suite */
     rd_kafka_t *rk;
     rd_kafka_t *dlq;
     struct saga_serde *serde;

@@ -31,6 +31,7 @@
 #include "saga/ids.h"
 #include "saga/registry.h"
 #include "saga/serde.h"
+#include "saga/topology.h"
 
 #define MAX_ORDERS     32
 #define MAX_INPUTS     128
@@ -770,6 +771,8 @@ static void check_envelopes(void)
                 m->causation_id ? m->causation_id : "(null)");
         if (empty(m->producer))
             why(&d, "%s: producer is empty", type);
+        else if (saga_event_belongs(NULL, k.svc->out, s->ev.type, m->producer, err, sizeof(err)))
+            why(&d, "%s: the suite's consumers dead-letter it: %s", type, err);
         if (m->occurred_at < k.started_ms - 600000 || m->occurred_at > saga_now_ms() + 600000)
             why(&d, "%s: occurred_at %" PRId64 " is not the time it was made (ms since the epoch)",
                 type, m->occurred_at);

@@ -425,7 +425,7 @@ static void make(struct saga_event *ev, saga_event_type_t type, const char *orde
 static void make_placed(struct saga_event *ev, const char *order_id, struct saga_order_line *line,
                         char id[37])
 {
-    make(ev, SAGA_EV_ORDER_PLACED, order_id, "e2e-test", id);
+    make(ev, SAGA_EV_ORDER_PLACED, order_id, "order-service", id); /* orders is its topic */
     ev->u.order_placed.customer_id = "cust-alice";
     ev->u.order_placed.items = line;
     ev->u.order_placed.item_count = 1;
@@ -480,7 +480,7 @@ static void test_out_of_order(void **state)
                             x),
                      1);
     /* End that saga: the cancellation refunds it and cancels its shipment. */
-    make(&cancelled, SAGA_EV_ORDER_CANCELLED, x, "e2e-test", e3);
+    make(&cancelled, SAGA_EV_ORDER_CANCELLED, x, "order-service", e3);
     cancelled.u.order_cancelled.reason = SAGA_CANCEL_CUSTOMER_REQUEST;
     produce_event(&cancelled);
     wait_inbox("payment", e3);
@@ -495,7 +495,7 @@ static void test_out_of_order(void **state)
     saga_uuid4(y);
     make_placed(&placed, y, &line, e2);
     produce_event(&placed);
-    make(&cancelled, SAGA_EV_ORDER_CANCELLED, y, "e2e-test", e3);
+    make(&cancelled, SAGA_EV_ORDER_CANCELLED, y, "order-service", e3);
     cancelled.u.order_cancelled.reason = SAGA_CANCEL_TIMEOUT;
     produce_event(&cancelled);
     wait_inbox("shipping", e3);
@@ -1072,6 +1072,65 @@ static void test_chaos_each_program_killed_under_load(void **state)
     assert_invariants();
 }
 
+/* The counter of dead letters a service has written, from its /metrics. */
+static double dead_letters(int offset, const char *service, const char *dlq)
+{
+    char *text = scrape(offset), series[160];
+    double v;
+    snprintf(series, sizeof(series), "saga_dlq_messages_total{service=\"%s\",topic=\"%s\"}",
+             service, dlq);
+    v = metric(text, series);
+    free(text);
+    return v;
+}
+
+/*
+ * Events forged with another service's name (what notification-service's credentials
+ * could put on the wire): an OrderPlaced of five headphones for 0.05 EUR on orders and a
+ * ShipmentScheduled on shipping, both with meta.producer notification-service. Every
+ * consumer dead-letters them: nothing is reserved, nothing processed, no order appears.
+ */
+static void test_forged_events_have_no_effect(void **state)
+{
+    char x[37], e1[37], e2[37];
+    struct saga_order_line line = {"sku-headphones", 5, 1};
+    struct saga_event placed, scheduled;
+    int avail = stock("sku-headphones", "available");
+    double inv0 = dead_letters(1, "inventory-service", "inventory.dlq"),
+           ord0 = dead_letters(0, "order-service", "order.dlq");
+    long long until;
+    struct api_reply r;
+    char path[64];
+    (void)state;
+
+    saga_uuid4(x);
+    make_placed(&placed, x, &line, e1);
+    placed.meta.producer = "notification-service";
+    placed.u.order_placed.total_amount = 5;
+    produce_event(&placed);
+    make(&scheduled, SAGA_EV_SHIPMENT_SCHEDULED, x, "notification-service", e2);
+    scheduled.u.shipment_scheduled.shipment_id = e2;
+    scheduled.u.shipment_scheduled.tracking_number = "FORGED";
+    scheduled.u.shipment_scheduled.carrier = "forged";
+    produce_event(&scheduled);
+    /* Inventory dead-letters the OrderPlaced; order-service both (it reads orders and shipping). */
+    for (until = now_ms() + SAGA_WAIT_MS;
+         (dead_letters(1, "inventory-service", "inventory.dlq") < inv0 + 1 ||
+          dead_letters(0, "order-service", "order.dlq") < ord0 + 2) &&
+         now_ms() < until;)
+        usleep(200000);
+    assert_int_equal(db_num("inventory", "SELECT count(*) FROM inbox WHERE event_id = $1", e1), 0);
+    assert_int_equal(db_num("payment", "SELECT count(*) FROM inbox WHERE event_id = $1", e1), 0);
+    assert_int_equal(db_num("order", "SELECT count(*) FROM inbox WHERE event_id = $1", e2), 0);
+    assert_int_equal(stock("sku-headphones", "available"), avail);
+    assert_true(dead_letters(1, "inventory-service", "inventory.dlq") >= inv0 + 1);
+    assert_true(dead_letters(0, "order-service", "order.dlq") >= ord0 + 2);
+    snprintf(path, sizeof(path), "/orders/%s", x);
+    api(&r, "GET", path, NULL, NULL, 0, NULL);
+    assert_int_equal(r.status, 404);
+    api_reply_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1091,6 +1150,8 @@ int main(void)
         cmocka_unit_test(test_metrics_and_trace_follow_a_saga),
         cmocka_unit_test(test_chaos_each_program_killed_under_load),
         cmocka_unit_test(test_database_down_gives_503),
+        /* Last: its dead letters would move the DLQ counters test_metrics... expects at 0. */
+        cmocka_unit_test(test_forged_events_have_no_effect),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     /* E2E_ONLY=test_happy_path (a glob) runs a subset while working on one. */

@@ -65,6 +65,8 @@ static int setup(void **state)
     snprintf(f->env[2], sizeof(f->env[2]), "TEST_TOPIC=%s", f->topic);
     snprintf(f->env[3], sizeof(f->env[3]), "TEST_GROUP=%s", f->group);
     snprintf(f->env[4], sizeof(f->env[4]), "TEST_DLQ=%s", f->dlq);
+    /* The test's topic is not one of the suite's: its producer is declared (sample events'). */
+    snprintf(f->env[5], sizeof(f->env[5]), "SAGA_TOPIC_OWNERS=%s=test-service", f->topic);
     *state = f;
     return 0;
 }
@@ -92,13 +94,14 @@ static pid_t start_app_with(struct fixture *f, const char *fault, const char *ba
                            f->env[2],
                            f->env[3],
                            f->env[4],
+                           f->env[5],
                            "DLQ_MAX_ATTEMPTS=2",
                            "CONSUMER_BACKOFF_MIN=20ms",
                            "CONSUMER_BACKOFF_MAX=200ms",
                            "LOG_LEVEL=info",
                            "KAFKA_SESSION_TIMEOUT_MS=6000",
                            "KAFKA_HEARTBEAT_INTERVAL_MS=1000"};
-    int n = 11;
+    int n = 12;
     if (fault) {
         snprintf(e_fault, sizeof(e_fault), "SAGA_FAULT=%s", fault);
         env[n++] = e_fault;
@@ -335,20 +338,24 @@ static void test_poison_goes_to_the_dlq_and_the_partition_moves_on(void **state)
         assert_non_null(strstr(out, "undecodable"));
         assert_non_null(strstr(out, "customer 'poison' is refused"));
         assert_non_null(strstr(out, f->topic));
+        /* The topic's owner declared as the app has it: the poison event decodes and belongs
+         * there, so it goes back; the undecodable bytes cannot be checked and are refused. */
         snprintf(cmd, sizeof(cmd),
-                 "KAFKA_BOOTSTRAP_SERVERS=%s %s/sagactl dlq replay --topic %s --all",
-                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGA_BIN_DIR, f->dlq);
+                 "KAFKA_BOOTSTRAP_SERVERS=%s %s %s/sagactl dlq replay --topic %s --all 2>&1",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), f->env[5], SAGA_BIN_DIR, f->dlq);
         p = popen(cmd, "r");
         n = fread(out, 1, sizeof(out) - 1, p);
         out[n] = '\0';
-        assert_int_equal(pclose(p), 0);
+        assert_int_not_equal(pclose(p), 0);
         assert_non_null(strstr(out, "replayed"));
-        /* The three messages of the test, and the two replayed ones. */
+        assert_non_null(strstr(out, "does not decode here"));
+        assert_non_null(strstr(out, "1 dead letter refused"));
+        /* The three messages of the test, and the one replayed. */
         for (int part = 0; part < 3; part++) {
             rd_kafka_query_watermark_offsets(f->producer, f->topic, part, &lo, &hi, 10000);
             total += hi;
         }
-        assert_int_equal(total, 5);
+        assert_int_equal(total, 4);
     }
 }
 
@@ -428,7 +435,7 @@ static void two_members(struct fixture *f, const char *strategy)
     }
     a = start_app(f, NULL, "5");
     snprintf(log2, sizeof(log2), "%s.b", f->log);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         env[n++] = f->env[i];
     env[n++] = "CONSUMER_BATCH_SIZE=5";
     env[n++] = "KAFKA_SESSION_TIMEOUT_MS=6000";
@@ -786,6 +793,90 @@ static void test_a_partition_given_back_after_a_backoff_is_consumed(void **state
     assert_group_committed_everything(f);
 }
 
+/* The dlq.error headers of every dead letter in f->dlq, newline-separated, into out. */
+static void dlq_errors(struct fixture *f, int expect, char *out, size_t size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *c;
+    char group[96];
+    size_t o = 0;
+    int got = 0;
+
+    out[0] = '\0';
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", stack_unique("it-dlq-reader", group, sizeof(group)), NULL,
+                      0);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_add(subs, f->dlq, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(c, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    for (long long end = now_ms() + 30000; got < expect && now_ms() < end;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t len;
+        if (!m)
+            continue;
+        if (!m->err && !rd_kafka_message_headers(m, &h) &&
+            !rd_kafka_header_get_last(h, "dlq.error", &v, &len) && o + len + 2 < size) {
+            memcpy(out + o, v, len);
+            o += len;
+            out[o++] = '\n';
+            out[o] = '\0';
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+/*
+ * An event on the wire that its topic's owner did not produce (meta.producer names another
+ * service, as a forger with another service's credentials would send it) goes to the DLQ
+ * as invalid, with no effect; the partition moves on to the honest event behind it.
+ */
+static void test_forged_producer_is_dead_lettered_without_effect(void **state)
+{
+    struct fixture *f = *state;
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    char err[512], errors[2048], want[256];
+    pid_t app;
+
+    sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+    ev.meta.event_id = "order-forged-evil";
+    ev.meta.order_id = "order-forged";
+    ev.meta.correlation_id = "order-forged";
+    ev.meta.producer = "notification-service";
+    assert_int_equal(saga_serde_encode(f->serde, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    saga_event_headers_add(h, &ev);
+    produce_raw(f, "order-forged", buf.data, buf.len, h);
+    saga_buf_release(&buf);
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-forged", "honest", 1);
+    flush(f);
+    app = start_app(f, NULL, NULL);
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id = 'order-forged'", 1, 60000);
+    for (long long end = now_ms() + 30000; topic_messages(f, f->dlq) < 1 && now_ms() < end;)
+        usleep(200000);
+    stop_app(app);
+    /* The one effect is the honest event's. */
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id = 'order-forged'"
+                          " AND event_id = 'order-forged-evil'"),
+                     0);
+    assert_int_equal(topic_messages(f, f->dlq), 1);
+    dlq_errors(f, 1, errors, sizeof(errors));
+    snprintf(want, sizeof(want),
+             "OrderPlaced from notification-service does not belong on topic %s", f->topic);
+    if (!strstr(errors, want))
+        fail_msg("dlq.error: %s, expected '%s'", errors, want);
+    assert_group_committed_everything(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +903,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_released_event_that_fails_is_dead_lettered_alone,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_producer_is_dead_lettered_without_effect, setup,
+                                        teardown),
     };
     if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*cooperative*' */
         cmocka_set_test_filter(getenv("IT_ONLY"));

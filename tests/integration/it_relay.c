@@ -37,7 +37,7 @@ struct fixture {
     PGconn *conn; /* as the owning service */
     char topic[96];
     char log[256];
-    char env_sources[700], env_kafka[300];
+    char env_sources[700], env_kafka[300], env_topics[300];
 };
 
 static int setup(void **state)
@@ -76,6 +76,8 @@ static int setup(void **state)
     snprintf(f->env_sources, sizeof(f->env_sources), "RELAY_SOURCES=it=%s", f->db.relay_url);
     snprintf(f->env_kafka, sizeof(f->env_kafka), "KAFKA_BOOTSTRAP_SERVERS=%s",
              stack_env("KAFKA_BOOTSTRAP_SERVERS"));
+    /* The source "it" is named after no service: it owns the test's topic because this says so. */
+    snprintf(f->env_topics, sizeof(f->env_topics), "RELAY_SOURCE_TOPICS=it=%s", f->topic);
     *state = f;
     return 0;
 }
@@ -120,12 +122,13 @@ static pid_t start_relay(struct fixture *f, const char *poll, const char *fault)
                           "RELAY_STANDBY_RETRY=200ms",
                           "LOG_LEVEL=info",
                           "HTTP_LISTEN=127.0.0.1:0",
+                          f->env_topics,
                           NULL,
                           NULL};
     snprintf(env_poll, sizeof(env_poll), "RELAY_POLL_INTERVAL=%s", poll);
     if (fault) {
         snprintf(env_fault, sizeof(env_fault), "SAGA_FAULT=%s", fault);
-        env[6] = env_fault;
+        env[7] = env_fault;
     }
     return proc_start(RELAY, env, f->log);
 }
@@ -361,6 +364,7 @@ static void test_standby_takes_over_without_loss_or_reordering(void **state)
                              env_poll,
                              "RELAY_STANDBY_RETRY=200ms",
                              "HTTP_LISTEN=127.0.0.1:0",
+                             f->env_topics,
                              NULL};
         r2 = proc_start(RELAY, env, log2);
     }
@@ -402,7 +406,7 @@ static void test_one_relay_serves_two_databases(void **state)
     struct fixture *f = *state;
     struct testdb db2;
     PGconn *c2;
-    char err[512], sources[1400];
+    char err[512], sources[1400], topics[300];
     pid_t relay;
     const char *env[6];
     struct seen *seen = calloc(1, sizeof(*seen));
@@ -428,7 +432,9 @@ static void test_one_relay_serves_two_databases(void **state)
     env[1] = f->env_kafka;
     env[2] = "RELAY_POLL_INTERVAL=100ms";
     env[3] = "HTTP_LISTEN=127.0.0.1:0";
-    env[4] = NULL;
+    snprintf(topics, sizeof(topics), "RELAY_SOURCE_TOPICS=a=%s b=%s", f->topic, f->topic);
+    env[4] = topics;
+    env[5] = NULL;
     relay = proc_start(RELAY, env, f->log);
     assert_true(wait_published(f, 30000));
     assert_true(log_wait(f->log, "source a: leader", 5000));
@@ -446,13 +452,9 @@ static void test_published_rows_are_pruned_after_retention(void **state)
 {
     struct fixture *f = *state;
     char env_ret[] = "RELAY_RETENTION=1h", env_prune[] = "RELAY_PRUNE_INTERVAL=100ms";
-    const char *env[8] = {f->env_sources,
-                          f->env_kafka,
-                          "RELAY_POLL_INTERVAL=100ms",
-                          env_ret,
-                          env_prune,
-                          "HTTP_LISTEN=127.0.0.1:0",
-                          NULL};
+    const char *env[8] = {f->env_sources, f->env_kafka, "RELAY_POLL_INTERVAL=100ms",
+                          env_ret,        env_prune,    "HTTP_LISTEN=127.0.0.1:0",
+                          f->env_topics,  NULL};
     pid_t relay;
 
     exec_ok(f->conn, "BEGIN");
@@ -675,6 +677,7 @@ static void test_relay_replaces_a_hung_database_connection(void **state)
                          "HTTP_LISTEN=127.0.0.1:0",
                          "PG_QUERY_TIMEOUT=1s",
                          "PG_CONNECT_TIMEOUT=2s",
+                         f->env_topics,
                          NULL};
     long long end;
     pid_t relay;
@@ -725,6 +728,70 @@ static void test_relay_replaces_a_hung_database_connection(void **state)
     assert_int_equal(count_of(&seen, "H:3"), 1);
 }
 
+/*
+ * A service's database login is all an attacker has: a row in its outbox naming another
+ * service's topic. The relay publishes a source's rows only to the topics the source owns:
+ * the row stays unpublished, is logged and counted, and the rows after it still go out.
+ */
+static void test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublished(void **state)
+{
+    struct fixture *f = *state;
+    static char resp[65536];
+    struct saga_topic_status st;
+    char other[128], err[512];
+    const char *names[1] = {other};
+    struct saga_header h[1] = {{"event_type", "ShipmentScheduled"}};
+    struct saga_outbox_row row = {other, "victim", "ShipmentScheduled", "forged-1", "forged", 6,
+                                  h,     1};
+    rd_kafka_t *admin;
+    long long end;
+    int64_t lo = 0, hi = 0, total = 0;
+    int port, counted = 0;
+    pid_t relay;
+
+    /* The other topic exists, as "shipping" does in the suite. */
+    snprintf(other, sizeof(other), "%s-other", f->topic);
+    {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+        admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, 0);
+    }
+    assert_int_equal(saga_kafka_topics_ensure(admin, names, 1, 1, 1, 10000, &st), SAGA_OK);
+    exec_ok(f->conn, "BEGIN");
+    if (saga_outbox_append(f->conn, &row, err, sizeof(err)) != SAGA_OK)
+        fail_msg("append: %s", err);
+    append(f, "F", 1); /* an honest row after it */
+    exec_ok(f->conn, "COMMIT");
+
+    relay = start_relay(f, "100ms", NULL);
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    port = relay_http_port(f);
+    for (end = now_ms() + 20000; now_ms() < end; usleep(100000))
+        if (testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                                  " AND msg_key = 'F'") == 0)
+            break;
+    for (end = now_ms() + 10000; !counted && now_ms() < end; usleep(200000)) {
+        assert_int_equal(http_get(port, "/metrics", resp, sizeof(resp)), 200);
+        counted = strstr(resp, "saga_relay_rows_refused_total{source=\"it\"} 1\n") != NULL;
+    }
+    /* The honest row went out; the forged one did not, and says why. */
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                                           " AND msg_key = 'F'"),
+                     0);
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                                           " AND msg_key = 'victim'"),
+                     1);
+    rd_kafka_query_watermark_offsets(admin, other, 0, &lo, &hi, 10000);
+    total += hi;
+    if (total != 0)
+        fail_msg("the forged row was published to %s (%lld messages there)", other,
+                 (long long)total);
+    assert_true(counted);
+    assert_true(log_wait(f->log, "refused", 1000));
+    assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
+    rd_kafka_destroy(admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +813,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_replaces_a_hung_database_connection, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublished, setup, teardown),
     };
     if (getenv("IT_ONLY"))
         cmocka_set_test_filter(getenv("IT_ONLY"));

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "proc.h"
 #include "sample_events.h"
 #include "saga/headers.h"
 #include "saga/kafka.h"
@@ -375,12 +376,100 @@ static void test_dlq_replay_reports_each_message_and_fails_on_a_refused_one(void
     free(big);
 }
 
+/*
+ * The laundering of a forged event: a dead letter (written by whoever can write some DLQ)
+ * whose dlq.source.topic names one of the suite's topics, here a ShipmentScheduled from
+ * notification-service "back" to shipping. sagactl dlq replay refuses it, says why, exits
+ * 1, and nothing reaches shipping.
+ */
+static void test_forged_dead_letter_for_another_services_topic_is_not_replayed(void **state)
+{
+    struct fixture *f = *state;
+    char dlq[128], cmd[1024], out[8192], key[128], group[96];
+    const char *names[1] = {dlq};
+    struct saga_topic_status st[1];
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *from;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_t *rkt;
+    rd_kafka_t *c;
+    char err[512];
+    int code, parts, arrived = 0;
+
+    snprintf(dlq, sizeof(dlq), "%s-launder-dlq", f->topic);
+    snprintf(key, sizeof(key), "%s-victim", f->topic);
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 1, 1, 1, 10000, st), SAGA_OK);
+    sample_event(&ev, SAGA_EV_SHIPMENT_SCHEDULED, 0);
+    ev.meta.order_id = key;
+    ev.meta.producer = "notification-service";
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(saga_event_headers_add(h, &ev), SAGA_OK);
+    rd_kafka_header_add(h, "dlq.source.topic", -1, "shipping", -1);
+    rd_kafka_header_add(h, "dlq.reason", -1, "invalid", -1);
+    rd_kafka_header_add(h, "dlq.consumer", -1, "shipping-service", -1);
+    assert_int_equal(rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(dlq),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE(buf.data, buf.len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    saga_buf_release(&buf);
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* Where shipping ends now: anything after this came from the replay. */
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", stack_unique("it-launder", group, sizeof(group)), NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0);
+    rkt = rd_kafka_topic_new(c, "shipping", NULL);
+    assert_int_equal(rd_kafka_metadata(c, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    parts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    from = rd_kafka_topic_partition_list_new(parts);
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = 0;
+        assert_int_equal(rd_kafka_query_watermark_offsets(c, "shipping", p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_add(from, "shipping", p)->offset = hi;
+    }
+
+    snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' dlq replay --topic '%s' --all",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, dlq);
+    code = run(cmd, out, sizeof(out));
+    if (code != 1 || !strstr(out, "refused") || !strstr(out, "shipping"))
+        fail_msg("replay of a dead letter naming shipping exited %d, expected 1 and 'refused':\n%s",
+                 code, out);
+    assert_null(strstr(out, "replayed"));
+
+    assert_int_equal(rd_kafka_assign(c, from), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(from);
+    for (long long end = now_ms() + 3000; now_ms() < end;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (!m)
+            continue;
+        if (!m->err && m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len))
+            arrived++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    if (arrived)
+        fail_msg("the forged ShipmentScheduled reached shipping (%d message%s)", arrived,
+                 arrived == 1 ? "" : "s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_every_event_and_the_undecodable),
         cmocka_unit_test(test_tail_of_a_missing_topic_fails),
         cmocka_unit_test(test_dlq_replay_reports_each_message_and_fails_on_a_refused_one),
+        cmocka_unit_test(test_forged_dead_letter_for_another_services_topic_is_not_replayed),
     };
+    if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*forged*' */
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

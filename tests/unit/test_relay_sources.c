@@ -48,11 +48,50 @@ static void test_rejects_bad_specs(void **state)
     }
 }
 
+static void test_each_source_owns_its_topics(void **state)
+{
+    struct relay_sources s;
+    char err[256];
+    assert_int_equal(relay_sources_parse(&s,
+                                         "order=postgresql://h/o shipping=postgresql://h/s "
+                                         "legacy=postgresql://h/l",
+                                         err, sizeof(err)),
+                     SAGA_OK);
+    /* A source named after a service owns that service's topic; any other needs its list. */
+    assert_int_equal(relay_sources_topics(&s, NULL, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "source 'legacy' owns no topic"));
+    assert_int_equal(
+        relay_sources_topics(&s, " legacy=legacy-orders,legacy.audit ", err, sizeof(err)), SAGA_OK);
+    assert_int_equal(s.src[0].ntopics, 1);
+    assert_string_equal(s.src[0].topics[0], "orders");
+    assert_int_equal(s.src[1].ntopics, 1);
+    assert_string_equal(s.src[1].topics[0], "shipping");
+    assert_int_equal(s.src[2].ntopics, 2);
+    assert_string_equal(s.src[2].topics[0], "legacy-orders");
+    assert_string_equal(s.src[2].topics[1], "legacy.audit");
+    /* Given explicitly, the list replaces the service's topic. */
+    assert_int_equal(relay_sources_topics(&s, "order=orders-v2 legacy=l", err, sizeof(err)),
+                     SAGA_OK);
+    assert_int_equal(s.src[0].ntopics, 1);
+    assert_string_equal(s.src[0].topics[0], "orders-v2");
+    {
+        const char *bad[] = {"legacy",      "legacy=",          "nosuch=t legacy=l",
+                             "legacy=a,,b", "legacy=bad\"name", "legacy=a legacy=b"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            err[0] = '\0';
+            assert_int_equal(relay_sources_topics(&s, bad[i], err, sizeof(err)), SAGA_ERR_CONFIG);
+            assert_non_null(strstr(err, "RELAY_SOURCE_TOPICS"));
+        }
+    }
+    relay_sources_release(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parses_pairs),
         cmocka_unit_test(test_rejects_bad_specs),
+        cmocka_unit_test(test_each_source_owns_its_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,10 @@
  * runtime's own SQL (by SQLSTATE): TRANSIENT (database gone, serialization
  * failure, deadlock, registry down) is retried with exponential backoff and
  * jitter for as long as it lasts, the partition does not move; INVALID
- * (undecodable bytes, unknown schema, a handler's INVALID, a permanent SQL error
- * such as 54000) is tried max_attempts times, then the original message goes to
+ * (undecodable bytes, unknown schema, an event whose type or meta.producer does not
+ * belong on the topic it arrived on, checked before any handler (saga/topology.h), a
+ * handler's INVALID, a permanent SQL error such as 54000) is tried max_attempts times,
+ * then the original message goes to
  * the service's DLQ topic with error headers, and the partition moves on once the
  * broker has acknowledged the dead letter. Handlers return what saga_tx_emit and
  * saga_tx_query return as it is. Offsets and rebalances: common/src/consumer_kafka.c;

@@ -5,6 +5,11 @@
 #ifndef SAGA_TOPOLOGY_H
 #define SAGA_TOPOLOGY_H
 
+#include <stddef.h>
+
+#include "saga/err.h"
+#include "saga/events.h"
+
 struct saga_service_info {
     const char *name;          /* "order" */
     const char *program;       /* "order-service" */
@@ -15,6 +20,7 @@ struct saga_service_info {
     int http_port;             /* default port of /healthz, /readyz, /metrics (and the API) */
     const char *const *inputs; /* the topics its consumer group reads */
     int ninputs;
+    unsigned events; /* the event types it publishes, all on topic (bit 1 << saga_event_type_t) */
 };
 
 #define SAGA_SERVICE_COUNT 5
@@ -28,6 +34,51 @@ extern const struct saga_service_info saga_services[SAGA_SERVICE_COUNT];
 
 /* Finds a service by name ("order") or program ("order-service"); NULL if none. */
 const struct saga_service_info *saga_service_find(const char *name);
+
+/* The service that publishes to topic ("shipping"), or whose DLQ it is; NULL if none. */
+const struct saga_service_info *saga_service_by_topic(const char *topic);
+const struct saga_service_info *saga_service_by_dlq(const char *dlq_topic);
+
+/*
+ * Who may publish what, and where (docs/SECURITY.md). Every event topic of the suite has
+ * one owner: the service that publishes to it, and only its event types. Topics outside
+ * the suite (a test's, a replacement service's own) have an owner only when declared, in
+ * SAGA_TOPIC_OWNERS="topic=producer ...": the producer (meta.producer) whose events, of
+ * any type, belong there. The suite's own topics cannot be redeclared.
+ */
+#define SAGA_TOPIC_OWNERS_MAX 32
+
+struct saga_topic_owners {
+    int count;
+    struct {
+        char topic[250];
+        char producer[128];
+    } own[SAGA_TOPIC_OWNERS_MAX];
+};
+
+/* Parses spec (NULL or empty: none) into out (caller-owned, nothing to release). */
+saga_err_t saga_topic_owners_parse(struct saga_topic_owners *out, const char *spec, char *errstr,
+                                   size_t errstr_size);
+
+/* The producer topic belongs to: its suite service's program, else extra's (may be NULL)
+ * declaration; NULL when nobody owns it. */
+const char *saga_topic_owner(const struct saga_topic_owners *extra, const char *topic);
+
+/*
+ * 0 when an event of type whose meta.producer is producer belongs on topic: the topic's
+ * owner produced it and, on a suite topic, the owner publishes that type. Otherwise -1
+ * with why ("ShipmentScheduled from notification-service does not belong on topic
+ * shipping").
+ */
+int saga_event_belongs(const struct saga_topic_owners *extra, const char *topic,
+                       saga_event_type_t type, const char *producer, char *why, size_t why_size);
+
+/*
+ * 0 when a dead letter of dlq may be replayed to source_topic: a suite DLQ replays only to a
+ * topic its service reads; any other DLQ never to a suite topic. Otherwise -1 with why. (The
+ * event itself is checked with saga_event_belongs.)
+ */
+int saga_dlq_replay_allowed(const char *dlq, const char *source_topic, char *why, size_t why_size);
 
 /*
  * Every topic of the suite: the five event topics followed by the five DLQs.
