@@ -17,6 +17,8 @@ struct tcpproxy *tcpproxy_start(int target_port);
 int tcpproxy_port(const struct tcpproxy *p);
 /* Stops forwarding (1) or forwards again (0). */
 void tcpproxy_pause(struct tcpproxy *p, int paused);
+/* Waits ms before forwarding each chunk it reads (0: none), a slow link. */
+void tcpproxy_delay(struct tcpproxy *p, int ms);
 /* Closes every connection and stops; NULL-safe. */
 void tcpproxy_stop(struct tcpproxy *p);
 
