@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium format format-check docs compose-test contract chaos valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium format format-check docs compose-test contract chaos chaos-both valgrind clean
 
 all: build
 
@@ -102,11 +102,18 @@ bench: build
 valgrind: build
 	tests/valgrind/run --build $(BUILD)
 
-# The chaos suite (docs/RELIABILITY.md): ten scenarios under steady load on a stack of
-# its own, every invariant checked after each; CHAOS_ONLY='t_kafka' runs one. The
-# results table lands in $(BUILD)/chaos-results/report.md.
+# The chaos suite (docs/RELIABILITY.md): fourteen scenarios under steady load on a
+# (secured) stack of its own, every invariant checked after each; CHAOS_ONLY='t_kafka'
+# runs one, CHAOS_STRATEGY=cooperative-sticky rebalances cooperatively. The results
+# table lands in $(BUILD)/chaos-results/report-<strategy>.md.
 chaos: build
 	tests/chaos/run --build $(BUILD)
+
+# The chaos suite twice: eager, then cooperative-sticky rebalancing (both tables land in
+# $(BUILD)/chaos-results/report-<strategy>.md).
+chaos-both: build
+	CHAOS_STRATEGY=eager tests/chaos/run --build $(BUILD); s=$$?; \
+	CHAOS_STRATEGY=cooperative-sticky tests/chaos/run --build $(BUILD) && exit $$s
 
 # docker-compose.yml for real (as root): a private Docker engine, our image from the
 # Dockerfile, local stand-ins for the third-party images, two orders through the

@@ -493,7 +493,12 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
         ids.trace_id = trace_id;
         saga_log_context_set(&ids);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        r = c->conf.handlers[m->ev.type](tx, &m->ev, c->conf.arg);
+        if (saga_fault_flaky_handler()) { /* test hook: SAGA_FAULT=handler.flaky:... */
+            r = SAGA_HANDLE_TRANSIENT;
+            snprintf(tx->errstr, sizeof(tx->errstr), "SAGA_FAULT handler.flaky");
+        } else {
+            r = c->conf.handlers[m->ev.type](tx, &m->ev, c->conf.arg);
+        }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         saga_log_context_set(NULL);
         tx->span[0] = '\0';

@@ -1,9 +1,12 @@
 #include "saga/fault.h"
 
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "saga/log.h"
@@ -53,4 +56,18 @@ void saga_fault_halfopen_socket(const char *point, int fd)
         abort();
     replace_socket(point, fd);
     saga_log(SAGA_LOG_WARN, NULL, "fault hook %s: connection half-open (SAGA_FAULT)", point);
+}
+
+int saga_fault_flaky_handler(void)
+{
+    static atomic_uint calls;
+    const char *want = getenv("SAGA_FAULT");
+    long delay_ms = 0, every = 0;
+    if (!want || sscanf(want, "handler.flaky:%ld:%ld", &delay_ms, &every) != 2)
+        return 0;
+    if (delay_ms > 0) {
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return every > 0 && (atomic_fetch_add(&calls, 1) + 1) % (unsigned long)every == 0;
 }

@@ -9,10 +9,8 @@
  * Faults: SIGKILL of programs, `scripts/stack kill` of Kafka and Postgres, the relay's
  * fault hook, a TCP proxy in this process between one service and Postgres, SIGSTOP.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
+#include <fnmatch.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +30,7 @@
 #include "../e2e/e2e.h"
 #include "../support/proc.h"
 #include "../support/stack_env.h"
+#include "../support/tcpproxy.h"
 
 #define DRAIN_MS (240 * 1000) /* a scenario's orders must settle within this */
 
@@ -48,7 +46,8 @@ struct result {
     int orders;     /* accepted during the scenario */
     int violations; /* of the invariants, after quiescence */
     double recovery_s;
-    char note[160];
+    int timed_out; /* orders the saga timeout cancelled */
+    char note[200];
 };
 static struct result results[16];
 static int nresults;
@@ -58,6 +57,7 @@ static int nresults;
 static volatile int load_stop;
 static int load_accepted, load_refused;
 static pthread_t load_thread;
+static int load_thread_running;
 
 static void *load_main(void *arg)
 {
@@ -98,12 +98,14 @@ static void load_start(void)
     load_stop = 0;
     load_accepted = load_refused = 0;
     pthread_create(&load_thread, NULL, load_main, NULL);
+    load_thread_running = 1;
 }
 
 static void load_end(void)
 {
     load_stop = 1;
     pthread_join(load_thread, NULL);
+    load_thread_running = 0;
 }
 
 /* --- the scenario frame -------------------------------------------------------- */
@@ -117,9 +119,12 @@ static void scenario(const char *name, void (*fault)(struct result *))
 {
     struct result *res = &results[nresults++];
     long long before = db_num("order", "SELECT count(*) FROM orders", NULL);
-    char report[4096];
+    long long seq0 = db_num("order", "SELECT coalesce(max(seq), 0) FROM orders", NULL);
+    char report[4096], seq[32];
     long long stored;
 
+    if (load_thread_running) /* a scenario that failed midway left its load running */
+        load_end();
     memset(res, 0, sizeof(*res));
     res->name = name;
     fprintf(stderr, "chaos: %s\n", name);
@@ -147,6 +152,39 @@ static void scenario(const char *name, void (*fault)(struct result *))
     wait_quiescent(DRAIN_MS);
     res->recovery_s = (double)(now_ms() - scenario_healed) / 1000.0;
     res->violations = check_invariants(report, sizeof(report));
+    /* Not a violation (a partition held long enough lets the saga time out, and the
+     * compensation is checked like any other), but a lost event would show here. */
+    snprintf(seq, sizeof(seq), "%lld", seq0);
+    res->timed_out = (int)db_num(
+        "order", "SELECT count(*) FROM orders WHERE seq > $1::bigint AND reason = 'TIMEOUT'", seq);
+    {
+        /* No event lost: every service handles OrderPlaced, so each one's inbox holds the
+         * OrderPlaced of every order of the scenario (a lost one would otherwise hide
+         * behind the saga timeout's cancellation, which keeps the invariants). */
+        static const char *const services[] = {"order", "inventory", "payment", "shipping",
+                                               "notification"};
+        char *ids = db_text("order",
+                            "SELECT coalesce(string_agg(placed_event_id, ','), '') FROM orders"
+                            " WHERE seq > $1::bigint",
+                            seq);
+        for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+            char sql[512];
+            long long lost;
+            snprintf(sql, sizeof(sql),
+                     "SELECT count(*) FROM unnest(string_to_array($1, ',')) AS e(id) WHERE NOT"
+                     " EXISTS (SELECT 1 FROM inbox WHERE consumer = '%s-service'"
+                     " AND event_id = e.id)",
+                     services[i]);
+            if (*ids && (lost = db_num(services[i], sql, ids))) {
+                size_t len = strlen(report);
+                snprintf(report + len, sizeof(report) - len,
+                         "%lld OrderPlaced never handled by the %s-service (lost)\n", lost,
+                         services[i]);
+                res->violations++;
+            }
+        }
+        free(ids);
+    }
     {
         char example[160] = "";
         int bad = orders_out_of_order(example, sizeof(example));
@@ -159,8 +197,9 @@ static void scenario(const char *name, void (*fault)(struct result *))
         }
     }
     fprintf(stderr,
-            "chaos: %s: %d orders (%d not accepted), %d violations, recovered in %.1f s%s%s\n",
-            name, res->orders, load_refused, res->violations, res->recovery_s,
+            "chaos: %s: %d orders (%d not accepted, %d timed out), %d violations, recovered in "
+            "%.1f s%s%s\n",
+            name, res->orders, load_refused, res->timed_out, res->violations, res->recovery_s,
             res->note[0] ? "; " : "", res->note);
     if (res->violations)
         fail_msg("%s: %d invariant violation(s):\n%s", name, res->violations, report);
@@ -180,14 +219,24 @@ static void chaos_log(const char *tag, char *path, size_t size)
     snprintf(path, size, "%s/logs/chaos-%s.log", stack_env("STACK_DIR"), tag);
 }
 
+/* The suite's partition assignment strategy (CHAOS_STRATEGY, passed on by tests/chaos/run
+ * as KAFKA_PARTITION_ASSIGNMENT_STRATEGY to every program), for the notes. */
+static const char *strategy(void)
+{
+    const char *s = getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY");
+    return s && *s ? s : "range,roundrobin";
+}
+
 /* Starts another instance of program (e.g. "inventory-service", "outbox-relay") with the
- * stack's environment; database_url overrides the service's own when not NULL. */
+ * stack's environment (on a secured stack: the program's own Kafka login) and the
+ * suite's assignment strategy; database_url overrides the service's own when not NULL;
+ * extra holds more VAR=value settings separated by spaces. */
 static pid_t spawn(const char *program, const char *database_url, const char *extra,
                    const char *tag)
 {
-    static char env[8][2048];
-    const char *envp[9];
-    char path[512], log[512], var[64];
+    static char env[24][2048];
+    const char *envp[25];
+    char path[512], log[512], var[96];
     int n = 0;
     snprintf(env[n++], sizeof(env[0]), "KAFKA_BOOTSTRAP_SERVERS=%s",
              stack_env("KAFKA_BOOTSTRAP_SERVERS"));
@@ -196,6 +245,24 @@ static pid_t spawn(const char *program, const char *database_url, const char *ex
     if (stack_env_opt("SCHEMA_REGISTRY_URL"))
         snprintf(env[n++], sizeof(env[0]), "SCHEMA_REGISTRY_URL=%s",
                  stack_env_opt("SCHEMA_REGISTRY_URL"));
+    if (getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY"))
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=%s",
+                 getenv("KAFKA_PARTITION_ASSIGNMENT_STRATEGY"));
+    if (stack_env_opt("KAFKA_SECURITY_PROTOCOL")) {
+        /* scripts/stack --secure: each program logs in as itself (STACK_KAFKA_PW_<PROGRAM>) */
+        size_t o = (size_t)snprintf(var, sizeof(var), "STACK_KAFKA_PW_");
+        for (const char *c = program; *c && o < sizeof(var) - 1; c++)
+            var[o++] = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        var[o] = '\0';
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_SECURITY_PROTOCOL=%s",
+                 stack_env("KAFKA_SECURITY_PROTOCOL"));
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_SASL_MECHANISMS=%s",
+                 stack_env("KAFKA_SASL_MECHANISMS"));
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_SASL_USERNAME=%s", program);
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_SASL_PASSWORD=%s", stack_env(var));
+        snprintf(env[n++], sizeof(env[0]), "KAFKA_SSL_CA_LOCATION=%s",
+                 stack_env("KAFKA_SSL_CA_LOCATION"));
+    }
     if (strcmp(program, "outbox-relay") == 0) {
         snprintf(env[n++], sizeof(env[0]), "RELAY_SOURCES=%s", stack_env("RELAY_SOURCES"));
     } else {
@@ -205,8 +272,12 @@ static pid_t spawn(const char *program, const char *database_url, const char *ex
         snprintf(env[n++], sizeof(env[0]), "DATABASE_URL=%s",
                  database_url ? database_url : stack_env(var));
     }
-    if (extra)
-        snprintf(env[n++], sizeof(env[0]), "%s", extra);
+    for (const char *e = extra; e && *e && n < 24;) {
+        size_t len = strcspn(e, " ");
+        if (len)
+            snprintf(env[n++], sizeof(env[0]), "%.*s", (int)len, e);
+        e += len + (e[len] == ' ');
+    }
     for (int i = 0; i < n; i++)
         envp[i] = env[i];
     envp[n] = NULL;
@@ -236,111 +307,6 @@ static int log_has(const char *tag, const char *needle, int timeout_ms)
     char log[512];
     chaos_log(tag, log, sizeof(log));
     return log_wait(log, needle, timeout_ms);
-}
-
-/* --- a TCP proxy that can pause and slow what it forwards ------------------------ */
-
-enum proxy_mode { PROXY_PASS, PROXY_PAUSE, PROXY_SLOW };
-
-static struct {
-    int listen_fd, port, target_port;
-    volatile int mode, stop;
-    pthread_t thread;
-} proxy;
-
-#define PROXY_MAX 32
-
-static void *proxy_main(void *arg)
-{
-    struct pollfd fds[1 + 2 * PROXY_MAX];
-    int peer[1 + 2 * PROXY_MAX];
-    int n = 1;
-    char buf[65536];
-    (void)arg;
-    fds[0] = (struct pollfd){.fd = proxy.listen_fd, .events = POLLIN};
-    while (!proxy.stop) {
-        int paused = proxy.mode == PROXY_PAUSE;
-        for (int i = 1; i < n; i++)
-            fds[i].events = paused ? 0 : POLLIN;
-        if (poll(fds, (nfds_t)n, 100) <= 0)
-            continue;
-        if ((fds[0].revents & POLLIN) && n + 2 <= 1 + 2 * PROXY_MAX) {
-            int c = accept(proxy.listen_fd, NULL, NULL);
-            int s = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in to = {.sin_family = AF_INET,
-                                     .sin_port = htons((uint16_t)proxy.target_port),
-                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            if (c >= 0 && s >= 0 && connect(s, (struct sockaddr *)&to, sizeof(to)) == 0) {
-                fds[n] = (struct pollfd){.fd = c, .events = POLLIN};
-                peer[n++] = s;
-                fds[n] = (struct pollfd){.fd = s, .events = POLLIN};
-                peer[n++] = c;
-            } else {
-                if (c >= 0)
-                    close(c);
-                if (s >= 0)
-                    close(s);
-            }
-        }
-        for (int i = 1; i < n; i++) {
-            ssize_t got;
-            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            got = read(fds[i].fd, buf, sizeof(buf));
-            if (got > 0) {
-                if (proxy.mode == PROXY_SLOW)
-                    sleep_ms(150);
-                for (ssize_t off = 0; off < got;) {
-                    ssize_t w = write(peer[i], buf + off, (size_t)(got - off));
-                    if (w <= 0)
-                        break;
-                    off += w;
-                }
-                continue;
-            }
-            /* one side closed: close the pair, compact the table */
-            {
-                int a = fds[i].fd, b = peer[i];
-                close(a);
-                close(b);
-                for (int j = 1; j < n; j++)
-                    if (fds[j].fd == a || fds[j].fd == b) {
-                        fds[j] = fds[n - 1];
-                        peer[j] = peer[n - 1];
-                        n--;
-                        j--;
-                    }
-                i = 0;
-            }
-        }
-    }
-    for (int i = 1; i < n; i++)
-        close(fds[i].fd);
-    return NULL;
-}
-
-static void proxy_start(int target_port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    signal(SIGPIPE, SIG_IGN);
-    proxy.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(proxy.listen_fd >= 0);
-    assert_int_equal(bind(proxy.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(proxy.listen_fd, 16), 0);
-    getsockname(proxy.listen_fd, (struct sockaddr *)&a, &len);
-    proxy.port = ntohs(a.sin_port);
-    proxy.target_port = target_port;
-    proxy.mode = PROXY_PASS;
-    proxy.stop = 0;
-    pthread_create(&proxy.thread, NULL, proxy_main, NULL);
-}
-
-static void proxy_end(void)
-{
-    proxy.stop = 1;
-    pthread_join(proxy.thread, NULL);
-    close(proxy.listen_fd);
 }
 
 /* --- Kafka helpers ------------------------------------------------------------- */
@@ -492,29 +458,34 @@ static void f_postgres(struct result *res)
     snprintf(res->note, sizeof(res->note), "postgres down 3 s (immediate stop)");
 }
 
+/* The payment-service's database URL, through a proxy listening on port. */
+static const char *proxied_payment_url(int port, char *buf, size_t size)
+{
+    return tcpproxy_url(stack_env("PAYMENT_DATABASE_URL"), port, buf, size);
+}
+
 /* 5. A TCP proxy between the payment-service and Postgres, paused then slowed; the
  *    Kafka broker paused (SIGSTOP) as well, so every client's connections hang. */
 static void f_proxy(struct result *res)
 {
-    char url[1024], pgport[16];
-    const char *orig = stack_env("PAYMENT_DATABASE_URL");
-    const char *at = strrchr(orig, '@'), *slash;
+    char url[2048];
     pid_t svc, broker = stack_pid("kafka");
+    struct tcpproxy *proxy = tcpproxy_start(atoi(stack_env("STACK_PG_PORT")));
 
-    assert_non_null(at);
-    slash = strchr(at, '/');
-    assert_non_null(slash);
-    snprintf(pgport, sizeof(pgport), "%s", stack_env("STACK_PG_PORT"));
-    proxy_start(atoi(pgport));
-    snprintf(url, sizeof(url), "%.*s@127.0.0.1:%d%s", (int)(at - orig), orig, proxy.port, slash);
-    stack_cmd("kill payment-service");
+    proxied_payment_url(tcpproxy_port(proxy), url, sizeof(url));
+    /* stopped, not killed: a killed member would keep its partitions for its session
+     * timeout (45 s), and the proxied one would own nothing while the proxy misbehaves */
+    stack_cmd("stop payment-service");
     svc = spawn("payment-service", url, NULL, "payment-proxied");
-    sleep_ms(4000);
-    proxy.mode = PROXY_PAUSE;
+    if (!log_has("payment-proxied", "assigned ", 60000))
+        fail_msg("the proxied payment-service got no partitions");
+    sleep_ms(2000);
+    tcpproxy_pause(proxy, 1);
     sleep_ms(8000);
-    proxy.mode = PROXY_SLOW;
+    tcpproxy_delay(proxy, 150);
+    tcpproxy_pause(proxy, 0);
     sleep_ms(8000);
-    proxy.mode = PROXY_PASS;
+    tcpproxy_delay(proxy, 0);
     kill(broker, SIGSTOP);
     sleep_ms(8000);
     kill(broker, SIGCONT);
@@ -522,7 +493,7 @@ static void f_proxy(struct result *res)
     /* the stack's own payment-service comes back; the proxied one leaves */
     proc_stop(svc, SIGTERM, 30000);
     stack_cmd("up");
-    proxy_end();
+    tcpproxy_stop(proxy);
     healed();
     snprintf(res->note, sizeof(res->note),
              "payment→postgres paused 8 s, slowed 8 s; broker SIGSTOPped 8 s");
@@ -705,6 +676,244 @@ static void f_relay_leader_killed(struct result *res)
     snprintf(res->note, sizeof(res->note), "4 leader kills, alternating between two relays");
 }
 
+/* Lines of a log of ours that contain needle. */
+static int log_count(const char *tag, const char *needle)
+{
+    char path[512], line[8192];
+    int n = 0;
+    FILE *f;
+    chaos_log(tag, path, sizeof(path));
+    if (!(f = fopen(path, "r")))
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* 11. A rebalance storm: the inventory-service's members, each with a slow handler that
+ *     fails transiently (SAGA_FAULT=handler.flaky: 15 ms per event, every 7th fails),
+ *     join and leave every 3 s under load, one of them SIGKILLed; the suite's assignment
+ *     strategy (cooperative-sticky in `CHAOS_STRATEGY=cooperative-sticky`). */
+static void f_rebalance_storm(struct result *res)
+{
+    static const char *const extra = "SAGA_FAULT=handler.flaky:15:7 KAFKA_SESSION_TIMEOUT_MS=10000";
+    static const char *const tags[] = {"storm-0", "storm-1", "storm-2", "storm-3"};
+    pid_t member[4] = {0};
+    int joins = 0, leaves = 0, flaky = 0, assigned = 0;
+
+    stack_cmd("stop inventory-service");
+    member[0] = spawn("inventory-service", NULL, extra, tags[0]); /* stays throughout */
+    /* rounds: 1, 2, 3 join; 1, 2 leave, 3 is SIGKILLed; 1, 2, 3 join; 1 leaves */
+    for (int round = 0; round < 10; round++) {
+        int k = 1 + round % 3;
+        sleep_ms(3000);
+        if (member[k]) {
+            if (proc_stop(member[k], round == 5 ? SIGKILL : SIGTERM, 30000) == -1)
+                fail_msg("%s did not stop", tags[k]);
+            member[k] = 0;
+            leaves++;
+        } else {
+            member[k] = spawn("inventory-service", NULL, extra, tags[k]);
+            joins++;
+        }
+    }
+    sleep_ms(3000);
+    /* the stack's own inventory-service (no fault) comes back; the flaky ones leave */
+    stack_cmd("up");
+    for (int k = 3; k >= 0; k--)
+        if (member[k] && proc_stop(member[k], SIGTERM, 30000) == -1)
+            fail_msg("%s did not stop on SIGTERM", tags[k]);
+    healed();
+    for (int k = 0; k < 4; k++) {
+        flaky += log_count(tags[k], "SAGA_FAULT handler.flaky");
+        assigned += log_count(tags[k], "assigned ");
+    }
+    if (!flaky)
+        fail_msg("no handler of the storm failed: is SAGA_FAULT=handler.flaky wired?");
+    snprintf(res->note, sizeof(res->note),
+             "%s: %d joins, %d leaves (1 SIGKILL), %d assignments, %d transient handler "
+             "failures",
+             strategy(), joins, leaves, assigned, flaky);
+}
+
+static const char *const dlq_topics[] = {"order.dlq", "inventory.dlq", "payment.dlq",
+                                         "shipping.dlq", "notification.dlq"};
+
+/* 12. The schema registry killed for 10 s under load; the inventory- and payment-service
+ *     replaced by fresh instances during the outage (no cached schema ids), so decoding
+ *     and emitting must wait for it: nothing valid may be dead-lettered. */
+static void f_registry(struct result *res)
+{
+    rd_kafka_t *p = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    long long before[5];
+    pid_t inv, pay;
+
+    if (!stack_env_opt("SCHEMA_REGISTRY_URL"))
+        fail_msg("the chaos stack runs without the schema registry");
+    for (int d = 0; d < 5; d++)
+        before[d] = topic_size(p, dlq_topics[d]);
+    stack_cmd("kill registry");
+    /* stopped (they leave the group at once), so the fresh ones get their partitions */
+    stack_cmd("stop inventory-service");
+    stack_cmd("stop payment-service");
+    inv = spawn("inventory-service", NULL, NULL, "inventory-fresh");
+    pay = spawn("payment-service", NULL, NULL, "payment-fresh");
+    sleep_ms(10000);
+    stack_cmd("up"); /* the registry (and the stack's two services) back */
+    healed();
+    sleep_ms(3000);
+    if (proc_stop(inv, SIGTERM, 30000) == -1 || proc_stop(pay, SIGTERM, 30000) == -1)
+        fail_msg("a fresh instance did not stop on SIGTERM");
+    for (int d = 0; d < 5; d++) {
+        long long now = topic_size(p, dlq_topics[d]);
+        if (now != before[d])
+            fail_msg("%lld valid event(s) dead-lettered to %s during the registry outage",
+                     now - before[d], dlq_topics[d]);
+    }
+    rd_kafka_destroy(p);
+    snprintf(res->note, sizeof(res->note),
+             "registry down 10 s; fresh inventory and payment instances waited %d+%d times, "
+             "0 dead letters",
+             log_count("inventory-fresh", "retrying"), log_count("payment-fresh", "retrying"));
+}
+
+/* Creates (create=1) or deletes the ACL "principal may WRITE topic" (as the admin). */
+static void write_acl(const char *principal, const char *topic, int create)
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    char err[256];
+    rd_kafka_event_t *ev;
+
+    if (create) {
+        rd_kafka_AclBinding_t *b = rd_kafka_AclBinding_new(
+            RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal, "*",
+            RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof(err));
+        assert_non_null(b);
+        rd_kafka_CreateAcls(rk, &b, 1, NULL, q);
+        rd_kafka_AclBinding_destroy(b);
+    } else {
+        rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+            RD_KAFKA_RESOURCE_TOPIC, topic, RD_KAFKA_RESOURCE_PATTERN_LITERAL, principal, "*",
+            RD_KAFKA_ACL_OPERATION_WRITE, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof(err));
+        assert_non_null(f);
+        rd_kafka_DeleteAcls(rk, &f, 1, NULL, q);
+        rd_kafka_AclBinding_destroy(f);
+    }
+    assert_non_null(ev = rd_kafka_queue_poll(q, 30000));
+    if (rd_kafka_event_error(ev))
+        fail_msg("%s: %s", create ? "CreateAcls" : "DeleteAcls", rd_kafka_event_error_string(ev));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
+/* Waits until topic holds at least want more messages than before; returns how many. */
+static long long wait_topic_growth(rd_kafka_t *rk, const char *topic, long long before,
+                                   long long want, int timeout_ms)
+{
+    long long until = now_ms() + timeout_ms, got;
+    while ((got = topic_size(rk, topic) - before) < want) {
+        if (now_ms() > until)
+            fail_msg("%s: %lld of %lld messages after %d s", topic, got, want, timeout_ms / 1000);
+        sleep_ms(500);
+    }
+    return got;
+}
+
+/* 13. On the secured stack, the shipping-service's login loses WRITE on shipping.dlq
+ *     while poison messages arrive on `payments`: the order- and inventory-service
+ *     dead-letter them, the shipping-service must hold them (no offset past them) until
+ *     the ACL is back, then dead-letter each exactly once. */
+#define DLQ_POISON 6
+static void f_dlq_refused(struct result *res)
+{
+    static const char *const readers[] = {"order.dlq", "inventory.dlq", "shipping.dlq"};
+    rd_kafka_t *p = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    long long before[3], got[3];
+    long long refused_at;
+    int exited;
+
+    for (int d = 0; d < 3; d++)
+        before[d] = topic_size(p, readers[d]);
+    write_acl("User:shipping-service", "shipping.dlq", 0);
+    refused_at = now_ms();
+    sleep_ms(2000); /* ACL changes reach the broker's authorizer asynchronously */
+    for (int i = 0; i < DLQ_POISON; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "poison-dlq-%d", i);
+        if (rd_kafka_producev(p, RD_KAFKA_V_TOPIC("payments"), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE("not avro at all", 15),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
+            fail_msg("produce poison");
+    }
+    assert_int_equal(rd_kafka_flush(p, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* the other readers go on */
+    wait_topic_growth(p, "order.dlq", before[0], DLQ_POISON, 120000);
+    wait_topic_growth(p, "inventory.dlq", before[1], DLQ_POISON, 120000);
+    sleep_ms(5000);
+    if ((got[2] = topic_size(p, "shipping.dlq") - before[2]) != 0)
+        fail_msg("shipping.dlq took %lld dead letters while the ACL was removed", got[2]);
+    exited = kill(stack_pid("shipping-service"), 0) != 0;
+    write_acl("User:shipping-service", "shipping.dlq", 1);
+    sleep_ms(1000);
+    stack_cmd("up"); /* restarts the shipping-service if it stopped on the refusal */
+    wait_topic_growth(p, "shipping.dlq", before[2], DLQ_POISON, 180000);
+    healed();
+    sleep_ms(3000); /* then not one more */
+    for (int d = 0; d < 3; d++)
+        if ((got[d] = topic_size(p, readers[d]) - before[d]) != DLQ_POISON)
+            fail_msg("%s got %lld dead letters for %d poison messages", readers[d], got[d],
+                     DLQ_POISON);
+    rd_kafka_destroy(p);
+    snprintf(res->note, sizeof(res->note),
+             "shipping.dlq refused %.0f s, %d poison on payments; shipping %s; then 3×%d dead "
+             "letters, each once",
+             (double)(scenario_healed - refused_at) / 1000.0, DLQ_POISON,
+             exited ? "exited, restarted" : "held them, retrying", DLQ_POISON);
+}
+
+/* 14. The payment-service's database connection hung (not closed) for 20 s by a proxy
+ *     that stops forwarding; PG_QUERY_TIMEOUT=5s must notice, replace the connection and
+ *     go on once the proxy forwards again. */
+static void f_pg_hung(struct result *res)
+{
+    char url[2048];
+    struct tcpproxy *proxy = tcpproxy_start(atoi(stack_env("STACK_PG_PORT")));
+    long long payments_before, until;
+    pid_t svc;
+
+    proxied_payment_url(tcpproxy_port(proxy), url, sizeof(url));
+    stack_cmd("stop payment-service"); /* leaves the group at once (see 5.) */
+    svc = spawn("payment-service", url, "PG_QUERY_TIMEOUT=5s", "payment-hung");
+    if (!log_has("payment-hung", "assigned ", 60000))
+        fail_msg("the proxied payment-service got no partitions");
+    sleep_ms(2000);
+    tcpproxy_pause(proxy, 1);
+    sleep_ms(20000);
+    tcpproxy_pause(proxy, 0);
+    healed();
+    if (!log_has("payment-hung", "PG_QUERY_TIMEOUT", 0))
+        fail_msg("the hung connection went unnoticed (no PG_QUERY_TIMEOUT in its log)");
+    /* the proxied instance, the group's only member, works again */
+    payments_before = db_num("payment", "SELECT count(*) FROM payments", NULL);
+    until = now_ms() + 60000;
+    while (db_num("payment", "SELECT count(*) FROM payments", NULL) == payments_before) {
+        if (now_ms() > until)
+            fail_msg("the payment-service did not recover within 60 s of the heal");
+        sleep_ms(250);
+    }
+    sleep_ms(3000);
+    proc_stop(svc, SIGTERM, 30000);
+    stack_cmd("up");
+    tcpproxy_stop(proxy);
+    snprintf(res->note, sizeof(res->note),
+             "payment→postgres hung 20 s (PG_QUERY_TIMEOUT=5s): %d statements timed out, "
+             "recovered",
+             log_count("payment-hung", "PG_QUERY_TIMEOUT"));
+}
+
 #define SCENARIO(fn, title)                                                                        \
     static void t_##fn(void **state)                                                               \
     {                                                                                              \
@@ -721,6 +930,20 @@ SCENARIO(poison, "7. poison messages on every topic")
 SCENARIO(scale, "8. a service scaled to 3 and back, one member stopped")
 SCENARIO(compensation, "9. crashes during compensation")
 SCENARIO(relay_leader_killed, "10. two relays, the leader killed repeatedly")
+SCENARIO(rebalance_storm, "11. rebalance storm, slow and transiently failing handler")
+SCENARIO(registry, "12. schema registry down 10 s")
+SCENARIO(pg_hung, "14. a service's database connection hung 20 s")
+
+/* 13 needs the secured stack (tests/chaos/run starts it so unless CHAOS_SECURE=0). */
+static void t_dlq_refused(void **state)
+{
+    (void)state;
+    if (!stack_env_opt("KAFKA_SECURITY_PROTOCOL")) {
+        fprintf(stderr, "chaos: 13 needs the secured stack (CHAOS_SECURE=0): skipped\n");
+        skip();
+    }
+    scenario("13. a service's DLQ write refused (ACL removed), then restored", f_dlq_refused);
+}
 
 static void write_report(void)
 {
@@ -730,11 +953,15 @@ static void write_report(void)
         FILE *f = pass ? out : stderr;
         if (!f)
             continue;
-        fprintf(f, "| scenario | orders | violations | recovery | what happened |\n"
-                   "|---|---:|---:|---:|---|\n");
+        fprintf(f, "Assignment strategy: %s%s.\n\n", strategy(),
+                stack_env_opt("KAFKA_SECURITY_PROTOCOL") ? "; secured stack (SASL/SCRAM, ACLs)"
+                                                         : "");
+        fprintf(f, "| scenario | orders | violations | timed out | recovery | what happened |\n"
+                   "|---|---:|---:|---:|---:|---|\n");
         for (int i = 0; i < nresults; i++)
-            fprintf(f, "| %s | %d | %d | %.1f s | %s |\n", results[i].name, results[i].orders,
-                    results[i].violations, results[i].recovery_s, results[i].note);
+            fprintf(f, "| %s | %d | %d | %d | %.1f s | %s |\n", results[i].name, results[i].orders,
+                    results[i].violations, results[i].timed_out, results[i].recovery_s,
+                    results[i].note);
     }
     if (out)
         fclose(out);
@@ -743,17 +970,33 @@ static void write_report(void)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_kill_each),    cmocka_unit_test(t_relay_after_ack),
-        cmocka_unit_test(t_kafka),        cmocka_unit_test(t_postgres),
-        cmocka_unit_test(t_proxy),        cmocka_unit_test(t_replay),
-        cmocka_unit_test(t_poison),       cmocka_unit_test(t_scale),
-        cmocka_unit_test(t_compensation), cmocka_unit_test(t_relay_leader_killed),
+        cmocka_unit_test(t_kill_each),       cmocka_unit_test(t_relay_after_ack),
+        cmocka_unit_test(t_kafka),           cmocka_unit_test(t_postgres),
+        cmocka_unit_test(t_proxy),           cmocka_unit_test(t_replay),
+        cmocka_unit_test(t_poison),          cmocka_unit_test(t_scale),
+        cmocka_unit_test(t_compensation),    cmocka_unit_test(t_relay_leader_killed),
+        cmocka_unit_test(t_rebalance_storm), cmocka_unit_test(t_registry),
+        cmocka_unit_test(t_dlq_refused),     cmocka_unit_test(t_pg_hung),
     };
+    struct CMUnitTest picked[sizeof(tests) / sizeof(tests[0])];
+    const char *only = getenv("CHAOS_ONLY");
+    size_t n = 0;
     int failed;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (getenv("CHAOS_ONLY"))
-        cmocka_set_test_filter(getenv("CHAOS_ONLY"));
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* CHAOS_ONLY: comma-separated globs of test names ('t_kafka', 't_re*,t_pg_hung') */
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        int keep = !only || !*only;
+        for (const char *g = only; g && *g && !keep;) {
+            char glob[64];
+            size_t len = strcspn(g, ",");
+            snprintf(glob, sizeof(glob), "%.*s", (int)len, g);
+            keep = fnmatch(glob, tests[i].name, 0) == 0;
+            g += len + (g[len] == ',');
+        }
+        if (keep)
+            picked[n++] = tests[i];
+    }
+    failed = _cmocka_run_group_tests("chaos", picked, n, NULL, NULL);
     write_report();
     return failed;
 }

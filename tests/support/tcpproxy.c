@@ -17,7 +17,7 @@
 
 struct tcpproxy {
     int listen_fd, port, target_port;
-    atomic_int paused, stop, down, down_seen;
+    atomic_int paused, stop, down, down_seen, delay_ms;
     pthread_t thread;
 };
 
@@ -78,6 +78,8 @@ static void *proxy_main(void *arg)
             if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                 continue;
             if (got > 0) {
+                if (p->delay_ms > 0)
+                    usleep((useconds_t)p->delay_ms * 1000);
                 for (ssize_t off = 0; off < got;) {
                     ssize_t w = write(peer[i], buf + off, (size_t)(got - off));
                     if (w <= 0)
@@ -142,6 +144,11 @@ void tcpproxy_set_down(struct tcpproxy *p, int down)
     p->down = down;
     while (p->down_seen != down)
         usleep(10000);
+}
+
+void tcpproxy_delay(struct tcpproxy *p, int ms)
+{
+    p->delay_ms = ms;
 }
 
 void tcpproxy_stop(struct tcpproxy *p)

@@ -23,6 +23,8 @@ void tcpproxy_pause(struct tcpproxy *p, int paused);
  * as a crashed server behind it would look; up again (0). Returns once the proxy has done so.
  */
 void tcpproxy_set_down(struct tcpproxy *p, int down);
+/* Waits ms before forwarding each chunk it reads (0: none), a slow link. */
+void tcpproxy_delay(struct tcpproxy *p, int ms);
 /* Closes every connection and stops; NULL-safe. */
 void tcpproxy_stop(struct tcpproxy *p);
 

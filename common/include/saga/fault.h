@@ -29,4 +29,12 @@ void saga_fault_break_socket(const char *point, int fd);
  */
 void saga_fault_halfopen_socket(const char *point, int fd);
 
+/*
+ * SAGA_FAULT=handler.flaky:<delay ms>:<every>: a slow, transiently failing handler (the
+ * chaos suite's rebalance storm). Each call sleeps <delay ms>; every <every>th call
+ * returns 1, and the consumer runtime then treats the handler as failed TRANSIENT
+ * instead of running it. Returns 0 (at once) without that setting. Thread-safe.
+ */
+int saga_fault_flaky_handler(void);
+
 #endif
