@@ -267,8 +267,13 @@ fail:
 static char *place_order(void)
 {
     char *body = NULL, *id;
-    struct call c = {"POST", url(&F->svc, "/orders"), ORDER_BODY, "127.0.0.2",
-                     {"Content-Type: application/json"}, NULL, 0};
+    struct call c = {"POST",
+                     url(&F->svc, "/orders"),
+                     ORDER_BODY,
+                     "127.0.0.2",
+                     {"Content-Type: application/json"},
+                     NULL,
+                     0};
     json_t *j;
 
     assert_int_equal(http(&c, &body), 202);
@@ -282,8 +287,8 @@ static char *place_order(void)
 static long long order_status_is(const char *id, const char *status)
 {
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM orders WHERE order_id = '%s' AND status = '%s'",
-             id, status);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM orders WHERE order_id = '%s' AND status = '%s'", id, status);
     return testdb_scalar(&F->db, sql);
 }
 
@@ -345,8 +350,8 @@ static void test_slow_headers_from_one_client(void **state)
 
     /* Each connection sends the start of a request, then one header byte a second:
      * never idle, never done. */
-    snprintf(line, sizeof(line), "POST /orders HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: ",
-             f->svc.port);
+    snprintf(line, sizeof(line),
+             "POST /orders HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: ", f->svc.port);
     for (int i = 0; i < ATTACKERS; i++) {
         fds[i] = tcp_connect(f->svc.port, "127.0.0.1");
         if (fds[i] >= 0 && send_all(fds[i], line) != 0) {
@@ -357,8 +362,13 @@ static void test_slow_headers_from_one_client(void **state)
     for (int round = 0; round < 3; round++) {
         char healthz[128];
         struct call health = {"GET", healthz, NULL, "127.0.0.2", {0}, NULL, 5};
-        struct call order = {"POST", url(&f->svc, "/orders"), ORDER_BODY, "127.0.0.2",
-                             {"Content-Type: application/json"}, NULL, 5};
+        struct call order = {"POST",
+                             url(&f->svc, "/orders"),
+                             ORDER_BODY,
+                             "127.0.0.2",
+                             {"Content-Type: application/json"},
+                             NULL,
+                             5};
         snprintf(healthz, sizeof(healthz), "%s/healthz", f->svc.base);
         for (int i = 0; i < ATTACKERS; i++)
             if (fds[i] >= 0 && send_all(fds[i], "a") != 0) {
@@ -390,8 +400,8 @@ static void test_request_read_deadline_does_not_reset(void **state)
     int fd = tcp_connect(f->svc.port, "127.0.0.1");
 
     assert_true(fd >= 0);
-    snprintf(line, sizeof(line), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: ",
-             f->svc.port);
+    snprintf(line, sizeof(line),
+             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: ", f->svc.port);
     assert_int_equal(send_all(fd, line), 0);
     /* A byte every 250 ms for up to 8 s; HTTP_REQUEST_TIMEOUT is 2 s here. */
     while (now_ms() - start < 8000) {
@@ -494,7 +504,8 @@ static void test_readyz_under_load_reuses_health(void **state)
     pthread_t t[16];
     long long before, after;
     int probes = 0;
-    const char *sessions = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()";
+    const char *sessions =
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()";
 
     before = testdb_scalar(&f->db, sessions);
     for (int i = 0; i < 16; i++) {
@@ -520,9 +531,13 @@ static void test_cross_origin_post_is_refused(void **state)
     struct fixture *f = *state;
     char *id = place_order(), path[128], same[128];
     long long before = testdb_scalar(&f->db, "SELECT count(*) FROM orders");
-    struct call place = {"POST", url(&f->svc, "/orders"), ORDER_BODY, NULL,
+    struct call place = {"POST",
+                         url(&f->svc, "/orders"),
+                         ORDER_BODY,
+                         NULL,
                          {"Content-Type: application/json", "Origin: http://evil.example"},
-                         NULL, 0};
+                         NULL,
+                         0};
     struct call cancel = {"POST", NULL, NULL, NULL, {"Origin: http://evil.example"}, NULL, 0};
 
     assert_int_equal(http(&place, NULL), 403);
@@ -543,8 +558,8 @@ static void test_form_posts_are_refused(void **state)
 {
     struct fixture *f = *state;
     char *id = place_order(), path[128];
-    struct call form = {"POST", NULL, "x=1", NULL,
-                        {"Content-Type: application/x-www-form-urlencoded"}, NULL, 0};
+    struct call form = {
+        "POST", NULL, "x=1", NULL, {"Content-Type: application/x-www-form-urlencoded"}, NULL, 0};
     struct call text = {"POST", NULL, "x", NULL, {"Content-Type: text/plain"}, NULL, 0};
 
     (void)f;
@@ -559,8 +574,8 @@ static void test_form_posts_are_refused(void **state)
 static void test_foreign_host_is_refused(void **state)
 {
     struct fixture *f = *state;
-    struct call rebound = {"GET", url(&f->svc, "/orders"), NULL, NULL,
-                           {"Host: rebind.evil.example"}, NULL, 0};
+    struct call rebound = {
+        "GET", url(&f->svc, "/orders"), NULL, NULL, {"Host: rebind.evil.example"}, NULL, 0};
     struct call local = {"GET", url(&f->svc, "/orders"), NULL, NULL, {"Host: localhost"}, NULL, 0};
 
     /* A page on rebind.evil.example whose name now points at 127.0.0.1 reads nothing. */
