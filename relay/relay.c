@@ -952,7 +952,8 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         hc.handler = relay_http_handler;
         hc.arg = &http_arg;
         hc.threads = 2;
-        if (saga_http_start(&http, &hc, err, sizeof(err)) != SAGA_OK) {
+        if (saga_http_conf_from_env(&hc, 0, err, sizeof(err)) != SAGA_OK ||
+            saga_http_start(&http, &hc, err, sizeof(err)) != SAGA_OK) {
             saga_log(SAGA_LOG_ERROR, NULL, "%s", err);
             rc = SAGA_EXIT_CONFIG;
             goto out;

@@ -498,6 +498,21 @@ static size_t upload_read(char *buf, size_t size, size_t nitems, void *arg)
     return n;
 }
 
+/* 1 when url carries credentials (smtp://user:password@host). */
+static int smtp_url_has_user(const char *url)
+{
+    CURLU *u = curl_url();
+    char *user = NULL;
+    int has = 0;
+
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
+        has = user && *user;
+    curl_free(user);
+    curl_url_cleanup(u);
+    return has;
+}
+
 saga_err_t notif_smtp_send(const char *url, const char *from, const char *to, const char *payload,
                            int64_t timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -525,7 +540,10 @@ saga_err_t notif_smtp_send(const char *url, const char *from, const char *to, co
 #else
     curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_SMTP | CURLPROTO_SMTPS));
 #endif
-    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* With a user name in the URL, STARTTLS is required: a man in the middle who
+     * strips it from the server's EHLO must not get the password in clear text. */
+    curl_easy_setopt(c, CURLOPT_USE_SSL,
+                     (long)(smtp_url_has_user(url) ? CURLUSESSL_ALL : CURLUSESSL_TRY));
     curl_easy_setopt(c, CURLOPT_MAIL_FROM, mail_from);
     curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);

@@ -85,7 +85,7 @@ def reads(*paths):
     return names
 
 
-common = reads(root / "common/src/config.c")
+common = reads(root / "common/src/config.c", root / "common/src/http.c")  # every program
 consumer = reads(root / "common/src/consumer.c")
 program_dirs = {"outbox-relay": root / "relay", "kafka-init": root / "sagactl"}
 for s in ("order", "inventory", "payment", "shipping", "notification"):

@@ -23,6 +23,12 @@ for d in order inventory payment shipping notification; do
     check "status lists database ${d}_service" contains "$OUT" "database ${d}_service"
 done
 
+# The logs hold customer names and addresses: the stack's owner reads them, no one else.
+check "the logs directory is private (0700)" test "$(stat -c %a "$DIR/logs")" = 700
+for f in kafka registry order-service payment-service notification-service; do
+    check "logs/$f.log is private (0600)" test "$(stat -c %a "$DIR/logs/$f.log")" = 600
+done
+
 KPID=$(cat "$DIR/run/kafka.pid")
 OUT=$("$STACK" up --no-deps --dir "$DIR" --build "$BUILD" 2>&1)
 RC=$?

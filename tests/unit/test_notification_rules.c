@@ -536,6 +536,25 @@ static void test_smtp_send(void **state)
     free(mail);
 }
 
+/* Credentials set and the server offers no STARTTLS (or a man in the middle stripped
+ * it from EHLO): nothing is sent, least of all the password. */
+static void test_smtp_credentials_require_starttls(void **state)
+{
+    struct smtp_server s;
+    char url[96], err[256] = "";
+
+    (void)state;
+    smtp_start(&s, 250, 250);
+    snprintf(url, sizeof(url), "smtp://mailer:s3cret@127.0.0.1:%d", s.port);
+    assert_int_equal(notif_smtp_send(url, "orders@example.com", "cust@example.com",
+                                     "Subject: x\r\n\r\nx\r\n", 5000, err, sizeof(err)),
+                     SAGA_ERR_TRANSIENT);
+    smtp_stop(&s);
+    fprintf(stderr, "refused: %s\n", err);
+    assert_string_equal(s.mail_from, "");
+    assert_string_equal(s.data, "");
+}
+
 static void test_smtp_failures(void **state)
 {
     struct smtp_server s;
@@ -589,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_email_build),
         cmocka_unit_test(test_smtp_send),
         cmocka_unit_test(test_smtp_failures),
+        cmocka_unit_test(test_smtp_credentials_require_starttls),
     };
     notif_sinks_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,13 @@
  * A small HTTP/1.1 server on libmicrohttpd for every process: /healthz, /readyz
  * and /metrics of each service (design brief §8) and the order API.
  *
- * Every connection has a thread of its own (at most SAGA_HTTP_MAX_CONNECTIONS);
- * at most `threads` handlers run at once, the others wait their turn. The
+ * Every connection has a thread of its own (at most SAGA_HTTP_MAX_CONNECTIONS,
+ * max_per_client from one client address); at most `threads` handlers run at
+ * once, the others wait their turn. A request must arrive whole within
+ * request_timeout_ms of the connection's start (or of the previous response's
+ * end): a client trickling bytes cannot hold a thread longer than that. A
+ * client may keep max_streams_per_client streams open; a stream whose client
+ * went away is ended within a stream callback's wait (docs/SECURITY.md). The
  * handler gets the whole body (up to max_body bytes: larger bodies get 413
  * without reaching it) and fills a response. Handlers may block (a database
  * call). A response may also be a stream (saga_http_reply_stream, e.g.
@@ -48,6 +53,10 @@ int saga_http_route(const struct saga_http_request *req, const char *method, con
 #define SAGA_HTTP_MAX_HEADERS 8
 /* Open connections at most (each has a thread); more are refused. */
 #define SAGA_HTTP_MAX_CONNECTIONS 512
+/* Defaults of struct saga_http_conf's limits (HTTP_* variables, docs/CONFIGURATION.md). */
+#define SAGA_HTTP_MAX_PER_CLIENT         32
+#define SAGA_HTTP_REQUEST_TIMEOUT_MS     10000
+#define SAGA_HTTP_MAX_STREAMS_PER_CLIENT 8
 
 /*
  * A streamed body: fills buf with up to max bytes and returns how many, 0 when
@@ -105,13 +114,41 @@ struct saga_http_conf {
     int threads;      /* handlers running at once, default 4 (streams do not count) */
     saga_http_handler_fn handler;
     void *arg;
+    /* Limits per client address; 0: the SAGA_HTTP_* defaults. */
+    int max_per_client;         /* open connections; more are closed at once */
+    long request_timeout_ms;    /* to read a request, not reset by each byte */
+    int max_streams_per_client; /* open streams; more get 429 */
+    /*
+     * The guards of an API a browser can reach (0: off). The Host header must name
+     * localhost, an IP address, the listen host or one of allowed_hosts (else 421:
+     * DNS rebinding); POST, PUT, PATCH and DELETE must come without an Origin, from
+     * the same origin or from one of allowed_origins (else 403), and not as a form
+     * (a form's content type gets 415): cross-site request forgery.
+     */
+    int browser_guards;
+    const char *allowed_hosts;   /* comma-separated host names, "*" any; may be NULL */
+    const char *allowed_origins; /* comma-separated "scheme://host[:port]"; may be NULL */
+    /* PEM files: the server speaks https only (both, or neither). */
+    const char *tls_cert;
+    const char *tls_key;
 };
+
+/*
+ * Fills conf's limits from HTTP_MAX_CONNECTIONS_PER_CLIENT, HTTP_REQUEST_TIMEOUT and
+ * HTTP_MAX_STREAMS_PER_CLIENT and, when api, turns the browser guards on with
+ * API_ALLOWED_HOSTS, API_ALLOWED_ORIGINS, API_TLS_CERT and API_TLS_KEY. The strings
+ * point into the environment.
+ */
+saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *errstr,
+                                   size_t errstr_size);
 
 struct saga_http;
 
 saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
                            size_t errstr_size);
 int saga_http_port(const struct saga_http *h);
+/* "https" when tls_cert is set, else "http". */
+const char *saga_http_scheme(const struct saga_http *h);
 /* Stops accepting, waits for the requests in progress. NULL-safe. */
 void saga_http_stop(struct saga_http *h);
 
