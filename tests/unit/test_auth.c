@@ -73,7 +73,7 @@ static char *sign(jwt_alg_t alg, const char *key_path, const char *grants)
 
 static char *grants(const char *sub, const char *role, long exp_in, const char *extra)
 {
-    static char g[512];
+    static char g[4096];
     snprintf(g, sizeof(g), "{\"sub\":\"%s\",\"role\":\"%s\",\"exp\":%ld%s}", sub, role,
              (long)time(NULL) + exp_in, extra ? extra : "");
     return g;
