@@ -438,6 +438,14 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
         break;
     }
     free(body);
+    /* What was parsed decides, whatever customer_body saw. */
+    if (who->role == SAGA_ROLE_CUSTOMER && strcmp(o.customer_id, who->sub) != 0) {
+        saga_http_reply_error(resp, 403, "forbidden",
+                              "customer_id must be the token's own customer (%s) or left out",
+                              who->sub);
+        order_request_release(&o);
+        return;
+    }
     if (!(s = pool_get_or_503(app, resp))) {
         order_request_release(&o);
         return;
