@@ -19,7 +19,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         librdkafka-dev libavro-dev libpq-dev libjansson-dev libcurl4-openssl-dev \
-        libmicrohttpd-dev \
+        libmicrohttpd-dev libjwt-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -40,7 +40,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # Only what the programs link against, plus curl for the health checks.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        librdkafka1 libavro23 libpq5 libjansson4 libcurl4 libmicrohttpd12 \
+        librdkafka1 libavro23 libpq5 libjansson4 libcurl4 libmicrohttpd12 libjwt0 \
         ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \

@@ -9,7 +9,8 @@
  *                                           order and waiting for its outcome
  *   options: --fail-share 0.1 (declined cards), --warmup S, --json FILE,
  *            --label TEXT, --stack-dir DIR (RSS of the stack's programs)
- *   env: ORDER_API_URL, KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
+ *   env: ORDER_API_URL, SAGA_TOKEN or STACK_OPERATOR_TOKEN (the bearer token),
+ * KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
  *
  * Each order has an Idempotency-Key of its own: a request that got no answer or a
  * 503 is sent again (up to 3 times) with the same key, never placing it twice.
@@ -87,6 +88,7 @@ static double rate;     /* open loop: orders per second (0: closed loop) */
 static int concurrency; /* closed loop clients, or open loop senders */
 static double duration = 30, warmup = 5, fail_share = 0.1;
 static const char *api_url, *json_path, *label = "", *stack_dir;
+static char auth_header[2048]; /* "Authorization: Bearer ...", or "" */
 static int64_t t_start_ms, t_measure_ms, t_end_ms;
 static _Atomic long undecodable;
 static _Atomic long placed, http_errors, completed, confirmed_n, cancelled_n, next_index;
@@ -160,6 +162,8 @@ static int place(CURL *c, unsigned *seed, char id[37])
     h = curl_slist_append(
         curl_slist_append(curl_slist_append(NULL, "Content-Type: application/json"), "Expect:"),
         keyhdr);
+    if (auth_header[0])
+        h = curl_slist_append(h, auth_header);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -468,6 +472,12 @@ int main(int argc, char **argv)
     }
     saga_log_init("loadgen", SAGA_LOG_WARN);
     api_url = saga_env("ORDER_API_URL", "http://127.0.0.1:8080");
+    /* The operator places for every customer: SAGA_TOKEN, else the stack's. */
+    {
+        const char *t = saga_env("SAGA_TOKEN", saga_env("STACK_OPERATOR_TOKEN", NULL));
+        if (t)
+            snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", t);
+    }
     if (saga_serde_open(cfg.schema_registry_url, NULL, &ca.serde, &reg, err, sizeof(err))) {
         fprintf(stderr, "loadgen: %s\n", err);
         return 78;

@@ -2,6 +2,7 @@
  * The order API client of sagactl: one libcurl request per call against
  * ORDER_API_URL (default http://127.0.0.1:8080), JSON in and out.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,34 @@ const char *sagactl_api_url(void)
     return url;
 }
 
+static char api_customer[80];
+
+void sagactl_api_as_customer(const char *customer)
+{
+    snprintf(api_customer, sizeof(api_customer), "%s", customer ? customer : "");
+}
+
+/*
+ * The bearer token: SAGA_TOKEN; else the local stack's (a sourced stack.env): the
+ * customer's own (STACK_TOKEN_CUST_ALICE) when one is named, else the operator's.
+ */
+static const char *api_token(void)
+{
+    char var[128];
+    const char *t = saga_env("SAGA_TOKEN", NULL);
+    size_t n;
+    if (t)
+        return t;
+    if (api_customer[0]) {
+        n = (size_t)snprintf(var, sizeof(var), "STACK_TOKEN_%s", api_customer);
+        for (size_t i = 12; i < n && i < sizeof(var); i++)
+            var[i] = var[i] == '-' || var[i] == '.' ? '_' : (char)toupper((unsigned char)var[i]);
+        if ((t = saga_env(var, NULL)))
+            return t;
+    }
+    return saga_env("STACK_OPERATOR_TOKEN", NULL);
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct sagactl_reply *r = arg;
@@ -45,7 +74,8 @@ int sagactl_api(const char *cmd, const char *method, const char *path, const cha
                 const char *idempotency_key, struct sagactl_reply *out)
 {
     static int curl_ready;
-    char url[2048], errbuf[CURL_ERROR_SIZE] = "", keyhdr[300];
+    char url[2048], errbuf[CURL_ERROR_SIZE] = "", keyhdr[300], *authhdr = NULL;
+    const char *token = api_token();
     struct curl_slist *hdrs = NULL;
     CURLcode rc;
     CURL *c;
@@ -79,8 +109,16 @@ int sagactl_api(const char *cmd, const char *method, const char *path, const cha
         snprintf(keyhdr, sizeof(keyhdr), "Idempotency-Key: %s", idempotency_key);
         hdrs = curl_slist_append(hdrs, keyhdr);
     }
+    if (token) {
+        size_t n = strlen(token) + 32;
+        if (!(authhdr = malloc(n)))
+            abort();
+        snprintf(authhdr, n, "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, authhdr);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     rc = curl_easy_perform(c);
+    free(authhdr);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     curl_slist_free_all(hdrs);

@@ -461,6 +461,7 @@ int sagactl_place(int argc, char **argv)
         lines[0].qty = 1;
         nlines = 1;
     }
+    sagactl_api_as_customer(customer);
     if (!(body = place_body(customer, token, country, lines, nlines))) {
         fprintf(stderr, "sagactl place: the order cannot be written as JSON (not UTF-8?)\n");
         return SAGACTL_EXIT_USAGE;

@@ -29,6 +29,8 @@ static void usage(FILE *out)
                  "  stuck                sagas PENDING for too long, and the step they wait on\n"
                  "  watch [ORDER_ID]     follow the events of every order (or of one) live\n"
                  "  tail TOPIC           any topic's messages as JSON lines (for jq)\n"
+                 "  token mint --sub S --role customer|operator  a bearer token for the\n"
+                 "                       order API, signed with the stack's HS256 secret\n"
                  "  version              print the version\n"
                  "  help                 print this help\n"
                  "\n"
@@ -38,6 +40,8 @@ static void usage(FILE *out)
                  "librdkafka property, SCHEMA_REGISTRY_URL (decoding Confluent framing),\n"
                  "TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR (default 1), LOG_LEVEL,\n"
                  "ORDER_API_URL (default http://127.0.0.1:8080) for place, get, cancel, stuck,\n"
+                 "SAGA_TOKEN (the bearer token; else a sourced stack.env's STACK_TOKEN_<CUSTOMER>\n"
+                 "for place, STACK_OPERATOR_TOKEN otherwise),\n"
                  "NO_COLOR (set: no colours or progress even on a terminal).\n"
                  "\n"
                  "exit codes: 0 ok, 1 failed or not as expected, 64 bad usage, 69 Kafka or the\n"
@@ -66,6 +70,8 @@ int main(int argc, char **argv)
     /* These need no Kafka configuration. */
     if (strcmp(argv[1], "schemas") == 0)
         return sagactl_schemas(argc - 1, argv + 1);
+    if (strcmp(argv[1], "token") == 0)
+        return sagactl_token(argc - 1, argv + 1);
     if (strcmp(argv[1], "place") == 0)
         return sagactl_place(argc - 1, argv + 1);
     if (strcmp(argv[1], "get") == 0)

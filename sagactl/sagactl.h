@@ -94,6 +94,10 @@ struct sagactl_reply {
 int sagactl_api(const char *cmd, const char *method, const char *path, const char *body,
                 const char *idempotency_key, struct sagactl_reply *out);
 void sagactl_reply_release(struct sagactl_reply *r);
+/* Requests after this are sent as customer (its stack token), NULL: the operator. */
+void sagactl_api_as_customer(const char *customer);
+/* sagactl token mint: a bearer token signed with the local stack's HS256 secret. */
+int sagactl_token(int argc, char **argv);
 /* The API base URL, without a trailing slash. */
 const char *sagactl_api_url(void);
 /* Prints the API's error (message, fields) on stderr; returns the exit code for it. */

@@ -114,10 +114,10 @@ static json_t *order_summary(const PGresult *r, int row)
  * NULL with *found = 0 for an unknown order; NULL with *found = 1 after a
  * database failure (already answered in resp).
  */
-static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_response *resp,
-                          int *broken, int *found)
+static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
+                          struct saga_http_response *resp, int *broken, int *found)
 {
-    const char *p[1] = {order_id};
+    const char *p[2] = {order_id, owner};
     PGresult *r, *t;
     json_t *o, *tl, *items, *addr;
     struct order_tl_entry *e;
@@ -129,8 +129,8 @@ static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_r
               " (SELECT json_agg(json_build_object('sku', sku, 'name', name, 'quantity',"
               "   quantity, 'unit_price', unit_price) ORDER BY line_no)"
               "  FROM order_items i WHERE i.order_id = o.order_id)::text"
-              " FROM orders o WHERE o.order_id = $1",
-              1, p);
+              " FROM orders o WHERE o.order_id = $1 AND ($2::text IS NULL OR o.customer_id = $2)",
+              2, p);
     if (!ok(r)) {
         db_failure(resp, conn, r, broken);
         PQclear(r);
@@ -190,11 +190,12 @@ static json_t *order_full(PGconn *conn, const char *order_id, struct saga_http_r
     return o;
 }
 
+/* owner: the customer the order must belong to (else 404), or NULL for any. */
 static void reply_order(struct saga_http_response *resp, PGconn *conn, const char *order_id,
-                        int status, int *broken)
+                        const char *owner, int status, int *broken)
 {
     int found;
-    json_t *o = order_full(conn, order_id, resp, broken, &found);
+    json_t *o = order_full(conn, order_id, owner, resp, broken, &found);
     if (o)
         saga_http_reply_json(resp, status, o);
     else if (!found)
@@ -335,10 +336,62 @@ static void reply_outcome_unknown(struct saga_http_response *resp, const char *o
     saga_http_add_header(resp, "Retry-After", "1");
 }
 
+/* --- who is asking ----------------------------------------------------------- */
+
+int order_authenticate(struct order_app *app, const struct saga_http_request *req,
+                       const char *token, struct saga_principal *who,
+                       struct saga_http_response *resp)
+{
+    char err[256];
+    if (saga_auth_verify(app->auth, saga_http_header(req, "Authorization"), token, who, err,
+                         sizeof(err)) == SAGA_OK)
+        return 1;
+    saga_http_reply_error(resp, 401, "unauthorized",
+                          "%s: send Authorization: Bearer <token> (docs/API.md, Authentication)",
+                          err);
+    saga_http_add_header(resp, "WWW-Authenticate", "Bearer realm=\"order-api\"");
+    return 0;
+}
+
+/* The customer whose orders who may see: their own, or NULL (an operator: every order). */
+static const char *owner_of(const struct saga_principal *who)
+{
+    return who->role == SAGA_ROLE_CUSTOMER ? who->sub : NULL;
+}
+
+/*
+ * The body a customer places: customer_id must be their own, and is theirs when
+ * absent (*body then a malloc'd copy with it set, else NULL: req's body as sent).
+ * 0 after answering 403.
+ */
+static int customer_body(const struct saga_principal *who, const struct saga_http_request *req,
+                         char **body, struct saga_http_response *resp)
+{
+    json_t *root, *cid;
+    int rc = 1;
+
+    *body = NULL;
+    if (who->role != SAGA_ROLE_CUSTOMER ||
+        !(root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL)))
+        return 1; /* an operator, or malformed JSON: the parser says what is wrong */
+    cid = json_object_get(root, "customer_id");
+    if (json_is_object(root) && (!cid || json_is_null(cid))) {
+        json_object_set_new(root, "customer_id", json_string(who->sub));
+        *body = json_dumps(root, JSON_COMPACT);
+    } else if (json_is_string(cid) && strcmp(json_string_value(cid), who->sub) != 0) {
+        saga_http_reply_error(resp, 403, "forbidden",
+                              "customer_id must be the token's own customer (%s) or left out",
+                              who->sub);
+        rc = 0;
+    }
+    json_decref(root);
+    return rc;
+}
+
 /* --- POST /orders ------------------------------------------------------------ */
 
 static void place_order(struct order_app *app, const struct saga_http_request *req,
-                        struct saga_http_response *resp)
+                        const struct saga_principal *who, struct saga_http_response *resp)
 {
     struct order_request o;
     struct order_errors errs;
@@ -351,7 +404,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     char span[SAGA_TRACEPARENT_LEN + 1];
     json_t *answer = NULL;
     int found;
-    char *canon = NULL, *sku_arr = NULL, *addr = NULL;
+    char *canon = NULL, *sku_arr = NULL, *addr = NULL, *body = NULL, principal[80];
     struct saga_text qty = {0}, price = {0}, name_arr = {0};
     int64_t total = 0;
     int broken = 0;
@@ -368,15 +421,30 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
                               ORDER_MAX_KEY_LEN);
         return;
     }
-    switch (order_parse_request(req->body, req->body_len, &o, &errs, err, sizeof(err))) {
+    if (!customer_body(who, req, &body, resp))
+        return;
+    snprintf(principal, sizeof(principal), "%s:%s", saga_role2str(who->role), who->sub);
+    switch (order_parse_request(body ? body : req->body, body ? strlen(body) : req->body_len, &o,
+                                &errs, err, sizeof(err))) {
     case ORDER_PARSE_MALFORMED:
         saga_http_reply_error(resp, 400, "malformed_json", "%s", err);
+        free(body);
         return;
     case ORDER_PARSE_INVALID:
         reply_invalid(resp, &errs);
+        free(body);
         return;
     case ORDER_PARSE_OK:
         break;
+    }
+    free(body);
+    /* What was parsed decides, whatever customer_body saw. */
+    if (who->role == SAGA_ROLE_CUSTOMER && strcmp(o.customer_id, who->sub) != 0) {
+        saga_http_reply_error(resp, 403, "forbidden",
+                              "customer_id must be the token's own customer (%s) or left out",
+                              who->sub);
+        order_request_release(&o);
+        return;
     }
     if (!(s = pool_get_or_503(app, resp))) {
         order_request_release(&o);
@@ -442,20 +510,21 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     saga_traceparent_child(saga_http_header(req, "traceparent"), span);
     canon = order_request_canonical(&o);
     if (key) {
-        const char *p[3] = {key, canon, order_id};
+        /* The key is the principal's own: another's same key is another order. */
+        const char *p[4] = {key, canon, principal, order_id};
         r = query(s->conn,
-                  "INSERT INTO idempotency_keys (key, request_hash, order_id)"
-                  " VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3)"
-                  " ON CONFLICT (key) DO NOTHING RETURNING 1",
-                  3, p);
+                  "INSERT INTO idempotency_keys (key, request_hash, principal, order_id)"
+                  " VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3, $4)"
+                  " ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
+                  4, p);
         if (!ok(r))
             goto dbfail;
         if (PQntuples(r) == 0) {
             PQclear(r);
             r = query(s->conn,
                       "SELECT request_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex'),"
-                      " order_id FROM idempotency_keys WHERE key = $1",
-                      2, p);
+                      " order_id FROM idempotency_keys WHERE key = $1 AND principal = $3",
+                      3, p);
             if (!ok(r) || PQntuples(r) != 1)
                 goto dbfail;
             if (PQgetvalue(r, 0, 0)[0] != 't') {
@@ -470,7 +539,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
             rollback(s->conn);
             app->replayed++;
             snprintf(location, sizeof(location), "/orders/%s", order_id);
-            reply_order(resp, s->conn, order_id, 200, &broken);
+            reply_order(resp, s->conn, order_id, NULL, 200, &broken);
             saga_http_add_header(resp, "Location", location);
             saga_http_add_header(resp, "Idempotent-Replayed", "true");
             goto out;
@@ -549,7 +618,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     }
     /* The answer is read inside the transaction, before the COMMIT: once the order is
      * committed, nothing can fail between the commit and the answer. */
-    if (!(answer = order_full(s->conn, order_id, resp, &broken, &found))) {
+    if (!(answer = order_full(s->conn, order_id, NULL, resp, &broken, &found))) {
         if (!found)
             saga_http_reply_error(resp, 500, "internal", "internal error");
         if (PQstatus(s->conn) == CONNECTION_OK)
@@ -620,7 +689,7 @@ static int all_digits(const char *s)
 }
 
 static void list_orders(struct order_app *app, const struct saga_http_request *req,
-                        struct saga_http_response *resp)
+                        const struct saga_principal *who, struct saga_http_response *resp)
 {
     const char *status = saga_http_query(req, "status");
     const char *limit_s = saga_http_query(req, "limit");
@@ -652,14 +721,15 @@ static void list_orders(struct order_app *app, const struct saga_http_request *r
         return;
     snprintf(limit_buf, sizeof(limit_buf), "%ld", limit + 1);
     {
-        const char *p[3] = {status && *status ? status : NULL, cursor && *cursor ? cursor : NULL,
-                            limit_buf};
+        const char *p[4] = {status && *status ? status : NULL, cursor && *cursor ? cursor : NULL,
+                            limit_buf, owner_of(who)};
         r = query(s->conn,
                   "SELECT " ORDER_COLUMNS " FROM orders o"
                   " WHERE ($1::text IS NULL OR o.status = $1)"
                   " AND ($2::bigint IS NULL OR o.seq < $2::bigint)"
+                  " AND ($4::text IS NULL OR o.customer_id = $4)"
                   " ORDER BY o.seq DESC LIMIT $3::int",
-                  3, p);
+                  4, p);
     }
     if (!ok(r)) {
         db_failure(resp, s->conn, r, &broken);
@@ -682,7 +752,8 @@ static void list_orders(struct order_app *app, const struct saga_http_request *r
 
 /* --- GET /orders/{id}, POST /orders/{id}/cancel, GET /products ------------- */
 
-static void get_order(struct order_app *app, const char *id, struct saga_http_response *resp)
+static void get_order(struct order_app *app, const char *id, const struct saga_principal *who,
+                      struct saga_http_response *resp)
 {
     struct order_slot *s;
     int broken = 0;
@@ -693,11 +764,12 @@ static void get_order(struct order_app *app, const char *id, struct saga_http_re
     }
     if (!(s = pool_get_or_503(app, resp)))
         return;
-    reply_order(resp, s->conn, id, 200, &broken);
+    reply_order(resp, s->conn, id, owner_of(who), 200, &broken);
     order_pool_put(app, s, broken);
 }
 
-static void cancel_order(struct order_app *app, const char *id, struct saga_http_response *resp)
+static void cancel_order(struct order_app *app, const char *id, const struct saga_principal *who,
+                         struct saga_http_response *resp)
 {
     struct order_slot *s;
     char err[512], status[16] = "", xid[24];
@@ -720,6 +792,25 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
         return;
     }
     PQclear(r);
+    if (owner_of(who)) {
+        /* Another customer's order is not found: its existence is not theirs to know. */
+        const char *p[2] = {id, owner_of(who)};
+        r = query(s->conn, "SELECT 1 FROM orders WHERE order_id = $1 AND customer_id = $2", 2, p);
+        if (!ok(r)) {
+            db_failure(resp, s->conn, r, &broken);
+            PQclear(r);
+            if (PQstatus(s->conn) == CONNECTION_OK)
+                rollback(s->conn);
+            goto out;
+        }
+        found = PQntuples(r);
+        PQclear(r);
+        if (!found) {
+            rollback(s->conn);
+            saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
+            goto out;
+        }
+    }
     e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer", status,
                            sizeof(status), &changed, err, sizeof(err));
     if (e == SAGA_ERR_NOT_FOUND) {
@@ -748,11 +839,11 @@ static void cancel_order(struct order_app *app, const char *id, struct saga_http
                                   "order %s is CONFIRMED; only PENDING orders can be cancelled",
                                   id);
         else
-            reply_order(resp, s->conn, id, 200, &broken);
+            reply_order(resp, s->conn, id, NULL, 200, &broken);
         goto out;
     }
     /* As for POST /orders: the answer is read before the COMMIT. */
-    if (!(answer = order_full(s->conn, id, resp, &broken, &found))) {
+    if (!(answer = order_full(s->conn, id, NULL, resp, &broken, &found))) {
         if (!found)
             saga_http_reply_error(resp, 500, "internal", "internal error");
         if (PQstatus(s->conn) == CONNECTION_OK)
@@ -822,13 +913,19 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
     const char *path = req->path;
     int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
 
+    struct saga_principal who;
+
     if (order_web_http(app, req, resp))
         return;
+    /* Every /orders resource is a principal's (the catalogue is public). */
+    if ((strcmp(path, "/orders") == 0 || strncmp(path, "/orders/", 8) == 0) &&
+        !order_authenticate(app, req, NULL, &who, resp))
+        goto out;
     if (strcmp(path, "/orders") == 0) {
         if (post)
-            place_order(app, req, resp);
+            place_order(app, req, &who, resp);
         else if (get)
-            list_orders(app, req, resp);
+            list_orders(app, req, &who, resp);
         else
             method_not_allowed(resp, "GET, POST");
     } else if (strncmp(path, "/orders/", 8) == 0) {
@@ -842,12 +939,12 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
             id[n] = '\0';
             if (!slash) {
                 if (get)
-                    get_order(app, id, resp);
+                    get_order(app, id, &who, resp);
                 else
                     method_not_allowed(resp, "GET");
             } else if (strcmp(slash, "/cancel") == 0) {
                 if (post)
-                    cancel_order(app, id, resp);
+                    cancel_order(app, id, &who, resp);
                 else
                     method_not_allowed(resp, "POST");
             }
@@ -858,6 +955,7 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
         else
             method_not_allowed(resp, "GET");
     }
+out:
     if (resp->status >= 200 && resp->status < 600)
         app->http_status[resp->status / 100]++;
 }

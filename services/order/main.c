@@ -87,6 +87,13 @@ static const struct saga_migration migrations[] = {
      "  summary text NOT NULL,"
      "  recorded_at timestamptz NOT NULL DEFAULT now());"
      "CREATE INDEX timeline_order ON timeline (order_id, seq);"},
+    /* Idempotency keys are the principal's own (docs/API.md): one customer cannot
+     * squat another's key. Keys stored before have the principal ''. */
+    {101, "idempotency keys per principal",
+     "ALTER TABLE idempotency_keys ADD COLUMN principal text NOT NULL DEFAULT '';"
+     "ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;"
+     "ALTER TABLE idempotency_keys ADD PRIMARY KEY (principal, key);"
+     "CREATE INDEX orders_customer ON orders (customer_id, seq);"},
 };
 
 /* --- the timeline ----------------------------------------------------------- */
@@ -539,6 +546,7 @@ static void *sweeper_main(void *arg)
 struct order_settings {
     int64_t saga_timeout_ms; /* SAGA_TIMEOUT */
     int64_t sweep_ms;        /* SAGA_SWEEP_INTERVAL */
+    struct saga_auth auth;   /* AUTH_* */
 };
 
 static struct order_settings settings;
@@ -550,8 +558,12 @@ static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_siz
                                           &s->saga_timeout_ms, errstr, errstr_size);
     if (err)
         return err;
-    return saga_env_duration_ms("SAGA_SWEEP_INTERVAL", 1000, 50, 3600000, &s->sweep_ms, errstr,
-                                errstr_size);
+    err = saga_env_duration_ms("SAGA_SWEEP_INTERVAL", 1000, 50, 3600000, &s->sweep_ms, errstr,
+                               errstr_size);
+    if (err)
+        return err;
+    saga_auth_release(&s->auth);
+    return saga_auth_load(&s->auth, errstr, errstr_size);
 }
 
 static void order_settings_print(const void *arg, FILE *out)
@@ -559,6 +571,7 @@ static void order_settings_print(const void *arg, FILE *out)
     const struct order_settings *s = arg;
     fprintf(out, "SAGA_TIMEOUT=%" PRId64 "ms\n", s->saga_timeout_ms);
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
+    fprintf(out, "AUTH_MODE=%s\n", s->auth.off ? "off" : "jwt");
 }
 
 static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *errstr,
@@ -568,6 +581,10 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     app->cfg = cfg;
     app->timeout_ms = settings.saga_timeout_ms;
     app->sweep_every_ms = settings.sweep_ms;
+    app->auth = &settings.auth;
+    if (app->auth->off)
+        saga_warn("AUTHENTICATION IS OFF (AUTH_MODE=off): anyone who reaches this port may "
+                  "place, read and cancel every order; for local development only");
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");
         return SAGA_ERR_NOMEM;
@@ -587,6 +604,7 @@ static void order_stop(void *arg)
     if (app->sweeper_started)
         pthread_join(app->sweeper, NULL);
     order_web_stop(app);
+    saga_auth_release(&settings.auth);
     for (int i = 0; i < ORDER_POOL_SIZE; i++) {
         struct order_slot *s = &app->slots[i];
         if (s->conn)
@@ -603,7 +621,11 @@ static const struct saga_program program = {
     .config_flags = SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
     .http_port = 8080,
     .env_help = "  SAGA_TIMEOUT              cancel PENDING orders older than this (default 30s)\n"
-                "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n",
+                "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n"
+                "  AUTH_MODE                 jwt (default) or off (local development only)\n"
+                "  AUTH_SECRET_FILE          HS256 secret for bearer tokens, or\n"
+                "  AUTH_PUBLIC_KEY_FILE      RS256/ES256 public key (PEM), with AUTH_ALG\n"
+                "  AUTH_ISSUER, AUTH_AUDIENCE  required iss / aud when set\n",
     .load = order_settings_load,
     .print = order_settings_print,
     .arg = &settings,
@@ -613,7 +635,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "order",
     .migrations = migrations,
-    .nmigrations = 1,
+    .nmigrations = 2,
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_event,

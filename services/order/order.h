@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "rules.h"
+#include "saga/auth.h"
 #include "saga/config.h"
 #include "saga/http.h"
 #include "saga/registry.h"
@@ -26,8 +27,9 @@ struct order_slot {
 
 struct order_app {
     const struct saga_config *cfg;
-    int64_t timeout_ms;     /* SAGA_TIMEOUT */
-    int64_t sweep_every_ms; /* how often the sweeper looks */
+    const struct saga_auth *auth; /* who may call the API (AUTH_*) */
+    int64_t timeout_ms;           /* SAGA_TIMEOUT */
+    int64_t sweep_every_ms;       /* how often the sweeper looks */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct order_slot slots[ORDER_POOL_SIZE];
@@ -66,6 +68,13 @@ void order_metrics(void *arg, struct saga_text *out);
 /* The live saga page (web.c, docs/WEB.md): 1 if req was one of its routes (/, /events, ...). */
 int order_web_http(struct order_app *app, const struct saga_http_request *req,
                    struct saga_http_response *resp);
+/*
+ * The caller of req (Authorization: Bearer, or token when not NULL: /events takes
+ * ?access_token= as EventSource sends no header); 0 after answering 401 in resp.
+ */
+int order_authenticate(struct order_app *app, const struct saga_http_request *req,
+                       const char *token, struct saga_principal *who,
+                       struct saga_http_response *resp);
 /* Its feed thread (own database connection): started in order_start, stopped in order_stop. */
 saga_err_t order_web_start(struct order_app *app, char *errstr, size_t errstr_size);
 void order_web_stop(struct order_app *app);

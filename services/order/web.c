@@ -55,7 +55,8 @@ extern const size_t order_web_assets_count;
 
 struct entry {
     long long seq;
-    char *msg; /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
+    char customer[SAGA_AUTH_MAX_SUB + 1]; /* the order's customer ("" when unknown) */
+    char *msg;                            /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
     size_t len;
 };
 
@@ -335,7 +336,7 @@ static int poll_once(PGconn *conn)
     n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         long long seq = strtoll(PQgetvalue(r, i, C_SEQ), NULL, 10);
-        struct entry e = {seq, NULL, 0}, old;
+        struct entry e = {.seq = seq}, old;
         if (seq <= feed.hwm) {
             gap_remove(seq);
         } else {
@@ -346,6 +347,8 @@ static int poll_once(PGconn *conn)
             feed.hwm = seq;
         }
         e.msg = format_message(r, i, &e.len);
+        if (!PQgetisnull(r, i, C_CUSTOMER))
+            snprintf(e.customer, sizeof(e.customer), "%s", PQgetvalue(r, i, C_CUSTOMER));
         pthread_mutex_lock(&feed.mu);
         old = feed.ring[feed.head % RING_SIZE];
         feed.ring[feed.head % RING_SIZE] = e;
@@ -447,7 +450,8 @@ struct subscriber {
     long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID) */
     char *out;                       /* what to send */
     size_t len, off, cap;
-    int64_t last_ms; /* when it last got something to send */
+    int64_t last_ms;                      /* when it last got something to send */
+    char customer[SAGA_AUTH_MAX_SUB + 1]; /* only this customer's sagas; "" = every saga */
 };
 
 static void sub_append(struct subscriber *s, const char *data, size_t n)
@@ -500,7 +504,8 @@ static int sub_fill(struct subscriber *s)
         }
         while (s->next < feed.head && s->len < STREAM_CHUNK) {
             const struct entry *e = &feed.ring[s->next % RING_SIZE];
-            if (!(s->next < s->filter_until && e->seq <= s->skip_upto))
+            if (!(s->next < s->filter_until && e->seq <= s->skip_upto) &&
+                (!s->customer[0] || strcmp(s->customer, e->customer) == 0))
                 sub_append(s, e->msg, e->len);
             s->next++;
         }
@@ -550,12 +555,18 @@ static int parse_seq(const char *s, long long *out)
     return *end == '\0';
 }
 
-static void serve_events(const struct saga_http_request *req, struct saga_http_response *resp)
+static void serve_events(struct order_app *app, const struct saga_http_request *req,
+                         struct saga_http_response *resp)
 {
     const char *last = saga_http_header(req, "Last-Event-ID");
+    struct saga_principal who;
     struct subscriber *s;
     long long last_seq = 0;
     int resume = 0, found = 0;
+
+    /* EventSource sends no header: the page passes its token as ?access_token=. */
+    if (!order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp))
+        return;
 
     if (!last || !*last)
         last = saga_http_query(req, "last_event_id");
@@ -570,6 +581,8 @@ static void serve_events(const struct saga_http_request *req, struct saga_http_r
     if (!(s = calloc(1, sizeof(*s))))
         abort();
     feed.subscribers++;
+    if (who.role == SAGA_ROLE_CUSTOMER)
+        snprintf(s->customer, sizeof(s->customer), "%s", who.sub);
     s->next = feed.head;
     if (resume) {
         unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
@@ -606,7 +619,6 @@ int order_web_http(struct order_app *app, const struct saga_http_request *req,
                    struct saga_http_response *resp)
 {
     int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    (void)app;
 
     for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
         if (strcmp(req->path, assets[i].path) == 0) {
@@ -620,7 +632,7 @@ int order_web_http(struct order_app *app, const struct saga_http_request *req,
         }
     if (strcmp(req->path, "/events") == 0) {
         if (get) {
-            serve_events(req, resp);
+            serve_events(app, req, resp);
         } else {
             saga_http_reply_error(resp, 405, "method_not_allowed", "/events takes GET");
             saga_http_add_header(resp, "Allow", "GET");

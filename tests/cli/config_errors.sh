@@ -6,6 +6,12 @@ set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh"
 unset PG_CONNECT_TIMEOUT PG_KEEPALIVE PG_QUERY_TIMEOUT DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL SAGA_SCHEMA_DIR TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
+unset AUTH_MODE AUTH_SECRET_FILE AUTH_PUBLIC_KEY_FILE AUTH_ALG AUTH_ISSUER AUTH_AUDIENCE
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+# order-service's bearer-token secret (docs/CONFIGURATION.md): without one it will not start.
+printf '%s\n' 0123456789abcdef0123456789abcdef-config-test >"$T/secret"
+export AUTH_SECRET_FILE=$T/secret
 for v in $(env | sed -n 's/^\(KAFKA_[^=]*\)=.*/\1/p'); do unset "$v"; done
 DB=postgresql://svc:s3cret@127.0.0.1:15432/svc
 
@@ -44,6 +50,14 @@ check "--check-config prints the PG_* settings" test "$RC" = 0 -a -n "$(contains
 run DATABASE_URL=$DB SAGA_SCHEMA_DIR=/nonexistent -- payment-service
 check "a SAGA_SCHEMA_DIR that is not a directory exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_SCHEMA_DIR" && echo y)"
 
+run DATABASE_URL=$DB AUTH_SECRET_FILE= -- order-service
+check "order-service without a token key exits 78 naming AUTH_SECRET_FILE" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_SECRET_FILE" && echo y)"
+run DATABASE_URL=$DB AUTH_SECRET_FILE=/nonexistent -- order-service
+check "order-service with an unreadable secret exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "/nonexistent" && echo y)"
+run DATABASE_URL=$DB AUTH_MODE=maybe -- order-service
+check "order-service with a bad AUTH_MODE exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_MODE" && echo y)"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_MODE=off -- order-service --check-config
+check "AUTH_MODE=off needs no key and --check-config says so" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_MODE=off" && echo y)"
 run DATABASE_URL=$DB SAGA_TIMEOUT=forever -- order-service
 check "order-service bad SAGA_TIMEOUT exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_TIMEOUT" && echo y)"
 run DATABASE_URL=$DB SAGA_TIMEOUT=45s -- order-service --check-config

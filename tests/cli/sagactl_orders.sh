@@ -168,6 +168,24 @@ check "and lists nothing" contains "$OUT" "no saga has been PENDING for more tha
 run stuck --older-than 3600 --json
 check "stuck --json is an empty array" jqok "$OUT" 'length == 0'
 
+# --- tokens (docs/API.md, "Authentication") ---------------------------------------------
+SAGA_TOKEN=not-a-token run get "$ID"
+check "get with a bad token exits 1" test "$RC" = 1
+check "and says the API refused it" contains "$ERR" "unauthorized"
+run place --customer cust-bob
+BOBS=$OUT
+check "place --customer cust-bob places with Bob's own token" test "$RC" = 0
+SAGA_TOKEN=$STACK_TOKEN_CUST_ALICE run get "$BOBS"
+check "Alice's token does not find Bob's order" test "$RC" = 1
+SAGA_TOKEN=$STACK_TOKEN_CUST_ALICE run stuck --older-than 3600
+check "stuck with a customer's token lists only theirs, and succeeds" test "$RC" = 0
+run token mint --sub cust-erin
+check "token mint prints a JWT" test -n "$(grep -E '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' <<<"$OUT")"
+SAGA_TOKEN=$OUT run place --customer cust-erin
+check "and the API takes it" test "$RC" = 0
+run token mint --sub 'bad sub'
+check "token mint refuses a subject that is no customer id" test "$RC" = 64
+
 # --- unreachable -------------------------------------------------------------------------
 ORDER_API_URL=http://127.0.0.1:1 run place
 check "place with the API unreachable exits 69" test "$RC" = 69

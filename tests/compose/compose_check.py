@@ -90,6 +90,8 @@ consumer = reads(root / "common/src/consumer.c")
 program_dirs = {"outbox-relay": root / "relay", "kafka-init": root / "sagactl"}
 for s in ("order", "inventory", "payment", "shipping", "notification"):
     program_dirs[f"{s}-service"] = root / "services" / s
+# order-service reads AUTH_* through common/src/auth.c (saga_auth_load).
+program_dirs["order-service"] = [program_dirs["order-service"], root / "common/src/auth.c"]
 if not {"DATABASE_URL", "HTTP_LISTEN", "SCHEMA_REGISTRY_URL"} <= common:
     fail(f"could not read the common variables from common/src/config.c: {sorted(common)}")
 
@@ -116,7 +118,8 @@ for name in OURS + ["kafka-init"]:
     if svc is None:
         continue
     env = env_of(svc)
-    allowed = common | reads(program_dirs[name])
+    dirs = program_dirs[name]
+    allowed = common | reads(*(dirs if isinstance(dirs, list) else [dirs]))
     if name != "kafka-init" and name != "outbox-relay":
         allowed |= consumer
     for var in env:

@@ -377,8 +377,12 @@ say "every service healthy; kafka-init made the topics and exited 0"
 phase saga
 
 API=http://127.0.0.1:$SAGA_ORDER_PORT
+# The operator's bearer token, minted in the image with the compose file's development secret.
+TOKEN=$(compose exec -T order-service sagactl token mint --sub compose-test --role operator \
+    --secret-file /run/secrets/auth-secret) || die "sagactl token mint failed in order-service"
+AUTH="Authorization: Bearer $TOKEN"
 order() {
-    curl -fsS --max-time 10 "$API/orders" -H 'Content-Type: application/json' -d "$(printf '{"customer_id":"%s",
+    curl -fsS --max-time 10 "$API/orders" -H "$AUTH" -H 'Content-Type: application/json' -d "$(printf '{"customer_id":"%s",
     "currency":"EUR","payment_token":"%s","items":[{"sku":"sku-book","quantity":1}],
     "shipping_address":{"recipient":"Ada Lovelace","line1":"Main Street 1",
     "city":"Utrecht","postal_code":"3511 AB","country":"NL"}}' "$1" "$2")" | jq -r .order_id
@@ -387,7 +391,7 @@ order() {
 saga_done() {
     local i
     for ((i = 0; i < 300; i++)); do
-        if curl -fsS --max-time 5 "$API/orders/$1" >"$LOGS/order-$1.json" 2>/dev/null &&
+        if curl -fsS --max-time 5 -H "$AUTH" "$API/orders/$1" >"$LOGS/order-$1.json" 2>/dev/null &&
             jq -e '.status != "PENDING" and .compensation != "in_progress"
                 and any(.timeline[]; .event_type == "NotificationSent")' "$LOGS/order-$1.json" >/dev/null; then
             cat "$LOGS/order-$1.json"

@@ -111,6 +111,7 @@ static struct {
     char bootstrap[512];
     char registry_url[512];
     char http[256];
+    char token[1024]; /* the order API's bearer token: SAGA_TOKEN or STACK_OPERATOR_TOKEN */
     char db_url[1024];
     long timeout_ms;
     long settle_ms;
@@ -1385,6 +1386,11 @@ static long http_json(const char *method, const char *path, const char *body, js
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:");
+    if (k.token[0]) {
+        char auth[1100];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k.token);
+        h = curl_slist_append(h, auth);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -1756,6 +1762,8 @@ int main(int argc, char **argv)
             *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
         setting(var, k.db_url, sizeof(k.db_url));
     }
+    if (!setting("SAGA_TOKEN", k.token, sizeof(k.token)))
+        setting("STACK_OPERATOR_TOKEN", k.token, sizeof(k.token));
     if (!k.http[0] && setting("STACK_HTTP_PORT_BASE", buf, sizeof(buf)))
         snprintf(k.http, sizeof(k.http), "http://127.0.0.1:%d", atoi(buf) + k.svc->http_offset);
 

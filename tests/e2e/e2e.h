@@ -23,7 +23,9 @@ struct api_reply {
     char retry_after[16];
 };
 
-/* method path against ORDER_API_URL; headers is NULL or "Name: value" lines. */
+/* method path against ORDER_API_URL; headers is NULL or "Name: value" lines. Sent as
+ * the stack's operator (STACK_OPERATOR_TOKEN) unless headers name an Authorization
+ * ("Authorization:" alone: none). */
 void api(struct api_reply *out, const char *method, const char *path, const char *content_type,
          const char *body, size_t body_len, const char *const *headers);
 void api_reply_free(struct api_reply *r);

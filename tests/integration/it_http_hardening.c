@@ -77,8 +77,9 @@ static void start_service(struct service *s, const struct testdb *db, const char
                            "SAGA_TIMEOUT=1h",
                            "LOG_LEVEL=info",
                            "HTTP_REQUEST_TIMEOUT=2s",
+                           "AUTH_MODE=off", /* it_auth tests who may call; this the server */
                            NULL};
-    int n = 7;
+    int n = 8;
     long long end = now_ms() + 30000;
     char line[4096];
 

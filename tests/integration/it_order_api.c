@@ -111,6 +111,7 @@ static void start_service(struct fixture *f, const char *fault)
                          "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1",
                          "SCHEMA_REGISTRY_URL=",
                          "SAGA_TIMEOUT=1h",
+                         "AUTH_MODE=off", /* it_auth tests who may call */
                          "LOG_LEVEL=info",
                          NULL};
     long long end = now_ms() + 30000;

@@ -43,8 +43,12 @@ def stack_env(path):
     return env
 
 
+# The stack's operator token (stack.env), sent by every request below.
+AUTH = {}
+
+
 def get(base, path, headers=None):
-    req = urllib.request.Request(base + path, headers=headers or {})
+    req = urllib.request.Request(base + path, headers={**AUTH, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.headers, r.read()
@@ -59,7 +63,7 @@ def place(base, token="tok_visa"):
         "shipping_address": {"recipient": "Web Test", "line1": "Main Street 1",
                              "city": "Utrecht", "postal_code": "3511 AB", "country": "NL"}})
     req = urllib.request.Request(base + "/orders", data=body.encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **AUTH})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())["order_id"]
 
@@ -91,7 +95,7 @@ class Stream:
     def __init__(self, base, last_event_id=None):
         u = urllib.parse.urlsplit(base)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **AUTH}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         self.conn.request("GET", "/events", headers=headers)
@@ -172,7 +176,7 @@ def test_events(base):
         r.close()
 
 
-def test_browser(base, artifacts):
+def test_browser(base, artifacts, customer_token):
     from playwright.sync_api import expect, sync_playwright
 
     shot = os.path.join(artifacts, "saga-page.png")
@@ -186,8 +190,15 @@ def test_browser(base, artifacts):
         page.on("console", lambda m: m.type == "error" and "status of 503" not in m.text
                 and problems.append(m.text))
         page.on("pageerror", lambda e: problems.append(str(e)))
+        # Without a token the page asks for one and calls nothing but the catalogue.
         page.goto(base + "/")
+        page.wait_for_selector("#feed-state[data-state=signed-out]", timeout=15000)
+        check(True, "without a token the page asks for one")
+        # Alice's token through the link's #token=, as scripts/stack prints it.
+        page.goto("about:blank")
+        page.goto(base + "/#token=" + customer_token)
         page.wait_for_selector("#feed-state[data-state=live]", timeout=15000)
+        check("#token" not in page.url, "the token is taken out of the address bar")
         page.wait_for_selector("#f-sku option[value=sku-headphones]", state="attached",
                                timeout=15000)
         page.evaluate("window.__noReload = 42")
@@ -234,12 +245,15 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    base = stack_env(sys.argv[1])["ORDER_API_URL"].rstrip("/")
+    env = stack_env(sys.argv[1])
+    base = env["ORDER_API_URL"].rstrip("/")
+    if env.get("STACK_OPERATOR_TOKEN"):
+        AUTH["Authorization"] = "Bearer " + env["STACK_OPERATOR_TOKEN"]
     artifacts = sys.argv[2]
     test_assets(base)
     test_events(base)
     try:
-        test_browser(base, artifacts)
+        test_browser(base, artifacts, env.get("STACK_TOKEN_CUST_ALICE", ""))
     except Exception as e:  # a timeout names what did not appear
         check(False, f"browser: {type(e).__name__}: {e}")
     total = 0 if FAILED else 1

@@ -24,6 +24,8 @@
   let detail = null; // the selected order as GET /orders/{id} answers, plus live events
   let refetchTimer = null;
   let source = null;
+  // The bearer token (docs/WEB.md): pasted, or from the link's #token=, kept for this tab only.
+  let bearer = sessionStorage.getItem('saga-token') || '';
 
   // --- helpers -----------------------------------------------------------------
 
@@ -72,6 +74,7 @@
 
   async function api(method, path, body, headers) {
     const opts = { method, headers: Object.assign({ Accept: 'application/json' }, headers) };
+    if (bearer) opts.headers.Authorization = 'Bearer ' + bearer;
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
@@ -79,6 +82,7 @@
     const r = await fetch(path, opts);
     let json = null;
     try { json = await r.json(); } catch (e) { /* not JSON */ }
+    if (r.status === 401) signedOut('the token was refused: paste another');
     return { status: r.status, ok: r.ok, json };
   }
 
@@ -228,16 +232,56 @@
     p.textContent = text;
   }
 
+  // --- who is signed in -------------------------------------------------------------
+
+  // The claims of a JWT, for display only (the server verifies it).
+  function claims(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(atob(part));
+    } catch (e) { return null; }
+  }
+
+  function signedOut(why) {
+    if (source) { source.close(); source = null; }
+    feedState('signed-out', why);
+    $('auth-who').textContent = '';
+  }
+
+  function useToken(token) {
+    bearer = token.trim();
+    if (bearer) sessionStorage.setItem('saga-token', bearer);
+    else sessionStorage.removeItem('saga-token');
+    if (source) { source.close(); source = null; }
+    orders.clear();
+    selected = null;
+    detail = null;
+    renderList();
+    renderDetail();
+    if (!bearer) { signedOut('sign in: paste a bearer token'); return; }
+    const c = claims(bearer);
+    $('auth-who').textContent = c ? c.role + ' ' + c.sub : '';
+    if (c && c.role === 'customer') $('f-customer').value = c.sub;
+    connect(); // first, so nothing that happens while the list loads is missed
+    loadOrders();
+  }
+
   function connect() {
     if (!window.EventSource) { feedState('down', 'no live updates in this browser'); return; }
     let wasDown = false;
-    source = new EventSource('/events');
+    // EventSource sends no headers: the token goes in the query (the server takes it on /events only).
+    source = new EventSource('/events?access_token=' + encodeURIComponent(bearer));
     source.addEventListener('open', () => {
       feedState('live', 'live');
       if (wasDown) { loadOrders(); if (selected) loadDetail(selected); }
       wasDown = false;
     });
-    source.addEventListener('error', () => { wasDown = true; feedState('down', 'reconnecting…'); });
+    source.addEventListener('error', () => {
+      wasDown = true;
+      feedState('down', 'reconnecting…');
+      // A refused token closes the stream for good: ask the API why.
+      if (source && source.readyState === EventSource.CLOSED) loadOrders();
+    });
     source.addEventListener('timeline', onTimeline);
     source.addEventListener('resync', () => { loadOrders(); if (selected) loadDetail(selected); });
   }
@@ -319,11 +363,21 @@
         place(v, b.textContent.toLowerCase() + ' order');
       });
     }
-    connect(); // first, so nothing that happens while the lists load is missed
+    $('auth-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      useToken($('f-bearer').value);
+      $('f-bearer').value = '';
+    });
+    // A link with #token=... (scripts/stack prints one): taken once, then removed from the URL.
+    const m = /^#token=([A-Za-z0-9._-]+)$/.exec(location.hash);
+    if (m) {
+      bearer = m[1];
+      history.replaceState(null, '', location.pathname + location.search);
+    }
     loadProducts();
-    loadOrders();
+    useToken(bearer);
     setInterval(tickAges, 1000);
-    setInterval(loadOrders, 30000);
+    setInterval(() => { if (bearer) loadOrders(); }, 30000);
     renderDetail();
   }
 

@@ -1,0 +1,72 @@
+/*
+ * Bearer tokens for the order API (docs/API.md, "Authentication"): JWTs verified
+ * with libjwt, keys from configuration (docs/CONFIGURATION.md):
+ *
+ *   AUTH_MODE             jwt (default) or off (local development only: every request
+ *                         is an operator; the service says so loudly)
+ *   AUTH_SECRET_FILE      HS256 shared secret, the file's bytes (trailing newline cut)
+ *   AUTH_PUBLIC_KEY_FILE  RS256/ES256 public key (PEM), with AUTH_ALG
+ *   AUTH_ALG              HS256 (with a secret), RS256 (default with a key) or ES256
+ *   AUTH_ISSUER, AUTH_AUDIENCE   when set, iss / aud must match
+ *
+ * A token carries sub (the customer id, or the operator's name), role
+ * ("customer" or "operator") and exp (required). Only the configured
+ * algorithm is accepted: alg=none, and an HS256 token signed with a public
+ * key, are refused.
+ */
+#ifndef SAGA_AUTH_H
+#define SAGA_AUTH_H
+
+#include <stddef.h>
+
+#include "saga/err.h"
+
+typedef enum saga_role {
+    SAGA_ROLE_NONE = 0, /* not authenticated */
+    SAGA_ROLE_CUSTOMER, /* sub is the customer id: only their own orders */
+    SAGA_ROLE_OPERATOR, /* every order, every saga */
+} saga_role_t;
+
+#define SAGA_AUTH_MAX_SUB 64
+
+struct saga_principal {
+    saga_role_t role;
+    char sub[SAGA_AUTH_MAX_SUB + 1];
+};
+
+struct saga_auth {
+    int off;            /* AUTH_MODE=off */
+    int alg;            /* a jwt_alg_t */
+    unsigned char *key; /* owned: secret or PEM */
+    size_t key_len;
+    char *issuer;   /* owned, or NULL */
+    char *audience; /* owned, or NULL */
+};
+
+/* Reads the AUTH_* variables. SAGA_ERR_CONFIG with the variable in errstr. */
+saga_err_t saga_auth_load(struct saga_auth *a, char *errstr, size_t errstr_size);
+void saga_auth_release(struct saga_auth *a);
+
+/*
+ * The principal of an Authorization header value ("Bearer <jwt>") or of a bare
+ * token (authorization NULL and token set, e.g. the page's EventSource, which
+ * cannot send headers). With AUTH_MODE=off: an operator named "anonymous".
+ * SAGA_ERR_INVALID with the reason in errstr (no token, bad signature, expired...).
+ * Any thread.
+ */
+saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization, const char *token,
+                            struct saga_principal *out, char *errstr, size_t errstr_size);
+
+/*
+ * An HS256 token for sub with role valid for ttl_s seconds, signed with key;
+ * malloc'd, or NULL (errstr says why).
+ */
+char *saga_auth_mint_hs256(const unsigned char *key, size_t key_len, const char *sub,
+                           const char *role, long ttl_s, char *errstr, size_t errstr_size);
+
+/* A file's bytes without a trailing newline, malloc'd (NUL-terminated); NULL on error. */
+unsigned char *saga_auth_read_key(const char *path, size_t *len, char *errstr, size_t errstr_size);
+
+const char *saga_role2str(saga_role_t role);
+
+#endif

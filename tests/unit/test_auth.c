@@ -1,0 +1,298 @@
+/*
+ * saga_auth (common/src/auth.c): the configuration and the token checks the order
+ * API relies on, with keys made for the test (a secret, and RSA and EC key pairs
+ * made by the openssl command line).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jwt.h>
+
+#include "saga/auth.h"
+
+static char dir[] = "/tmp/test_auth-XXXXXX";
+static char secret_file[128], rsa_priv[128], rsa_pub[128], ec_priv[128], ec_pub[128];
+static const char SECRET[] = "0123456789abcdef0123456789abcdef-test";
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    char err[256];
+    unsigned char *k = saga_auth_read_key(path, len, err, sizeof(err));
+    if (!k)
+        fail_msg("%s", err);
+    return k;
+}
+
+static void clear_env(void)
+{
+    const char *vars[] = {"AUTH_MODE", "AUTH_SECRET_FILE", "AUTH_PUBLIC_KEY_FILE",
+                          "AUTH_ALG",  "AUTH_ISSUER",      "AUTH_AUDIENCE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
+static void load(struct saga_auth *a)
+{
+    char err[256];
+    if (saga_auth_load(a, err, sizeof(err)) != SAGA_OK)
+        fail_msg("saga_auth_load: %s", err);
+}
+
+/* A token signed by key with alg, grants as JSON (libjwt does the signing). */
+static char *sign(jwt_alg_t alg, const char *key_path, const char *grants)
+{
+    jwt_t *jwt;
+    size_t len = 0;
+    unsigned char *key = key_path ? slurp(key_path, &len) : NULL;
+    char *tok;
+    assert_int_equal(jwt_new(&jwt), 0);
+    assert_int_equal(jwt_add_grants_json(jwt, grants), 0);
+    assert_int_equal(jwt_set_alg(jwt, alg, key, (int)len), 0);
+    tok = jwt_encode_str(jwt);
+    assert_non_null(tok);
+    jwt_free(jwt);
+    free(key);
+    return tok;
+}
+
+static char *grants(const char *sub, const char *role, long exp_in, const char *extra)
+{
+    static char g[4096];
+    snprintf(g, sizeof(g), "{\"sub\":\"%s\",\"role\":\"%s\",\"exp\":%ld%s}", sub, role,
+             (long)time(NULL) + exp_in, extra ? extra : "");
+    return g;
+}
+
+static saga_err_t verify(const struct saga_auth *a, const char *tok, struct saga_principal *who)
+{
+    char hdr[4200], err[256];
+    saga_err_t e;
+    snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+    e = saga_auth_verify(a, hdr, NULL, who, err, sizeof(err));
+    if (e)
+        printf("refused: %s\n", err);
+    return e;
+}
+
+static void test_hs256_round_trip(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char err[256], *tok;
+    (void)state;
+    clear_env();
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    load(&a);
+    tok = saga_auth_mint_hs256((const unsigned char *)SECRET, strlen(SECRET), "cust-alice",
+                               "customer", 60, err, sizeof(err));
+    assert_non_null(tok);
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
+    assert_int_equal(who.role, SAGA_ROLE_CUSTOMER);
+    assert_string_equal(who.sub, "cust-alice");
+    /* The scheme is case-insensitive; a bare token (EventSource's query) works too. */
+    {
+        char hdr[4200];
+        snprintf(hdr, sizeof(hdr), "bearer %s", tok);
+        assert_int_equal(saga_auth_verify(&a, hdr, NULL, &who, err, sizeof(err)), SAGA_OK);
+        assert_int_equal(saga_auth_verify(&a, NULL, tok, &who, err, sizeof(err)), SAGA_OK);
+        snprintf(hdr, sizeof(hdr), "Basic %s", tok);
+        assert_int_equal(saga_auth_verify(&a, hdr, NULL, &who, err, sizeof(err)), SAGA_ERR_INVALID);
+        assert_int_equal(saga_auth_verify(&a, NULL, NULL, &who, err, sizeof(err)),
+                         SAGA_ERR_INVALID);
+    }
+    free(tok);
+    saga_auth_release(&a);
+}
+
+static void test_hs256_refusals(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char other[256], none[1024], *tok;
+    (void)state;
+    clear_env();
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    load(&a);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    write_file(other, "another-secret-another-secret-another-secret");
+    /* Wrongly signed. */
+    tok = sign(JWT_ALG_HS256, other, grants("cust-alice", "operator", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    /* Expired (beyond the 60 s of skew), no exp, not yet valid. */
+    tok = sign(JWT_ALG_HS256, secret_file, grants("cust-alice", "customer", -120, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    tok = sign(JWT_ALG_HS256, secret_file, "{\"sub\":\"cust-alice\",\"role\":\"customer\"}");
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    snprintf(none, sizeof(none), ",\"nbf\":%ld", (long)time(NULL) + 3600);
+    tok = sign(JWT_ALG_HS256, secret_file, grants("cust-alice", "customer", 7200, none));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    /* No or an unknown role; a subject that is no customer id. */
+    tok = sign(JWT_ALG_HS256, secret_file, grants("cust-alice", "admin", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    tok = sign(JWT_ALG_HS256, secret_file, grants("cust alice'--", "customer", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    /* alg none, from libjwt itself. */
+    tok = sign(JWT_ALG_NONE, NULL, grants("ops", "operator", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    assert_int_equal(verify(&a, "not.a.token", &who), SAGA_ERR_INVALID);
+    saga_auth_release(&a);
+}
+
+static void test_public_keys_and_key_confusion(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char *tok;
+    (void)state;
+    clear_env();
+    setenv("AUTH_PUBLIC_KEY_FILE", rsa_pub, 1);
+    load(&a); /* RS256 by default */
+    tok = sign(JWT_ALG_RS256, rsa_priv, grants("ops-ada", "operator", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
+    assert_int_equal(who.role, SAGA_ROLE_OPERATOR);
+    free(tok);
+    /* HS256 keyed with the public key, which everyone has: refused. */
+    tok = sign(JWT_ALG_HS256, rsa_pub, grants("ops-ada", "operator", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    /* Another key pair's signature. */
+    tok = sign(JWT_ALG_ES256, ec_priv, grants("ops-ada", "operator", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    saga_auth_release(&a);
+
+    setenv("AUTH_PUBLIC_KEY_FILE", ec_pub, 1);
+    setenv("AUTH_ALG", "ES256", 1);
+    load(&a);
+    tok = sign(JWT_ALG_ES256, ec_priv, grants("cust-bob", "customer", 60, NULL));
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
+    assert_string_equal(who.sub, "cust-bob");
+    free(tok);
+    saga_auth_release(&a);
+}
+
+static void test_issuer_and_audience(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char *tok;
+    (void)state;
+    clear_env();
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    setenv("AUTH_ISSUER", "https://idp.example", 1);
+    setenv("AUTH_AUDIENCE", "order-api", 1);
+    load(&a);
+    tok = sign(JWT_ALG_HS256, secret_file,
+               grants("cust-alice", "customer", 60,
+                      ",\"iss\":\"https://idp.example\",\"aud\":[\"x\",\"order-api\"]"));
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
+    free(tok);
+    tok = sign(JWT_ALG_HS256, secret_file,
+               grants("cust-alice", "customer", 60,
+                      ",\"iss\":\"https://evil.example\",\"aud\":\"order-api\""));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    tok = sign(JWT_ALG_HS256, secret_file,
+               grants("cust-alice", "customer", 60,
+                      ",\"iss\":\"https://idp.example\",\"aud\":\"another-api\""));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    saga_auth_release(&a);
+}
+
+static void test_configuration(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char err[256], shortf[160];
+    (void)state;
+    clear_env();
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG); /* no key */
+    assert_non_null(strstr(err, "AUTH_SECRET_FILE"));
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    setenv("AUTH_PUBLIC_KEY_FILE", rsa_pub, 1);
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG); /* both */
+    unsetenv("AUTH_PUBLIC_KEY_FILE");
+    setenv("AUTH_ALG", "RS256", 1);
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG); /* secret, RS256 */
+    unsetenv("AUTH_ALG");
+    snprintf(shortf, sizeof(shortf), "%s/short", dir);
+    write_file(shortf, "too-short\n");
+    setenv("AUTH_SECRET_FILE", shortf, 1);
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+    setenv("AUTH_SECRET_FILE", "/nonexistent/secret", 1);
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+    setenv("AUTH_MODE", "maybe", 1);
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+    /* Off: everyone is the operator "anonymous". */
+    setenv("AUTH_MODE", "off", 1);
+    load(&a);
+    assert_int_equal(saga_auth_verify(&a, NULL, NULL, &who, err, sizeof(err)), SAGA_OK);
+    assert_int_equal(who.role, SAGA_ROLE_OPERATOR);
+    saga_auth_release(&a);
+    clear_env();
+}
+
+static int setup(void **state)
+{
+    char cmd[1024];
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(secret_file, sizeof(secret_file), "%s/secret", dir);
+    snprintf(rsa_priv, sizeof(rsa_priv), "%s/rsa.pem", dir);
+    snprintf(rsa_pub, sizeof(rsa_pub), "%s/rsa.pub", dir);
+    snprintf(ec_priv, sizeof(ec_priv), "%s/ec.pem", dir);
+    snprintf(ec_pub, sizeof(ec_pub), "%s/ec.pub", dir);
+    write_file(secret_file, SECRET);
+    snprintf(cmd, sizeof(cmd),
+             "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s 2>/dev/null &&"
+             " openssl pkey -in %s -pubout -out %s &&"
+             " openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null"
+             " && openssl pkey -in %s -pubout -out %s",
+             rsa_priv, rsa_priv, rsa_pub, ec_priv, ec_priv, ec_pub);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[256];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hs256_round_trip),
+        cmocka_unit_test(test_hs256_refusals),
+        cmocka_unit_test(test_public_keys_and_key_confusion),
+        cmocka_unit_test(test_issuer_and_audience),
+        cmocka_unit_test(test_configuration),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
