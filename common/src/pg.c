@@ -110,8 +110,8 @@ int64_t saga_pg_query_timeout_ms(void)
 /* The libpq options every connection gets unless its URL sets them (libpq lets a later
  * value win: these come before the expanded dbname). */
 struct conn_params {
-    const char *keys[8], *values[8];
-    char connect_timeout[24], idle[24], interval[24], user_timeout[24];
+    const char *keys[10], *values[10];
+    char connect_timeout[24], idle[24], interval[24], user_timeout[24], options[256];
 };
 
 static void conn_params_init(struct conn_params *p, const char *url)
@@ -143,6 +143,20 @@ static void conn_params_init(struct conn_params *p, const char *url)
         p->values[n++] = "3";
         p->keys[n] = "tcp_user_timeout";
         p->values[n++] = p->user_timeout;
+        /* The server's side of the same: a session whose client vanished (a connection
+         * given up at PG_QUERY_TIMEOUT on a dead path, whose FIN never arrived) ends
+         * within about twice PG_KEEPALIVE, releasing its locks (a relay's leader lock,
+         * an order's row) instead of holding them for the kernel's two hours; and a
+         * backend waiting on a lock looks at its client every second, so retries do not
+         * pile up waiting backends. All user-settable; PG_KEEPALIVE=0 (e.g. behind a
+         * pooler that refuses startup options) turns both sides off. */
+        snprintf(p->options, sizeof(p->options),
+                 "-c tcp_keepalives_idle=%" PRId64 " -c tcp_keepalives_interval=%" PRId64
+                 " -c tcp_keepalives_count=3 -c tcp_user_timeout=%" PRId64
+                 " -c client_connection_check_interval=1000",
+                 idle, interval, (idle + 3 * interval) * 1000);
+        p->keys[n] = "options";
+        p->values[n++] = p->options;
     }
     p->keys[n] = "dbname";
     p->values[n++] = url;

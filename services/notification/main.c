@@ -55,9 +55,12 @@ static const struct saga_migration migrations[] = {
      "  message text NOT NULL,"
      "  created_at timestamptz NOT NULL DEFAULT now());"},
     {101, "notifications: delivered after the commit, by the sender",
-     /* Rows of 100 were delivered inside their transaction: 'sent'. From now on a
-      * row starts 'pending' and the sender (sender.h) delivers it; event_id is its
-      * NotificationSent's, chosen when recorded, as are the cause's ids. */
+     /* Rows of 100 were delivered inside their transaction: 'sent'. From now on the
+      * handler records a row as 'pending' and the sender (sender.h) delivers it;
+      * event_id is its NotificationSent's, chosen when recorded, as are the cause's ids.
+      * The default stays 'sent': during a rolling upgrade an old instance still mails
+      * inside its transaction and inserts without a status, and its rows must not be
+      * sent again. */
      "ALTER TABLE notifications"
      "  ADD COLUMN status text NOT NULL DEFAULT 'sent'"
      "    CHECK (status IN ('pending', 'sent', 'failed')),"
@@ -70,7 +73,6 @@ static const struct saga_migration migrations[] = {
      "  ADD COLUMN correlation_id text,"
      "  ADD COLUMN traceparent text;"
      "UPDATE notifications SET sent_at = created_at;"
-     "ALTER TABLE notifications ALTER COLUMN status SET DEFAULT 'pending';"
      "CREATE INDEX notifications_pending ON notifications (next_attempt_at)"
      "  WHERE status = 'pending';"
      "CREATE INDEX notifications_failed ON notifications (created_at) WHERE status = 'failed';"},

@@ -68,7 +68,7 @@ static void wait_for(struct notif_sender *s, int64_t ms)
 /* Runs a statement without parameters; 0, or -1 with the cause in errstr. */
 static int exec0(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 {
-    PGresult *r = PQexec(conn, sql);
+    PGresult *r = saga_pg_query(conn, sql); /* bounded by PG_QUERY_TIMEOUT */
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         saga_pg_errstr(conn, errstr, errstr_size);
@@ -265,7 +265,7 @@ static int deliver_one(struct notif_sender *s)
                      "notification %s was delivered but could not be marked sent (%s): it will "
                      "be delivered again, with the same id",
                      q.notification_id, err);
-            PQclear(PQexec(s->conn, "ROLLBACK"));
+            PQclear(saga_pg_query(s->conn, "ROLLBACK"));
             PQclear(r);
             return -1;
         }
@@ -321,7 +321,7 @@ static int deliver_one(struct notif_sender *s)
 fail:
     saga_warn("notification sender: %s", err[0] ? err : "database failure");
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(saga_pg_query(s->conn, "ROLLBACK"));
     PQclear(r);
     return -1;
 }
