@@ -483,6 +483,49 @@ static void test_infrastructure_errors_are_transient(void **state)
     PQfinish(c);
 }
 
+/*
+ * A statement given up at PG_QUERY_TIMEOUT while its backend waits on a lock: the
+ * backend notices its client is gone and ends, instead of waiting (with its own locks)
+ * until the lock is free; retries do not pile up waiting backends.
+ */
+static void test_given_up_statement_leaves_no_backend_waiting(void **state)
+{
+    PGconn *holder = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    PGconn *c;
+    PGresult *r;
+    char sql[256];
+    long long end, waiting = -1;
+    (void)state;
+
+    PQclear(exec_ok(holder, "CREATE TABLE IF NOT EXISTS it_pg_locked (x int)"));
+    PQclear(exec_ok(holder, "BEGIN"));
+    PQclear(exec_ok(holder, "LOCK TABLE it_pg_locked IN ACCESS EXCLUSIVE MODE"));
+    for (int i = 0; i < 3; i++) {
+        c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+        r = saga_pg_exec(c, "SELECT count(*) FROM it_pg_locked", 0, NULL, NULL, NULL, 0);
+        assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK); /* given up at 1 s */
+        assert_int_equal(saga_pg_classify(c, r), SAGA_ERR_TRANSIENT);
+        PQclear(r);
+        PQfinish(c);
+    }
+    /* The three backends must be gone within a few seconds, the lock still held. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT count(*) FROM"
+             " it_pg_locked%%' AND pid <> pg_backend_pid()");
+    for (end = now_ms() + 10000; now_ms() < end; usleep(200000)) {
+        r = exec_ok(holder, sql);
+        waiting = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (waiting == 0)
+            break;
+    }
+    PQclear(exec_ok(holder, "ROLLBACK"));
+    PQclear(exec_ok(holder, "DROP TABLE it_pg_locked"));
+    PQfinish(holder);
+    if (waiting != 0)
+        fail_msg("%lld backends still wait on the lock 10 s after their clients gave up", waiting);
+}
+
 int main(void)
 {
     /* Short limits, so the hung-connection tests take seconds (read at first use). */
@@ -501,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_infrastructure_errors_are_transient),
         cmocka_unit_test(test_connections_have_bounded_connect_and_keepalives),
         cmocka_unit_test(test_hung_connection_ends_within_the_deadline),
+        cmocka_unit_test(test_given_up_statement_leaves_no_backend_waiting),
     };
     if (getenv("IT_ONLY"))
         cmocka_set_test_filter(getenv("IT_ONLY"));
