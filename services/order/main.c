@@ -539,6 +539,7 @@ static void *sweeper_main(void *arg)
 struct order_settings {
     int64_t saga_timeout_ms; /* SAGA_TIMEOUT */
     int64_t sweep_ms;        /* SAGA_SWEEP_INTERVAL */
+    long timeline_max;       /* ORDER_TIMELINE_MAX */
 };
 
 static struct order_settings settings;
@@ -550,8 +551,12 @@ static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_siz
                                           &s->saga_timeout_ms, errstr, errstr_size);
     if (err)
         return err;
-    return saga_env_duration_ms("SAGA_SWEEP_INTERVAL", 1000, 50, 3600000, &s->sweep_ms, errstr,
-                                errstr_size);
+    err = saga_env_duration_ms("SAGA_SWEEP_INTERVAL", 1000, 50, 3600000, &s->sweep_ms, errstr,
+                               errstr_size);
+    if (err)
+        return err;
+    return saga_env_long("ORDER_TIMELINE_MAX", 500, 10, 100000, &s->timeline_max, errstr,
+                         errstr_size);
 }
 
 static void order_settings_print(const void *arg, FILE *out)
@@ -559,6 +564,7 @@ static void order_settings_print(const void *arg, FILE *out)
     const struct order_settings *s = arg;
     fprintf(out, "SAGA_TIMEOUT=%" PRId64 "ms\n", s->saga_timeout_ms);
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
+    fprintf(out, "ORDER_TIMELINE_MAX=%ld\n", s->timeline_max);
 }
 
 static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *errstr,
@@ -568,6 +574,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     app->cfg = cfg;
     app->timeout_ms = settings.saga_timeout_ms;
     app->sweep_every_ms = settings.sweep_ms;
+    app->timeline_max = settings.timeline_max;
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");
         return SAGA_ERR_NOMEM;
@@ -602,8 +609,10 @@ static const struct saga_program program = {
     .summary = "Places and reads orders over HTTP and owns each order's saga outcome.",
     .config_flags = SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
     .http_port = 8080,
-    .env_help = "  SAGA_TIMEOUT              cancel PENDING orders older than this (default 30s)\n"
-                "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n",
+    .env_help =
+        "  SAGA_TIMEOUT              cancel PENDING orders older than this (default 30s)\n"
+        "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n"
+        "  ORDER_TIMELINE_MAX        timeline events GET /orders/{id} returns (default 500)\n",
     .load = order_settings_load,
     .print = order_settings_print,
     .arg = &settings,
