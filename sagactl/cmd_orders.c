@@ -138,6 +138,10 @@ static void print_order(const json_t *o)
     }
     if (json_array_size(tl) == 0)
         printf("(no events yet)\n");
+    if (json_is_true(json_object_get(o, "timeline_truncated")))
+        printf("(only the first %zu events: the order has more than the API's "
+               "ORDER_TIMELINE_MAX)\n",
+               json_array_size(tl));
 }
 
 /* GET /orders/ID into *r; returns -1 on an unreachable API (message printed). */

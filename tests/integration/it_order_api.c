@@ -393,6 +393,22 @@ static void test_timeline_capped_and_flagged(void **state)
 
     start_service_with(f, "", "ORDER_TIMELINE_MAX=50");
     assert_capped(f, id, 50);
+
+    /* sagactl get says the timeline it shows is not the whole. */
+    {
+        char cmd[512], out[65536];
+        size_t len = 0, n;
+        FILE *p;
+        snprintf(cmd, sizeof(cmd), "ORDER_API_URL='%s' '%s/sagactl' get %s", f->base, SAGA_BIN_DIR,
+                 id);
+        assert_non_null(p = popen(cmd, "r"));
+        while (len + 1 < sizeof(out) && (n = fread(out + len, 1, sizeof(out) - 1 - len, p)) > 0)
+            len += n;
+        out[len] = '\0';
+        assert_int_equal(pclose(p), 0);
+        if (!strstr(out, "only the first 50 events"))
+            fail_msg("sagactl get does not say the timeline is cut short:\n%.2000s", out);
+    }
 }
 
 int main(void)
