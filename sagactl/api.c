@@ -150,15 +150,16 @@ int sagactl_api_error(const char *cmd, const struct sagactl_reply *r)
 
     if (msg)
         fprintf(stderr, "sagactl %s: the order API answered %ld %s: %s\n", cmd, r->status,
-                code ? code : "", msg);
+                code ? sagactl_safe(code) : "", sagactl_safe(msg));
     else
-        fprintf(stderr, "sagactl %s: the order API answered %ld%s%.*s\n", cmd, r->status,
-                r->len ? ": " : "", (int)(r->len > 300 ? 300 : r->len), r->body ? r->body : "");
+        fprintf(stderr, "sagactl %s: the order API answered %ld%s%s\n", cmd, r->status,
+                r->len ? ": " : "", sagactl_safen(r->body, r->len > 300 ? 300 : r->len));
     json_array_foreach(fields, i, f)
     {
         const char *field = json_string_value(json_object_get(f, "field"));
         const char *why = json_string_value(json_object_get(f, "message"));
-        fprintf(stderr, "  %s: %s\n", field ? field : "?", why ? why : "?");
+        fprintf(stderr, "  %s: %s\n", field ? sagactl_safe(field) : "?",
+                why ? sagactl_safe(why) : "?");
     }
     return r->status == 503 ? SAGACTL_EXIT_UNREACH : SAGACTL_EXIT_FAILURE;
 }

@@ -160,9 +160,11 @@ static int print_line(rd_kafka_message_t *m, void *arg)
     if ((*count)++ == 0)
         printf("%-12s %-24s %-11s %-8s %-26s %-18s %s\n", "AT", "FIRST FAILED", "REASON",
                "ATTEMPTS", "FROM", "EVENT", "ERROR");
+    /* Every header as text that cannot drive the terminal (a dead letter is anyone's). */
     snprintf(from, sizeof(from), "%s[%s]@%s", src, sp, so);
     printf("%" PRId32 ":%-10" PRId64 " %-24s %-11s %-8s %-26s %-18s %s\n", m->partition, m->offset,
-           when, reason, att, from, type[0] ? type : "-", error);
+           sagactl_safe(when), sagactl_safe(reason), sagactl_safe(att), sagactl_safe(from),
+           type[0] ? sagactl_safe(type) : "-", sagactl_safe(error));
     return 0;
 }
 
@@ -217,15 +219,16 @@ static int show_one(rd_kafka_message_t *m, void *arg)
         return 0;
     p->found++;
     printf("dead letter %s %" PRId32 ":%" PRId64 "\n", p->dlq, m->partition, m->offset);
-    printf("  key      %.*s\n", (int)m->key_len, m->key ? (const char *)m->key : "");
+    printf("  key      %s\n", sagactl_safen(m->key, m->key ? m->key_len : 0));
     if (!rd_kafka_message_headers(m, &h))
         for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &len); i++)
-            printf("  %-22s %.*s\n", name, (int)len, v ? (const char *)v : "");
+            printf("  %-22s %s\n", sagactl_safe(name), sagactl_safen(v, v ? len : 0));
     if (saga_serde_decode(p->serde, m->payload, m->len, &ev, err, sizeof(err)) == SAGA_DECODE_OK) {
         printf("  body     %s, order %s, event %s (%zu bytes)\n", saga_event_type_name(ev.type),
-               ev.meta.order_id, ev.meta.event_id, m->len);
+               sagactl_safe(ev.meta.order_id), sagactl_safe(ev.meta.event_id), m->len);
     } else {
-        printf("  body     %zu bytes, not decodable here: %s\n  hex     ", m->len, err);
+        printf("  body     %zu bytes, not decodable here: %s\n  hex     ", m->len,
+               sagactl_safe(err));
         for (size_t i = 0; i < m->len && i < 64; i++)
             printf(" %02x", ((const unsigned char *)m->payload)[i]);
         printf("%s\n", m->len > 64 ? " ..." : "");
@@ -300,15 +303,16 @@ static int replay_one(rd_kafka_message_t *m, void *arg)
     }
     if (replay_check(p, m, topic, why, sizeof(why)) != 0) {
         p->refused++;
-        fprintf(stderr, "refused %s to %s: %s\n", from, topic, why);
+        fprintf(stderr, "refused %s to %s: %s\n", from, sagactl_safe(topic), sagactl_safe(why));
         return -1;
     }
-    wlen = strlen(from) + strlen(topic) + 5;
+    /* what: for the messages, so the topic as shown (escaped); topic itself stays as it is. */
+    wlen = strlen(from) + strlen(sagactl_safe(topic)) + 5;
     if (!(what = malloc(wlen))) {
-        fprintf(stderr, "failed %s to %s: out of memory\n", from, topic);
+        fprintf(stderr, "failed %s to %s: out of memory\n", from, sagactl_safe(topic));
         return -1;
     }
-    snprintf(what, wlen, "%s to %s", from, topic);
+    snprintf(what, wlen, "%s to %s", from, sagactl_safe(topic));
     h = rd_kafka_headers_new(8);
     if (!rd_kafka_message_headers(m, &src))
         for (size_t i = 0; !rd_kafka_header_get_all(src, i, &name, &v, &len); i++)

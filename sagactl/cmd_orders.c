@@ -26,6 +26,13 @@ static const char *jget(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+/* jget as printed: the API's strings come from anyone (events, customers), so escaped. Use at
+ * once (sagactl_safe's buffers are reused). */
+static const char *jshow(const json_t *o, const char *key)
+{
+    return sagactl_safe(jget(o, key));
+}
+
 static int is_help(const char *a)
 {
     return !strcmp(a, "--help") || !strcmp(a, "-h");
@@ -47,7 +54,7 @@ static const char *api_clock(const char *iso, char *out, size_t size)
 {
     int64_t ms = sagactl_parse_iso_ms(iso);
     if (ms < 0) {
-        snprintf(out, size, "%-12.12s", iso ? iso : "?");
+        snprintf(out, size, "%-12.12s", iso ? sagactl_safe(iso) : "?");
         return out;
     }
     return sagactl_clock(ms, out, size);
@@ -73,42 +80,43 @@ static void print_order(const json_t *o)
     size_t i;
 
     printf("%sorder%s         %s\n", sagactl_sgr(SGR_BOLD), sagactl_sgr(SGR_RESET),
-           jget(o, "order_id") ? jget(o, "order_id") : "?");
-    printf("status        %s%s%s", status_sgr(status), status ? status : "?",
+           jget(o, "order_id") ? jshow(o, "order_id") : "?");
+    printf("status        %s%s%s", status_sgr(status), status ? sagactl_safe(status) : "?",
            sagactl_sgr(SGR_RESET));
     if (reason)
-        printf("  %s%s%s", reason, detail ? ": " : "", detail ? detail : "");
+        printf("  %s%s%s", sagactl_safe(reason), detail ? ": " : "",
+               detail ? sagactl_safe(detail) : "");
     printf("\n");
     printf("compensation  %s%s%s\n",
-           comp && !strcmp(comp, "in_progress") ? sagactl_sgr(SGR_YELLOW) : "", comp ? comp : "?",
-           sagactl_sgr(SGR_RESET));
+           comp && !strcmp(comp, "in_progress") ? sagactl_sgr(SGR_YELLOW) : "",
+           comp ? sagactl_safe(comp) : "?", sagactl_sgr(SGR_RESET));
     printf("total         %s, customer %s\n",
            sagactl_money(json_integer_value(json_object_get(o, "total_amount")),
                          jget(o, "currency"), money, sizeof(money)),
-           jget(o, "customer_id") ? jget(o, "customer_id") : "?");
+           jget(o, "customer_id") ? jshow(o, "customer_id") : "?");
     json_array_foreach(items, i, it)
     {
         printf("%-14s%" JSON_INTEGER_FORMAT " x %s (%s) at %s\n", i == 0 ? "items" : "",
                json_integer_value(json_object_get(it, "quantity")),
-               jget(it, "sku") ? jget(it, "sku") : "?", jget(it, "name") ? jget(it, "name") : "",
+               jget(it, "sku") ? jshow(it, "sku") : "?", jget(it, "name") ? jshow(it, "name") : "",
                sagactl_money(json_integer_value(json_object_get(it, "unit_price")),
                              jget(o, "currency"), money, sizeof(money)));
     }
     if (json_is_object(addr))
         printf("ship to       %s, %s, %s %s, %s\n",
-               jget(addr, "recipient") ? jget(addr, "recipient") : "",
-               jget(addr, "line1") ? jget(addr, "line1") : "",
-               jget(addr, "postal_code") ? jget(addr, "postal_code") : "",
-               jget(addr, "city") ? jget(addr, "city") : "",
-               jget(addr, "country") ? jget(addr, "country") : "");
-    printf("created       %s\n", created ? created : "?");
+               jget(addr, "recipient") ? jshow(addr, "recipient") : "",
+               jget(addr, "line1") ? jshow(addr, "line1") : "",
+               jget(addr, "postal_code") ? jshow(addr, "postal_code") : "",
+               jget(addr, "city") ? jshow(addr, "city") : "",
+               jget(addr, "country") ? jshow(addr, "country") : "");
+    printf("created       %s\n", created ? sagactl_safe(created) : "?");
     if (completed) {
         int64_t a = sagactl_parse_iso_ms(created), b = sagactl_parse_iso_ms(completed);
         if (a >= 0 && b >= a)
-            printf("completed     %s (after %" PRId64 ".%03" PRId64 " s)\n", completed,
-                   (b - a) / 1000, (b - a) % 1000);
+            printf("completed     %s (after %" PRId64 ".%03" PRId64 " s)\n",
+                   sagactl_safe(completed), (b - a) / 1000, (b - a) % 1000);
         else
-            printf("completed     %s\n", completed);
+            printf("completed     %s\n", sagactl_safe(completed));
     } else {
         printf("completed     -\n");
     }
@@ -120,15 +128,20 @@ static void print_order(const json_t *o)
         int comp_ev = json_is_true(json_object_get(e, "compensation"));
         saga_event_type_t t;
         char at[32], name[80];
-        snprintf(name, sizeof(name), "%s%s", comp_ev ? "↩ " : "  ", type ? type : "?");
+        snprintf(name, sizeof(name), "%s%s", comp_ev ? "↩ " : "  ",
+                 type ? sagactl_safe(type) : "?");
         printf("%s  %-20s  %s", api_clock(jget(e, "occurred_at"), at, sizeof(at)),
-               jget(e, "service") ? jget(e, "service") : "?",
+               jget(e, "service") ? jshow(e, "service") : "?",
                type && saga_event_type_parse(type, &t) == 0 ? sagactl_event_sgr(t) : "");
         pad(name, 21);
-        printf("%s  %s\n", sagactl_sgr(SGR_RESET), jget(e, "summary") ? jget(e, "summary") : "");
+        printf("%s  %s\n", sagactl_sgr(SGR_RESET), jget(e, "summary") ? jshow(e, "summary") : "");
     }
     if (json_array_size(tl) == 0)
         printf("(no events yet)\n");
+    if (json_is_true(json_object_get(o, "timeline_truncated")))
+        printf("(only the first %zu events: the order has more than the API's "
+               "ORDER_TIMELINE_MAX)\n",
+               json_array_size(tl));
 }
 
 /* GET /orders/ID into *r; returns -1 on an unreachable API (message printed). */
@@ -206,7 +219,7 @@ int sagactl_get(int argc, char **argv)
         return SAGACTL_EXIT_UNREACH;
     if (r.status == 200 && r.json) {
         if (json)
-            printf("%s%s", r.body, r.len && r.body[r.len - 1] == '\n' ? "" : "\n");
+            sagactl_print_json(r.body);
         else
             print_order(r.json);
         rc = SAGACTL_EXIT_OK;
@@ -341,8 +354,8 @@ static int place_wait(const char *id, long timeout_s)
         elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
         if (elapsed_ms >= timeout_s * 1000 || sagactl_interrupted)
             break;
-        sagactl_progress("waiting for the saga of %.8s: %s, %zu event%s (%.1fs)", id, status,
-                         json_array_size(json_object_get(last, "timeline")),
+        sagactl_progress("waiting for the saga of %.8s: %s, %zu event%s (%.1fs)", sagactl_safe(id),
+                         sagactl_safe(status), json_array_size(json_object_get(last, "timeline")),
                          json_array_size(json_object_get(last, "timeline")) == 1 ? "" : "s",
                          (double)elapsed_ms / 1000.0);
         usleep(200 * 1000);
@@ -351,8 +364,8 @@ static int place_wait(const char *id, long timeout_s)
     if (last && rc != SAGACTL_EXIT_UNREACH)
         print_order(last);
     if (rc == SAGACTL_EXIT_FAILURE && (elapsed_ms >= timeout_s * 1000 || sagactl_interrupted))
-        fprintf(stderr, "sagactl place: the saga of %s is not over after %.1fs (status %s)\n", id,
-                (double)elapsed_ms / 1000.0, status);
+        fprintf(stderr, "sagactl place: the saga of %s is not over after %.1fs (status %s)\n",
+                sagactl_safe(id), (double)elapsed_ms / 1000.0, sagactl_safe(status));
     json_decref(last);
     return rc;
 }
@@ -489,16 +502,16 @@ int sagactl_place(int argc, char **argv)
     }
     if (sagactl_fancy()) {
         char money[48];
-        printf("placed order %s%s%s (%s, %s)%s\n", sagactl_sgr(SGR_BOLD), id,
+        printf("placed order %s%s%s (%s, %s)%s\n", sagactl_sgr(SGR_BOLD), sagactl_safe(id),
                sagactl_sgr(SGR_RESET),
                sagactl_money(json_integer_value(json_object_get(r.json, "total_amount")),
                              jget(r.json, "currency"), money, sizeof(money)),
-               jget(r.json, "status") ? jget(r.json, "status") : "?",
+               jget(r.json, "status") ? jshow(r.json, "status") : "?",
                r.status == 200 && key != generated_key
                    ? " - the order placed earlier with this Idempotency-Key"
                    : "");
     } else if (!wait) {
-        printf("%s\n", id);
+        printf("%s\n", sagactl_safe(id));
     }
     fflush(stdout);
     rc = wait ? place_wait(id, timeout_s) : SAGACTL_EXIT_OK;
@@ -558,7 +571,7 @@ int sagactl_cancel(int argc, char **argv)
         return SAGACTL_EXIT_UNREACH;
     if (r.status == 200 && r.json) {
         if (json)
-            printf("%s%s", r.body, r.len && r.body[r.len - 1] == '\n' ? "" : "\n");
+            sagactl_print_json(r.body);
         else
             print_order(r.json);
         rc = SAGACTL_EXIT_OK;
@@ -729,7 +742,7 @@ int sagactl_stuck(int argc, char **argv)
         if (rc == SAGACTL_EXIT_OK) {
             if (json) {
                 char *s = json_dumps(out, JSON_INDENT(2));
-                printf("%s\n", s ? s : "[]");
+                sagactl_print_json(s ? s : "[]");
                 free(s);
             } else if (json_array_size(out) == 0) {
                 printf("no saga has been PENDING for more than %lds\n", older);
@@ -742,9 +755,9 @@ int sagactl_stuck(int argc, char **argv)
                     const char *le = jget(o, "last_event");
                     age_text((long)json_integer_value(json_object_get(o, "age_seconds")), age,
                              sizeof(age));
-                    printf("%-36s  %s%-8s%s  %-48s  %s%s%s\n", jget(o, "order_id"),
+                    printf("%-36s  %s%-8s%s  %-48s  %s%s%s\n", jshow(o, "order_id"),
                            sagactl_sgr(SGR_YELLOW), age, sagactl_sgr(SGR_RESET),
-                           jget(o, "waiting_on"), le ? le : "-", le ? " at " : "",
+                           jshow(o, "waiting_on"), le ? sagactl_safe(le) : "-", le ? " at " : "",
                            le ? api_clock(jget(o, "last_event_at"), at, sizeof(at)) : "");
                 }
             }

@@ -212,10 +212,12 @@ static void event_line(char *out, size_t size, const struct saga_event *ev)
     sagactl_event_summary(ev, summary, sizeof(summary));
     snprintf(name, sizeof(name), "%s%s%s%*s%s", sagactl_event_sgr(ev->type), comp ? "↩ " : "  ",
              type ? type : "?", n < 19 ? (int)(19 - n) : 0, "", sagactl_sgr(SGR_RESET));
+    /* An event's strings are anyone's: escaped, so they cannot drive the terminal. */
     snprintf(out, size, "%s%.8s%s  %s  %-20s  %s  %s", sagactl_order_sgr(ev->meta.order_id),
-             ev->meta.order_id ? ev->meta.order_id : "????????", sagactl_sgr(SGR_RESET),
-             sagactl_clock(ev->meta.occurred_at, at, sizeof(at)),
-             ev->meta.producer ? ev->meta.producer : "?", name, summary);
+             ev->meta.order_id ? sagactl_safe(ev->meta.order_id) : "????????",
+             sagactl_sgr(SGR_RESET), sagactl_clock(ev->meta.occurred_at, at, sizeof(at)),
+             ev->meta.producer ? sagactl_safe(ev->meta.producer) : "?", name,
+             sagactl_safe(summary));
 }
 
 static void undecodable_line(char *out, size_t size, const rd_kafka_message_t *m, const char *why)
@@ -226,11 +228,11 @@ static void undecodable_line(char *out, size_t size, const rd_kafka_message_t *m
         char c = ((const char *)m->key)[i];
         key[i] = c > ' ' && c < 127 ? c : '?';
     }
-    snprintf(where, sizeof(where), "%s[%" PRId32 "]@%" PRId64, rd_kafka_topic_name(m->rkt),
-             m->partition, m->offset);
+    snprintf(where, sizeof(where), "%s[%" PRId32 "]@%" PRId64,
+             sagactl_safe(rd_kafka_topic_name(m->rkt)), m->partition, m->offset);
     snprintf(out, size, "%s%s%s  %s  %-20s  %sundecodable message (%zu bytes): %s%s",
              sagactl_sgr(SGR_RED), key, sagactl_sgr(SGR_RESET), sagactl_clock(ts, at, sizeof(at)),
-             where, sagactl_sgr(SGR_RED), m->len, why, sagactl_sgr(SGR_RESET));
+             where, sagactl_sgr(SGR_RED), m->len, sagactl_safe(why), sagactl_sgr(SGR_RESET));
 }
 
 static void emit(struct watch *w, const char *text, const struct saga_event *ev, int64_t at)
@@ -549,7 +551,7 @@ int sagactl_tail(const struct saga_config *cfg, int argc, char **argv)
                                     m->key, m->key_len, rd_kafka_message_timestamp(m, NULL), h,
                                     m->payload, m->len);
             if (j && (s = json_dumps(j, JSON_COMPACT))) {
-                printf("%s\n", s);
+                sagactl_print_json(s);
                 fflush(stdout);
                 free(s);
                 printed++;

@@ -215,8 +215,12 @@ json_t *sagactl_record_json(struct saga_serde *serde, const char *topic, int32_t
     set(o, "offset", json_integer(offset));
     set(o, "key", jstrn(key, key_len));
     set(o, "timestamp", timestamp >= 0 ? json_integer(timestamp) : json_null());
-    for (size_t i = 0; hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &v, &vlen); i++)
-        set(h, name, jstrn(v, vlen));
+    for (size_t i = 0; hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &v, &vlen); i++) {
+        json_t *k = jstrn(name, strlen(name)); /* a name that is not UTF-8: as hex too */
+        if (json_string_value(k))
+            set(h, json_string_value(k), jstrn(v, vlen));
+        json_decref(k);
+    }
     set(o, "headers", h);
     err = saga_serde_decode(serde, payload, len, &ev, errstr, sizeof(errstr));
     if (err == SAGA_DECODE_OK) {

@@ -55,6 +55,24 @@ const char *sagactl_order_sgr(const char *order_id);
 void sagactl_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sagactl_progress_clear(void);
 
+/*
+ * Text from outside (events, headers, keys, the API's answers) as sagactl prints it for
+ * people: control characters (C0, DEL, C1) and bidirectional overrides escaped, as
+ * \x1b or \u009b, and bytes that are not UTF-8 as \xNN; valid UTF-8 otherwise as it is.
+ * The result lives until 16 more calls; NULL gives NULL (sagactl_safe) or "".
+ */
+const char *sagactl_safe(const char *s);
+const char *sagactl_safen(const void *s, size_t len);
+/*
+ * JSON text made safe the same way, still JSON with the same meaning: DEL, C1 and
+ * bidirectional overrides (which JSON may hold raw) as \u escapes; any other raw
+ * control but newline and tab as \u00XX; bytes that are not UTF-8 as \ufffd.
+ * Malloc'd (NULL when out of memory).
+ */
+char *sagactl_json_safe(const char *json);
+/* json (one document) made safe so on stdout, with a newline at its end. */
+void sagactl_print_json(const char *json);
+
 /* "12.99 EUR" from minor units. */
 const char *sagactl_money(int64_t minor, const char *currency, char *out, size_t size);
 /* "HH:MM:SS.mmm" in UTC from milliseconds since the epoch. */

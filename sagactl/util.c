@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,4 +199,130 @@ rd_kafka_t *sagactl_admin_client(const struct saga_config *cfg, int wait_s, int 
     rd_kafka_destroy(rk);
     *rc = SAGACTL_EXIT_UNREACH;
     return NULL;
+}
+
+/* --- what sagactl prints from events, headers and the API --------------------- */
+
+/* The length of the UTF-8 sequence at s (at most n bytes), or 0 if it is not valid. */
+static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t len;
+    uint32_t c;
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        c = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        c = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+        (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+/* Code points a terminal acts on rather than shows: C0, DEL, C1, and the bidirectional
+ * overrides and isolates that reorder what is shown around them. */
+static int is_control(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) ||
+           (c >= 0x2066 && c <= 0x2069);
+}
+
+/* One of 16 buffers in turn (freed when its turn comes again). */
+static char *scratch(size_t size)
+{
+    static char *bufs[16];
+    static unsigned next;
+    char **b = &bufs[next++ % 16];
+    free(*b);
+    *b = malloc(size);
+    return *b;
+}
+
+const char *sagactl_safen(const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    char *out, *o;
+    if (!s)
+        return "";
+    if (!(out = scratch(n * 6 + 1))) /* "\u202e" for 3 bytes, "\x1b" for 1: at most 6x */
+        return "";
+    o = out;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t len = utf8_len(s + i, n - i, &c);
+        if (len == 0) {
+            o += sprintf(o, "\\x%02x", s[i]); /* not UTF-8: the byte */
+            i++;
+            continue;
+        }
+        if (!is_control(c))
+            memcpy(o, s + i, len), o += len;
+        else if (c < 0x80)
+            o += sprintf(o, "\\x%02x", (unsigned)c);
+        else
+            o += sprintf(o, "\\u%04x", (unsigned)c);
+        i += len;
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *sagactl_safe(const char *s)
+{
+    return s ? sagactl_safen(s, strlen(s)) : NULL;
+}
+
+char *sagactl_json_safe(const char *json)
+{
+    const unsigned char *s = (const unsigned char *)json;
+    size_t n = strlen(json);
+    char *out = malloc(n * 6 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t len = utf8_len(s + i, n - i, &c);
+        if (len == 0) {
+            o += sprintf(o, "\\uFFFD"); /* not UTF-8 (not JSON either): the replacement */
+            i++;
+            continue;
+        }
+        if (is_control(c) && c != '\n' && c != '\t')
+            o += sprintf(o, "\\u%04X", (unsigned)c);
+        else
+            memcpy(o, s + i, len), o += len;
+        i += len;
+    }
+    *o = '\0';
+    return out;
+}
+
+void sagactl_print_json(const char *json)
+{
+    char *safe = sagactl_json_safe(json);
+    size_t n;
+    if (!safe)
+        return;
+    n = strlen(safe);
+    printf("%s%s", safe, n && safe[n - 1] == '\n' ? "" : "\n");
+    free(safe);
 }

@@ -117,11 +117,12 @@ static json_t *order_summary(const PGresult *r, int row)
 static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
                           struct saga_http_response *resp, int *broken, int *found)
 {
-    const char *p[2] = {order_id, owner};
+    char limit[24];
+    const char *p[2] = {order_id, owner}, *tp[2] = {order_id, limit};
     PGresult *r, *t;
     json_t *o, *tl, *items, *addr;
     struct order_tl_entry *e;
-    int n;
+    int n, truncated;
 
     *found = 1;
     r = query(conn,
@@ -141,11 +142,13 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
         *found = 0;
         return NULL;
     }
+    /* The first ORDER_TIMELINE_MAX events recorded (one more to tell whether there are more). */
+    snprintf(limit, sizeof(limit), "%ld", order_app.timeline_max + 1);
     t = query(conn,
               "SELECT event_id, event_type, service, causation_id, summary,"
               " (extract(epoch FROM occurred_at) * 1000)::bigint, seq, " TS(
-                  "occurred_at") " FROM timeline WHERE order_id = $1",
-              1, p);
+                  "occurred_at") " FROM timeline WHERE order_id = $1 ORDER BY seq LIMIT $2",
+              2, tp);
     if (!ok(t)) {
         db_failure(resp, conn, t, broken);
         PQclear(r);
@@ -160,6 +163,9 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
     json_object_set_new(o, "correlation_id", json_string(PQgetvalue(r, 0, 13)));
 
     n = PQntuples(t);
+    truncated = n > order_app.timeline_max;
+    if (truncated)
+        n = (int)order_app.timeline_max;
     e = calloc(n ? (size_t)n : 1, sizeof(*e));
     if (!e)
         abort();
@@ -184,6 +190,7 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
                           type < SAGA_EV_COUNT && order_event_is_compensation(type)));
     }
     json_object_set_new(o, "timeline", tl);
+    json_object_set_new(o, "timeline_truncated", json_boolean(truncated));
     free(e);
     PQclear(r);
     PQclear(t);

@@ -547,6 +547,7 @@ struct order_settings {
     int64_t saga_timeout_ms; /* SAGA_TIMEOUT */
     int64_t sweep_ms;        /* SAGA_SWEEP_INTERVAL */
     struct saga_auth auth;   /* AUTH_* */
+    long timeline_max;       /* ORDER_TIMELINE_MAX */
 };
 
 static struct order_settings settings;
@@ -562,6 +563,10 @@ static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_siz
                                errstr_size);
     if (err)
         return err;
+    err =
+        saga_env_long("ORDER_TIMELINE_MAX", 500, 10, 100000, &s->timeline_max, errstr, errstr_size);
+    if (err)
+        return err;
     saga_auth_release(&s->auth);
     return saga_auth_load(&s->auth, errstr, errstr_size);
 }
@@ -572,6 +577,7 @@ static void order_settings_print(const void *arg, FILE *out)
     fprintf(out, "SAGA_TIMEOUT=%" PRId64 "ms\n", s->saga_timeout_ms);
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
     fprintf(out, "AUTH_MODE=%s\n", s->auth.off ? "off" : "jwt");
+    fprintf(out, "ORDER_TIMELINE_MAX=%ld\n", s->timeline_max);
 }
 
 static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *errstr,
@@ -585,6 +591,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     if (app->auth->off)
         saga_warn("AUTHENTICATION IS OFF (AUTH_MODE=off): anyone who reaches this port may "
                   "place, read and cancel every order; for local development only");
+    app->timeline_max = settings.timeline_max;
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");
         return SAGA_ERR_NOMEM;
@@ -620,12 +627,14 @@ static const struct saga_program program = {
     .summary = "Places and reads orders over HTTP and owns each order's saga outcome.",
     .config_flags = SAGA_CONFIG_DATABASE | SAGA_CONFIG_HTTP,
     .http_port = 8080,
-    .env_help = "  SAGA_TIMEOUT              cancel PENDING orders older than this (default 30s)\n"
-                "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n"
-                "  AUTH_MODE                 jwt (default) or off (local development only)\n"
-                "  AUTH_SECRET_FILE          HS256 secret for bearer tokens, or\n"
-                "  AUTH_PUBLIC_KEY_FILE      RS256/ES256 public key (PEM), with AUTH_ALG\n"
-                "  AUTH_ISSUER, AUTH_AUDIENCE  required iss / aud when set\n",
+    .env_help =
+        "  SAGA_TIMEOUT              cancel PENDING orders older than this (default 30s)\n"
+        "  SAGA_SWEEP_INTERVAL       how often to look for them (default 1s)\n"
+        "  AUTH_MODE                 jwt (default) or off (local development only)\n"
+        "  AUTH_SECRET_FILE          HS256 secret for bearer tokens, or\n"
+        "  AUTH_PUBLIC_KEY_FILE      RS256/ES256 public key (PEM), with AUTH_ALG\n"
+        "  AUTH_ISSUER, AUTH_AUDIENCE  required iss / aud when set\n"
+        "  ORDER_TIMELINE_MAX        timeline events GET /orders/{id} returns (default 500)\n",
     .load = order_settings_load,
     .print = order_settings_print,
     .arg = &settings,

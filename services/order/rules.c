@@ -259,42 +259,158 @@ static int by_time(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* An event's id and its position in the time-sorted timeline. */
+struct tl_id {
+    const char *id;
+    size_t pos;
+};
+
+static int by_id(const void *a, const void *b)
+{
+    const struct tl_id *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* The first entry of ids (sorted by id) whose id is id, or n. */
+static size_t find_id(const struct tl_id *ids, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ids[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && strcmp(ids[lo].id, id) == 0 ? lo : n;
+}
+
+static void heap_push(size_t *h, size_t *len, size_t v)
+{
+    size_t i = (*len)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static size_t heap_pop(size_t *h, size_t *len)
+{
+    size_t top = h[0], v = h[--*len], i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *len)
+            break;
+        if (c + 1 < *len && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= v)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*len)
+        h[i] = v;
+    return top;
+}
+
+/*
+ * Kahn's topological sort with the time order as priority, O(n log n): the
+ * earliest event whose cause is not still waiting, repeatedly (on a cycle, the
+ * earliest left). Events sharing an event_id form a group; an event waits while
+ * any other event of its cause's group is not yet placed.
+ */
 void order_timeline_causal_sort(struct order_tl_entry *e, size_t n)
 {
     struct order_tl_entry *out;
-    char *done;
-    size_t m = 0;
+    struct tl_id *ids;
+    size_t *group, *left, *cause, *wstart, *fill, *waiters, *heap, hlen = 0, m = 0, scan = 0,
+                                                                   ngroups = 0;
+    char *done, *queued;
 
     if (n < 2)
         return;
     qsort(e, n, sizeof(*e), by_time);
     out = malloc(n * sizeof(*out));
+    ids = malloc(n * sizeof(*ids));
+    group = malloc(n * sizeof(*group));      /* position -> its event_id's group */
+    left = calloc(n, sizeof(*left));         /* group -> events not yet placed */
+    cause = malloc(n * sizeof(*cause));      /* position -> its cause's group, or n */
+    wstart = calloc(n + 1, sizeof(*wstart)); /* group -> its waiters in waiters[] */
+    fill = malloc(n * sizeof(*fill));
+    waiters = malloc(n * sizeof(*waiters));
+    heap = malloc(n * sizeof(*heap));
     done = calloc(n, 1);
-    if (!out || !done)
+    queued = calloc(n, 1);
+    if (!out || !ids || !group || !left || !cause || !wstart || !fill || !waiters || !heap ||
+        !done || !queued)
         abort();
-    /* Repeatedly take the earliest event whose cause is not still waiting. */
-    while (m < n) {
-        size_t pick = n;
-        for (size_t i = 0; i < n && pick == n; i++) {
-            int waiting = 0;
-            if (done[i])
-                continue;
-            for (size_t j = 0; j < n && e[i].causation_id; j++)
-                if (!done[j] && j != i && strcmp(e[j].event_id, e[i].causation_id) == 0)
-                    waiting = 1;
-            if (!waiting)
-                pick = i;
+    for (size_t i = 0; i < n; i++) {
+        ids[i].id = e[i].event_id;
+        ids[i].pos = i;
+    }
+    qsort(ids, n, sizeof(*ids), by_id);
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && strcmp(ids[k].id, ids[k - 1].id) != 0)
+            ngroups++;
+        group[ids[k].pos] = ngroups;
+        left[ngroups]++;
+    }
+    ngroups++;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = e[i].causation_id ? find_id(ids, n, e[i].causation_id) : n;
+        cause[i] = at < n ? group[ids[at].pos] : n;
+        if (cause[i] < n)
+            wstart[cause[i] + 1]++;
+    }
+    for (size_t g = 0; g < ngroups; g++)
+        wstart[g + 1] += wstart[g];
+    memcpy(fill, wstart, ngroups * sizeof(*fill));
+    for (size_t i = 0; i < n; i++)
+        if (cause[i] < n)
+            waiters[fill[cause[i]]++] = i;
+    /* Ready: no cause in the timeline, or the only event left of its cause's group is itself. */
+    for (size_t i = 0; i < n; i++)
+        if (cause[i] == n || left[cause[i]] == (cause[i] == group[i] ? 1u : 0u)) {
+            queued[i] = 1;
+            heap_push(heap, &hlen, i);
         }
-        if (pick == n) /* a cycle (bad data): keep time order for the rest */
-            for (size_t i = 0; i < n && pick == n; i++)
-                if (!done[i])
-                    pick = i;
+    while (m < n) {
+        size_t pick, g;
+        if (hlen) {
+            pick = heap_pop(heap, &hlen);
+        } else { /* a cycle (bad data): keep time order for the rest */
+            while (done[scan] || queued[scan])
+                scan++;
+            pick = scan;
+        }
         done[pick] = 1;
         out[m++] = e[pick];
+        g = group[pick];
+        if (--left[g] > 1)
+            continue;
+        /* Group g is down to one event (its waiter if it causes itself) or to none. */
+        for (size_t w = wstart[g]; w < wstart[g + 1]; w++) {
+            size_t i = waiters[w];
+            if (!done[i] && !queued[i] && left[g] == (group[i] == g ? 1u : 0u)) {
+                queued[i] = 1;
+                heap_push(heap, &hlen, i);
+            }
+        }
     }
     memcpy(e, out, n * sizeof(*e));
     free(out);
+    free(ids);
+    free(group);
+    free(left);
+    free(cause);
+    free(wstart);
+    free(fill);
+    free(waiters);
+    free(heap);
     free(done);
+    free(queued);
 }
 
 void order_format_money(int64_t minor, const char *currency, char *out, size_t size)

@@ -14,6 +14,23 @@ up)
     for p in $programs; do
         [ -f "$dir/logs/$p.log" ] && mv -f "$dir/logs/$p.log" "$dir/logs/$p.log.previous"
     done
+    case " $* " in
+    *" --secure "*)
+        # Every command line the start-up runs, sampled, so it_secure can check that
+        # no password was ever on one (they are visible to every user in ps).
+        fresh=yes
+        [ -f "$dir/kafka/data/meta.properties" ] && fresh=no
+        "$stack" up --no-deps --dir "$dir" --build "$build" "$@" &
+        up=$!
+        python3 "$(dirname "$0")/cmdline_sampler.py" "$up" "$dir/logs/startup-cmdlines.log" &
+        sampler=$!
+        rc=0
+        wait "$up" || rc=$?
+        wait "$sampler" || true
+        echo "# kafka formatted during this start-up: $fresh" >>"$dir/logs/startup-cmdlines.log"
+        exit "$rc"
+        ;;
+    esac
     exec "$stack" up --no-deps --dir "$dir" --build "$build" "$@"
     ;;
 down)

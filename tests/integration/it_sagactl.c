@@ -461,6 +461,88 @@ static void test_forged_dead_letter_for_another_services_topic_is_not_replayed(v
                  arrived == 1 ? "" : "s");
 }
 
+/* The bytes a terminal acts on: ESC, BEL, the C1 CSI (U+009B as UTF-8) and a byte that is not
+ * UTF-8 at all. NULL when out has none of them. */
+static const char *raw_control(const char *out, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if ((c < 0x20 && c != '\n') || c == 0x7f || c == 0xff ||
+            (c == 0xc2 && i + 1 < len && (unsigned char)out[i + 1] >= 0x80 &&
+             (unsigned char)out[i + 1] <= 0x9f))
+            return out + i;
+    }
+    return NULL;
+}
+
+#define TITLE "\x1b]0;pwned\x07" /* sets the terminal's title */
+#define CLEAR "\x1b[2J"          /* clears the screen */
+#define C1CSI                                                                                      \
+    "\xc2\x9b"                                                                                     \
+    "31m"                                   /* CSI as one C1 character */
+#define EVENT_EVIL TITLE CLEAR C1CSI "\x7f" /* and DEL (an event's strings are UTF-8) */
+#define EVIL       EVENT_EVIL "\xff"        /* and a byte that is not UTF-8 */
+
+/*
+ * Terminal escape injection: a dead letter whose headers (names and values), key and
+ * event's string fields carry escape sequences. Nothing sagactl prints about it (dlq list,
+ * dlq show, tail) holds a raw control character; each is shown escaped instead.
+ */
+static void test_control_characters_are_escaped_in_everything_printed(void **state)
+{
+    struct fixture *f = *state;
+    char dlq[128], cmd[1024], out[65536];
+    const char *names[1] = {dlq};
+    struct saga_topic_status st[1];
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    const char *at;
+    char err[512];
+    const char *cmds[3] = {"dlq list --topic", "dlq show 0:0 --topic",
+                           "tail --from-beginning --count 1 --timeout 60"};
+
+    snprintf(dlq, sizeof(dlq), "%s-escape-dlq", f->topic);
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 1, 1, 1, 10000, st), SAGA_OK);
+    sample_event(&ev, SAGA_EV_PAYMENT_FAILED, 0);
+    ev.meta.order_id = "order-" EVENT_EVIL;
+    ev.meta.event_id = "event-" EVENT_EVIL;
+    ev.meta.producer = "producer-" EVENT_EVIL;
+    ev.u.payment_failed.customer_id = "customer-" EVENT_EVIL;
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &buf, err, sizeof(err)), SAGA_OK);
+    rd_kafka_header_add(h, "dlq.source.topic", -1, "topic-" EVIL, -1);
+    rd_kafka_header_add(h, "dlq.reason", -1, "reason-" EVIL, -1);
+    rd_kafka_header_add(h, "dlq.error", -1, "error-" EVIL, -1);
+    rd_kafka_header_add(h, "dlq.attempts", -1, EVIL, -1);
+    rd_kafka_header_add(h, "event_type", -1, "type-" EVIL, -1);
+    rd_kafka_header_add(h, "name-" EVIL, -1, "value-" EVIL, -1);
+    assert_int_equal(rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(dlq),
+                                       RD_KAFKA_V_KEY("key-" EVIL, strlen("key-" EVIL)),
+                                       RD_KAFKA_V_VALUE(buf.data, buf.len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    saga_buf_release(&buf);
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    for (int i = 0; i < 3; i++) {
+        char sub[256];
+        int code;
+        snprintf(sub, sizeof(sub), "%s '%s'", cmds[i], dlq);
+        snprintf(cmd, sizeof(cmd), "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' %s",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, sub);
+        code = run(cmd, out, sizeof(out));
+        fprintf(stderr, "sagactl %s (exit %d):\n%s", sub, code, out);
+        assert_int_equal(code, 0);
+        if ((at = raw_control(out, strlen(out))))
+            fail_msg("sagactl %s printed the raw byte 0x%02x at offset %td", sub,
+                     (unsigned char)*at, at - out);
+        /* Shown, escaped: as \x1b (text) or \u001B (JSON). */
+        if (!strstr(out, "\\x1b]0;pwned\\x07") && !strstr(out, "\\u001B]0;pwned\\u0007"))
+            fail_msg("sagactl %s does not show the escaped title sequence", sub);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_tail_of_a_missing_topic_fails),
         cmocka_unit_test(test_dlq_replay_reports_each_message_and_fails_on_a_refused_one),
         cmocka_unit_test(test_forged_dead_letter_for_another_services_topic_is_not_replayed),
+        cmocka_unit_test(test_control_characters_are_escaped_in_everything_printed),
     };
     if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*forged*' */
         cmocka_set_test_filter(getenv("IT_ONLY"));

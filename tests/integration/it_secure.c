@@ -543,6 +543,49 @@ static void test_no_secret_in_any_log(void **state)
     assert_int_equal(st.st_mode & 077, 0);
 }
 
+/*
+ * No password on a command line (where every local user sees it, in ps or /proc/PID/cmdline):
+ * test_stack.sh sampled the command line of everything the secured stack's start-up ran
+ * (tests/cli/cmdline_sampler.py, every 20 ms) into logs/startup-cmdlines.log.
+ */
+static void test_no_secret_on_a_command_line_during_start_up(void **state)
+{
+    static const char *const secrets[] = {
+        "STACK_KAFKA_PW_ADMIN",
+        "STACK_KAFKA_PW_CONTROLLER",
+        "STACK_KAFKA_PW_OUTBOX_RELAY",
+        "STACK_KAFKA_PW_ORDER_SERVICE",
+        "STACK_KAFKA_PW_INVENTORY_SERVICE",
+        "STACK_KAFKA_PW_PAYMENT_SERVICE",
+        "STACK_KAFKA_PW_SHIPPING_SERVICE",
+        "STACK_KAFKA_PW_NOTIFICATION_SERVICE",
+        "STACK_PW_POSTGRES",
+        "STACK_PW_OUTBOX_RELAY",
+        "STACK_PW_ORDER",
+        "STACK_PW_INVENTORY",
+        "STACK_PW_PAYMENT",
+        "STACK_PW_SHIPPING",
+        "STACK_PW_NOTIFICATION",
+    };
+    char path[1024];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/logs/startup-cmdlines.log", stack_env("STACK_DIR"));
+    /* The sampler saw the start-up: the broker, and the format step when there was one. */
+    if (!file_contains(path, "kafka.Kafka"))
+        fail_msg("%s does not show the broker's start: the start-up was not sampled", path);
+    if (file_contains(path, "formatted during this start-up: yes") &&
+        !file_contains(path, "kafka.tools.StorageTool") &&
+        !file_contains(path, "kafka-format.args")) /* its java argument file */
+        fail_msg("%s does not show the format step of a fresh start", path);
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        const char *pw = stack_env(secrets[i]);
+        assert_true(strlen(pw) >= 16);
+        if (file_contains(path, pw))
+            fail_msg("the value of %s was on a command line (%s)", secrets[i], path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_the_broker_holds_exactly_the_planned_acls),
         cmocka_unit_test(test_a_program_refused_a_permission_it_needs_stops_with_the_cause),
         cmocka_unit_test(test_the_saga_completes),
+        cmocka_unit_test(test_no_secret_on_a_command_line_during_start_up),
         /* last: after the saga ran, every program has logged its work */
         cmocka_unit_test(test_no_secret_in_any_log),
     };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -184,6 +185,118 @@ static void test_causal_sort(void **state)
     assert_string_equal(e[3].event_id, "released");
 }
 
+/* A chain a -> b -> c ... stamped in reverse (each effect "occurred" before its cause):
+ * the worst case for a sort that rescans the whole timeline for every pick. */
+static struct order_tl_entry *reversed_chain(size_t n, char (**ids)[16])
+{
+    struct order_tl_entry *e = calloc(n, sizeof(*e));
+    *ids = calloc(n, sizeof(**ids));
+    assert_non_null(e);
+    assert_non_null(*ids);
+    for (size_t k = 0; k < n; k++) {
+        snprintf((*ids)[k], sizeof((*ids)[k]), "e%06zu", k);
+        e[k].event_id = (*ids)[k];
+        e[k].causation_id = k ? (*ids)[k - 1] : NULL;
+        e[k].occurred_at = (int64_t)(n - k);
+        e[k].seq = (int64_t)(n - k);
+        e[k].index = (int)k;
+    }
+    return e;
+}
+
+static void sort_reversed_chain(size_t n)
+{
+    char(*ids)[16];
+    struct order_tl_entry *e = reversed_chain(n, &ids);
+    clock_t t0 = clock();
+    order_timeline_causal_sort(e, n);
+    /* Not asserted (no timing asserts): shown for the record; ctest's TIMEOUT is the limit. */
+    fprintf(stderr, "causal sort of a reversed chain of %zu events: %.3f s CPU\n", n,
+            (double)(clock() - t0) / CLOCKS_PER_SEC);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(e[k].index, (int)k);
+    free(e);
+    free(ids);
+}
+
+static void test_causal_sort_crafted_chain(void **state)
+{
+    (void)state;
+    sort_reversed_chain(2000);
+    sort_reversed_chain(20000);
+}
+
+/* The definition, written the slow and obvious way: repeatedly the earliest (by time, then
+ * seq) event whose cause is not still waiting; on a cycle, the earliest left. */
+static void reference_sort(struct order_tl_entry *e, size_t n)
+{
+    struct order_tl_entry *out = malloc(n * sizeof(*out));
+    char *done = calloc(n, 1);
+    size_t m = 0;
+    assert_non_null(out);
+    assert_non_null(done);
+    for (size_t a = 1; a < n; a++) /* stable insertion sort by (occurred_at, seq) */
+        for (size_t b = a;
+             b > 0 && (e[b - 1].occurred_at > e[b].occurred_at ||
+                       (e[b - 1].occurred_at == e[b].occurred_at && e[b - 1].seq > e[b].seq));
+             b--) {
+            struct order_tl_entry t = e[b];
+            e[b] = e[b - 1];
+            e[b - 1] = t;
+        }
+    while (m < n) {
+        size_t pick = n;
+        for (size_t i = 0; i < n && pick == n; i++) {
+            int waiting = 0;
+            if (done[i])
+                continue;
+            for (size_t j = 0; j < n && e[i].causation_id; j++)
+                if (!done[j] && j != i && strcmp(e[j].event_id, e[i].causation_id) == 0)
+                    waiting = 1;
+            if (!waiting)
+                pick = i;
+        }
+        for (size_t i = 0; i < n && pick == n; i++)
+            if (!done[i])
+                pick = i;
+        done[pick] = 1;
+        out[m++] = e[pick];
+    }
+    memcpy(e, out, n * sizeof(*e));
+    free(out);
+    free(done);
+}
+
+/* Random small timelines with everything bad data can hold (unknown causes, cycles,
+ * self-causes, duplicate ids, equal times): the same order as the definition. */
+static void test_causal_sort_matches_definition(void **state)
+{
+    static const char *names[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    unsigned seed = 12345;
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        struct order_tl_entry a[12], b[12];
+        size_t n = (size_t)(round % 12) + 1;
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            a[k].event_id = names[(seed >> 8) % 10];
+            seed = seed * 1103515245u + 12345u;
+            a[k].causation_id = (seed >> 8) % 4 == 0 ? NULL : names[(seed >> 12) % 10];
+            seed = seed * 1103515245u + 12345u;
+            a[k].occurred_at = (int64_t)((seed >> 8) % 5);
+            a[k].seq = (int64_t)k;
+            a[k].index = (int)k;
+        }
+        memcpy(b, a, sizeof(a));
+        order_timeline_causal_sort(a, n);
+        reference_sort(b, n);
+        for (size_t k = 0; k < n; k++)
+            if (a[k].index != b[k].index)
+                fail_msg("round %d: position %zu holds %d, the definition says %d", round, k,
+                         a[k].index, b[k].index);
+    }
+}
+
 static void test_money(void **state)
 {
     char buf[32];
@@ -199,10 +312,16 @@ static void test_money(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_request), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_field_errors),  cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_headers),       cmocka_unit_test(test_compensation_state),
-        cmocka_unit_test(test_causal_sort),   cmocka_unit_test(test_count_event_types),
+        cmocka_unit_test(test_valid_request),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_field_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_compensation_state),
+        cmocka_unit_test(test_causal_sort),
+        cmocka_unit_test(test_causal_sort_crafted_chain),
+        cmocka_unit_test(test_causal_sort_matches_definition),
+        cmocka_unit_test(test_count_event_types),
         cmocka_unit_test(test_money),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
