@@ -191,30 +191,45 @@ static void get_usage(FILE *out)
                  "order API could not be reached (or answered 503)\n");
 }
 
-int sagactl_get(int argc, char **argv)
+/*
+ * Parses "ID [--json]" for command cmd: 0 with *id and *json set, or the exit code to
+ * return (help shown: 0 is SAGACTL_EXIT_OK too, so *id stays NULL then).
+ */
+static int parse_id_json(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+                         const char **id, int *json)
 {
-    const char *id = NULL;
-    int json = 0, rc;
-    struct sagactl_reply r;
-
+    *id = NULL;
+    *json = 0;
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
-            get_usage(stdout);
+            usage(stdout);
             return SAGACTL_EXIT_OK;
         } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (argv[i][0] != '-' && !id) {
-            id = argv[i];
+            *json = 1;
+        } else if (argv[i][0] != '-' && !*id) {
+            *id = argv[i];
         } else {
-            fprintf(stderr, "sagactl get: unexpected '%s'\n", argv[i]);
-            get_usage(stderr);
+            fprintf(stderr, "sagactl %s: unexpected '%s'\n", cmd, argv[i]);
+            usage(stderr);
             return SAGACTL_EXIT_USAGE;
         }
     }
-    if (!id || !*id) {
-        get_usage(stderr);
+    if (!*id || !**id) {
+        *id = NULL;
+        usage(stderr);
         return SAGACTL_EXIT_USAGE;
     }
+    return 0;
+}
+
+int sagactl_get(int argc, char **argv)
+{
+    const char *id;
+    int json, rc;
+    struct sagactl_reply r;
+
+    if ((rc = parse_id_json("get", argc, argv, get_usage, &id, &json)) != 0 || !id)
+        return rc;
     if (fetch_order("get", id, &r) != 0)
         return SAGACTL_EXIT_UNREACH;
     if (r.status == 200 && r.json) {
@@ -538,29 +553,13 @@ static void cancel_usage(FILE *out)
 
 int sagactl_cancel(int argc, char **argv)
 {
-    const char *id = NULL;
-    int json = 0, rc;
+    const char *id;
+    int json, rc;
     struct sagactl_reply r;
     char path[512], *esc;
 
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            cancel_usage(stdout);
-            return SAGACTL_EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (argv[i][0] != '-' && !id) {
-            id = argv[i];
-        } else {
-            fprintf(stderr, "sagactl cancel: unexpected '%s'\n", argv[i]);
-            cancel_usage(stderr);
-            return SAGACTL_EXIT_USAGE;
-        }
-    }
-    if (!id || !*id) {
-        cancel_usage(stderr);
-        return SAGACTL_EXIT_USAGE;
-    }
+    if ((rc = parse_id_json("cancel", argc, argv, cancel_usage, &id, &json)) != 0 || !id)
+        return rc;
     if (!(esc = curl_easy_escape(NULL, id, 0))) {
         fprintf(stderr, "sagactl cancel: out of memory\n");
         return SAGACTL_EXIT_FAILURE;
