@@ -90,8 +90,9 @@ struct saga_consumer {
     int nparts, capparts;
     uint64_t next_epoch;
     int auto_commit;
-    uint64_t dlq_seq; /* the dead letter in flight; reports of others are stale */
-    int dlq_done;     /* its delivery report arrived */
+    int static_member; /* group.instance.id set (SAGA_INSTANCE_ID) */
+    uint64_t dlq_seq;  /* the dead letter in flight; reports of others are stale */
+    int dlq_done;      /* its delivery report arrived */
     rd_kafka_resp_err_t dlq_err;
     _Atomic int assigned;    /* partitions held now (for readiness) */
     _Atomic int joined;      /* 1 once the group gave this member its first assignment */

@@ -236,8 +236,13 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     struct saga_consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[400];
-        rd_kafka_fatal_error(rk, why, sizeof(why));
-        set_fatal(c, "fatal kafka error", why);
+        if (rd_kafka_fatal_error(rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+            set_fatal(c,
+                      "fenced: another running instance of this group has the same "
+                      "SAGA_INSTANCE_ID (group.instance.id)",
+                      why);
+        else
+            set_fatal(c, "fatal kafka error", why);
         return;
     }
     saga_log(SAGA_LOG_WARN, NULL, "kafka: %s", reason);
@@ -290,6 +295,21 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
     conf_default(kc, "enable.partition.eof", "false");
     snprintf(buf, sizeof(buf), "%s", conf->group);
     conf_default(kc, "client.id", buf);
+    /* A member that crashes keeps its partitions until its session times out; the saga
+     * times out after SAGA_TIMEOUT (30 s by default), so the session must be much
+     * shorter than that (librdkafka's default is 45 s). */
+    conf_default(kc, "session.timeout.ms", "10000");
+    /* Static membership (KIP-345): an instance restarted under the same id takes its
+     * partitions back at once, without a rebalance and without waiting for its old
+     * session to time out. */
+    {
+        const char *instance = saga_env("SAGA_INSTANCE_ID", NULL);
+        if (instance && *instance)
+            conf_default(kc, "group.instance.id", instance);
+        size = sizeof(buf);
+        c->static_member =
+            rd_kafka_conf_get(kc, "group.instance.id", buf, &size) == RD_KAFKA_CONF_OK && buf[0];
+    }
     size = sizeof(strategy);
     if (rd_kafka_conf_get(kc, "partition.assignment.strategy", strategy, &size) == RD_KAFKA_CONF_OK)
         c->cooperative = strstr(strategy, "cooperative") != NULL;
@@ -340,11 +360,43 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
     return SAGA_OK;
 }
 
+/* A static member does not leave its group when it closes (KIP-345): its partitions
+ * would wait for it until its session times out. A graceful stop is not a crash: the
+ * member unsubscribes first, which gives its partitions up and leaves the group at
+ * once (librdkafka sends LeaveGroup on an unsubscribe, not on a close). A crashed one
+ * keeps them for its restart. */
+static void leave_group(struct saga_consumer *c)
+{
+    rd_kafka_resp_err_t err = rd_kafka_unsubscribe(c->rk);
+    int64_t until = consumer_mono_ms() + 10000;
+    if (err) {
+        saga_log(SAGA_LOG_WARN, NULL, "unsubscribe: %s", rd_kafka_err2str(err));
+        return;
+    }
+    while (consumer_mono_ms() < until) {
+        rd_kafka_topic_partition_list_t *held = NULL;
+        int n = 0;
+        rd_kafka_message_t *m;
+        if (!rd_kafka_assignment(c->rk, &held)) {
+            n = held->cnt;
+            rd_kafka_topic_partition_list_destroy(held);
+        }
+        if (n == 0)
+            break;
+        /* Serves the revocation; a message still arriving is not taken (its offset
+         * was not stored, so the partition's next owner reads it). */
+        if ((m = rd_kafka_consumer_poll(c->rk, 100)))
+            rd_kafka_message_destroy(m);
+    }
+}
+
 void consumer_kafka_close(struct saga_consumer *c)
 {
     rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         saga_log(SAGA_LOG_WARN, NULL, "final commit: %s", rd_kafka_err2str(err));
+    if (c->static_member && !c->fatal)
+        leave_group(c);
     rd_kafka_consumer_close(c->rk);
     rd_kafka_flush(c->dlq, 10000);
 }

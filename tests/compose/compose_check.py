@@ -86,7 +86,7 @@ def reads(*paths):
 
 
 common = reads(root / "common/src/config.c", root / "common/src/http.c")  # every program
-consumer = reads(root / "common/src/consumer.c")
+consumer = reads(*sorted((root / "common/src").glob("consumer*.c")))  # the consumer runtime
 program_dirs = {"outbox-relay": root / "relay", "kafka-init": root / "sagactl"}
 for s in ("order", "inventory", "payment", "shipping", "notification"):
     program_dirs[f"{s}-service"] = root / "services" / s

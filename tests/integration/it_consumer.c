@@ -479,6 +479,39 @@ static void test_two_members_with_cooperative_rebalancing(void **state)
     two_members(*state, "cooperative-sticky");
 }
 
+/* The members of the test's group the broker knows of, or -1. */
+static int group_members(struct fixture *f)
+{
+    const struct rd_kafka_group_list *groups = NULL;
+    int n = -1;
+    if (rd_kafka_list_groups(f->producer, f->group, &groups, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (groups->group_cnt == 1 && !groups->groups[0].err)
+            n = groups->groups[0].member_cnt;
+        rd_kafka_group_list_destroy(groups);
+    }
+    return n;
+}
+
+/* A static member (SAGA_INSTANCE_ID) does not leave its group when it closes: a crashed
+ * one gets its partitions back at once when it restarts. One stopped gracefully leaves
+ * at once all the same, so its partitions move without waiting for its session. */
+static void test_a_static_member_leaves_its_group_when_stopped(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-1", NULL};
+    pid_t app = start_app_with(f, NULL, NULL, extra, NULL);
+    int members;
+
+    assert_true(log_wait(f->log, "assigned", 60000));
+    assert_int_equal(group_members(f), 1);
+    assert_int_equal(proc_stop(app, SIGTERM, 30000), 0);
+    members = group_members(f);
+    if (members != 0)
+        fail_msg("the stopped static member is still one of the group's %d member(s): its "
+                 "partitions wait for its session to time out",
+                 members);
+}
+
 static void test_rides_out_database_and_broker_restarts(void **state)
 {
     struct fixture *f = *state;
@@ -887,6 +920,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_share_and_hand_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_static_member_leaves_its_group_when_stopped, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_two_members_with_cooperative_rebalancing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transient_failures_are_retried, setup, teardown),
