@@ -632,6 +632,34 @@ static void delete_records_before(rd_kafka_t *rk, const char *topic, int64_t bef
     rd_kafka_queue_destroy(q);
 }
 
+/* One record to topic in a transaction: the record, then the commit marker after it. */
+static void produce_in_a_transaction(const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char id[96], err[256];
+    rd_kafka_error_t *e;
+    rd_kafka_t *p;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "transactional.id", stack_unique("it-sagactl-tx", id, sizeof(id)), NULL,
+                      0);
+    assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+    e = rd_kafka_init_transactions(p, 30000);
+    if (e)
+        fail_msg("init transactions: %s", rd_kafka_error_string(e));
+    e = rd_kafka_begin_transaction(p);
+    if (e)
+        fail_msg("begin transaction: %s", rd_kafka_error_string(e));
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY("tx", 2),
+                                       RD_KAFKA_V_VALUE("in a transaction", 16),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    e = rd_kafka_commit_transaction(p, 30000);
+    if (e)
+        fail_msg("commit: %s", rd_kafka_error_string(e));
+    rd_kafka_destroy(p);
+}
+
 /* A dead letter to dlq: key, value, and headers dlq.source.topic src, and the partition and
  * offset when not NULL. */
 static void produce_dead_letter(struct fixture *f, const char *dlq, const char *src,
@@ -671,8 +699,9 @@ static int replay(const char *dlq, const char *src, const char *args, char *out,
  * A dead letter goes back only if it is the record at its source position, byte for byte
  * (key and value): a copy of the real record is replayed; one whose bytes differ from the
  * record at its position, one pointing past the partition's end and one naming no position
- * are refused. Once the original is deleted (retention), the copy is refused too, unless
- * the operator names it with --force-unverified (never with --all).
+ * are refused, and so is one naming a transaction's commit marker (no record there). Once
+ * the original is deleted (retention), the copy is refused too, unless the operator names
+ * it with --force-unverified (never with --all).
  */
 static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(void **state)
 {
@@ -705,26 +734,29 @@ static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
     assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_in_a_transaction(src); /* its record at 2, the commit marker at 3 */
     /* dlq: 0 the real one's copy; 1 forged bytes at 0 (the real record's place); 2 forged
-     * bytes at 1; 3 forged, past the end; 4 forged, no position; 5 real bytes, wrong key. */
+     * bytes at 1; 3 forged, past the end; 4 forged, no position; 5 real bytes, wrong key;
+     * 6 forged, at the transaction's commit marker (an offset that holds no record). */
     produce_dead_letter(f, dlq, src, "0", "0", ORDER, real.data, real.len);
     produce_dead_letter(f, dlq, src, "0", "0", ORDER, forged.data, forged.len);
     produce_dead_letter(f, dlq, src, "0", "1", ORDER, forged.data, forged.len);
     produce_dead_letter(f, dlq, src, "0", "99", ORDER, forged.data, forged.len);
     produce_dead_letter(f, dlq, src, NULL, NULL, ORDER, forged.data, forged.len);
     produce_dead_letter(f, dlq, src, "0", "0", "another-order", real.data, real.len);
+    produce_dead_letter(f, dlq, src, "0", "3", ORDER, forged.data, forged.len); /* 6: marker */
     assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
 
     code = replay(dlq, src, "0:0", out, sizeof(out));
     snprintf(want, sizeof(want), "replayed %s/0/0 to %s", dlq, src);
     if (code != 0 || !strstr(out, want))
         fail_msg("the real dead letter: exit %d, expected 0 and '%s'", code, want);
-    assert_int_equal(high_watermark(f->producer, src), 3);
+    assert_int_equal(high_watermark(f->producer, src), 5);
 
-    code = replay(dlq, src, "0:1 0:2 0:3 0:4 0:5", out, sizeof(out));
+    code = replay(dlq, src, "0:1 0:2 0:3 0:4 0:5 0:6", out, sizeof(out));
     assert_int_equal(code, 1);
     assert_null(strstr(out, "replayed"));
-    for (int i = 1; i <= 5; i++) {
+    for (int i = 1; i <= 6; i++) {
         snprintf(want, sizeof(want), "refused %s/0/%d to %s: ", dlq, i, src);
         if (!strstr(out, want))
             fail_msg("dead letter 0:%d is not refused ('%s')", i, want);
@@ -736,11 +768,13 @@ static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(
     snprintf(want, sizeof(want), "no record at %s/0/99", src);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "dlq.source.partition"));
-    assert_non_null(strstr(out, "5 dead letters refused"));
-    assert_int_equal(high_watermark(f->producer, src), 3);
+    snprintf(want, sizeof(want), "the original at %s/0/3 is gone", src);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "6 dead letters refused"));
+    assert_int_equal(high_watermark(f->producer, src), 5);
 
     /* Retention takes the original: refused, with the way out named. */
-    delete_records_before(f->producer, src, 3);
+    delete_records_before(f->producer, src, 5);
     code = replay(dlq, src, "0:0", out, sizeof(out));
     snprintf(want, sizeof(want), "refused %s/0/0 to %s: the original at %s/0/0 is gone", dlq, src,
              src);
@@ -748,13 +782,13 @@ static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(
         fail_msg("the real dead letter after retention: exit %d, expected 1 and '%s'", code, want);
     /* Not for --all: each unverified dead letter is named by the operator. */
     assert_int_equal(replay(dlq, src, "--all --force-unverified", out, sizeof(out)), 64);
-    assert_int_equal(high_watermark(f->producer, src), 3);
+    assert_int_equal(high_watermark(f->producer, src), 5);
     /* Named: replayed, still checked for its type and producer. */
     code = replay(dlq, src, "0:0 --force-unverified", out, sizeof(out));
     snprintf(want, sizeof(want), "replayed %s/0/0 to %s", dlq, src);
     if (code != 0 || !strstr(out, want))
         fail_msg("--force-unverified: exit %d, expected 0 and '%s'", code, want);
-    assert_int_equal(high_watermark(f->producer, src), 4);
+    assert_int_equal(high_watermark(f->producer, src), 6);
     saga_buf_release(&real);
     saga_buf_release(&forged);
 }
