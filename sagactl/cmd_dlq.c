@@ -13,6 +13,15 @@
  * an event that decodes and belongs there (its type, meta.producer = the owner). Anything
  * else is "refused" with the reason on stderr and the exit status 1.
  *
+ * On a topic with an owner a dead letter also goes back only if it is what was really on
+ * that topic: the record at its dlq.source.partition / dlq.source.offset is read (an
+ * assign at that offset, no group, nothing committed) and must have the same key and value,
+ * byte for byte; it is that record (with its headers) that is replayed. Anyone who may
+ * write a DLQ (a service's Kafka login) or a service's deferred table (its database login,
+ * whose dead rows the runtime sweeps to its DLQ) can make a dead letter say anything, but
+ * cannot put a record on another service's topic. A dead letter whose original is gone
+ * (retention, compaction) is refused unless named with --force-unverified.
+ *
  * A replay counts as done only when its delivery report says so (never because
  * rd_kafka_flush returned): each message gets one line, "replayed" on stdout or
  * "failed" with the cause on stderr, and any failure makes the exit status 1.
@@ -49,9 +58,16 @@ static void dlq_usage(FILE *out)
             "A dead letter is refused (not sent) unless its source topic is one the\n"
             "DLQ's service reads and its event decodes and belongs on that topic\n"
             "(its type, and meta.producer the topic's owner; SAGA_TOPIC_OWNERS names\n"
-            "the owners of topics outside the suite).\n"
+            "the owners of topics outside the suite), and, on a topic with an owner,\n"
+            "unless it is the record at its source position (dlq.source.partition,\n"
+            "dlq.source.offset), key and value byte for byte: that record is what is sent.\n"
             "\n"
-            "  --timeout S   give up on an unreachable broker after S seconds (default 10)\n");
+            "  --timeout S   give up on an unreachable broker after S seconds (default 10)\n"
+            "  --force-unverified\n"
+            "                replay the dead letters named by PARTITION:OFFSET even if\n"
+            "                their original is gone from the source topic (retention,\n"
+            "                compaction), after you checked them: they are still checked\n"
+            "                for topic, type and producer. Not with --all.\n");
 }
 
 struct ref {
@@ -193,6 +209,10 @@ struct pick {
     struct saga_serde *serde;
     struct saga_topic_owners owners; /* replay: SAGA_TOPIC_OWNERS */
     int refused;
+    const struct saga_config *cfg;
+    int timeout_s;
+    int force_unverified; /* replay: a gone original does not refuse a named dead letter */
+    rd_kafka_t *origin;   /* replay: reads the originals (origin_read); NULL until needed */
 };
 
 static int wanted(struct pick *p, rd_kafka_message_t *m)
@@ -282,14 +302,184 @@ static int replay_check(struct pick *p, rd_kafka_message_t *m, const char *topic
     return rc;
 }
 
+/* What origin_read found at a dead letter's source position. */
+enum origin {
+    ORIGIN_FOUND,   /* *out is the record there */
+    ORIGIN_NONE,    /* there is no such record and never was (why says so) */
+    ORIGIN_GONE,    /* it was there and is not any more: retention, compaction (why) */
+    ORIGIN_UNKNOWN, /* the broker did not tell (why) */
+};
+
+/* Parses a decimal header value into *v (>= 0); -1 when it is not one. */
+static int header_int64(rd_kafka_message_t *m, const char *name, int64_t *v)
+{
+    char buf[32], *end;
+    header(m, name, buf, sizeof(buf));
+    if (!isdigit((unsigned char)buf[0]))
+        return -1;
+    *v = strtoll(buf, &end, 10);
+    return *end || *v < 0 ? -1 : 0;
+}
+
+/*
+ * The record at topic/partition/offset, read with p->origin (made here on first use: a
+ * consumer that only assigns, joins no group and commits nothing). A transaction's marker
+ * or a compacted record leaves a hole in the offsets and an aborted record is not read
+ * (read_committed), so the first record at or after offset is read and must be at offset.
+ */
+static enum origin origin_read(struct pick *p, const char *topic, int32_t partition, int64_t offset,
+                               rd_kafka_message_t **out, char *why, size_t why_size)
+{
+    rd_kafka_topic_partition_list_t *asg;
+    rd_kafka_resp_err_t err;
+    int64_t lo = 0, hi = 0;
+    enum origin res = ORIGIN_UNKNOWN;
+    const char *hint =
+        p->force_unverified ? "" : "; replay it with --force-unverified after checking it";
+    char at[300];
+
+    *out = NULL;
+    snprintf(at, sizeof(at), "%s/%" PRId32 "/%" PRId64, topic, partition, offset);
+    if (!p->origin) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->cfg->kafka_conf);
+        char errstr[256];
+        rd_kafka_conf_set(conf, "group.id", "sagactl-dlq-origin", NULL, 0); /* assign only */
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "auto.offset.reset", "error", NULL, 0); /* never another one */
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+        saga_kafka_conf_set_logger(conf, 1);
+        if (!(p->origin = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+            rd_kafka_conf_destroy(conf);
+            snprintf(why, why_size, "cannot read the original at %s: %s", at, errstr);
+            return ORIGIN_UNKNOWN;
+        }
+    }
+    err = rd_kafka_query_watermark_offsets(p->origin, topic, partition, &lo, &hi,
+                                           p->timeout_s * 1000);
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        snprintf(why, why_size, "there is no record at %s (no such partition)", at);
+        return ORIGIN_NONE;
+    }
+    if (err) {
+        snprintf(why, why_size, "cannot read the original at %s: %s", at, rd_kafka_err2str(err));
+        return ORIGIN_UNKNOWN;
+    }
+    if (offset >= hi) {
+        snprintf(why, why_size, "there is no record at %s (the partition ends at %" PRId64 ")", at,
+                 hi);
+        return ORIGIN_NONE;
+    }
+    if (offset < lo) {
+        snprintf(why, why_size,
+                 "the original at %s is gone (retention: the partition starts at %" PRId64 ")%s",
+                 at, lo, hint);
+        return ORIGIN_GONE;
+    }
+    asg = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(asg, topic, partition)->offset = offset;
+    err = rd_kafka_assign(p->origin, asg);
+    rd_kafka_topic_partition_list_destroy(asg);
+    if (err) {
+        snprintf(why, why_size, "cannot read the original at %s: %s", at, rd_kafka_err2str(err));
+        return ORIGIN_UNKNOWN;
+    }
+    snprintf(why, why_size, "cannot read the original at %s (timeout)", at);
+    for (time_t deadline = time(NULL) + p->timeout_s; time(NULL) < deadline;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->origin, 200);
+        if (!m)
+            continue;
+        if (m->rkt && (strcmp(rd_kafka_topic_name(m->rkt), topic) || m->partition != partition)) {
+            rd_kafka_message_destroy(m); /* of an earlier assignment */
+            continue;
+        }
+        if (!m->err && m->offset == offset) {
+            *out = m;
+            res = ORIGIN_FOUND;
+            break;
+        }
+        /* Past it, the partition's end, or out of range: nothing is at offset any more. */
+        if ((!m->err && m->offset > offset) || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+            m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+            snprintf(why, why_size,
+                     "the original at %s is gone (compacted or deleted, or the offset holds no "
+                     "record)%s",
+                     at, hint);
+            res = ORIGIN_GONE;
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        if (m->err) {
+            snprintf(why, why_size, "cannot read the original at %s: %s", at,
+                     rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(p->origin, NULL);
+    return res;
+}
+
+static int same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (!a || !b)
+        return !a && !b;
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/*
+ * 0 when the record at m's source position on topic is m's key and value byte for byte,
+ * with *orig that record (the caller destroys it); also 0, with *orig NULL, when the
+ * original is gone and m was named with --force-unverified (a warning says so). -1 with
+ * why otherwise.
+ */
+static int origin_check(struct pick *p, rd_kafka_message_t *m, const char *topic,
+                        rd_kafka_message_t **orig, char *why, size_t why_size)
+{
+    int64_t partition, offset;
+    enum origin found;
+
+    *orig = NULL;
+    if (header_int64(m, "dlq.source.partition", &partition) != 0 || partition > INT32_MAX ||
+        header_int64(m, "dlq.source.offset", &offset) != 0) {
+        snprintf(why, why_size,
+                 "it names no source position (dlq.source.partition, dlq.source.offset), so it "
+                 "cannot be checked against the record it claims to be");
+        return -1;
+    }
+    found = origin_read(p, topic, (int32_t)partition, offset, orig, why, why_size);
+    if (found == ORIGIN_GONE && p->force_unverified) {
+        fprintf(stderr, "unverified %s/%" PRId32 "/%" PRId64 ": %s; sent as --force-unverified\n",
+                p->dlq, m->partition, m->offset, sagactl_safe(why));
+        return 0;
+    }
+    if (found != ORIGIN_FOUND)
+        return -1;
+    if (!same_bytes(m->key, m->key_len, (*orig)->key, (*orig)->key_len) ||
+        !same_bytes(m->payload, m->len, (*orig)->payload, (*orig)->len)) {
+        snprintf(why, why_size,
+                 "it is not the record at %s/%" PRId64 "/%" PRId64 " (its %s differs from the one "
+                 "there)",
+                 topic, partition, offset,
+                 same_bytes(m->key, m->key_len, (*orig)->key, (*orig)->key_len) ? "value" : "key");
+        rd_kafka_message_destroy(*orig);
+        *orig = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int replay_one(rd_kafka_message_t *m, void *arg)
 {
     struct pick *p = arg;
     rd_kafka_headers_t *src = NULL, *h;
+    rd_kafka_message_t *orig = NULL, *sent;
     const char *name;
     const void *v;
     size_t len, wlen;
-    char topic[256], from[300], why[512], *what;
+    char topic[256], from[300], why[768], *what;
     rd_kafka_resp_err_t err;
 
     if (!wanted(p, m))
@@ -301,33 +491,41 @@ static int replay_one(rd_kafka_message_t *m, void *arg)
         fprintf(stderr, "failed %s: it has no dlq.source.topic header\n", from);
         return -1;
     }
-    if (replay_check(p, m, topic, why, sizeof(why)) != 0) {
+    if (replay_check(p, m, topic, why, sizeof(why)) != 0 ||
+        (saga_topic_owner(&p->owners, topic) &&
+         origin_check(p, m, topic, &orig, why, sizeof(why)) != 0)) {
         p->refused++;
         fprintf(stderr, "refused %s to %s: %s\n", from, sagactl_safe(topic), sagactl_safe(why));
         return -1;
     }
+    /* What goes back is what was there: the original's headers, not the dead letter's. */
+    sent = orig ? orig : m;
     /* what: for the messages, so the topic as shown (escaped); topic itself stays as it is. */
     wlen = strlen(from) + strlen(sagactl_safe(topic)) + 5;
     if (!(what = malloc(wlen))) {
         fprintf(stderr, "failed %s to %s: out of memory\n", from, sagactl_safe(topic));
+        if (orig)
+            rd_kafka_message_destroy(orig);
         return -1;
     }
     snprintf(what, wlen, "%s to %s", from, sagactl_safe(topic));
     h = rd_kafka_headers_new(8);
-    if (!rd_kafka_message_headers(m, &src))
+    if (!rd_kafka_message_headers(sent, &src))
         for (size_t i = 0; !rd_kafka_header_get_all(src, i, &name, &v, &len); i++)
             if (strncmp(name, "dlq.", 4) != 0)
                 rd_kafka_header_add(h, name, -1, v, (ssize_t)len);
     rd_kafka_header_add(h, "dlq.replayed_from", -1, from, -1);
     for (;;) {
         err = rd_kafka_producev(
-            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(sent->key, sent->key_len),
+            RD_KAFKA_V_VALUE(sent->payload, sent->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(what), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(p->producer, 100); /* reports make room */
     }
+    if (orig)
+        rd_kafka_message_destroy(orig); /* copied (RD_KAFKA_MSG_F_COPY) */
     if (err) {
         rd_kafka_headers_destroy(h);
         fprintf(stderr, "failed %s: %s\n", what, rd_kafka_err2str(err));
@@ -362,6 +560,8 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
             timeout_s = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--all")) {
             pick.all = 1;
+        } else if (!strcmp(argv[i], "--force-unverified") && !strcmp(sub, "replay")) {
+            pick.force_unverified = 1;
         } else if (isdigit((unsigned char)argv[i][0]) && pick.nrefs < 64 &&
                    parse_ref(argv[i], &refs[pick.nrefs]) == 0) {
             pick.nrefs++;
@@ -376,11 +576,14 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
     if (!dlq || timeout_s <= 0 ||
         (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "replay")) ||
         (!strcmp(sub, "show") && pick.nrefs == 0) ||
-        (!strcmp(sub, "replay") && pick.nrefs == 0 && !pick.all)) {
+        (!strcmp(sub, "replay") && pick.nrefs == 0 && !pick.all) ||
+        (pick.force_unverified && pick.all)) {
         dlq_usage(stderr);
         return SAGACTL_EXIT_USAGE;
     }
     pick.dlq = dlq;
+    pick.cfg = cfg;
+    pick.timeout_s = timeout_s;
     if (!strcmp(sub, "list")) {
         rc = visit(cfg, dlq, timeout_s, print_line, &count);
         if (rc == SAGACTL_EXIT_OK && count == 0)
@@ -438,6 +641,10 @@ int sagactl_dlq(const struct saga_config *cfg, int argc, char **argv)
             rc = SAGACTL_EXIT_FAILURE;
         }
         rd_kafka_destroy(pick.producer);
+        if (pick.origin) {
+            rd_kafka_consumer_close(pick.origin);
+            rd_kafka_destroy(pick.origin);
+        }
         saga_serde_destroy(pick.serde);
         saga_registry_destroy(registry);
     }

@@ -801,6 +801,22 @@ static void test_a_released_event_that_fails_is_dead_lettered_alone(void **state
     stop_app(app);
     assert_true(log_wait(f->log, "refuses its reservation", 1000));
     assert_group_committed_everything(f);
+
+    /* Its dead letter names its true origin (the partition and offset it was deferred
+     * from), so sagactl finds the same record there and replays it. */
+    {
+        char cmd[1024], out[8192];
+        FILE *p;
+        size_t n;
+        snprintf(cmd, sizeof(cmd),
+                 "KAFKA_BOOTSTRAP_SERVERS=%s %s %s/sagactl dlq replay --topic %s --all 2>&1",
+                 stack_env("KAFKA_BOOTSTRAP_SERVERS"), f->env[5], SAGA_BIN_DIR, f->dlq);
+        p = popen(cmd, "r");
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        if (pclose(p) != 0 || !strstr(out, "replayed"))
+            fail_msg("the released event's dead letter was not replayed:\n%s", out);
+    }
 }
 
 /*

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "proc.h"
 #include "sample_events.h"
@@ -461,6 +462,337 @@ static void test_forged_dead_letter_for_another_services_topic_is_not_replayed(v
                  arrived == 1 ? "" : "s");
 }
 
+/* A message's place in its topic. */
+struct ref_pos {
+    int32_t partition;
+    int64_t offset;
+};
+
+/* Where each partition of topic ends now (at most max partitions); the partition count. */
+static int topic_ends(rd_kafka_t *rk, const char *topic, int64_t *ends, int max)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int parts;
+
+    assert_int_equal(rd_kafka_metadata(rk, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(md->topics[0].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    parts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    assert_true(parts <= max);
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = 0;
+        assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        ends[p] = hi;
+    }
+    return parts;
+}
+
+/*
+ * Reads topic from the ends given (topic_ends) for wait_ms, or until the first message
+ * with key when first is not NULL (its position goes there). Returns how many messages
+ * with key it saw.
+ */
+static int messages_with_key(const char *topic, const int64_t *from, int parts, const char *key,
+                             int wait_ms, struct ref_pos *first)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *asg = rd_kafka_topic_partition_list_new(parts);
+    rd_kafka_t *c;
+    char group[96];
+    int seen = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", stack_unique("it-sagactl-read", group, sizeof(group)), NULL,
+                      0);
+    assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, 0));
+    for (int p = 0; p < parts; p++)
+        rd_kafka_topic_partition_list_add(asg, topic, p)->offset = from[p];
+    assert_int_equal(rd_kafka_assign(c, asg), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(asg);
+    for (long long end = now_ms() + wait_ms; now_ms() < end && !(first && seen);) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (!m)
+            continue;
+        if (!m->err && m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len)) {
+            if (first && !seen) {
+                first->partition = m->partition;
+                first->offset = m->offset;
+            }
+            seen++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return seen;
+}
+
+/* Runs a statement on conn with one binary parameter $1 (the rest in the text). */
+static void exec_with_bytes(PGconn *conn, const char *sql, const void *bytes, size_t len)
+{
+    const char *values[1] = {bytes};
+    int lengths[1] = {(int)len}, formats[1] = {1};
+    PGresult *r = PQexecParams(conn, sql, 1, NULL, values, lengths, formats, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(r);
+}
+
+/*
+ * The laundering of a forged order, as the security review did it, through the real
+ * consumer runtime: with only notification-service's database login, a row in its
+ * deferred table, marked dead, holding an OrderPlaced "from order-service" for topic
+ * orders and pointing at orders/0/<its end> (where no such record is). The running
+ * notification-service sweeps it to notification.dlq with dlq.source.topic=orders, and the
+ * type and producer check of sagactl dlq replay passes. sagactl must refuse it anyway,
+ * because the record at its source position is not this one; and nothing reaches orders.
+ */
+static void test_forged_deferred_row_is_not_laundered_onto_orders(void **state)
+{
+    struct fixture *f = *state;
+    struct ref_pos at = {0, 0};
+    int64_t dlq_from[64], orders_from[64];
+    char key[128], event_id[160], sql[1024], cmd[1024], out[8192], want[256];
+    struct saga_event ev;
+    struct saga_buf buf = {0};
+    int dlq_parts, orders_parts, code, arrived;
+    PGconn *conn;
+    char err[512];
+
+    stack_unique("forged-order", key, sizeof(key));
+    snprintf(event_id, sizeof(event_id), "%s-event", key);
+    sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+    ev.meta.order_id = key;
+    ev.meta.correlation_id = key;
+    ev.meta.event_id = event_id;
+    ev.meta.producer = "order-service"; /* orders' owner: the claim passes the check */
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &buf, err, sizeof(err)), SAGA_OK);
+
+    dlq_parts = topic_ends(f->producer, "notification.dlq", dlq_from, 64);
+    orders_parts = topic_ends(f->producer, "orders", orders_from, 64);
+    conn = PQconnectdb(stack_env("NOTIFICATION_DATABASE_URL"));
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("notification's database: %s", PQerrorMessage(conn));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO deferred (consumer, wait_key, event_id, event_type, topic, kpartition,"
+             " koffset, msg_key, payload, headers, dead_reason, dead_at)"
+             " VALUES ('notification-service', '%s', '%s', 'OrderPlaced', 'orders', 0, %lld,"
+             " '%s', $1, '{\"event_type\": \"OrderPlaced\"}', 'failed when released',"
+             " clock_timestamp())",
+             key, event_id, (long long)orders_from[0], key);
+    exec_with_bytes(conn, sql, buf.data, buf.len);
+    PQfinish(conn);
+    saga_buf_release(&buf);
+
+    /* The runtime sweeps dead rows every few seconds. */
+    if (messages_with_key("notification.dlq", dlq_from, dlq_parts, key, 60000, &at) != 1)
+        fail_msg("notification-service did not sweep the dead row %s to notification.dlq", key);
+
+    snprintf(cmd, sizeof(cmd),
+             "KAFKA_BOOTSTRAP_SERVERS='%s' '%s' dlq replay notification %d:%lld --timeout 30",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), SAGACTL, (int)at.partition,
+             (long long)at.offset);
+    code = run(cmd, out, sizeof(out));
+    fprintf(stderr, "sagactl dlq replay notification %d:%lld (exit %d):\n%s", (int)at.partition,
+            (long long)at.offset, code, out);
+    snprintf(want, sizeof(want), "refused notification.dlq/%d/%lld to orders: ", (int)at.partition,
+             (long long)at.offset);
+    if (code != 1 || !strstr(out, want))
+        fail_msg("the laundered OrderPlaced: exit %d, expected 1 and '%s...'", code, want);
+    assert_null(strstr(out, "replayed"));
+    arrived = messages_with_key("orders", orders_from, orders_parts, key, 3000, NULL);
+    if (arrived)
+        fail_msg("the forged OrderPlaced reached orders (%d message%s)", arrived,
+                 arrived == 1 ? "" : "s");
+}
+
+/* Deletes topic's partition 0 up to (not including) before: retention, on demand. */
+static void delete_records_before(rd_kafka_t *rk, const char *topic, int64_t before)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_DeleteRecords_t *del;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    const rd_kafka_topic_partition_list_t *res;
+    rd_kafka_event_t *ev;
+
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = before;
+    del = rd_kafka_DeleteRecords_new(l);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
+    assert_non_null(ev = rd_kafka_queue_poll(q, 30000));
+    if (rd_kafka_event_error(ev))
+        fail_msg("delete records of %s: %s", topic, rd_kafka_event_error_string(ev));
+    res = rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+    assert_int_equal(res->elems[0].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteRecords_destroy(del);
+    rd_kafka_queue_destroy(q);
+}
+
+/* One record to topic in a transaction: the record, then the commit marker after it. */
+static void produce_in_a_transaction(const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char id[96], err[256];
+    rd_kafka_error_t *e;
+    rd_kafka_t *p;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "transactional.id", stack_unique("it-sagactl-tx", id, sizeof(id)), NULL,
+                      0);
+    assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+    e = rd_kafka_init_transactions(p, 30000);
+    if (e)
+        fail_msg("init transactions: %s", rd_kafka_error_string(e));
+    e = rd_kafka_begin_transaction(p);
+    if (e)
+        fail_msg("begin transaction: %s", rd_kafka_error_string(e));
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY("tx", 2),
+                                       RD_KAFKA_V_VALUE("in a transaction", 16),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    e = rd_kafka_commit_transaction(p, 30000);
+    if (e)
+        fail_msg("commit: %s", rd_kafka_error_string(e));
+    rd_kafka_destroy(p);
+}
+
+/* A dead letter to dlq: key, value, and headers dlq.source.topic src, and the partition and
+ * offset when not NULL. */
+static void produce_dead_letter(struct fixture *f, const char *dlq, const char *src,
+                                const char *partition, const char *offset, char *key, void *value,
+                                size_t len)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    rd_kafka_header_add(h, "event_type", -1, "OrderPlaced", -1);
+    rd_kafka_header_add(h, "dlq.reason", -1, "invalid", -1);
+    rd_kafka_header_add(h, "dlq.source.topic", -1, src, -1);
+    if (partition)
+        rd_kafka_header_add(h, "dlq.source.partition", -1, partition, -1);
+    if (offset)
+        rd_kafka_header_add(h, "dlq.source.offset", -1, offset, -1);
+    assert_int_equal(
+        rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(dlq), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* Runs sagactl dlq replay --topic dlq ARGS with src owned by order-service; exit status. */
+static int replay(const char *dlq, const char *src, const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    int code;
+    snprintf(cmd, sizeof(cmd),
+             "KAFKA_BOOTSTRAP_SERVERS='%s' SAGA_TOPIC_OWNERS='%s=order-service' '%s' dlq replay"
+             " --topic '%s' %s --timeout 30",
+             stack_env("KAFKA_BOOTSTRAP_SERVERS"), src, SAGACTL, dlq, args);
+    code = run(cmd, out, size);
+    fprintf(stderr, "sagactl dlq replay --topic %s %s (exit %d):\n%s", dlq, args, code, out);
+    return code;
+}
+
+/*
+ * A dead letter goes back only if it is the record at its source position, byte for byte
+ * (key and value): a copy of the real record is replayed; one whose bytes differ from the
+ * record at its position, one pointing past the partition's end and one naming no position
+ * are refused, and so is one naming a transaction's commit marker (no record there). Once
+ * the original is deleted (retention), the copy is refused too, unless the operator names
+ * it with --force-unverified (never with --all).
+ */
+static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(void **state)
+{
+    struct fixture *f = *state;
+    char src[128], dlq[128], out[8192], want[512];
+    const char *names[2] = {src, dlq};
+    struct saga_topic_status st[2];
+    struct saga_event ev;
+    struct saga_buf real = {0}, forged = {0};
+    char err[512];
+    int code;
+
+    snprintf(src, sizeof(src), "%s-origin", f->topic);
+    snprintf(dlq, sizeof(dlq), "%s-origin-dlq", f->topic);
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 2, 1, 1, 10000, st), SAGA_OK);
+    sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+    ev.meta.producer = "order-service";
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &real, err, sizeof(err)), SAGA_OK);
+    ev.u.order_placed.total_amount = 5; /* five headphones for 0.05 EUR */
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &forged, err, sizeof(err)), SAGA_OK);
+
+    /* src: the real record at 0, another real one at 1. */
+    assert_int_equal(rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(src),
+                                       RD_KAFKA_V_KEY(ORDER, strlen(ORDER)),
+                                       RD_KAFKA_V_VALUE(real.data, real.len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_producev(f->producer, RD_KAFKA_V_TOPIC(src),
+                                       RD_KAFKA_V_KEY("other", 5), RD_KAFKA_V_VALUE("x", 1),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_in_a_transaction(src); /* its record at 2, the commit marker at 3 */
+    /* dlq: 0 the real one's copy; 1 forged bytes at 0 (the real record's place); 2 forged
+     * bytes at 1; 3 forged, past the end; 4 forged, no position; 5 real bytes, wrong key;
+     * 6 forged, at the transaction's commit marker (an offset that holds no record). */
+    produce_dead_letter(f, dlq, src, "0", "0", ORDER, real.data, real.len);
+    produce_dead_letter(f, dlq, src, "0", "0", ORDER, forged.data, forged.len);
+    produce_dead_letter(f, dlq, src, "0", "1", ORDER, forged.data, forged.len);
+    produce_dead_letter(f, dlq, src, "0", "99", ORDER, forged.data, forged.len);
+    produce_dead_letter(f, dlq, src, NULL, NULL, ORDER, forged.data, forged.len);
+    produce_dead_letter(f, dlq, src, "0", "0", "another-order", real.data, real.len);
+    produce_dead_letter(f, dlq, src, "0", "3", ORDER, forged.data, forged.len); /* 6: marker */
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    code = replay(dlq, src, "0:0", out, sizeof(out));
+    snprintf(want, sizeof(want), "replayed %s/0/0 to %s", dlq, src);
+    if (code != 0 || !strstr(out, want))
+        fail_msg("the real dead letter: exit %d, expected 0 and '%s'", code, want);
+    assert_int_equal(high_watermark(f->producer, src), 5);
+
+    code = replay(dlq, src, "0:1 0:2 0:3 0:4 0:5 0:6", out, sizeof(out));
+    assert_int_equal(code, 1);
+    assert_null(strstr(out, "replayed"));
+    for (int i = 1; i <= 6; i++) {
+        snprintf(want, sizeof(want), "refused %s/0/%d to %s: ", dlq, i, src);
+        if (!strstr(out, want))
+            fail_msg("dead letter 0:%d is not refused ('%s')", i, want);
+    }
+    snprintf(want, sizeof(want), "not the record at %s/0/0", src);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "not the record at %s/0/1", src);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "no record at %s/0/99", src);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "dlq.source.partition"));
+    snprintf(want, sizeof(want), "the original at %s/0/3 is gone", src);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "6 dead letters refused"));
+    assert_int_equal(high_watermark(f->producer, src), 5);
+
+    /* Retention takes the original: refused, with the way out named. */
+    delete_records_before(f->producer, src, 5);
+    code = replay(dlq, src, "0:0", out, sizeof(out));
+    snprintf(want, sizeof(want), "refused %s/0/0 to %s: the original at %s/0/0 is gone", dlq, src,
+             src);
+    if (code != 1 || !strstr(out, want) || !strstr(out, "--force-unverified"))
+        fail_msg("the real dead letter after retention: exit %d, expected 1 and '%s'", code, want);
+    /* Not for --all: each unverified dead letter is named by the operator. */
+    assert_int_equal(replay(dlq, src, "--all --force-unverified", out, sizeof(out)), 64);
+    assert_int_equal(high_watermark(f->producer, src), 5);
+    /* Named: replayed, still checked for its type and producer. */
+    code = replay(dlq, src, "0:0 --force-unverified", out, sizeof(out));
+    snprintf(want, sizeof(want), "replayed %s/0/0 to %s", dlq, src);
+    if (code != 0 || !strstr(out, want))
+        fail_msg("--force-unverified: exit %d, expected 0 and '%s'", code, want);
+    assert_int_equal(high_watermark(f->producer, src), 6);
+    saga_buf_release(&real);
+    saga_buf_release(&forged);
+}
+
 /* The bytes a terminal acts on: ESC, BEL, the C1 CSI (U+009B as UTF-8) and a byte that is not
  * UTF-8 at all. NULL when out has none of them. */
 static const char *raw_control(const char *out, size_t len)
@@ -551,6 +883,8 @@ int main(void)
         cmocka_unit_test(test_dlq_replay_reports_each_message_and_fails_on_a_refused_one),
         cmocka_unit_test(test_forged_dead_letter_for_another_services_topic_is_not_replayed),
         cmocka_unit_test(test_control_characters_are_escaped_in_everything_printed),
+        cmocka_unit_test(test_forged_deferred_row_is_not_laundered_onto_orders),
+        cmocka_unit_test(test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source),
     };
     if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*forged*' */
         cmocka_set_test_filter(getenv("IT_ONLY"));
