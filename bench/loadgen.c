@@ -8,7 +8,10 @@
  *   loadgen --concurrency 16 --duration 30  closed loop: 16 clients, each placing an
  *                                           order and waiting for its outcome
  *   options: --fail-share 0.1 (declined cards), --warmup S, --json FILE,
- *            --label TEXT, --stack-dir DIR (RSS of the stack's programs)
+ *            --label TEXT, --stack-dir DIR (RSS of the stack's programs, and the cost
+ *            per order: CPU time of every process of the stack, and with
+ *            PG_SUPERUSER_URL PostgreSQL's transactions and WAL, over the measured
+ *            window; STACK_PG_BASE: where its PostgreSQL lives, default DIR/pg)
  *   env: ORDER_API_URL, SAGA_TOKEN or STACK_OPERATOR_TOKEN (the bearer token),
  * KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
  *
@@ -38,6 +41,8 @@
 #include "saga/ids.h"
 #include "saga/registry.h"
 #include "saga/serde.h"
+
+#include "cost.h"
 
 #define MAX_WORKERS 256
 #define TABLE_BITS  20
@@ -432,7 +437,9 @@ int main(int argc, char **argv)
     struct saga_registry *reg = NULL;
     pthread_t workers[MAX_WORKERS], consumer;
     struct rss rss[16];
-    int senders = 0, nrss, ok;
+    struct cost_snap cost_a, cost_b;
+    long done_at_measure = 0, done_at_end = 0;
+    int senders = 0, nrss, ok, have_cost = 0;
     char err[512];
     long measured, expected;
     double secs;
@@ -499,6 +506,18 @@ int main(int argc, char **argv)
     t_end_ms = t_measure_ms + (int64_t)(duration * 1000);
     for (int i = 0; i < concurrency; i++)
         pthread_create(&workers[i], NULL, sender_main, (void *)(uintptr_t)(i + 1));
+    if (stack_dir) {
+        /* The cost of the measured window, divided by the orders finished in it. */
+        const char *pg_url = saga_env("PG_SUPERUSER_URL", NULL),
+                   *pg_base = saga_env("STACK_PG_BASE", NULL);
+        sleep_until(t_measure_ms);
+        done_at_measure = completed;
+        cost_snap_take(stack_dir, pg_base, pg_url, &cost_a);
+        sleep_until(t_end_ms);
+        cost_snap_take(stack_dir, pg_base, pg_url, &cost_b);
+        done_at_end = completed;
+        have_cost = 1;
+    }
     for (int i = 0; i < concurrency; i++)
         pthread_join(workers[i], NULL);
     /* the stragglers: wait (up to 60 s) until every placed order has its outcome */
@@ -536,6 +555,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nrss; i++)
         printf("  RSS %-22s %6.1f MiB (peak %.1f MiB)\n", rss[i].name, rss[i].kb / 1024.0,
                rss[i].peak_kb / 1024.0);
+    if (have_cost)
+        cost_report(&cost_a, &cost_b, done_at_end - done_at_measure, stdout, NULL);
     if (json_path) {
         FILE *f = fopen(json_path, "w");
         if (f) {
@@ -552,7 +573,12 @@ int main(int argc, char **argv)
             for (int i = 0; i < nrss; i++)
                 fprintf(f, "%s\"%s\":{\"now\":%ld,\"peak\":%ld}", i ? "," : "", rss[i].name,
                         rss[i].kb, rss[i].peak_kb);
-            fprintf(f, "}}\n");
+            fprintf(f, "}");
+            if (have_cost) {
+                fprintf(f, ",");
+                cost_report(&cost_a, &cost_b, done_at_end - done_at_measure, NULL, f);
+            }
+            fprintf(f, "}\n");
             fclose(f);
         }
     }
