@@ -753,6 +753,7 @@ static void relay_http_handler(void *arg, const struct saga_http_request *req,
             json_pack("{s:s, s:o}", "status", ok ? "ready" : "not ready", "sources", srcs));
     } else if (saga_http_route(req, "GET", "/metrics")) {
         struct saga_text t = {0};
+        saga_http_write_metrics(&t, "outbox-relay");
         saga_metric_head(&t, "saga_relay_leader", "gauge",
                          "1 when this relay leads the source (publishes), 0 as a standby.");
         for (int i = 0; i < h->n; i++)

@@ -244,6 +244,7 @@ saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization
         goto out;
     }
     snprintf(out->sub, sizeof(out->sub), "%s", sub);
+    out->valid_until = exp + CLOCK_SKEW_S;
     e = SAGA_OK;
 out:
     jwt_free(jwt);

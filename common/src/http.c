@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,34 @@
 
 #define WATCH_MS 200 /* how often the watchdog looks for requests past their deadline */
 
+#define CLIENT_KEY  (INET6_ADDRSTRLEN + 4) /* "192.0.2.1", "2001:db8:1:2::/64" */
+#define MAX_PROXIES 64                     /* entries of HTTP_TRUSTED_PROXIES */
+/*
+ * Descriptors: each connection holds its socket and the watchdog's dup of it, a
+ * stream one more dup. FD_RESERVE are kept for everything else the process opens
+ * (database and Kafka connections, logs, the listening sockets); the public
+ * connections are capped so that a flood cannot take those away (EMFILE).
+ */
+#define FDS_PER_CONNECTION 3
+#define FD_RESERVE         128
+/* Connections past max_connections are accepted and closed at once (counted);
+ * past this many more, MHD refuses them at accept. */
+#define REFUSE_SLACK     8
+#define INTERNAL_THREADS 2 /* handlers of the internal listener at once */
+
+/* An address or a network of HTTP_TRUSTED_PROXIES. */
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
+
+/* The public listener or the internal one: the cls of MHD's callbacks. */
+struct listener {
+    struct saga_http *h;
+    int internal;
+};
+
 /*
  * A connection, from MHD's start to its close notification. The watchdog cuts one
  * whose request is not read whole in time: MHD's own timeout starts again with
@@ -34,16 +63,26 @@ struct conn_state {
     int fd;                         /* a dup of the socket: shutdown() by the watchdog */
     int64_t reading_since;          /* ms: waiting for a request since; 0 while answering */
     int cut;
+    int internal; /* on the internal listener: no per-client caps */
+    int refused;  /* over a cap: closed at once, not counted */
+    int proxy;    /* from a trusted proxy: held to max_connections only */
+    char client[CLIENT_KEY];
 };
 
 struct saga_http {
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d, *internal_d;
     struct saga_http_conf conf;
-    int port;
-    sem_t turns; /* handlers running at once: conf.threads */
+    int port, internal_port;
+    int max_connections; /* conf's, within RLIMIT_NOFILE */
+    struct listener pub, internal;
+    sem_t turns;          /* handlers running at once: conf.threads */
+    sem_t internal_turns; /* and on the internal listener */
+    int sems;             /* how many of the two are initialized */
     pthread_mutex_t mu;
     struct conn_state *conns;
     struct stream *streams;
+    struct cidr proxies[MAX_PROXIES];
+    int nproxies;
     pthread_t watchdog;
     int watching;
     atomic_int stopping;
@@ -54,8 +93,9 @@ struct saga_http {
 struct stream {
     struct saga_http *h;
     struct stream *prev, *next; /* saga_http.streams, under mu */
-    char client[INET6_ADDRSTRLEN];
-    int fd; /* a dup of the socket: is the client still there? */
+    char client[CLIENT_KEY];
+    char principal[96]; /* "" when none */
+    int fd;             /* a dup of the socket: is the client still there? */
     saga_http_stream_fn read;
     void (*free)(void *arg);
     void *arg;
@@ -73,6 +113,39 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+}
+
+/* --- refusals ----------------------------------------------------------------- */
+
+static atomic_llong refused_total[SAGA_HTTP_REFUSED_N];
+static const char *const refusal_names[SAGA_HTTP_REFUSED_N] = {
+    [SAGA_HTTP_REFUSED_PER_CLIENT_CAP] = "per_client_cap",
+    [SAGA_HTTP_REFUSED_CONNECTION_CAP] = "connection_cap",
+    [SAGA_HTTP_REFUSED_STREAM_CAP] = "stream_cap",
+    [SAGA_HTTP_REFUSED_PRINCIPAL_STREAM_CAP] = "principal_stream_cap",
+    [SAGA_HTTP_REFUSED_DEADLINE] = "deadline",
+    [SAGA_HTTP_REFUSED_HOST] = "host",
+    [SAGA_HTTP_REFUSED_ORIGIN] = "origin",
+    [SAGA_HTTP_REFUSED_FORM] = "form",
+    [SAGA_HTTP_REFUSED_TOO_LARGE] = "too_large",
+    [SAGA_HTTP_REFUSED_AUTH] = "auth",
+    [SAGA_HTTP_REFUSED_DESCRIPTORS] = "descriptors",
+};
+
+void saga_http_count_refused(saga_http_refusal_t why)
+{
+    if ((int)why >= 0 && why < SAGA_HTTP_REFUSED_N)
+        atomic_fetch_add(&refused_total[why], 1);
+}
+
+void saga_http_write_metrics(struct saga_text *t, const char *service)
+{
+    saga_text_printf(t, "# HELP saga_http_refused_total Connections and requests the HTTP server"
+                        " refused or cut, by reason.\n"
+                        "# TYPE saga_http_refused_total counter\n");
+    for (int i = 0; i < SAGA_HTTP_REFUSED_N; i++)
+        saga_text_printf(t, "saga_http_refused_total{service=\"%s\",reason=\"%s\"} %lld\n", service,
+                         refusal_names[i], (long long)atomic_load(&refused_total[i]));
 }
 
 /* --- text buffer ------------------------------------------------------------- */
@@ -191,6 +264,11 @@ void saga_http_reply_stream(struct saga_http_response *resp, int status, const c
     resp->stream_arg = arg;
 }
 
+void saga_http_set_principal(struct saga_http_response *resp, const char *principal)
+{
+    snprintf(resp->principal, sizeof(resp->principal), "%s", principal ? principal : "");
+}
+
 void saga_http_add_header(struct saga_http_response *resp, const char *name, const char *value)
 {
     if (resp->nheaders >= SAGA_HTTP_MAX_HEADERS)
@@ -244,15 +322,199 @@ static void stream_free(void *cls)
     free(st);
 }
 
-static void client_address(struct MHD_Connection *conn, char *out, size_t size)
+/* --- who the client is ---------------------------------------------------------- */
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is. */
+static void unmap(int *family, unsigned char addr[16])
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (*family == AF_INET6 && memcmp(addr, mapped, 12) == 0) {
+        memmove(addr, addr + 12, 4);
+        memset(addr + 4, 0, 12);
+        *family = AF_INET;
+    }
+}
+
+/* The address of sa; 0, or -1 when it is not IPv4 or IPv6. */
+static int sockaddr_bytes(const struct sockaddr *sa, int *family, unsigned char addr[16])
+{
+    memset(addr, 0, 16);
+    if (!sa)
+        return -1;
+    if (sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        *family = AF_INET;
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        *family = AF_INET6;
+    } else {
+        return -1;
+    }
+    unmap(family, addr);
+    return 0;
+}
+
+/* An address written as text ("192.0.2.1", "192.0.2.1:1234", "2001:db8::1",
+ * "[2001:db8::1]:1234"), n bytes of s; 0, or -1 when it is none. */
+static int text_bytes(const char *s, size_t n, int *family, unsigned char addr[16])
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    char *p = buf, *colon;
+
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (*p == '[') {
+        char *end = strchr(p, ']');
+        if (!end)
+            return -1;
+        *end = '\0';
+        p++;
+    } else if ((colon = strchr(p, ':')) && !strchr(colon + 1, ':')) {
+        *colon = '\0'; /* a.b.c.d:port */
+    }
+    memset(addr, 0, 16);
+    if (inet_pton(AF_INET, p, addr) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, p, addr) == 1)
+        *family = AF_INET6;
+    else
+        return -1;
+    unmap(family, addr);
+    return 0;
+}
+
+/* The key a client's caps are counted by: an IPv4 address, or an IPv6 /64 (one
+ * subscriber's network: they have 2^64 addresses to spread over). */
+static void client_key(int family, const unsigned char *addr, char *out, size_t size)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (family == AF_INET) {
+        inet_ntop(AF_INET, addr, out, (socklen_t)size);
+        return;
+    }
+    {
+        unsigned char net[16] = {0};
+        memcpy(net, addr, 8);
+        inet_ntop(AF_INET6, net, text, sizeof(text));
+        snprintf(out, size, "%s/64", text);
+    }
+}
+
+static int cidr_match(const struct cidr *c, int family, const unsigned char *addr)
+{
+    int whole = c->bits / 8, rest = c->bits % 8;
+    if (c->family != family)
+        return 0;
+    if (memcmp(c->addr, addr, (size_t)whole) != 0)
+        return 0;
+    return !rest || ((c->addr[whole] ^ addr[whole]) & (0xff << (8 - rest))) == 0;
+}
+
+/* HTTP_TRUSTED_PROXIES ("10.0.0.0/8, 192.0.2.7, fd00::/8") into out: how many, or -1. */
+static int parse_cidrs(const char *list, struct cidr *out, int max, char *errstr,
+                       size_t errstr_size)
+{
+    int n = 0;
+    while (list && *list) {
+        size_t len;
+        const char *slash;
+        struct cidr c;
+        char *end;
+
+        while (*list == ' ' || *list == ',')
+            list++;
+        len = strcspn(list, ", ");
+        if (!len)
+            break;
+        slash = memchr(list, '/', len);
+        if (n >= max ||
+            text_bytes(list, slash ? (size_t)(slash - list) : len, &c.family, c.addr) != 0 ||
+            (slash && slash[1] == '['))
+            goto bad;
+        c.bits = c.family == AF_INET ? 32 : 128;
+        if (slash) {
+            long bits = strtol(slash + 1, &end, 10);
+            if (end != list + len || end == slash + 1 || bits < 0 || bits > c.bits)
+                goto bad;
+            /* An IPv4 network given as ::ffff:a.b.c.d/104 was unmapped above. */
+            if (c.family == AF_INET && memchr(list, ':', (size_t)(slash - list)))
+                bits = bits >= 96 ? bits - 96 : 0;
+            c.bits = (int)bits;
+        }
+        out[n++] = c;
+        list += len;
+        continue;
+    bad:
+        snprintf(errstr, errstr_size,
+                 "HTTP_TRUSTED_PROXIES: '%.*s' is not an address or ADDRESS/BITS (at most %d)",
+                 (int)len, list, max);
+        return -1;
+    }
+    return n;
+}
+
+static int trusted(const struct saga_http *h, int family, const unsigned char *addr)
+{
+    for (int i = 0; i < h->nproxies; i++)
+        if (cidr_match(&h->proxies[i], family, addr))
+            return 1;
+    return 0;
+}
+
+static enum MHD_Result collect_forwarded(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    struct saga_text *t = cls;
+    (void)kind;
+    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
+        saga_text_printf(t, "%s%s", t->len ? "," : "", value);
+    return MHD_YES;
+}
+
+/*
+ * The client of a request: its peer, or, when the peer is a trusted proxy, the
+ * right-most address of X-Forwarded-For that is not a trusted proxy (whatever is
+ * left of it the client wrote itself). An entry that is not an address ends the
+ * walk at the hop that added it.
+ */
+static void request_client(const struct saga_http *h, struct MHD_Connection *conn, char *out,
+                           size_t size)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    socklen_t len =
-        sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (!sa || getnameinfo(sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
+    unsigned char addr[16], next[16];
+    int family, next_family;
+
+    if (!ci || sockaddr_bytes(ci->client_addr, &family, addr) != 0) {
         snprintf(out, size, "?");
+        return;
+    }
+    if (trusted(h, family, addr)) {
+        struct saga_text xff = {0};
+        size_t end;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_forwarded, &xff);
+        end = xff.len;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && xff.data[start - 1] != ',')
+                start--;
+            if (text_bytes(xff.data + start, end - start, &next_family, next) != 0)
+                break;
+            family = next_family;
+            memcpy(addr, next, sizeof(addr));
+            if (!trusted(h, family, addr))
+                break;
+            end = start ? start - 1 : 0;
+        }
+        free(xff.data);
+    }
+    client_key(family, addr, out, size);
 }
 
 static struct conn_state *conn_state_of(struct MHD_Connection *conn)
@@ -285,19 +547,29 @@ static struct stream *stream_open(struct saga_http *h, struct MHD_Connection *co
     struct stream *st = calloc(1, sizeof(*st));
     int open = 0;
 
+    int mine = 0;
+
     if (!st)
         abort();
     st->h = h;
     st->fd = -1;
-    client_address(conn, st->client, sizeof(st->client));
+    request_client(h, conn, st->client, sizeof(st->client));
+    snprintf(st->principal, sizeof(st->principal), "%s", r->principal);
     pthread_mutex_lock(&h->mu);
-    for (struct stream *o = h->streams; o; o = o->next)
+    for (struct stream *o = h->streams; o; o = o->next) {
         open += strcmp(o->client, st->client) == 0;
-    if (open >= h->conf.max_streams_per_client) {
+        mine += st->principal[0] && strcmp(o->principal, st->principal) == 0;
+    }
+    if (open >= h->conf.max_streams_per_client || mine >= h->conf.max_streams_per_client) {
         pthread_mutex_unlock(&h->mu);
         free(st);
-        saga_http_reply_error(r, 429, "too_many_streams", "this client has %d streams open already",
-                              open);
+        saga_http_count_refused(open >= h->conf.max_streams_per_client
+                                    ? SAGA_HTTP_REFUSED_STREAM_CAP
+                                    : SAGA_HTTP_REFUSED_PRINCIPAL_STREAM_CAP);
+        saga_http_reply_error(r, 429, "too_many_streams", "%s has %d streams open already",
+                              open >= h->conf.max_streams_per_client ? "this client"
+                                                                     : "this principal",
+                              open >= h->conf.max_streams_per_client ? open : mine);
         saga_http_add_header(r, "Retry-After", "5");
         return NULL;
     }
@@ -441,6 +713,7 @@ static int guard_refuses(const struct saga_http *h, struct MHD_Connection *conn,
     const char *origin, *ct;
 
     if (!host_allowed(h, host)) {
+        saga_http_count_refused(SAGA_HTTP_REFUSED_HOST);
         saga_http_reply_error(resp, 421, "misdirected_request",
                               "this server does not answer for that host name"
                               " (API_ALLOWED_HOSTS)");
@@ -450,12 +723,14 @@ static int guard_refuses(const struct saga_http *h, struct MHD_Connection *conn,
         return 0;
     origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
     if (origin && !origin_allowed(h, origin, host)) {
+        saga_http_count_refused(SAGA_HTTP_REFUSED_ORIGIN);
         saga_http_reply_error(resp, 403, "cross_origin",
                               "requests from another origin are refused (API_ALLOWED_ORIGINS)");
         return 1;
     }
     ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (is_form_type(ct)) {
+        saga_http_count_refused(SAGA_HTTP_REFUSED_FORM);
         saga_http_reply_error(resp, 415, "unsupported_media_type",
                               "the API takes application/json");
         return 1;
@@ -463,16 +738,28 @@ static int guard_refuses(const struct saga_http *h, struct MHD_Connection *conn,
     return 0;
 }
 
+/* What the internal listener answers. */
+static int is_internal_path(const char *url)
+{
+    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+           strcmp(url, "/metrics") == 0;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-    struct saga_http *h = cls;
+    struct listener *l = cls;
+    struct saga_http *h = l->h;
     struct req_ctx *ctx = *con_cls;
+    struct conn_state *cs = conn_state_of(conn);
     struct saga_http_request req;
     struct saga_http_response resp;
+    sem_t *turns = l->internal ? &h->internal_turns : &h->turns;
     (void)version;
 
+    if (cs && cs->refused)
+        return MHD_NO; /* over a cap, being closed */
     if (!ctx) {
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -480,13 +767,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         *con_cls = ctx;
         memset(&resp, 0, sizeof(resp));
-        if (h->conf.browser_guards && guard_refuses(h, conn, method, &resp)) {
+        if (!l->internal && h->conf.browser_guards && guard_refuses(h, conn, method, &resp)) {
             ctx->refused = 1;
             return send_response(h, conn, &resp);
         }
         if (cl && strtoull(cl, NULL, 10) > h->conf.max_body) {
             /* Refused before the body is read (the connection is then closed). */
             memset(&resp, 0, sizeof(resp));
+            saga_http_count_refused(SAGA_HTTP_REFUSED_TOO_LARGE);
             saga_http_reply_error(&resp, 413, "payload_too_large",
                                   "request body is larger than %zu bytes", h->conf.max_body);
             ctx->refused = 1;
@@ -521,8 +809,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
 
+    /* The request has arrived whole: its read deadline is met. The handler's time
+     * (a turn, the database) and a stream's are not reading time. */
+    set_reading(h, conn, 0);
     memset(&resp, 0, sizeof(resp));
     if (ctx->too_large) {
+        saga_http_count_refused(SAGA_HTTP_REFUSED_TOO_LARGE);
         saga_http_reply_error(&resp, 413, "payload_too_large",
                               "request body is larger than %zu bytes", h->conf.max_body);
         return send_response(h, conn, &resp);
@@ -532,21 +824,28 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     req.body = ctx->body ? ctx->body : "";
     req.body_len = ctx->len;
     req.conn = conn;
-    /* Every connection has a thread; at most conf.threads of them run a handler. */
-    while (sem_wait(&h->turns) != 0 && errno == EINTR)
+    if (l->internal ? !is_internal_path(url) : h->internal_d && strcmp(url, "/metrics") == 0) {
+        /* The internal listener is for probes and scrapes; with one, /metrics is its. */
+        saga_http_reply_error(&resp, 404, "not_found", "no such resource");
+        return send_response(h, conn, &resp);
+    }
+    /* Every connection has a thread; at most conf.threads of them run a handler
+     * (the internal listener's have turns of their own). */
+    while (sem_wait(turns) != 0 && errno == EINTR)
         ;
     h->conf.handler(h->conf.arg, &req, &resp);
-    sem_post(&h->turns);
+    sem_post(turns);
     return send_response(h, conn, &resp);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct listener *l = cls;
     struct req_ctx *ctx = *con_cls;
     (void)toe;
-    /* The next request on this connection has its own deadline from now. */
-    set_reading(cls, conn, mono_ms());
+    /* The next request on this connection (keep-alive) has its own deadline from now. */
+    set_reading(l->h, conn, mono_ms());
     if (ctx) {
         free(ctx->body);
         free(ctx);
@@ -557,25 +856,65 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    struct saga_http *h = cls;
+    struct listener *l = cls;
+    struct saga_http *h = l->h;
     struct conn_state *cs = *socket_context;
 
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        unsigned char addr[16];
+        int family, total = 0, same = 0, why = -1;
+
         if (!(cs = calloc(1, sizeof(*cs))))
             abort();
-        /* A descriptor of our own: MHD closes its own once the connection is done,
-         * and the number may be reused while the watchdog still holds it. */
-        cs->fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        cs->fd = -1;
+        cs->internal = l->internal;
         cs->reading_since = mono_ms();
+        if (ai && sockaddr_bytes(ai->client_addr, &family, addr) == 0) {
+            client_key(family, addr, cs->client, sizeof(cs->client));
+            cs->proxy = trusted(h, family, addr);
+        } else {
+            snprintf(cs->client, sizeof(cs->client), "?");
+        }
         pthread_mutex_lock(&h->mu);
+        if (!cs->internal) {
+            for (struct conn_state *o = h->conns; o; o = o->next) {
+                if (o->refused || o->internal)
+                    continue;
+                total++;
+                same += !o->proxy && strcmp(o->client, cs->client) == 0;
+            }
+            if (total >= h->max_connections)
+                why = SAGA_HTTP_REFUSED_CONNECTION_CAP;
+            else if (!cs->proxy && same >= h->conf.max_per_client)
+                why = SAGA_HTTP_REFUSED_PER_CLIENT_CAP;
+        }
+        cs->refused = why >= 0;
         cs->next = h->conns;
         if (h->conns)
             h->conns->prev = cs;
         h->conns = cs;
         pthread_mutex_unlock(&h->mu);
         *socket_context = cs;
+        /* A descriptor of our own: MHD closes its own once the connection is done,
+         * and the number may be reused while the watchdog still holds it. */
+        if (!cs->refused && ci && (cs->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            /* Out of descriptors (EMFILE): a connection the watchdog cannot cut is
+             * not kept. */
+            why = SAGA_HTTP_REFUSED_DESCRIPTORS;
+            pthread_mutex_lock(&h->mu);
+            cs->refused = 1;
+            pthread_mutex_unlock(&h->mu);
+        }
+        if (why >= 0) {
+            /* Closed at once: MHD's thread reads the end of the stream. */
+            if (ci)
+                shutdown(ci->connect_fd, SHUT_RDWR);
+            saga_http_count_refused((saga_http_refusal_t)why);
+        }
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && cs) {
         pthread_mutex_lock(&h->mu);
         if (cs->prev)
@@ -604,7 +943,7 @@ static void *watchdog_main(void *arg)
         now = mono_ms();
         pthread_mutex_lock(&h->mu);
         for (struct conn_state *cs = h->conns; cs; cs = cs->next)
-            if (!cs->cut && cs->reading_since &&
+            if (!cs->cut && !cs->refused && cs->reading_since &&
                 now - cs->reading_since > h->conf.request_timeout_ms && cs->fd >= 0) {
                 /* MHD's thread sees the end of the stream and closes the connection. */
                 shutdown(cs->fd, SHUT_RDWR);
@@ -612,6 +951,8 @@ static void *watchdog_main(void *arg)
                 cut++;
             }
         pthread_mutex_unlock(&h->mu);
+        for (int i = 0; i < cut; i++)
+            saga_http_count_refused(SAGA_HTTP_REFUSED_DEADLINE);
         if (cut)
             saga_log(SAGA_LOG_DEBUG, NULL,
                      "http: %d connection(s) closed: no whole request within %ld ms"
@@ -650,22 +991,39 @@ static char *read_pem(const char *path, char *errstr, size_t errstr_size)
 saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *errstr,
                                    size_t errstr_size)
 {
+    struct cidr proxies[MAX_PROXIES];
+    char host[256];
     long n;
     int64_t ms;
+    int port;
     saga_err_t err;
 
-    if ((err = saga_env_long("HTTP_MAX_CONNECTIONS_PER_CLIENT", SAGA_HTTP_MAX_PER_CLIENT, 1,
-                             SAGA_HTTP_MAX_CONNECTIONS, &n, errstr, errstr_size)))
+    if ((err = saga_env_long("HTTP_MAX_CONNECTIONS", SAGA_HTTP_MAX_CONNECTIONS, 16, 100000, &n,
+                             errstr, errstr_size)))
+        return err;
+    conf->max_connections = (int)n;
+    if ((err = saga_env_long("HTTP_MAX_CONNECTIONS_PER_CLIENT", SAGA_HTTP_MAX_PER_CLIENT, 1, 100000,
+                             &n, errstr, errstr_size)))
         return err;
     conf->max_per_client = (int)n;
     if ((err = saga_env_long("HTTP_MAX_STREAMS_PER_CLIENT", SAGA_HTTP_MAX_STREAMS_PER_CLIENT, 1,
-                             SAGA_HTTP_MAX_CONNECTIONS, &n, errstr, errstr_size)))
+                             100000, &n, errstr, errstr_size)))
         return err;
     conf->max_streams_per_client = (int)n;
     if ((err = saga_env_duration_ms("HTTP_REQUEST_TIMEOUT", SAGA_HTTP_REQUEST_TIMEOUT_MS, 500,
                                     3600 * 1000, &ms, errstr, errstr_size)))
         return err;
     conf->request_timeout_ms = (long)ms;
+    conf->trusted_proxies = saga_env("HTTP_TRUSTED_PROXIES", NULL);
+    if (parse_cidrs(conf->trusted_proxies, proxies, MAX_PROXIES, errstr, errstr_size) < 0)
+        return SAGA_ERR_CONFIG;
+    conf->internal_addr = saga_env("HTTP_INTERNAL_ADDR", NULL);
+    if (conf->internal_addr &&
+        (saga_parse_hostport(conf->internal_addr, host, sizeof(host), &port) != SAGA_OK ||
+         port < 0 || port > 65535))
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "HTTP_INTERNAL_ADDR: expected host:port (e.g. 0.0.0.0:9090), got '%s'",
+                         conf->internal_addr);
     if (!api)
         return SAGA_OK;
     conf->browser_guards = 1;
@@ -680,11 +1038,37 @@ saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *e
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/*
+ * MHD's messages, at most MHD_LOG_PER_S a second: out of descriptors, MHD says so
+ * on every accept it retries (half a million lines a second were seen).
+ */
+#define MHD_LOG_PER_S 20
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window;          /* under mu: the second being counted */
+    static long in_window, dropped; /* under mu */
+    long was_dropped = 0;
+    int64_t now = mono_ms() / 1000;
     char buf[512];
     size_t n;
     (void)cls;
+
+    pthread_mutex_lock(&mu);
+    if (now != window) {
+        was_dropped = dropped;
+        window = now;
+        in_window = dropped = 0;
+    }
+    if (++in_window > MHD_LOG_PER_S) {
+        dropped++;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    pthread_mutex_unlock(&mu);
+    if (was_dropped)
+        saga_log(SAGA_LOG_WARN, NULL, "http: %ld more messages in the last second not logged",
+                 was_dropped);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -692,37 +1076,146 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     saga_log(SAGA_LOG_WARN, NULL, "http: %s", buf);
 }
 
-saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
-                           size_t errstr_size)
+/*
+ * The soft RLIMIT_NOFILE raised to the hard limit, once per process: every
+ * connection holds two or three descriptors. Returns the limit now in force.
+ */
+static long open_files_limit(void)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static long limit; /* under mu */
+    struct rlimit rl;
+
+    pthread_mutex_lock(&mu);
+    if (!limit) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            limit = 1024;
+        } else {
+            rlim_t was = rl.rlim_cur;
+            if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                    rl.rlim_cur = was;
+            }
+            limit =
+                rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576 ? 1048576 : (long)rl.rlim_cur;
+            if (rl.rlim_cur != was)
+                saga_info("open files: RLIMIT_NOFILE raised from %lu to %ld", (unsigned long)was,
+                          limit);
+            else
+                saga_info("open files: RLIMIT_NOFILE %ld", limit);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return limit;
+}
+
+/* Starts a daemon for l on host:port; NULL (errstr set) on failure. */
+static struct MHD_Daemon *listen_on(struct saga_http *h, struct listener *l, const char *host,
+                                    int port, unsigned limit, int tls, int *bound_port,
+                                    char *errstr, size_t errstr_size)
 {
     struct addrinfo hints = {0}, *ai = NULL;
-    struct saga_http *h;
+    struct MHD_Daemon *d;
     const union MHD_DaemonInfo *info;
-    char port[16], why[300];
-    const char *host = conf->host && *conf->host ? conf->host : "127.0.0.1";
+    char service[16];
     /* A thread per connection: a handler or a stream may block without holding
-     * up other connections; SAGA_HTTP_MAX_CONNECTIONS caps the threads, and
+     * up other connections; max_connections caps the threads, and
      * max_per_client keeps one client from taking them all. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    struct MHD_OptionItem opts[16];
+    struct MHD_OptionItem opts[8];
     int rc, n = 0;
 
-    *out = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%d", conf->port);
-    if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
-        snprintf(errstr, errstr_size, "HTTP_LISTEN: cannot resolve '%s': %s", host,
-                 gai_strerror(rc));
-        return SAGA_ERR_CONFIG;
+    snprintf(service, sizeof(service), "%d", port);
+    if ((rc = getaddrinfo(host, service, &hints, &ai)) != 0) {
+        snprintf(errstr, errstr_size, "%s: cannot resolve '%s': %s",
+                 l->internal ? "HTTP_INTERNAL_ADDR" : "HTTP_LISTEN", host, gai_strerror(rc));
+        return NULL;
     }
-    if (!(h = calloc(1, sizeof(*h)))) {
-        freeaddrinfo(ai);
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (tls) {
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
+    /* MHD's own timeout starts again with every byte: it only ends idle connections.
+     * The watchdog enforces request_timeout_ms. */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, access_cb, l,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed_cb, l, MHD_OPTION_NOTIFY_CONNECTION, connection_cb, l,
+                         MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!d) {
+        snprintf(errstr, errstr_size, "%s: cannot listen on %s:%d (address in use or not local%s?)",
+                 l->internal ? "HTTP_INTERNAL_ADDR" : "HTTP_LISTEN", host, port,
+                 tls ? ", or a bad API_TLS_CERT/API_TLS_KEY" : "");
+        return NULL;
+    }
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : port;
+    return d;
+}
+
+/* How many public connections the descriptors allow, within conf's cap. */
+static int connection_budget(const struct saga_http *h)
+{
+    long nofile = open_files_limit();
+    long avail = nofile - FD_RESERVE - REFUSE_SLACK -
+                 (h->conf.internal_addr ? 2 * SAGA_HTTP_INTERNAL_CONNECTIONS : 0);
+    long fit = avail / FDS_PER_CONNECTION;
+
+    if (fit >= h->conf.max_connections)
+        return h->conf.max_connections;
+    if (fit < 16)
+        fit = 16;
+    saga_warn("http: HTTP_MAX_CONNECTIONS %d lowered to %ld: RLIMIT_NOFILE %ld leaves"
+              " descriptors for no more (%d per connection, %d kept for the rest)",
+              h->conf.max_connections, fit, nofile, FDS_PER_CONNECTION, FD_RESERVE);
+    return (int)fit;
+}
+
+static void http_free(struct saga_http *h)
+{
+    if (h->internal_d)
+        MHD_stop_daemon(h->internal_d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    atomic_store(&h->stopping, 1);
+    if (h->watching)
+        pthread_join(h->watchdog, NULL);
+    if (h->sems > 0)
+        sem_destroy(&h->turns);
+    if (h->sems > 1)
+        sem_destroy(&h->internal_turns);
+    pthread_mutex_destroy(&h->mu);
+    free(h->tls_cert);
+    free(h->tls_key);
+    free(h);
+}
+
+saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
+                           size_t errstr_size)
+{
+    struct saga_http *h;
+    char why[300], ihost[256];
+    const char *host = conf->host && *conf->host ? conf->host : "127.0.0.1";
+    int iport = 0, tls = 0;
+
+    *out = NULL;
+    if (!(h = calloc(1, sizeof(*h))))
         return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "HTTP server: out of memory");
-    }
     h->conf = *conf;
+    h->pub = (struct listener){h, 0};
+    h->internal = (struct listener){h, 1};
     if (!h->conf.max_body)
         h->conf.max_body = 64 * 1024;
     if (h->conf.threads <= 0)
@@ -733,77 +1226,79 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
         h->conf.request_timeout_ms = SAGA_HTTP_REQUEST_TIMEOUT_MS;
     if (h->conf.max_streams_per_client <= 0)
         h->conf.max_streams_per_client = SAGA_HTTP_MAX_STREAMS_PER_CLIENT;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (h->conf.max_connections <= 0)
+        h->conf.max_connections = SAGA_HTTP_MAX_CONNECTIONS;
     pthread_mutex_init(&h->mu, NULL);
+    if (sem_init(&h->turns, 0, (unsigned)h->conf.threads) == 0)
+        h->sems = 1;
+    if (h->sems == 1 && sem_init(&h->internal_turns, 0, INTERNAL_THREADS) == 0)
+        h->sems = 2;
+    if (h->sems < 2) {
+        snprintf(errstr, errstr_size, "HTTP server: sem_init: %s", strerror(errno));
+        http_free(h);
+        return SAGA_ERR_NOMEM;
+    }
+    if ((h->nproxies = parse_cidrs(h->conf.trusted_proxies, h->proxies, MAX_PROXIES, errstr,
+                                   errstr_size)) < 0) {
+        h->nproxies = 0;
+        http_free(h);
+        return SAGA_ERR_CONFIG;
+    }
+    if (h->conf.internal_addr) {
+        if (saga_parse_hostport(h->conf.internal_addr, ihost, sizeof(ihost), &iport) != SAGA_OK) {
+            snprintf(errstr, errstr_size, "HTTP_INTERNAL_ADDR: expected host:port, got '%s'",
+                     h->conf.internal_addr);
+            http_free(h);
+            return SAGA_ERR_CONFIG;
+        }
+        if (!ihost[0])
+            snprintf(ihost, sizeof(ihost), "0.0.0.0");
+    }
     if (h->conf.tls_cert && *h->conf.tls_cert) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             snprintf(errstr, errstr_size, "API_TLS_CERT: this libmicrohttpd has no TLS");
-            goto fail_config;
+            http_free(h);
+            return SAGA_ERR_CONFIG;
         }
         if (!(h->tls_cert = read_pem(h->conf.tls_cert, why, sizeof(why))) ||
             !(h->tls_key = read_pem(h->conf.tls_key ? h->conf.tls_key : "", why, sizeof(why)))) {
             snprintf(errstr, errstr_size, "API_TLS_CERT/API_TLS_KEY: %s", why);
-            goto fail_config;
+            http_free(h);
+            return SAGA_ERR_CONFIG;
         }
-        flags |= MHD_USE_TLS;
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        tls = 1;
     }
-    if (sem_init(&h->turns, 0, (unsigned)h->conf.threads) != 0) {
-        int e = errno;
-        freeaddrinfo(ai);
-        pthread_mutex_destroy(&h->mu);
-        free(h->tls_cert);
-        free(h->tls_key);
-        free(h);
-        return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "HTTP server: sem_init: %s",
-                         strerror(e));
+    h->max_connections = connection_budget(h);
+    if (!(h->d =
+              listen_on(h, &h->pub, host, conf->port, (unsigned)(h->max_connections + REFUSE_SLACK),
+                        tls, &h->port, errstr, errstr_size))) {
+        http_free(h);
+        return SAGA_ERR_CONFIG;
     }
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
-    /* MHD's own timeout starts again with every byte: it only ends idle connections.
-     * The watchdog enforces request_timeout_ms. */
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, SAGA_HTTP_MAX_CONNECTIONS, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->conf.max_per_client, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    h->d = MHD_start_daemon(flags, (uint16_t)conf->port, NULL, NULL, access_cb, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, h, MHD_OPTION_NOTIFY_CONNECTION, connection_cb, h,
-                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!h->d) {
-        sem_destroy(&h->turns);
-        snprintf(errstr, errstr_size,
-                 "HTTP_LISTEN: cannot listen on %s:%d (address in use or not local%s?)", host,
-                 conf->port, h->tls_cert ? ", or a bad API_TLS_CERT/API_TLS_KEY" : "");
-        pthread_mutex_destroy(&h->mu);
-        free(h->tls_cert);
-        free(h->tls_key);
-        free(h);
+    /* Probes and scrapes come from inside the cluster: plain http. */
+    if (h->conf.internal_addr &&
+        !(h->internal_d = listen_on(h, &h->internal, ihost, iport, SAGA_HTTP_INTERNAL_CONNECTIONS,
+                                    0, &h->internal_port, errstr, errstr_size))) {
+        http_free(h);
         return SAGA_ERR_CONFIG;
     }
     if (pthread_create(&h->watchdog, NULL, watchdog_main, h) == 0)
         h->watching = 1;
-    info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : conf->port;
+    if (h->internal_d)
+        saga_info("internal listener on http://%s:%d (healthz, readyz, metrics)", ihost,
+                  h->internal_port);
     *out = h;
     return SAGA_OK;
-
-fail_config:
-    freeaddrinfo(ai);
-    pthread_mutex_destroy(&h->mu);
-    free(h->tls_cert);
-    free(h->tls_key);
-    free(h);
-    return SAGA_ERR_CONFIG;
 }
 
 int saga_http_port(const struct saga_http *h)
 {
     return h->port;
+}
+
+int saga_http_internal_port(const struct saga_http *h)
+{
+    return h->internal_port;
 }
 
 const char *saga_http_scheme(const struct saga_http *h)
@@ -815,13 +1310,5 @@ void saga_http_stop(struct saga_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
-    atomic_store(&h->stopping, 1);
-    if (h->watching)
-        pthread_join(h->watchdog, NULL);
-    sem_destroy(&h->turns);
-    pthread_mutex_destroy(&h->mu);
-    free(h->tls_cert);
-    free(h->tls_key);
-    free(h);
+    http_free(h);
 }

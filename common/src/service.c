@@ -86,6 +86,7 @@ static void common_metrics(struct runner *r, struct saga_text *t)
     const char *svc = r->cfg->program;
 
     saga_consumer_write_metrics(r->consumer, t);
+    saga_http_write_metrics(t, svc);
     saga_produced_write(t, svc);
     saga_metric_head(t, "saga_consumer_joined", "gauge",
                      "1 once the consumer group gave this member work.");

@@ -353,6 +353,7 @@ int order_authenticate(struct order_app *app, const struct saga_http_request *re
     if (saga_auth_verify(app->auth, saga_http_header(req, "Authorization"), token, who, err,
                          sizeof(err)) == SAGA_OK)
         return 1;
+    saga_http_count_refused(SAGA_HTTP_REFUSED_AUTH);
     saga_http_reply_error(resp, 401, "unauthorized",
                           "%s: send Authorization: Bearer <token> (docs/API.md, Authentication)",
                           err);

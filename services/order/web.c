@@ -452,6 +452,8 @@ struct subscriber {
     size_t len, off, cap;
     int64_t last_ms;                      /* when it last got something to send */
     char customer[SAGA_AUTH_MAX_SUB + 1]; /* only this customer's sagas; "" = every saga */
+    long valid_until; /* epoch s: the token is refused from then on; 0 = never */
+    int ending;       /* the last message is queued: end after it */
 };
 
 static void sub_append(struct subscriber *s, const char *data, size_t n)
@@ -471,6 +473,8 @@ static void sub_append(struct subscriber *s, const char *data, size_t n)
 }
 
 #define RESYNC "event: resync\ndata: {}\n\n"
+/* The last message of a stream whose token expired: the page asks for a new one. */
+#define TOKEN_EXPIRED "event: end\ndata: {\"reason\":\"token_expired\"}\n\n"
 
 /* Waits (at most WAIT_MS) for something to send; -1 when the service is stopping. */
 static int sub_fill(struct subscriber *s)
@@ -525,8 +529,16 @@ static ssize_t sse_read(void *arg, char *buf, size_t max)
 
     if (s->off == s->len) {
         s->off = s->len = 0;
-        if (sub_fill(s) < 0)
+        if (s->ending)
             return SAGA_HTTP_STREAM_END;
+        /* A stream lives no longer than its token: the request that opened it would
+         * be refused now (a revoked customer keeps no window open). */
+        if (s->valid_until && (long)time(NULL) >= s->valid_until) {
+            sub_append(s, TOKEN_EXPIRED, strlen(TOKEN_EXPIRED));
+            s->ending = 1;
+        } else if (sub_fill(s) < 0) {
+            return SAGA_HTTP_STREAM_END;
+        }
         if (!s->len)
             return 0; /* called again: nothing blocks for longer than WAIT_MS */
     }
@@ -583,6 +595,7 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     feed.subscribers++;
     if (who.role == SAGA_ROLE_CUSTOMER)
         snprintf(s->customer, sizeof(s->customer), "%s", who.sub);
+    s->valid_until = who.valid_until;
     s->next = feed.head;
     if (resume) {
         unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
@@ -608,6 +621,13 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
         sub_append(s, RESYNC, strlen(RESYNC));
     s->last_ms = mono_ms();
     saga_http_reply_stream(resp, 200, "text/event-stream", sse_read, sse_free, s);
+    /* One principal's streams are capped however many addresses it comes from
+     * (with AUTH_MODE=off everyone is the same "anonymous": only addresses count). */
+    if (!app->auth->off) {
+        char principal[96];
+        snprintf(principal, sizeof(principal), "%s:%s", saga_role2str(who.role), who.sub);
+        saga_http_set_principal(resp, principal);
+    }
     saga_http_add_header(resp, "Cache-Control", "no-store");
     saga_http_add_header(resp, "X-Accel-Buffering", "no");
     common_headers(resp);

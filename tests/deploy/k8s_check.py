@@ -10,7 +10,8 @@
   the same way and must equal ours;
 - on every rendering: one Deployment per program, running that program (a real one,
   from the CMake files), its HTTP port (common/src/topology.c) in HTTP_LISTEN, the
-  container port and the probes (/healthz live and startup, /readyz ready),
+  container port and the probes (/healthz live and startup, /readyz ready; on the
+  internal port when HTTP_INTERNAL_ADDR is set),
   resources, a restricted securityContext, no service links, a termination grace
   period; env names are ones the program reads (docs/CONFIGURATION.md section of
   the program and a saga_env call in the sources, or the KAFKA_* passthrough); the
@@ -422,12 +423,20 @@ def check_app(label, objs):
         def probe_port(pr):
             p = pr.get("httpGet", {}).get("port")
             return ports.get(p) if isinstance(p, str) else p
+        # With an internal listener (HTTP_INTERNAL_ADDR) the probes go there.
+        internal = next((str(e.get("value")) for e in c.get("env", [])
+                         if e.get("name") == "HTTP_INTERNAL_ADDR"), None)
+        probed = port
+        if internal:
+            probed = int(internal.rsplit(":", 1)[1])
+            check(f"{what}: container port internal is HTTP_INTERNAL_ADDR's {probed}",
+                  ports.get("internal") == probed, str(ports))
         for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
                            ("startupProbe", "/healthz")):
             pr = c.get(kind)
-            check(f"{what}: {kind} GET {path} on port {port}",
+            check(f"{what}: {kind} GET {path} on port {probed}",
                   pr is not None and pr.get("httpGet", {}).get("path") == path
-                  and probe_port(pr) == port, json.dumps(pr))
+                  and probe_port(pr) == probed, json.dumps(pr))
         res = c.get("resources", {})
         for k in ("requests", "limits"):
             check(f"{what}: resources.{k} has cpu and memory",

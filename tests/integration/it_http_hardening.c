@@ -14,6 +14,15 @@
  *   readiness         16 clients polling /readyz do not open a connection each
  *   CSRF, rebinding   a cross-origin POST is 403, a foreign Host 421, a form 415
  *   TLS               with API_TLS_CERT/KEY the API speaks https only
+ *   slow handler      a request whose handler takes longer than HTTP_REQUEST_TIMEOUT
+ *                     (POST /orders waiting on a locked table) gets its whole answer
+ *   proxies           X-Forwarded-For counts only from HTTP_TRUSTED_PROXIES: each
+ *                     client behind the proxy has its own caps, IPv6 by /64
+ *   principal         one customer's streams are capped however many addresses
+ *   internal listener HTTP_INTERNAL_ADDR answers /healthz with the public port full
+ *   descriptors       a flood with RLIMIT_NOFILE at 256 leaves the process answering
+ *   token expiry      an /events stream ends when its token expires
+ *   refusals          saga_http_refused_total{reason} counts each refusal above
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,15 +36,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "proc.h"
+#include "saga/auth.h"
 #include "stack_env.h"
 #include "testdb.h"
 
@@ -49,20 +63,40 @@
 
 #define ATTACKERS 520 /* slow connections from one client (the cap was 512) */
 
+#define SECRET "it-http-hardening-secret-0123456789abcdef"
+
 struct service {
     char log[256];
     char base[80]; /* http(s)://127.0.0.1:PORT */
     int port;
+    int internal_port; /* HTTP_INTERNAL_ADDR's, 0 when none */
     pid_t pid;
 };
 
 struct fixture {
-    struct testdb db, tls_db;
-    struct service svc, tls;
-    char dir[256]; /* certificates */
+    struct testdb db, tls_db, auth_db, internal_db, fds_db;
+    struct service svc, tls, auth, internal, fds;
+    char dir[256]; /* certificates, the token secret */
+    char secret_file[300];
 };
 
 static struct fixture *F;
+/* The program start_service runs: order-service, or a script that execs it. */
+static const char *program = ORDER_SERVICE;
+
+/* A script in the fixture's directory that runs order-service after shell_lines. */
+static const char *wrapper(const char *name, const char *shell_lines)
+{
+    static char path[320];
+    FILE *out;
+    snprintf(path, sizeof(path), "%s/%s.sh", F->dir, name);
+    out = fopen(path, "w");
+    assert_non_null(out);
+    fprintf(out, "#!/bin/sh\nset -e\n%s\nexec '%s'\n", shell_lines, ORDER_SERVICE);
+    fclose(out);
+    assert_int_equal(chmod(path, 0755), 0);
+    return path;
+}
 
 /* --- the service --------------------------------------------------------------- */
 
@@ -90,7 +124,7 @@ static void start_service(struct service *s, const struct testdb *db, const char
     snprintf(s->log, sizeof(s->log), "%s/it_http_hardening_%s_%ld.log", SAGA_TEST_LOG_DIR, name,
              (long)getpid());
     unlink(s->log);
-    s->pid = proc_start(ORDER_SERVICE, env, s->log);
+    s->pid = proc_start(program, env, s->log);
     assert_true(log_wait(s->log, "listening on http", 30000));
     while (!s->port && now_ms() < end) {
         FILE *in = fopen(s->log, "r");
@@ -98,6 +132,9 @@ static void start_service(struct service *s, const struct testdb *db, const char
             const char *at = strstr(line, "listening on http");
             if (at && (at = strstr(at, "://127.0.0.1:")))
                 s->port = atoi(at + 13);
+            at = strstr(line, "internal listener on http://127.0.0.1:");
+            if (at)
+                s->internal_port = atoi(at + strlen("internal listener on http://127.0.0.1:"));
         }
         if (in)
             fclose(in);
@@ -232,10 +269,15 @@ static int closed_by_server(int fd, int wait_ms)
     return 0;
 }
 
-/* Opens an /events stream from from: its socket once answered 200, else -1 (*status). */
-static int open_stream(int port, const char *from, long *status)
+/*
+ * Opens a stream (target: "/events?access_token=...") from from with extra header
+ * lines ("X-Forwarded-For: ...\r\n" or ""): its socket once answered 200, else -1
+ * (*status).
+ */
+static int open_stream_with(int port, const char *from, const char *target, const char *extra,
+                            long *status)
 {
-    char req[128], buf[512];
+    char req[2048], buf[512];
     size_t len = 0;
     long long end = now_ms() + 5000;
     int fd = tcp_connect(port, from);
@@ -243,7 +285,8 @@ static int open_stream(int port, const char *from, long *status)
     *status = -1;
     if (fd < 0)
         return -1;
-    snprintf(req, sizeof(req), "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", target, port,
+             extra);
     if (send_all(fd, req) != 0)
         goto fail;
     while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len) && now_ms() < end) {
@@ -263,6 +306,59 @@ static int open_stream(int port, const char *from, long *status)
 fail:
     close(fd);
     return -1;
+}
+
+static int open_stream(int port, const char *from, long *status)
+{
+    return open_stream_with(port, from, "/events", "", status);
+}
+
+/* An HS256 token of the fixture's secret; malloc'd. */
+static char *mint(const char *sub, const char *role, long ttl_s)
+{
+    char err[256];
+    char *t = saga_auth_mint_hs256((const unsigned char *)SECRET, strlen(SECRET), sub, role, ttl_s,
+                                   err, sizeof(err));
+    if (!t)
+        fail_msg("mint: %s", err);
+    return t;
+}
+
+/* A stream of sub's (a customer) from from, with extra header lines. */
+static int open_customer_stream(const struct service *s, const char *from, const char *sub,
+                                const char *extra, long *status)
+{
+    char *tok = mint(sub, "customer", 600), target[1024];
+    int fd;
+    snprintf(target, sizeof(target), "/events?access_token=%s", tok);
+    fd = open_stream_with(s->port, from, target, extra, status);
+    free(tok);
+    return fd;
+}
+
+/* saga_http_refused_total{reason=...} of base's /metrics, -1 when missing. */
+static long long refused(const char *base, const char *reason)
+{
+    char u[160], label[64], *body = NULL, *line;
+    struct call c = {"GET", u, NULL, "127.0.0.2", {0}, NULL, 10};
+    long long v = -1;
+
+    snprintf(u, sizeof(u), "%s/metrics", base);
+    snprintf(label, sizeof(label), "reason=\"%s\"", reason);
+    if (http(&c, &body) != 200 || !body) {
+        free(body);
+        return -1;
+    }
+    for (line = strstr(body, "\nsaga_http_refused_total{"); line;
+         line = strstr(line + 1, "\nsaga_http_refused_total{")) {
+        char *eol = strchr(line + 1, '\n'), *brace = strchr(line, '}');
+        if (brace && (!eol || brace < eol) &&
+            memmem(line, (size_t)(brace - line), label, strlen(label)))
+            v = atoll(brace + 1);
+    }
+    free(body);
+    fprintf(stderr, "saga_http_refused_total{%s} = %lld\n", label, v);
+    return v;
 }
 
 static char *place_order(void)
@@ -298,11 +394,16 @@ static long long order_status_is(const char *id, const char *status)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    char cmd[2048];
+    char cmd[2048], secret_env[340];
+    const char *auth_env[] = {"AUTH_MODE=jwt", secret_env, "HTTP_TRUSTED_PROXIES=127.0.0.1", NULL};
+    FILE *out;
 
     F = f;
     testdb_create(&f->db, "it_http", "order");
     testdb_create(&f->tls_db, "it_https", "order");
+    testdb_create(&f->auth_db, "it_http_auth", "order");
+    testdb_create(&f->internal_db, "it_http_internal", "order");
+    testdb_create(&f->fds_db, "it_http_fds", "order");
     start_service(&f->svc, &f->db, "plain", NULL);
 
     /* A CA of its own and a certificate for 127.0.0.1 signed by it, as the stack makes. */
@@ -320,6 +421,14 @@ static int setup(void **state)
              f->dir);
     strncat(cmd, " >/dev/null 2>&1", sizeof(cmd) - strlen(cmd) - 1);
     assert_int_equal(system(cmd), 0);
+    /* A service with tokens behind a proxy at 127.0.0.1 (127.0.0.2 and up are not). */
+    snprintf(f->secret_file, sizeof(f->secret_file), "%s/secret", f->dir);
+    out = fopen(f->secret_file, "w");
+    assert_non_null(out);
+    fputs(SECRET "\n", out);
+    fclose(out);
+    snprintf(secret_env, sizeof(secret_env), "AUTH_SECRET_FILE=%s", f->secret_file);
+    start_service(&f->auth, &f->auth_db, "auth", auth_env);
     *state = f;
     return 0;
 }
@@ -330,8 +439,14 @@ static int teardown(void **state)
     char cmd[512];
     stop_service(&f->svc);
     stop_service(&f->tls);
+    stop_service(&f->auth);
+    stop_service(&f->internal);
+    stop_service(&f->fds);
     testdb_drop(&f->db);
     testdb_drop(&f->tls_db);
+    testdb_drop(&f->auth_db);
+    testdb_drop(&f->internal_db);
+    testdb_drop(&f->fds_db);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
@@ -391,6 +506,8 @@ static void test_slow_headers_from_one_client(void **state)
     assert_int_equal(health_status, 200);
     assert_int_equal(order_status, 202);
     assert_int_equal(served, 3);
+    /* The connections past the cap are counted. */
+    assert_true(refused(f->svc.base, "per_client_cap") >= ATTACKERS - 32);
 }
 
 static void test_request_read_deadline_does_not_reset(void **state)
@@ -415,6 +532,7 @@ static void test_request_read_deadline_does_not_reset(void **state)
     fprintf(stderr, "the trickling request was cut after %lld ms\n", closed_after);
     assert_true(closed_after >= 0);
     assert_true(closed_after < 6000);
+    assert_true(refused(f->svc.base, "deadline") >= 1);
 }
 
 static void test_sse_from_one_client_leaves_room(void **state)
@@ -436,6 +554,7 @@ static void test_sse_from_one_client_leaves_room(void **state)
         close(other);
     assert_int_equal(status, 200);
     assert_true(opened < 70);
+    assert_true(refused(f->svc.base, "stream_cap") >= 70 - opened);
 }
 
 static void test_closed_streams_are_released_at_once(void **state)
@@ -553,6 +672,7 @@ static void test_cross_origin_post_is_refused(void **state)
     assert_int_equal(http(&cancel, NULL), 200);
     assert_int_equal(order_status_is(id, "CANCELLED"), 1);
     free(id);
+    assert_true(refused(f->svc.base, "origin") >= 2);
 }
 
 static void test_form_posts_are_refused(void **state)
@@ -570,6 +690,7 @@ static void test_form_posts_are_refused(void **state)
     assert_int_equal(http(&text, NULL), 415);
     assert_int_equal(order_status_is(id, "PENDING"), 1);
     free(id);
+    assert_true(refused(F->svc.base, "form") >= 2);
 }
 
 static void test_foreign_host_is_refused(void **state)
@@ -582,6 +703,7 @@ static void test_foreign_host_is_refused(void **state)
     /* A page on rebind.evil.example whose name now points at 127.0.0.1 reads nothing. */
     assert_int_equal(http(&rebound, NULL), 421);
     assert_int_equal(http(&local, NULL), 200);
+    assert_true(refused(f->svc.base, "host") >= 1);
 }
 
 /* --- TLS ------------------------------------------------------------------------- */
@@ -605,6 +727,314 @@ static void test_tls_when_configured(void **state)
     stop_service(&f->tls);
 }
 
+/* --- the read deadline is for reading ---------------------------------------------- */
+
+struct slow_call {
+    struct call c;
+    long status;
+};
+
+static void *call_thread(void *arg)
+{
+    struct slow_call *sc = arg;
+    sc->status = http(&sc->c, NULL);
+    return NULL;
+}
+
+static void test_slow_handler_gets_its_whole_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct slow_call sc = {{"POST",
+                            url(&f->svc, "/orders"),
+                            ORDER_BODY,
+                            "127.0.0.2",
+                            {"Content-Type: application/json"},
+                            NULL,
+                            30},
+                           0};
+    long long before = testdb_scalar(&f->db, "SELECT count(*) FROM orders");
+    PGconn *lock = PQconnectdb(f->db.owner_url);
+    PGresult *r;
+    pthread_t t;
+
+    assert_int_equal(PQstatus(lock), CONNECTION_OK);
+    /* The request arrives at once; its handler waits for the table (a slow database). */
+    r = PQexec(lock, "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_int_equal(pthread_create(&t, NULL, call_thread, &sc), 0);
+    sleep(4); /* twice HTTP_REQUEST_TIMEOUT */
+    PQclear(PQexec(lock, "COMMIT"));
+    PQfinish(lock);
+    pthread_join(t, NULL);
+    fprintf(stderr, "POST /orders that waited 4 s for the database: %ld\n", sc.status);
+    /* The client hears what happened to its order. */
+    assert_int_equal(sc.status, 202);
+    assert_int_equal(testdb_scalar(&f->db, "SELECT count(*) FROM orders"), before + 1);
+}
+
+/* --- who the client is -------------------------------------------------------------- */
+
+static void close_all(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+static void test_forwarded_for_from_untrusted_peer_is_ignored(void **state)
+{
+    struct fixture *f = *state;
+    int fds[9];
+    long status = -1;
+    long long end = now_ms() + 20000;
+    char xff[64];
+
+    /* No HTTP_TRUSTED_PROXIES: a header naming 8 other clients changes nothing. */
+    for (int i = 0; i < 8; i++) {
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: 10.9.0.%d\r\n", i + 1);
+        while ((fds[i] = open_stream_with(f->svc.port, "127.0.0.3", "/events", xff, &status)) < 0 &&
+               now_ms() < end)
+            usleep(200 * 1000);
+        assert_true(fds[i] >= 0);
+    }
+    fds[8] = open_stream_with(f->svc.port, "127.0.0.3", "/events", "X-Forwarded-For: 10.9.0.99\r\n",
+                              &status);
+    close_all(fds, 9);
+    assert_int_equal(status, 429);
+}
+
+static void test_trusted_proxy_gives_each_client_its_own_cap(void **state)
+{
+    struct fixture *f = *state;
+    int fds[20], n = 0, held[40];
+    long status = -1;
+    char sub[32], xff[96];
+    struct call health = {"GET", NULL, NULL, "127.0.0.1", {0}, NULL, 5};
+
+    for (int i = 0; i < 20; i++)
+        fds[i] = -1;
+    /* 127.0.0.1 is the proxy (HTTP_TRUSTED_PROXIES): 8 streams of 198.51.100.7 ... */
+    for (int i = 0; i < 8; i++, n++) {
+        snprintf(sub, sizeof(sub), "cust-proxied-%d", n);
+        fds[n] = open_customer_stream(&f->auth, "127.0.0.1", sub,
+                                      "X-Forwarded-For: 198.51.100.7\r\n", &status);
+        assert_int_equal(status, 200);
+    }
+    /* ... its ninth is refused, also when it claims to be someone else ... */
+    snprintf(sub, sizeof(sub), "cust-proxied-%d", n);
+    fds[n++] = open_customer_stream(&f->auth, "127.0.0.1", sub, "X-Forwarded-For: 198.51.100.7\r\n",
+                                    &status);
+    assert_int_equal(status, 429);
+    snprintf(sub, sizeof(sub), "cust-proxied-%d", n);
+    fds[n++] = open_customer_stream(&f->auth, "127.0.0.1", sub,
+                                    "X-Forwarded-For: 198.51.100.8, 198.51.100.7\r\n", &status);
+    assert_int_equal(status, 429);
+    /* ... and another client behind the same proxy still gets one. */
+    snprintf(sub, sizeof(sub), "cust-proxied-%d", n);
+    fds[n++] = open_customer_stream(&f->auth, "127.0.0.1", sub, "X-Forwarded-For: 198.51.100.8\r\n",
+                                    &status);
+    assert_int_equal(status, 200);
+    close_all(fds, n);
+
+    /* IPv6 clients count by /64: eight addresses of one /64 are one client. */
+    n = 0;
+    for (int i = 0; i < 8; i++, n++) {
+        snprintf(sub, sizeof(sub), "cust-six-%d", n);
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: 2001:db8:1:2::%x\r\n", i + 1);
+        fds[n] = open_customer_stream(&f->auth, "127.0.0.1", sub, xff, &status);
+        assert_int_equal(status, 200);
+    }
+    snprintf(sub, sizeof(sub), "cust-six-%d", n);
+    fds[n++] = open_customer_stream(&f->auth, "127.0.0.1", sub,
+                                    "X-Forwarded-For: 2001:db8:1:2:ffff::99\r\n", &status);
+    assert_int_equal(status, 429);
+    snprintf(sub, sizeof(sub), "cust-six-%d", n);
+    fds[n++] = open_customer_stream(&f->auth, "127.0.0.1", sub,
+                                    "X-Forwarded-For: 2001:db8:1:3::1\r\n", &status);
+    assert_int_equal(status, 200);
+    close_all(fds, n);
+
+    /* The proxy's own connections are not held to one client's cap (32). */
+    for (int i = 0; i < 40; i++)
+        held[i] = tcp_connect(f->auth.port, "127.0.0.1");
+    health.url = url(&f->auth, "/healthz");
+    status = http(&health, NULL);
+    close_all(held, 40);
+    assert_int_equal(status, 200);
+}
+
+static void test_one_principal_is_capped_over_many_addresses(void **state)
+{
+    struct fixture *f = *state;
+    int fds[10];
+    long status = -1;
+    char from[16];
+    struct call anonymous = {"GET", NULL, NULL, "127.0.0.2", {0}, NULL, 5};
+
+    /* Carol from nine addresses (none of them the proxy). */
+    for (int i = 0; i < 9; i++) {
+        snprintf(from, sizeof(from), "127.0.0.%d", 40 + i);
+        fds[i] = open_customer_stream(&f->auth, from, "cust-carol", "", &status);
+        if (i < 8)
+            assert_int_equal(status, 200);
+    }
+    fprintf(stderr, "carol's ninth stream: %ld\n", status);
+    assert_int_equal(status, 429);
+    /* Another customer from the same address is not held to carol's cap. */
+    fds[9] = open_customer_stream(&f->auth, "127.0.0.48", "cust-dave", "", &status);
+    close_all(fds, 10);
+    assert_int_equal(status, 200);
+    assert_true(refused(f->auth.base, "principal_stream_cap") >= 1);
+    /* Without a token: 401, counted. */
+    anonymous.url = url(&f->auth, "/orders");
+    assert_int_equal(http(&anonymous, NULL), 401);
+    assert_true(refused(f->auth.base, "auth") >= 1);
+}
+
+/* --- tokens expire, and so do their streams ------------------------------------------ */
+
+static void test_stream_ends_when_its_token_expires(void **state)
+{
+    struct fixture *f = *state;
+    /* exp 57 s ago: still within the 60 s the server allows for clock skew, for 3 s. */
+    char *tok = mint("cust-erin", "customer", -57), target[1024], buf[8192];
+    size_t len = 0;
+    long status = -1;
+    long long start = now_ms();
+    int fd, closed = 0;
+
+    snprintf(target, sizeof(target), "/events?access_token=%s", tok);
+    free(tok);
+    fd = open_stream_with(f->auth.port, "127.0.0.2", target, "", &status);
+    assert_int_equal(status, 200);
+    while (!closed && now_ms() - start < 15000) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0)
+            closed = 1;
+        else
+            len += (size_t)n;
+        if (len >= sizeof(buf) - 1)
+            len = 0;
+    }
+    buf[len] = '\0';
+    close(fd);
+    fprintf(stderr, "stream %s after %lld ms; its end: %s\n", closed ? "closed" : "still open",
+            now_ms() - start, len > 200 ? buf + len - 200 : buf);
+    assert_true(closed);
+    assert_non_null(strstr(buf, "event: end\ndata: {\"reason\":\"token_expired\"}"));
+}
+
+/* --- the internal listener ------------------------------------------------------------ */
+
+/* Opens n connections from from_base+i/per (127.0.0.X) that send half a request. */
+static int flood(int port, int first_host, int per_host, int n, int *fds)
+{
+    char from[16], line[128];
+    int opened = 0;
+    snprintf(line, sizeof(line), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: ", port);
+    for (int i = 0; i < n; i++) {
+        snprintf(from, sizeof(from), "127.0.0.%d", first_host + i / per_host);
+        fds[i] = tcp_connect(port, from);
+        if (fds[i] >= 0 && send_all(fds[i], line) != 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+        opened += fds[i] >= 0;
+    }
+    return opened;
+}
+
+static void test_internal_listener_answers_under_flood(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_INTERNAL_ADDR=127.0.0.1:0", "HTTP_MAX_CONNECTIONS=64",
+                           "HTTP_MAX_CONNECTIONS_PER_CLIENT=64", "HTTP_REQUEST_TIMEOUT=60s", NULL};
+    static int fds[80];
+    char internal[128], internal_metrics[128];
+    struct call pub = {"GET", NULL, NULL, "127.0.0.2", {0}, NULL, 3};
+    struct call probe = {"GET", internal, NULL, "127.0.0.2", {0}, NULL, 5};
+    struct call metrics = {"GET", NULL, NULL, "127.0.0.2", {0}, NULL, 5};
+    long pub_status, probe_status;
+    char base[80];
+
+    /* A soft RLIMIT_NOFILE below the hard one is raised at start. */
+    program = wrapper("soft_nofile", "ulimit -Sn 256");
+    start_service(&f->internal, &f->internal_db, "internal", extra);
+    program = ORDER_SERVICE;
+    assert_true(log_wait(f->internal.log, "RLIMIT_NOFILE raised from 256 to", 1000));
+    fprintf(stderr, "internal listener port: %d\n", f->internal.internal_port);
+    assert_true(f->internal.internal_port > 0);
+    /* One client fills the public port (HTTP_MAX_CONNECTIONS=64) with slow requests. */
+    flood(f->internal.port, 1, 80, 80, fds);
+    usleep(500 * 1000);
+    pub.url = url(&f->internal, "/healthz");
+    pub_status = http(&pub, NULL);
+    snprintf(internal, sizeof(internal), "http://127.0.0.1:%d/healthz", f->internal.internal_port);
+    probe_status = http(&probe, NULL);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", f->internal.internal_port);
+    close_all(fds, 80);
+    assert_true(pub_status != 200); /* the public port is full */
+    assert_int_equal(probe_status, 200);
+    assert_true(refused(base, "connection_cap") >= 1);
+    /* With an internal listener, /metrics is not on the public port. */
+    snprintf(internal_metrics, sizeof(internal_metrics), "%s/metrics", f->internal.base);
+    metrics.url = internal_metrics;
+    usleep(500 * 1000);
+    assert_int_equal(http(&metrics, NULL), 404);
+    pub_status = http(&pub, NULL);
+    assert_int_equal(pub_status, 200);
+    stop_service(&f->internal);
+}
+
+/* --- descriptors ---------------------------------------------------------------------- */
+
+#define FD_FLOOD 384 /* 12 clients of 32: more descriptors than the process may have */
+
+static void test_flood_within_a_low_descriptor_limit(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_INTERNAL_ADDR=127.0.0.1:0", "HTTP_REQUEST_TIMEOUT=60s", NULL};
+    static int fds[FD_FLOOD];
+    char internal[128];
+    struct call probe = {"GET", internal, NULL, "127.0.0.2", {0}, NULL, 5};
+    struct call order = {"POST", NULL, ORDER_BODY, "127.0.0.2", {"Content-Type: application/json"},
+                         NULL,   10};
+    long probe_status, order_status = -1;
+    int opened, alive;
+    long long end;
+
+    /* The service starts with 256 descriptors, soft and hard. */
+    program = wrapper("low_nofile", "ulimit -Sn 256\nulimit -Hn 256");
+    start_service(&f->fds, &f->fds_db, "fds", extra);
+    program = ORDER_SERVICE;
+    assert_true(f->fds.internal_port > 0);
+
+    opened = flood(f->fds.port, 60, 32, FD_FLOOD, fds);
+    fprintf(stderr, "flood: %d connections opened\n", opened);
+    usleep(1000 * 1000);
+    snprintf(internal, sizeof(internal), "http://127.0.0.1:%d/healthz", f->fds.internal_port);
+    probe_status = http(&probe, NULL);
+    alive = waitpid(f->fds.pid, NULL, WNOHANG) == 0;
+    close_all(fds, FD_FLOOD);
+    assert_true(alive);
+    assert_int_equal(probe_status, 200);
+    /* And once the flood is gone the API works, database and all. */
+    order.url = url(&f->fds, "/orders");
+    end = now_ms() + 15000;
+    while ((order_status = http(&order, NULL)) != 202 && now_ms() < end)
+        usleep(500 * 1000);
+    assert_int_equal(order_status, 202);
+    assert_true(waitpid(f->fds.pid, NULL, WNOHANG) == 0);
+    /* It said what it had (and capped its connections to fit). */
+    assert_true(log_wait(f->fds.log, "RLIMIT_NOFILE 256", 1000));
+    stop_service(&f->fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,7 +1047,23 @@ int main(void)
         cmocka_unit_test(test_form_posts_are_refused),
         cmocka_unit_test(test_foreign_host_is_refused),
         cmocka_unit_test(test_tls_when_configured),
+        cmocka_unit_test(test_slow_handler_gets_its_whole_answer),
+        cmocka_unit_test(test_forwarded_for_from_untrusted_peer_is_ignored),
+        cmocka_unit_test(test_trusted_proxy_gives_each_client_its_own_cap),
+        cmocka_unit_test(test_one_principal_is_capped_over_many_addresses),
+        cmocka_unit_test(test_stream_ends_when_its_token_expires),
+        cmocka_unit_test(test_internal_listener_answers_under_flood),
+        cmocka_unit_test(test_flood_within_a_low_descriptor_limit),
     };
+    struct rlimit nofile;
+
+    /* The floods hold hundreds of sockets. */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*principal*' */
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests(tests, setup, teardown);
 }

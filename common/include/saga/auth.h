@@ -32,6 +32,9 @@ typedef enum saga_role {
 struct saga_principal {
     saga_role_t role;
     char sub[SAGA_AUTH_MAX_SUB + 1];
+    /* Seconds since the epoch from which saga_auth_verify refuses the token (its exp
+     * plus the clock skew allowed); 0: never (AUTH_MODE=off). Ends /events streams. */
+    long valid_until;
 };
 
 struct saga_auth {

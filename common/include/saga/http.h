@@ -2,13 +2,22 @@
  * A small HTTP/1.1 server on libmicrohttpd for every process: /healthz, /readyz
  * and /metrics of each service (design brief §8) and the order API.
  *
- * Every connection has a thread of its own (at most SAGA_HTTP_MAX_CONNECTIONS,
- * max_per_client from one client address); at most `threads` handlers run at
- * once, the others wait their turn. A request must arrive whole within
- * request_timeout_ms of the connection's start (or of the previous response's
- * end): a client trickling bytes cannot hold a thread longer than that. A
- * client may keep max_streams_per_client streams open; a stream whose client
- * went away is ended within a stream callback's wait (docs/SECURITY.md). The
+ * Every connection has a thread of its own (at most max_connections, fewer when
+ * RLIMIT_NOFILE does not leave descriptors for that many; max_per_client from
+ * one client); at most `threads` handlers run at once, the others wait their
+ * turn. A request must arrive whole within request_timeout_ms of the
+ * connection's start (or of the previous response's end); the handler's time
+ * and a stream's do not count: a client trickling bytes cannot hold a thread
+ * longer than that. A client, and a principal (saga_http_set_principal), may
+ * keep max_streams_per_client streams open; a stream whose client went away is
+ * ended within a stream callback's wait (docs/SECURITY.md).
+ *
+ * A client is an IPv4 address or an IPv6 /64; behind a proxy of
+ * trusted_proxies, the right-most address of X-Forwarded-For that is not one of
+ * them (the proxy's own connections are held to max_connections only). An
+ * internal listener (internal_addr) answers /healthz, /readyz and /metrics with
+ * limits of its own, so that a flood of the public port cannot fail a probe;
+ * /metrics then leaves the public port. The
  * handler gets the whole body (up to max_body bytes: larger bodies get 413
  * without reaching it) and fills a response. Handlers may block (a database
  * call). A response may also be a stream (saga_http_reply_stream, e.g.
@@ -34,6 +43,7 @@
 #include "saga/err.h"
 
 struct MHD_Connection;
+struct saga_text;
 
 struct saga_http_request {
     const char *method; /* "GET" */
@@ -51,8 +61,10 @@ const char *saga_http_header(const struct saga_http_request *req, const char *na
 int saga_http_route(const struct saga_http_request *req, const char *method, const char *path);
 
 #define SAGA_HTTP_MAX_HEADERS 8
-/* Open connections at most (each has a thread); more are refused. */
+/* Open connections at most by default (each has a thread); more are refused. */
 #define SAGA_HTTP_MAX_CONNECTIONS 512
+/* The internal listener's connections at most. */
+#define SAGA_HTTP_INTERNAL_CONNECTIONS 16
 /* Defaults of struct saga_http_conf's limits (HTTP_* variables, docs/CONFIGURATION.md). */
 #define SAGA_HTTP_MAX_PER_CLIENT         32
 #define SAGA_HTTP_REQUEST_TIMEOUT_MS     10000
@@ -79,6 +91,8 @@ struct saga_http_response {
         char value[256];
     } headers[SAGA_HTTP_MAX_HEADERS];
     int nheaders;
+    /* Who the response is for (saga_http_set_principal), "" when nobody in particular. */
+    char principal[96];
     /* A streamed body instead of body (saga_http_reply_stream). */
     saga_http_stream_fn stream_read;
     void (*stream_free)(void *arg);
@@ -104,6 +118,34 @@ void saga_http_add_header(struct saga_http_response *resp, const char *name, con
 void saga_http_reply_stream(struct saga_http_response *resp, int status, const char *content_type,
                             saga_http_stream_fn read_cb, void (*free_cb)(void *arg), void *arg);
 
+/*
+ * The authenticated principal the response is for ("customer:cust-alice"): a
+ * stream counts against that principal's max_streams_per_client as well as its
+ * client's, so that one customer cannot hold every stream from many addresses.
+ */
+void saga_http_set_principal(struct saga_http_response *resp, const char *principal);
+
+/* Why a request or connection was refused: saga_http_refused_total{reason}. */
+typedef enum saga_http_refusal {
+    SAGA_HTTP_REFUSED_PER_CLIENT_CAP,       /* a client's connections */
+    SAGA_HTTP_REFUSED_CONNECTION_CAP,       /* all connections */
+    SAGA_HTTP_REFUSED_STREAM_CAP,           /* a client's streams */
+    SAGA_HTTP_REFUSED_PRINCIPAL_STREAM_CAP, /* a principal's streams */
+    SAGA_HTTP_REFUSED_DEADLINE,             /* no whole request within request_timeout_ms */
+    SAGA_HTTP_REFUSED_HOST,                 /* 421 */
+    SAGA_HTTP_REFUSED_ORIGIN,               /* 403 */
+    SAGA_HTTP_REFUSED_FORM,                 /* 415 */
+    SAGA_HTTP_REFUSED_TOO_LARGE,            /* 413 */
+    SAGA_HTTP_REFUSED_AUTH,                 /* 401, counted by the API */
+    SAGA_HTTP_REFUSED_DESCRIPTORS,          /* no descriptor left for a connection */
+    SAGA_HTTP_REFUSED_N
+} saga_http_refusal_t;
+
+/* Counts a refusal (any thread). */
+void saga_http_count_refused(saga_http_refusal_t why);
+/* saga_http_refused_total of this process, for /metrics (any thread). */
+void saga_http_write_metrics(struct saga_text *t, const char *service);
+
 typedef void (*saga_http_handler_fn)(void *arg, const struct saga_http_request *req,
                                      struct saga_http_response *resp);
 
@@ -118,6 +160,11 @@ struct saga_http_conf {
     int max_per_client;         /* open connections; more are closed at once */
     long request_timeout_ms;    /* to read a request, not reset by each byte */
     int max_streams_per_client; /* open streams; more get 429 */
+    int max_connections;        /* 0: SAGA_HTTP_MAX_CONNECTIONS */
+    /* Comma-separated addresses and CIDRs whose X-Forwarded-For names the client. */
+    const char *trusted_proxies;
+    /* "host:port" of the internal listener (/healthz, /readyz, /metrics), or NULL. */
+    const char *internal_addr;
     /*
      * The guards of an API a browser can reach (0: off). The Host header must name
      * localhost, an IP address, the listen host or one of allowed_hosts (else 421:
@@ -134,8 +181,9 @@ struct saga_http_conf {
 };
 
 /*
- * Fills conf's limits from HTTP_MAX_CONNECTIONS_PER_CLIENT, HTTP_REQUEST_TIMEOUT and
- * HTTP_MAX_STREAMS_PER_CLIENT and, when api, turns the browser guards on with
+ * Fills conf's limits from HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_CLIENT,
+ * HTTP_REQUEST_TIMEOUT, HTTP_MAX_STREAMS_PER_CLIENT, HTTP_TRUSTED_PROXIES and
+ * HTTP_INTERNAL_ADDR and, when api, turns the browser guards on with
  * API_ALLOWED_HOSTS, API_ALLOWED_ORIGINS, API_TLS_CERT and API_TLS_KEY. The strings
  * point into the environment.
  */
@@ -144,9 +192,15 @@ saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *e
 
 struct saga_http;
 
+/*
+ * Starts the server (and its internal listener). The first start in a process
+ * raises the soft RLIMIT_NOFILE to the hard limit.
+ */
 saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
                            size_t errstr_size);
 int saga_http_port(const struct saga_http *h);
+/* The internal listener's port, 0 when there is none. */
+int saga_http_internal_port(const struct saga_http *h);
 /* "https" when tls_cert is set, else "http". */
 const char *saga_http_scheme(const struct saga_http *h);
 /* Stops accepting, waits for the requests in progress. NULL-safe. */
