@@ -527,7 +527,8 @@ static void test_the_api_speaks_https_verified_with_the_stacks_ca(void **state)
     assert_int_equal(status, 0);
 
     /* Without the stack's CA (the system's trust store only): refused, saying why. */
-    sagactl_get("unset ORDER_API_CACERT;", id, "", 69, "certificate", "ORDER_API_CACERT", NULL);
+    sagactl_get("unset ORDER_API_CACERT;", id, "", 69, "could not be verified", "no CA given",
+                "ORDER_API_CACERT", NULL);
     /* With another CA: refused the same way. */
     snprintf(other, sizeof(other), "%s/it_secure_other_ca", stack_env("STACK_DIR"));
     snprintf(cmd, sizeof(cmd),
@@ -537,13 +538,13 @@ static void test_the_api_speaks_https_verified_with_the_stacks_ca(void **state)
     assert_int_equal(shell(cmd, &out), 0);
     free(out);
     snprintf(args, sizeof(args), "--cacert '%s.pem'", other);
-    sagactl_get("", id, args, 69, "could not be verified", "certificate", NULL);
+    sagactl_get("", id, args, 69, "could not be verified", "not signed by the CA", NULL);
     /* A --cacert that is not there: a configuration error, before any request. */
     sagactl_get("", id, "--cacert /nonexistent/ca.pem", 78, "/nonexistent/ca.pem", NULL);
     /* The right CA, but a name the certificate was not made for (the same address
      * written as IPv4-mapped IPv6): refused. */
     snprintf(cmd, sizeof(cmd), "ORDER_API_URL='https://[::ffff:127.0.0.1]:%d'", port);
-    sagactl_get(cmd, id, "", 69, "could not be verified", NULL);
+    sagactl_get(cmd, id, "", 69, "could not be verified", "not for the host", NULL);
 }
 
 /* --- secrets ------------------------------------------------------------------------- */
