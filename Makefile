@@ -25,7 +25,8 @@ build: $(BUILD)/CMakeCache.txt
 # services (STACK_PROGRAMS), and wait until every service is ready.
 # REGISTRY=1 also runs a schema registry (Confluent wire format instead of single-object).
 # SECURE=1 secures Kafka: SASL/SCRAM over TLS (a private CA made for the stack) and
-# ACLs per program (docs/LOCAL-STACK.md, "The secured stack"); a stack keeps the mode it was made with.
+# ACLs per program, and runs the order API over https with a certificate of that CA
+# (docs/LOCAL-STACK.md, "The secured stack"); a stack keeps the mode it was made with.
 # REPLACE=shipping='python3 my_shipping.py' runs that command in place of shipping-service
 # until `make down` (REPLACE=shipping= goes back to the built-in; several: export
 # STACK_REPLACE_<SERVICE>=command each). docs/LOCAL-STACK.md, "Replacing a service".

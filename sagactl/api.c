@@ -1,11 +1,15 @@
 /*
  * The order API client of sagactl: one libcurl request per call against
- * ORDER_API_URL (default http://127.0.0.1:8080), JSON in and out.
+ * ORDER_API_URL (default http://127.0.0.1:8080), JSON in and out. An https API's
+ * certificate is always verified, and its host name: against the CA of --cacert or
+ * ORDER_API_CACERT when given (the secured local stack's), else the system's.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -29,6 +33,70 @@ const char *sagactl_api_url(void)
 }
 
 static char api_customer[80];
+static const char *api_cacert; /* --cacert, else ORDER_API_CACERT, else NULL */
+static int api_not_sent;       /* the last request failed before it was sent */
+
+int sagactl_api_not_sent(void)
+{
+    return api_not_sent;
+}
+
+int sagactl_api_options(const char *cmd, int *argc, char **argv)
+{
+    int out = 1, help = 0;
+
+    api_cacert = saga_env("ORDER_API_CACERT", NULL);
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--cacert") || !strncmp(argv[i], "--cacert=", 9)) {
+            const char *v = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < *argc ? argv[++i] : NULL;
+            if (!v || !*v) {
+                fprintf(stderr, "sagactl %s: --cacert expects the file of a CA certificate\n", cmd);
+                return SAGACTL_EXIT_USAGE;
+            }
+            api_cacert = v;
+            continue;
+        }
+        help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    if (api_cacert && !help && access(api_cacert, R_OK) != 0) {
+        fprintf(stderr, "sagactl %s: cannot read the order API's CA certificate %s (%s): %s\n", cmd,
+                api_cacert,
+                saga_env("ORDER_API_CACERT", NULL) == api_cacert ? "ORDER_API_CACERT" : "--cacert",
+                strerror(errno));
+        return SAGACTL_EXIT_CONFIG;
+    }
+    return 0;
+}
+
+/* Prints why a request failed: a certificate that did not verify says what to check. */
+static void api_failed(const char *cmd, CURLcode rc, const char *errbuf)
+{
+    /* The error may quote the server's certificate: text from outside. */
+    const char *why = sagactl_safe(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+
+    if (rc != CURLE_PEER_FAILED_VERIFICATION && rc != CURLE_SSL_CACERT_BADFILE) {
+        fprintf(stderr, "sagactl %s: the order API at %s could not be reached: %s\n", cmd,
+                sagactl_api_url(), why);
+        return;
+    }
+    fprintf(stderr, "sagactl %s: the order API at %s could not be verified: %s\n", cmd,
+            sagactl_api_url(), why);
+    if (strstr(errbuf, "host name") || strstr(errbuf, "subject name"))
+        fprintf(stderr, "  its certificate is not for the host in ORDER_API_URL: use a name or "
+                        "address the certificate names\n");
+    else if (api_cacert)
+        fprintf(stderr,
+                "  its certificate is not signed by the CA in %s (--cacert or "
+                "ORDER_API_CACERT)\n",
+                api_cacert);
+    else
+        fprintf(stderr, "  no CA given, so only the system's are trusted: set ORDER_API_CACERT "
+                        "or --cacert FILE to the CA that signed its certificate (the secured "
+                        "local stack's stack.env sets it)\n");
+}
 
 void sagactl_api_as_customer(const char *customer)
 {
@@ -99,6 +167,11 @@ int sagactl_api(const char *cmd, const char *method, const char *path, const cha
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sagactl/" SAGA_VERSION);
+    /* libcurl's defaults, said out loud: https is verified, certificate and host name. */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (api_cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, api_cacert);
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     if (body) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -123,9 +196,9 @@ int sagactl_api(const char *cmd, const char *method, const char *path, const cha
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
+    api_not_sent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE;
     if (rc != CURLE_OK) {
-        fprintf(stderr, "sagactl %s: the order API at %s could not be reached: %s\n", cmd,
-                sagactl_api_url(), errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        api_failed(cmd, rc, errbuf);
         sagactl_reply_release(out);
         return -1;
     }

@@ -185,10 +185,9 @@ static void get_usage(FILE *out)
                  "items, times, and the saga timeline (every event seen, with its service;\n"
                  "compensations marked with ↩). Times are UTC.\n"
                  "\n"
-                 "  --json   print the API's JSON as it is (for jq)\n"
-                 "\n"
+                 "  --json   print the API's JSON as it is (for jq)\n" SAGACTL_API_OPTIONS_HELP "\n"
                  "exit codes: 0 shown, 1 no such order or an API error, 64 bad usage, 69 the\n"
-                 "order API could not be reached (or answered 503)\n");
+                 "order API could not be reached or verified (or answered 503)\n");
 }
 
 /*
@@ -284,10 +283,11 @@ static void place_usage(FILE *out)
             "                        CREDIT_LIMIT_EXCEEDED\n"
             "  --out-of-stock        a line of sku-sold-out: OUT_OF_STOCK\n"
             "  --unshippable         country AQ: SHIPMENT_FAILED, payment refunded\n"
-            "\n"
+            "\n" SAGACTL_API_OPTIONS_HELP "\n"
             "exit codes: 0 placed (with --wait: the saga is over, whatever its outcome),\n"
             "1 the API refused the order (its message on stderr) or --wait timed out,\n"
-            "64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+            "64 bad usage, 69 the order API could not be reached or verified (or answered\n"
+            "503)\n");
 }
 
 struct line {
@@ -399,7 +399,9 @@ static int post_retrying(const char *cmd, const char *path, const char *body, co
 {
     for (int attempt = 1;; attempt++) {
         int rc = sagactl_api(cmd, "POST", path, body, key, r);
-        if ((rc == 0 && r->status != 503) || attempt == POST_ATTEMPTS || sagactl_interrupted)
+        /* (a certificate that did not verify will not verify the next time either) */
+        if ((rc == 0 && r->status != 503) || attempt == POST_ATTEMPTS || sagactl_interrupted ||
+            (rc != 0 && sagactl_api_not_sent()))
             return rc;
         if (rc == 0)
             sagactl_reply_release(r);
@@ -502,7 +504,7 @@ int sagactl_place(int argc, char **argv)
     }
     rc = post_retrying("place", "/orders", body, key, &r);
     free(body);
-    if (rc != 0 || r.status == 503)
+    if ((rc != 0 && !sagactl_api_not_sent()) || (rc == 0 && r.status == 503))
         fprintf(stderr,
                 "sagactl place: whether the order was placed is not known; the same command with "
                 "--key %s tries again without placing it twice\n",
@@ -545,10 +547,10 @@ static void cancel_usage(FILE *out)
                  "one cannot be cancelled. Cancelling is safe to repeat, so while the API cannot\n"
                  "be reached or answers 503 it tries again (4 attempts in all).\n"
                  "\n"
-                 "  --json   print the API's JSON as it is (for jq)\n"
-                 "\n"
+                 "  --json   print the API's JSON as it is (for jq)\n" SAGACTL_API_OPTIONS_HELP "\n"
                  "exit codes: 0 the order is cancelled, 1 no such order, CONFIRMED, or an API\n"
-                 "error, 64 bad usage, 69 the order API could not be reached (or answered 503)\n");
+                 "error, 64 bad usage, 69 the order API could not be reached or verified (or\n"
+                 "answered 503)\n");
 }
 
 int sagactl_cancel(int argc, char **argv)
@@ -585,19 +587,20 @@ int sagactl_cancel(int argc, char **argv)
 
 static void stuck_usage(FILE *out)
 {
-    fprintf(out, "usage: sagactl stuck [--older-than S] [--json]\n"
-                 "\n"
-                 "Lists the sagas still PENDING more than S seconds (default 30) after the order\n"
-                 "was placed, with the step each waits on (from the last step its timeline shows:\n"
-                 "OrderPlaced -> inventory-service, InventoryReserved -> payment-service,\n"
-                 "PaymentAuthorized -> shipping-service, ShipmentScheduled -> order-service).\n"
-                 "\n"
-                 "  --older-than S   the age from which a pending saga counts as stuck\n"
-                 "  --json           a JSON array of {order_id, created_at, age_seconds,\n"
-                 "                   waiting_on, last_event, last_event_at}\n"
-                 "\n"
-                 "exit codes: 0 none stuck, 1 some are stuck (or an API error), 64 bad usage,\n"
-                 "69 the order API could not be reached (or answered 503)\n");
+    fprintf(out,
+            "usage: sagactl stuck [--older-than S] [--json]\n"
+            "\n"
+            "Lists the sagas still PENDING more than S seconds (default 30) after the order\n"
+            "was placed, with the step each waits on (from the last step its timeline shows:\n"
+            "OrderPlaced -> inventory-service, InventoryReserved -> payment-service,\n"
+            "PaymentAuthorized -> shipping-service, ShipmentScheduled -> order-service).\n"
+            "\n"
+            "  --older-than S   the age from which a pending saga counts as stuck\n"
+            "  --json           a JSON array of {order_id, created_at, age_seconds,\n"
+            "                   waiting_on, last_event, last_event_at}\n" SAGACTL_API_OPTIONS_HELP
+            "\n"
+            "exit codes: 0 none stuck, 1 some are stuck (or an API error), 64 bad usage,\n"
+            "69 the order API could not be reached or verified (or answered 503)\n");
 }
 
 /* What a pending order waits on, from its timeline; *last is its furthest forward event. */

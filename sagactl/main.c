@@ -40,6 +40,7 @@ static void usage(FILE *out)
                  "librdkafka property, SCHEMA_REGISTRY_URL (decoding Confluent framing),\n"
                  "TOPIC_PARTITIONS (default 6), TOPIC_REPLICATION_FACTOR (default 1), LOG_LEVEL,\n"
                  "ORDER_API_URL (default http://127.0.0.1:8080) for place, get, cancel, stuck,\n"
+                 "ORDER_API_CACERT (the CA of an https API's certificate; or --cacert FILE),\n"
                  "SAGA_TOKEN (the bearer token; else a sourced stack.env's STACK_TOKEN_<CUSTOMER>\n"
                  "for place, STACK_OPERATOR_TOKEN otherwise),\n"
                  "NO_COLOR (set: no colours or progress even on a terminal).\n"
@@ -72,6 +73,12 @@ int main(int argc, char **argv)
         return sagactl_schemas(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0)
         return sagactl_token(argc - 1, argv + 1);
+    /* These talk to the order API. */
+    if (!strcmp(argv[1], "place") || !strcmp(argv[1], "get") || !strcmp(argv[1], "cancel") ||
+        !strcmp(argv[1], "stuck")) {
+        if ((rc = sagactl_api_options(argv[1], &argc, argv)) != 0)
+            return rc;
+    }
     if (strcmp(argv[1], "place") == 0)
         return sagactl_place(argc - 1, argv + 1);
     if (strcmp(argv[1], "get") == 0)

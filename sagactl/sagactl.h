@@ -112,6 +112,21 @@ struct sagactl_reply {
 int sagactl_api(const char *cmd, const char *method, const char *path, const char *body,
                 const char *idempotency_key, struct sagactl_reply *out);
 void sagactl_reply_release(struct sagactl_reply *r);
+/*
+ * Takes the order API's client options out of argv (for place, get, cancel, stuck, before
+ * they parse theirs): --cacert FILE, the CA an https API's certificate must be signed by
+ * (default ORDER_API_CACERT). 0, or the exit code after a message: a --cacert without a
+ * file, a CA file that cannot be read.
+ */
+int sagactl_api_options(const char *cmd, int *argc, char **argv);
+/* 1 when the last sagactl_api that failed did so before anything was sent: the API's
+ * certificate did not verify (retrying cannot help; nothing was placed). */
+int sagactl_api_not_sent(void);
+/* The help lines of those options, for the commands' usage. */
+#define SAGACTL_API_OPTIONS_HELP                                                                   \
+    "  --cacert FILE  the CA that signed an https order API's certificate (default\n"              \
+    "                 ORDER_API_CACERT); the certificate and the host name are always\n"           \
+    "                 verified; exit code 78 when FILE cannot be read\n"
 /* Requests after this are sent as customer (its stack token), NULL: the operator. */
 void sagactl_api_as_customer(const char *customer);
 /* sagactl token mint: a bearer token signed with the local stack's HS256 secret. */

@@ -62,6 +62,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* The secured stack's API speaks https with a certificate of the stack's own CA. */
+static void trust_stack_ca(CURL *c)
+{
+    const char *ca = stack_env_opt("ORDER_API_CACERT");
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+}
+
 void api(struct api_reply *out, const char *method, const char *path, const char *content_type,
          const char *body, size_t body_len, const char *const *headers)
 {
@@ -75,6 +83,7 @@ void api(struct api_reply *out, const char *method, const char *path, const char
     memset(out, 0, sizeof(*out));
     snprintf(url, sizeof(url), "%s%s", stack_env("ORDER_API_URL"), path);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    trust_stack_ca(c);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
@@ -124,6 +133,7 @@ char *http_get(const char *url, long *status)
     struct body b = {0};
     CURLcode rc;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    trust_stack_ca(c);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -145,7 +155,10 @@ char *scrape(int offset)
     char url[128];
     long status;
     char *text;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics",
+    /* The order service's port is the API's: https on the secured stack. */
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d/metrics",
+             offset == 0 && strncmp(stack_env("ORDER_API_URL"), "https:", 6) == 0 ? "https"
+                                                                                  : "http",
              atoi(stack_env("STACK_HTTP_PORT_BASE")) + offset);
     text = http_get(url, &status);
     if (!text || status != 200)

@@ -455,6 +455,98 @@ static void test_the_saga_completes(void **state)
         fail_msg("invariants: %s", report);
 }
 
+/* --- the order API over https --------------------------------------------------------- */
+
+/*
+ * Runs cmd with sh, stack.env sourced (as a user who did `set -a; . stack.env`), stderr
+ * with stdout; its exit status, and what it printed in *out (malloc'd).
+ */
+static int shell(const char *cmd, char **out)
+{
+    char *full = NULL, buf[4096];
+    size_t len = 0, n;
+    FILE *mem = open_memstream(out, &len), *f;
+    int status;
+
+    assert_true(asprintf(&full, "set -a; . '%s'; set +a; exec 2>&1; %s", getenv("SAGA_STACK_ENV"),
+                         cmd) > 0);
+    assert_non_null(f = popen(full, "r"));
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, mem);
+    status = pclose(f);
+    fclose(mem);
+    free(full);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Asserts that `sagactl get id ARGS` (after env, shell assignments or unsets) ends with
+ * want and prints every one of the NULL-terminated expected texts. */
+static void sagactl_get(const char *env, const char *id, const char *args, int want, ...)
+{
+    char cmd[4096], *out = NULL;
+    const char *text;
+    va_list ap;
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "%s '%s' get %s %s", env, SAGACTL, id, args);
+    rc = shell(cmd, &out);
+    if (rc != want)
+        fail_msg("%s: exit %d, not %d:\n%s", cmd, rc, want, out);
+    va_start(ap, want);
+    while ((text = va_arg(ap, const char *)) != NULL)
+        if (!strstr(out, text))
+            fail_msg("%s: does not say \"%s\":\n%s", cmd, text, out);
+    va_end(ap);
+    free(out);
+}
+
+static void test_the_api_speaks_https_verified_with_the_stacks_ca(void **state)
+{
+    const char *url = stack_env("ORDER_API_URL"), *ca = stack_env_opt("ORDER_API_CACERT");
+    int port = atoi(stack_env("STACK_HTTP_PORT_BASE"));
+    char id[37], plain[128], other[1024], cmd[4096], args[1200], *out = NULL;
+    long status;
+    (void)state;
+
+    /* stack.env names the API by https, and the stack's CA that signed its certificate. */
+    if (strncmp(url, "https://127.0.0.1:", 18) != 0)
+        fail_msg("ORDER_API_URL is %s, not https", url);
+    assert_non_null(ca);
+    assert_string_equal(ca, stack_env("KAFKA_SSL_CA_LOCATION"));
+
+    /* An order placed over https, read with sagactl: the CA from a sourced stack.env... */
+    place("cust-alice", "tok_visa", "NL", "sku-book:1", id);
+    sagactl_get("", id, "", 0, id, "cust-alice", NULL);
+    /* ...or given with --cacert. */
+    snprintf(args, sizeof(args), "--cacert '%s'", ca);
+    sagactl_get("unset ORDER_API_CACERT;", id, args, 0, id, "cust-alice", NULL);
+
+    /* Plain http on the API's port gets no answer at all. */
+    snprintf(plain, sizeof(plain), "http://127.0.0.1:%d/healthz", port);
+    assert_null(http_get(plain, &status));
+    assert_int_equal(status, 0);
+
+    /* Without the stack's CA (the system's trust store only): refused, saying why. */
+    sagactl_get("unset ORDER_API_CACERT;", id, "", 69, "could not be verified", "no CA given",
+                "ORDER_API_CACERT", NULL);
+    /* With another CA: refused the same way. */
+    snprintf(other, sizeof(other), "%s/it_secure_other_ca", stack_env("STACK_DIR"));
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+             " -keyout '%s.key' -out '%s.pem' -days 1 -subj '/CN=not the stack CA'",
+             other, other);
+    assert_int_equal(shell(cmd, &out), 0);
+    free(out);
+    snprintf(args, sizeof(args), "--cacert '%s.pem'", other);
+    sagactl_get("", id, args, 69, "could not be verified", "not signed by the CA", NULL);
+    /* A --cacert that is not there: a configuration error, before any request. */
+    sagactl_get("", id, "--cacert /nonexistent/ca.pem", 78, "/nonexistent/ca.pem", NULL);
+    /* The right CA, but a name the certificate was not made for (the same address
+     * written as IPv4-mapped IPv6): refused. */
+    snprintf(cmd, sizeof(cmd), "ORDER_API_URL='https://[::ffff:127.0.0.1]:%d'", port);
+    sagactl_get(cmd, id, "", 69, "could not be verified", "not for the host", NULL);
+}
+
 /* --- secrets ------------------------------------------------------------------------- */
 
 /* 1 if needle occurs in the file at path. */
@@ -538,6 +630,9 @@ static void test_no_secret_in_any_log(void **state)
     snprintf(path, sizeof(path), "%s/secrets/broker.pem", stack_env("STACK_DIR"));
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 077, 0);
+    snprintf(path, sizeof(path), "%s/secrets/api.key", stack_env("STACK_DIR"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
     snprintf(path, sizeof(path), "%s/stack.env", stack_env("STACK_DIR"));
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 077, 0);
@@ -598,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_the_broker_holds_exactly_the_planned_acls),
         cmocka_unit_test(test_a_program_refused_a_permission_it_needs_stops_with_the_cause),
         cmocka_unit_test(test_the_saga_completes),
+        cmocka_unit_test(test_the_api_speaks_https_verified_with_the_stacks_ca),
         cmocka_unit_test(test_no_secret_on_a_command_line_during_start_up),
         /* last: after the saga ran, every program has logged its work */
         cmocka_unit_test(test_no_secret_in_any_log),

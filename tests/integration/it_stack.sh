@@ -15,6 +15,9 @@ check "status shows kafka running" contains "$OUT" "kafka                  runni
 check "status shows postgres running" contains "$OUT" "postgres               running"
 check "status shows the schema registry running" contains "$OUT" "registry               running"
 . "$DIR/stack.env"
+# Without --secure the order API is plain http and there is no CA to trust.
+check "status shows the order API on http" contains "$OUT" "order API http://127.0.0.1:$STACK_HTTP_PORT_BASE"
+check "stack.env names no API CA without --secure" test -z "${ORDER_API_CACERT:-}"
 check "the registry serves the suite's subjects" contains "$(curl -sf "$SCHEMA_REGISTRY_URL/subjects")" "payments-io.ordersaga.events.PaymentFailed"
 for t in orders inventory payments shipping notifications order.dlq inventory.dlq payment.dlq shipping.dlq notification.dlq; do
     check "status lists topic $t" grep -qE "topic $t +[0-9]+ partitions" <<<"$OUT"

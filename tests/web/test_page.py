@@ -10,11 +10,19 @@ usage: test_page.py STACK_ENV ARTIFACT_DIR
    "Declined card" button places an order; without a reload the selected
    order's timeline shows CANCELLED / PAYMENT_FAILED and InventoryReleased.
    The screenshot is ARTIFACT_DIR/saga-page.png.
+
+On the secured stack (ORDER_API_URL https://, ORDER_API_CACERT) all of it runs over
+https: Python verifies the API's certificate with the stack's CA, and Chromium
+trusts exactly the key of the certificate that CA verified (a pin), nothing else.
 """
+import base64
 import http.client
 import json
 import os
 import re
+import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -45,12 +53,14 @@ def stack_env(path):
 
 # The stack's operator token (stack.env), sent by every request below.
 AUTH = {}
+# https (the secured stack): a context that verifies the API with the stack's CA.
+TLS = {}
 
 
 def get(base, path, headers=None):
     req = urllib.request.Request(base + path, headers={**AUTH, **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, **TLS) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
@@ -64,7 +74,7 @@ def place(base, token="tok_visa"):
                              "city": "Utrecht", "postal_code": "3511 AB", "country": "NL"}})
     req = urllib.request.Request(base + "/orders", data=body.encode(), method="POST",
                                  headers={"Content-Type": "application/json", **AUTH})
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=10, **TLS) as r:
         return json.loads(r.read())["order_id"]
 
 
@@ -94,7 +104,10 @@ class Stream:
 
     def __init__(self, base, last_event_id=None):
         u = urllib.parse.urlsplit(base)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        if u.scheme == "https":
+            self.conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=30, **TLS)
+        else:
+            self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         headers = {"Accept": "text/event-stream", **AUTH}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
@@ -176,6 +189,22 @@ def test_events(base):
         r.close()
 
 
+def spki_pin(base):
+    """The base64 SHA-256 of the public key of the certificate the API presents, once the
+    stack's CA verified it (Chromium's --ignore-certificate-errors-spki-list format)."""
+    u = urllib.parse.urlsplit(base)
+    raw = socket.create_connection((u.hostname, u.port), timeout=10)
+    with TLS["context"].wrap_socket(raw, server_hostname=u.hostname) as sock:
+        der = sock.getpeercert(binary_form=True)
+    pub = subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"],
+                         input=der, capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                          capture_output=True, check=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=spki,
+                            capture_output=True, check=True).stdout
+    return base64.b64encode(digest).decode()
+
+
 def test_browser(base, artifacts, customer_token):
     from playwright.sync_api import expect, sync_playwright
 
@@ -184,6 +213,9 @@ def test_browser(base, artifacts, customer_token):
     problems = []
     with sync_playwright() as p:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        if base.startswith("https:"):
+            # The page over https: the browser trusts the API's own key and nothing else.
+            args.append("--ignore-certificate-errors-spki-list=" + spki_pin(base))
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         # (The 503 the test injects below is logged by the browser itself: expected.)
@@ -249,6 +281,9 @@ def main():
     base = env["ORDER_API_URL"].rstrip("/")
     if env.get("STACK_OPERATOR_TOKEN"):
         AUTH["Authorization"] = "Bearer " + env["STACK_OPERATOR_TOKEN"]
+    if base.startswith("https:"):
+        TLS["context"] = ssl.create_default_context(cafile=env["ORDER_API_CACERT"])
+        check(True, f"the API is {base}, verified with {env['ORDER_API_CACERT']}")
     artifacts = sys.argv[2]
     test_assets(base)
     test_events(base)
