@@ -12,8 +12,8 @@
  *            per order: CPU time of every process of the stack, and with
  *            PG_SUPERUSER_URL PostgreSQL's transactions and WAL, over the measured
  *            window; STACK_PG_BASE: where its PostgreSQL lives, default DIR/pg)
- *   env: ORDER_API_URL, SAGA_TOKEN or STACK_OPERATOR_TOKEN (the bearer token),
- * KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
+ *   env: ORDER_API_URL (ORDER_API_CACERT for https), SAGA_TOKEN or STACK_OPERATOR_TOKEN (the bearer
+ * token), KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL
  *
  * Each order has an Idempotency-Key of its own: a request that got no answer or a
  * 503 is sent again (up to 3 times) with the same key, never placing it twice.
@@ -202,6 +202,8 @@ static CURL *curl_for_api(void)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    if (saga_env("ORDER_API_CACERT", NULL)) /* an https API (make up SECURE=1) */
+        curl_easy_setopt(c, CURLOPT_CAINFO, saga_env("ORDER_API_CACERT", NULL));
     return c;
 }
 

@@ -206,8 +206,11 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
         code = SAGA_EXIT_CONFIG;
         goto out;
     }
-    saga_info("listening on %s://%s:%d (healthz, readyz, metrics); consuming as %s",
-              saga_http_scheme(http), cfg.http_host, saga_http_port(http), info->group);
+    saga_info("listening on %s://%s:%d (%s); consuming as %s", saga_http_scheme(http),
+              cfg.http_host, saga_http_port(http),
+              saga_http_internal_port(http) ? "healthz, readyz; metrics on the internal listener"
+                                            : "healthz, readyz, metrics",
+              info->group);
 
     code = saga_consumer_run(r.consumer);
     saga_info("stopping");
