@@ -284,6 +284,11 @@
     });
     source.addEventListener('timeline', onTimeline);
     source.addEventListener('resync', () => { loadOrders(); if (selected) loadDetail(selected); });
+    // The server ends a stream when its token expires: no reconnecting with that token.
+    source.addEventListener('end', () => {
+      source.close();
+      feedState('down', 'token expired: sign in again for live updates');
+    });
   }
 
   // --- placing orders ------------------------------------------------------------
