@@ -1,6 +1,7 @@
 /* Bearer tokens (saga/auth.h): libjwt does the signatures, this file the policy. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,18 @@
 
 #include "saga/auth.h"
 #include "saga/config.h"
+#include "saga/log.h"
 
 #define MAX_KEY_BYTES (64 * 1024)
 #define MAX_TOKEN_LEN 8192
 #define CLOCK_SKEW_S  60
+
+/*
+ * The HS256 secret this repository's compose file once shipped
+ * (deploy/compose/dev-auth-secret): it is in the git history for good, so anyone
+ * can mint tokens with it. Refused unless AUTH_ALLOW_DEV_SECRET=1.
+ */
+static const char DEV_SECRET[] = "USRGjwmjmgZog/bPppjmBXEtDDwGVgQ2cinhnqQ2cju0vQ0/4CWpzpqNVUzaDhMg";
 
 const char *saga_role2str(saga_role_t role)
 {
@@ -63,9 +72,8 @@ unsigned char *saga_auth_read_key(const char *path, size_t *len, char *errstr, s
     return buf;
 }
 
-static char *dup_env(const char *name)
+static char *dup_or_null(const char *v)
 {
-    const char *v = saga_env(name, NULL);
     char *d;
     if (!v)
         return NULL;
@@ -106,6 +114,19 @@ saga_err_t saga_auth_load(struct saga_auth *a, char *errstr, size_t errstr_size)
             return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
                              "AUTH_SECRET_FILE: the secret must have at least 32 bytes");
         }
+        if (a->key_len == sizeof(DEV_SECRET) - 1 && memcmp(a->key, DEV_SECRET, a->key_len) == 0) {
+            const char *allow = saga_env("AUTH_ALLOW_DEV_SECRET", NULL);
+            if (!allow || strcmp(allow, "1") != 0) {
+                saga_auth_release(a);
+                return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                                 "AUTH_SECRET_FILE: '%s' is the development secret published in "
+                                 "this project's repository (anyone can mint tokens with it): "
+                                 "make your own (head -c 48 /dev/urandom | base64), or set "
+                                 "AUTH_ALLOW_DEV_SECRET=1 for local development",
+                                 secret_file);
+            }
+            a->dev_secret = 1;
+        }
     } else {
         if (!alg || strcmp(alg, "RS256") == 0)
             a->alg = JWT_ALG_RS256;
@@ -122,9 +143,50 @@ saga_err_t saga_auth_load(struct saga_auth *a, char *errstr, size_t errstr_size)
                              "AUTH_PUBLIC_KEY_FILE: not a PEM public key");
         }
     }
-    a->issuer = dup_env("AUTH_ISSUER");
-    a->audience = dup_env("AUTH_AUDIENCE");
+    a->issuer = dup_or_null(saga_env("AUTH_ISSUER", NULL));
+    a->audience = dup_or_null(saga_env("AUTH_AUDIENCE", NULL));
+    /* An identity provider signs every application's tokens with the same key: in
+     * public-key mode only aud (and iss) say that a token is for this API. */
+    if (key_file && !a->audience) {
+        saga_auth_release(a);
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "AUTH_AUDIENCE: required with AUTH_PUBLIC_KEY_FILE (the identity "
+                         "provider's key also signs tokens for its other applications; set the "
+                         "aud it puts in tokens for this API)");
+    }
+    if (key_file && !a->issuer) {
+        saga_auth_release(a);
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                         "AUTH_ISSUER: required with AUTH_PUBLIC_KEY_FILE (the iss of the "
+                         "identity provider's tokens)");
+    }
     return SAGA_OK;
+}
+
+void saga_auth_print(const struct saga_auth *a, FILE *out)
+{
+    fprintf(out, "AUTH_MODE=%s\n", a->off ? "off" : "jwt");
+    if (a->off)
+        return;
+    fprintf(out, "AUTH_ALG=%s\n", jwt_alg_str((jwt_alg_t)a->alg));
+    if (a->issuer)
+        fprintf(out, "AUTH_ISSUER=%s\n", a->issuer);
+    if (a->audience)
+        fprintf(out, "AUTH_AUDIENCE=%s\n", a->audience);
+    if (a->dev_secret)
+        fprintf(out, "AUTH_ALLOW_DEV_SECRET=1 (the published development secret: anyone can "
+                     "mint tokens)\n");
+}
+
+void saga_auth_warn(const struct saga_auth *a)
+{
+    if (a->off)
+        saga_warn("AUTHENTICATION IS OFF (AUTH_MODE=off): anyone who reaches this port may "
+                  "place, read and cancel every order; for local development only");
+    else if (a->dev_secret)
+        saga_warn("AUTH_ALLOW_DEV_SECRET=1: tokens are signed with the development secret "
+                  "published in this project's repository, so ANYONE CAN MINT AN OPERATOR "
+                  "TOKEN for this API; for local development only");
 }
 
 void saga_auth_release(struct saga_auth *a)
@@ -170,13 +232,44 @@ static int audience_matches(jwt_t *jwt, const char *want)
     return found;
 }
 
+/*
+ * A NumericDate claim (RFC 7519 2): a JSON number of seconds, fractions allowed,
+ * saturated to the int64_t range. 1 with *out, 0 when absent, -1 when present but
+ * not a number (a string "9999999999" is no date: the token is refused, not the
+ * claim skipped).
+ */
+static int date_claim(json_t *claims, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(claims, name);
+    double d;
+
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 1;
+    }
+    if (!json_is_real(v))
+        return -1;
+    d = json_real_value(v);
+    if (d >= 9223372036854775807.0)
+        *out = INT64_MAX;
+    else if (d <= -9223372036854775807.0)
+        *out = INT64_MIN;
+    else
+        *out = (int64_t)d;
+    return 1;
+}
+
 saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization, const char *token,
                             struct saga_principal *out, char *errstr, size_t errstr_size)
 {
     jwt_t *jwt = NULL;
     const char *sub, *role;
-    long exp, nbf;
-    time_t now = time(NULL);
+    char *all = NULL;
+    json_t *claims = NULL;
+    int64_t exp = 0, nbf = 0, iat = 0;
+    int64_t now = (int64_t)time(NULL);
     saga_err_t e = SAGA_ERR_INVALID;
 
     memset(out, 0, sizeof(*out));
@@ -205,19 +298,22 @@ saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization
                   jwt_alg_str(jwt_get_alg(jwt)), jwt_alg_str((jwt_alg_t)a->alg));
         goto out;
     }
-    errno = 0;
-    exp = jwt_get_grant_int(jwt, "exp");
-    if (errno == ENOENT || exp <= 0) {
-        saga_errf(e, errstr, errstr_size, "the token has no exp");
+    if (!(all = jwt_get_grants_json(jwt, NULL)) || !(claims = json_loads(all, 0, NULL))) {
+        saga_errf(e, errstr, errstr_size, "the token's claims are not a JSON object");
         goto out;
     }
-    if ((long)now >= exp + CLOCK_SKEW_S) {
+    if (date_claim(claims, "exp", &exp) != 1 || date_claim(claims, "nbf", &nbf) < 0 ||
+        date_claim(claims, "iat", &iat) < 0) {
+        saga_errf(e, errstr, errstr_size,
+                  "the token has no exp, or an exp, nbf or iat that is not a number");
+        goto out;
+    }
+    /* now is a present-day time: now -/+ the skew cannot overflow, exp +/- it could. */
+    if (exp <= now - CLOCK_SKEW_S) {
         saga_errf(e, errstr, errstr_size, "the token expired");
         goto out;
     }
-    errno = 0;
-    nbf = jwt_get_grant_int(jwt, "nbf");
-    if (errno != ENOENT && nbf > (long)now + CLOCK_SKEW_S) {
+    if (json_object_get(claims, "nbf") && nbf > now + CLOCK_SKEW_S) {
         saga_errf(e, errstr, errstr_size, "the token is not valid yet");
         goto out;
     }
@@ -246,6 +342,8 @@ saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization
     snprintf(out->sub, sizeof(out->sub), "%s", sub);
     e = SAGA_OK;
 out:
+    json_decref(claims);
+    free(all);
     jwt_free(jwt);
     return e;
 }

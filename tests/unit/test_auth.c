@@ -161,35 +161,89 @@ static void test_hs256_refusals(void **state)
     saga_auth_release(&a);
 }
 
+/* iss and aud of the identity provider the public-key tests configure. */
+#define IDP ",\"iss\":\"https://idp.example\",\"aud\":\"order-api\""
+
+static void public_key_env(const char *key, const char *alg)
+{
+    clear_env();
+    setenv("AUTH_PUBLIC_KEY_FILE", key, 1);
+    if (alg)
+        setenv("AUTH_ALG", alg, 1);
+    setenv("AUTH_ISSUER", "https://idp.example", 1);
+    setenv("AUTH_AUDIENCE", "order-api", 1);
+}
+
 static void test_public_keys_and_key_confusion(void **state)
 {
     struct saga_auth a;
     struct saga_principal who;
     char *tok;
     (void)state;
-    clear_env();
-    setenv("AUTH_PUBLIC_KEY_FILE", rsa_pub, 1);
+    public_key_env(rsa_pub, NULL);
     load(&a); /* RS256 by default */
-    tok = sign(JWT_ALG_RS256, rsa_priv, grants("ops-ada", "operator", 60, NULL));
+    tok = sign(JWT_ALG_RS256, rsa_priv, grants("ops-ada", "operator", 60, IDP));
     assert_int_equal(verify(&a, tok, &who), SAGA_OK);
     assert_int_equal(who.role, SAGA_ROLE_OPERATOR);
     free(tok);
     /* HS256 keyed with the public key, which everyone has: refused. */
-    tok = sign(JWT_ALG_HS256, rsa_pub, grants("ops-ada", "operator", 60, NULL));
+    tok = sign(JWT_ALG_HS256, rsa_pub, grants("ops-ada", "operator", 60, IDP));
     assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
     free(tok);
     /* Another key pair's signature. */
-    tok = sign(JWT_ALG_ES256, ec_priv, grants("ops-ada", "operator", 60, NULL));
+    tok = sign(JWT_ALG_ES256, ec_priv, grants("ops-ada", "operator", 60, IDP));
     assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
     free(tok);
     saga_auth_release(&a);
 
-    setenv("AUTH_PUBLIC_KEY_FILE", ec_pub, 1);
-    setenv("AUTH_ALG", "ES256", 1);
+    public_key_env(ec_pub, "ES256");
     load(&a);
-    tok = sign(JWT_ALG_ES256, ec_priv, grants("cust-bob", "customer", 60, NULL));
+    tok = sign(JWT_ALG_ES256, ec_priv, grants("cust-bob", "customer", 60, IDP));
     assert_int_equal(verify(&a, tok, &who), SAGA_OK);
     assert_string_equal(who.sub, "cust-bob");
+    free(tok);
+    saga_auth_release(&a);
+}
+
+/*
+ * An identity provider signs tokens for many applications with one key: in
+ * public-key mode, a token is ours only by its aud (and iss). Without
+ * AUTH_AUDIENCE a token minted for another application of the same provider was
+ * accepted; now the service does not start without AUTH_AUDIENCE and AUTH_ISSUER.
+ */
+static void test_public_key_needs_audience_and_issuer(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char err[256], *tok;
+    (void)state;
+    public_key_env(rsa_pub, NULL);
+    unsetenv("AUTH_AUDIENCE");
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "AUTH_AUDIENCE"));
+    public_key_env(ec_pub, "ES256");
+    unsetenv("AUTH_ISSUER");
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "AUTH_ISSUER"));
+    setenv("AUTH_ISSUER", "", 1); /* empty is unset */
+    assert_int_equal(saga_auth_load(&a, err, sizeof(err)), SAGA_ERR_CONFIG);
+
+    /* Configured: the same provider's tokens for another application are refused. */
+    public_key_env(rsa_pub, NULL);
+    load(&a);
+    tok = sign(JWT_ALG_RS256, rsa_priv,
+               grants("ops-ada", "operator", 60,
+                      ",\"iss\":\"https://idp.example\",\"aud\":\"billing-api\""));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    tok = sign(JWT_ALG_RS256, rsa_priv,
+               grants("ops-ada", "operator", 60, ",\"iss\":\"https://idp.example\""));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID); /* no aud at all */
+    free(tok);
+    tok = sign(JWT_ALG_RS256, rsa_priv,
+               grants("ops-ada", "operator", 60,
+                      ",\"iss\":\"https://other.example\",\"aud\":\"order-api\""));
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
     free(tok);
     saga_auth_release(&a);
 }
@@ -219,6 +273,104 @@ static void test_issuer_and_audience(void **state)
                grants("cust-alice", "customer", 60,
                       ",\"iss\":\"https://idp.example\",\"aud\":\"another-api\""));
     assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    saga_auth_release(&a);
+}
+
+/* A claim set with exp/nbf/iat written as given (raw JSON), signed with the secret. */
+static char *with_dates(const char *dates)
+{
+    char g[512];
+    snprintf(g, sizeof(g), "{\"sub\":\"cust-alice\",\"role\":\"customer\",%s}", dates);
+    return sign(JWT_ALG_HS256, secret_file, g);
+}
+
+/*
+ * NumericDate claims (RFC 7519 4.1.4) are JSON numbers: a string, a boolean, null, an
+ * object is not a date and the token is refused, not the claim skipped. Before, a
+ * token with "nbf":"9999999999" (never valid as a number) passed.
+ */
+static void test_date_claims_must_be_numbers(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char d[256], *tok;
+    long now = (long)time(NULL);
+    const char *bad[] = {"\"9999999999\"", "true", "null", "{}", "[1]", "\"\""};
+    (void)state;
+    clear_env();
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    load(&a);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(d, sizeof(d), "\"exp\":%ld,\"nbf\":%s", now + 600, bad[i]);
+        tok = with_dates(d);
+        if (verify(&a, tok, &who) != SAGA_ERR_INVALID)
+            fail_msg("a token with nbf %s was accepted", bad[i]);
+        free(tok);
+        snprintf(d, sizeof(d), "\"exp\":%ld,\"iat\":%s", now + 600, bad[i]);
+        tok = with_dates(d);
+        if (verify(&a, tok, &who) != SAGA_ERR_INVALID)
+            fail_msg("a token with iat %s was accepted", bad[i]);
+        free(tok);
+        snprintf(d, sizeof(d), "\"exp\":%s", bad[i]);
+        tok = with_dates(d);
+        if (verify(&a, tok, &who) != SAGA_ERR_INVALID)
+            fail_msg("a token with exp %s was accepted", bad[i]);
+        free(tok);
+    }
+    /* Numbers are dates, fractions too (NumericDate allows them). */
+    snprintf(d, sizeof(d), "\"exp\":%ld.5,\"nbf\":%ld.25,\"iat\":%ld", now + 600, now - 10, now);
+    tok = with_dates(d);
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
+    free(tok);
+    snprintf(d, sizeof(d), "\"exp\":%ld.5,\"nbf\":%ld.5", now + 600, now + 3600);
+    tok = with_dates(d);
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID); /* not valid yet */
+    free(tok);
+    snprintf(d, sizeof(d), "\"exp\":%ld.5", now - 3600);
+    tok = with_dates(d);
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID); /* expired */
+    free(tok);
+    saga_auth_release(&a);
+}
+
+/*
+ * exp plus the clock skew must not wrap: before, exp = INT64_MAX overflowed (a
+ * signed overflow, undefined; UBSan stops the test, a plain build refused the token
+ * as expired). Far-future and huge dates compare as they read.
+ */
+static void test_date_arithmetic_saturates(void **state)
+{
+    struct saga_auth a;
+    struct saga_principal who;
+    char d[256], *tok;
+    long now = (long)time(NULL);
+    const char *far[] = {"9223372036854775807", "9223372036854775000", "4611686018427387904",
+                         "1e300", "9.3e18"};
+    (void)state;
+    clear_env();
+    setenv("AUTH_SECRET_FILE", secret_file, 1);
+    load(&a);
+    for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+        snprintf(d, sizeof(d), "\"exp\":%s", far[i]);
+        tok = with_dates(d);
+        if (verify(&a, tok, &who) != SAGA_OK)
+            fail_msg("a token with exp %s was refused", far[i]);
+        free(tok);
+        /* ... and an nbf that far away is not valid yet. */
+        snprintf(d, sizeof(d), "\"exp\":%ld,\"nbf\":%s", now + 600, far[i]);
+        tok = with_dates(d);
+        if (verify(&a, tok, &who) != SAGA_ERR_INVALID)
+            fail_msg("a token with nbf %s was accepted", far[i]);
+        free(tok);
+    }
+    /* The smallest dates: exp long past, nbf long past. */
+    tok = with_dates("\"exp\":-9223372036854775807");
+    assert_int_equal(verify(&a, tok, &who), SAGA_ERR_INVALID);
+    free(tok);
+    snprintf(d, sizeof(d), "\"exp\":%ld,\"nbf\":-9223372036854775807", now + 600);
+    tok = with_dates(d);
+    assert_int_equal(verify(&a, tok, &who), SAGA_OK);
     free(tok);
     saga_auth_release(&a);
 }
@@ -291,8 +443,11 @@ int main(void)
         cmocka_unit_test(test_hs256_round_trip),
         cmocka_unit_test(test_hs256_refusals),
         cmocka_unit_test(test_public_keys_and_key_confusion),
+        cmocka_unit_test(test_public_key_needs_audience_and_issuer),
         cmocka_unit_test(test_issuer_and_audience),
         cmocka_unit_test(test_configuration),
+        cmocka_unit_test(test_date_claims_must_be_numbers),
+        cmocka_unit_test(test_date_arithmetic_saturates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
