@@ -421,6 +421,11 @@ BAD_ID=$(order cust-bob tok_chargeDeclined) || die "POST /orders failed"
 say "placed $OK_ID (tok_visa) and $BAD_ID (tok_chargeDeclined)"
 ok_json=$(saga_done "$OK_ID") || die "the saga of $OK_ID did not finish within 60s"
 bad_json=$(saga_done "$BAD_ID") || die "the saga of $BAD_ID did not finish within 60s"
+# sagactl in the image with the token through stdin, as docs/DOCKER.md shows (no token on
+# the docker client's command line).
+compose exec -T order-service sh -c 'SAGA_TOKEN=$(cat) sagactl get "$0"' "$OK_ID" <<<"$TOKEN" \
+    >"$LOGS/sagactl-get.txt" 2>&1 || die "sagactl get $OK_ID in order-service failed: $(cat "$LOGS/sagactl-get.txt")"
+grep -q CONFIRMED "$LOGS/sagactl-get.txt" || die "sagactl get $OK_ID does not say CONFIRMED"
 summary() { jq -c '{status, reason, detail, compensation, timeline: [.timeline[] | "\(.service): \(.event_type)"]}'; }
 say "tok_visa: $(summary <<<"$ok_json")"
 say "tok_chargeDeclined: $(summary <<<"$bad_json")"
