@@ -67,6 +67,9 @@ run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_PUBLIC_KEY_FILE=$T/idp.pub AUTH_ALG=
 check "order-service with a public key but no AUTH_ISSUER exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_ISSUER" && echo y)"
 run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_PUBLIC_KEY_FILE=$T/idp.pub AUTH_ALG=ES256 AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
 check "order-service with a public key, AUTH_ISSUER and AUTH_AUDIENCE starts" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_AUDIENCE=order-api" && echo y)"
+printf '{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":"AAAA","y":"AAAA"}]}' >"$T/bad-jwks.json"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/bad-jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a bad AUTH_JWKS_FILE exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE" && echo y)"
 # The development secret once committed as deploy/compose/dev-auth-secret is known to
 # everyone: refused unless AUTH_ALLOW_DEV_SECRET=1 (and then said loudly).
 printf '%s\n' USRGjwmjmgZog/bPppjmBXEtDDwGVgQ2cinhnqQ2cju0vQ0/4CWpzpqNVUzaDhMg >"$T/dev-secret"

@@ -6,10 +6,13 @@
  *                         is an operator; the service says so loudly)
  *   AUTH_SECRET_FILE      HS256 shared secret, the file's bytes (trailing newline cut)
  *   AUTH_PUBLIC_KEY_FILE  RS256/ES256 public key (PEM), with AUTH_ALG
+ *   AUTH_JWKS_FILE        instead: the provider's key set (RFC 7517: RSA n/e, EC P-256
+ *                         x/y), the token's kid picks the key; the file is read again
+ *                         when it changes (a key rotated without a restart)
  *   AUTH_ALG              HS256 (with a secret), RS256 (default with a key) or ES256
  *   AUTH_ISSUER, AUTH_AUDIENCE   when set, iss / aud must match; both required
- *                         with a public key (the provider signs other applications'
- *                         tokens with it too)
+ *                         with a public key or a JWKS (the provider signs other
+ *                         applications' tokens with it too)
  *   AUTH_ALLOW_DEV_SECRET =1 accepts the development secret once published in this
  *                         repository (refused otherwise), loudly
  *
@@ -40,10 +43,13 @@ struct saga_principal {
     char sub[SAGA_AUTH_MAX_SUB + 1];
 };
 
+struct saga_jwks; /* AUTH_JWKS_FILE's keys, read again when the file changes */
+
 struct saga_auth {
-    int off;            /* AUTH_MODE=off */
-    int alg;            /* a jwt_alg_t */
-    unsigned char *key; /* owned: secret or PEM */
+    int off;                /* AUTH_MODE=off */
+    int alg;                /* a jwt_alg_t (not with jwks: each key has its own) */
+    unsigned char *key;     /* owned: secret or PEM, or NULL with jwks */
+    struct saga_jwks *jwks; /* owned, or NULL */
     size_t key_len;
     char *issuer;   /* owned, or NULL */
     char *audience; /* owned, or NULL */
