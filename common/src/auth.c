@@ -403,16 +403,15 @@ static struct saga_jwks *jwks_open(const char *path, char *errstr, size_t errstr
     if (!j || !(j->path = strdup(path)))
         abort();
     pthread_mutex_init(&j->mu, NULL);
-    if (stat(path, &j->seen) != 0 || jwks_read(path, &j->keys, &j->n, errstr, errstr_size) != 0) {
-        if (!j->keys)
-            saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "AUTH_JWKS_FILE: cannot read '%s': %s",
-                      path, strerror(errno));
-        pthread_mutex_destroy(&j->mu);
-        free(j->path);
-        free(j);
-        return NULL;
-    }
-    return j;
+    if (stat(path, &j->seen) != 0)
+        saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "AUTH_JWKS_FILE: cannot read '%s': %s",
+                  path, strerror(errno));
+    else if (jwks_read(path, &j->keys, &j->n, errstr, errstr_size) == 0)
+        return j;
+    pthread_mutex_destroy(&j->mu);
+    free(j->path);
+    free(j);
+    return NULL;
 }
 
 static void jwks_close(struct saga_jwks *j)

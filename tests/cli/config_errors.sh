@@ -70,6 +70,12 @@ check "order-service with a public key, AUTH_ISSUER and AUTH_AUDIENCE starts" te
 printf '{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":"AAAA","y":"AAAA"}]}' >"$T/bad-jwks.json"
 run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/bad-jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
 check "order-service with a bad AUTH_JWKS_FILE exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE" && echo y)"
+b64url() { xxd -r -p | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | openssl pkey -pubout -out "$T/rsa.pub"
+n=$(openssl rsa -pubin -in "$T/rsa.pub" -noout -modulus | cut -d= -f2 | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"2025-1","use":"sig","n":"%s","e":"AQAB"}]}' "$n" >"$T/jwks.json"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a JWKS starts and --check-config names it" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE=$T/jwks.json (1 keys" && echo y)"
 # The development secret once committed as deploy/compose/dev-auth-secret is known to
 # everyone: refused unless AUTH_ALLOW_DEV_SECRET=1 (and then said loudly).
 printf '%s\n' USRGjwmjmgZog/bPppjmBXEtDDwGVgQ2cinhnqQ2cju0vQ0/4CWpzpqNVUzaDhMg >"$T/dev-secret"
