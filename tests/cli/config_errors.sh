@@ -70,7 +70,7 @@ check "order-service with a public key, AUTH_ISSUER and AUTH_AUDIENCE starts" te
 printf '{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":"AAAA","y":"AAAA"}]}' >"$T/bad-jwks.json"
 run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/bad-jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
 check "order-service with a bad AUTH_JWKS_FILE exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE" && echo y)"
-b64url() { xxd -r -p | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+b64url() { python3 -c 'import base64, sys; print(base64.urlsafe_b64encode(bytes.fromhex(sys.stdin.read().strip())).decode().rstrip("="))'; }
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | openssl pkey -pubout -out "$T/rsa.pub"
 n=$(openssl rsa -pubin -in "$T/rsa.pub" -noout -modulus | cut -d= -f2 | b64url)
 printf '{"keys":[{"kty":"RSA","kid":"2025-1","use":"sig","n":"%s","e":"AQAB"}]}' "$n" >"$T/jwks.json"
