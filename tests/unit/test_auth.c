@@ -513,7 +513,7 @@ static void test_jwks_keys_by_kid_and_rotation(void **state)
 {
     struct saga_auth a;
     struct saga_principal who;
-    char keys[6000], g[512], *tok;
+    char keys[6000], g[4096], *tok;
     (void)state;
     snprintf(g, sizeof(g), "%s", grants("cust-bob", "customer", 60, IDP));
     snprintf(keys, sizeof(keys), "%s,%s", jwk_of(rsa_pub, "rsa-2024"), jwk_of(ec_pub, "ec-1"));
