@@ -8,4 +8,6 @@ pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.71)
 pkg_check_modules(JWT REQUIRED IMPORTED_TARGET libjwt>=1.10)
+# OpenSSL 3 (libssl-dev, which libpq-dev brings): public keys from a JWKS (auth.c).
+pkg_check_modules(CRYPTO REQUIRED IMPORTED_TARGET libcrypto>=3.0)
 find_package(Threads REQUIRED)

@@ -576,7 +576,7 @@ static void order_settings_print(const void *arg, FILE *out)
     const struct order_settings *s = arg;
     fprintf(out, "SAGA_TIMEOUT=%" PRId64 "ms\n", s->saga_timeout_ms);
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
-    fprintf(out, "AUTH_MODE=%s\n", s->auth.off ? "off" : "jwt");
+    saga_auth_print(&s->auth, out);
     fprintf(out, "ORDER_TIMELINE_MAX=%ld\n", s->timeline_max);
 }
 
@@ -588,9 +588,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     app->timeout_ms = settings.saga_timeout_ms;
     app->sweep_every_ms = settings.sweep_ms;
     app->auth = &settings.auth;
-    if (app->auth->off)
-        saga_warn("AUTHENTICATION IS OFF (AUTH_MODE=off): anyone who reaches this port may "
-                  "place, read and cancel every order; for local development only");
+    saga_auth_warn(app->auth);
     app->timeline_max = settings.timeline_max;
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");

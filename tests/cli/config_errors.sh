@@ -6,7 +6,7 @@ set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh"
 unset PG_CONNECT_TIMEOUT PG_KEEPALIVE PG_QUERY_TIMEOUT DATABASE_URL HTTP_LISTEN LOG_LEVEL SCHEMA_REGISTRY_URL SAGA_SCHEMA_DIR TOPIC_PARTITIONS SAGA_TIMEOUT RELAY_SOURCES
-unset AUTH_MODE AUTH_SECRET_FILE AUTH_PUBLIC_KEY_FILE AUTH_ALG AUTH_ISSUER AUTH_AUDIENCE
+unset AUTH_MODE AUTH_SECRET_FILE AUTH_PUBLIC_KEY_FILE AUTH_JWKS_FILE AUTH_ALG AUTH_ISSUER AUTH_AUDIENCE AUTH_ALLOW_DEV_SECRET
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # order-service's bearer-token secret (docs/CONFIGURATION.md): without one it will not start.
@@ -58,6 +58,31 @@ run DATABASE_URL=$DB AUTH_MODE=maybe -- order-service
 check "order-service with a bad AUTH_MODE exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_MODE" && echo y)"
 run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_MODE=off -- order-service --check-config
 check "AUTH_MODE=off needs no key and --check-config says so" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_MODE=off" && echo y)"
+# Public-key mode: tokens are ours only by their aud and iss (the identity provider signs
+# other applications' tokens with the same key), so both are required.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null | openssl pkey -pubout -out "$T/idp.pub"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_PUBLIC_KEY_FILE=$T/idp.pub AUTH_ALG=ES256 AUTH_ISSUER=https://idp.example -- order-service --check-config
+check "order-service with a public key but no AUTH_AUDIENCE exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_AUDIENCE" && echo y)"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_PUBLIC_KEY_FILE=$T/idp.pub AUTH_ALG=ES256 AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a public key but no AUTH_ISSUER exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_ISSUER" && echo y)"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_PUBLIC_KEY_FILE=$T/idp.pub AUTH_ALG=ES256 AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a public key, AUTH_ISSUER and AUTH_AUDIENCE starts" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_AUDIENCE=order-api" && echo y)"
+printf '{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":"AAAA","y":"AAAA"}]}' >"$T/bad-jwks.json"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/bad-jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a bad AUTH_JWKS_FILE exits 78 naming it" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE" && echo y)"
+b64url() { python3 -c 'import base64, sys; print(base64.urlsafe_b64encode(bytes.fromhex(sys.stdin.read().strip())).decode().rstrip("="))'; }
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | openssl pkey -pubout -out "$T/rsa.pub"
+n=$(openssl rsa -pubin -in "$T/rsa.pub" -noout -modulus | cut -d= -f2 | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"2025-1","use":"sig","n":"%s","e":"AQAB"}]}' "$n" >"$T/jwks.json"
+run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_JWKS_FILE=$T/jwks.json AUTH_ISSUER=https://idp.example AUTH_AUDIENCE=order-api -- order-service --check-config
+check "order-service with a JWKS starts and --check-config names it" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_JWKS_FILE=$T/jwks.json (1 keys" && echo y)"
+# The development secret once committed as deploy/compose/dev-auth-secret is known to
+# everyone: refused unless AUTH_ALLOW_DEV_SECRET=1 (and then said loudly).
+printf '%s\n' USRGjwmjmgZog/bPppjmBXEtDDwGVgQ2cinhnqQ2cju0vQ0/4CWpzpqNVUzaDhMg >"$T/dev-secret"
+run DATABASE_URL=$DB AUTH_SECRET_FILE=$T/dev-secret -- order-service --check-config
+check "order-service with the well-known development secret exits 78 naming AUTH_ALLOW_DEV_SECRET" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_ALLOW_DEV_SECRET" && echo y)"
+run DATABASE_URL=$DB AUTH_SECRET_FILE=$T/dev-secret AUTH_ALLOW_DEV_SECRET=1 -- order-service --check-config
+check "AUTH_ALLOW_DEV_SECRET=1 takes it and --check-config says so" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_ALLOW_DEV_SECRET=1" && echo y)"
 run DATABASE_URL=$DB SAGA_TIMEOUT=forever -- order-service
 check "order-service bad SAGA_TIMEOUT exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "SAGA_TIMEOUT" && echo y)"
 run DATABASE_URL=$DB SAGA_TIMEOUT=45s -- order-service --check-config

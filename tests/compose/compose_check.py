@@ -46,7 +46,7 @@ if "version" in compose:
     fail("docker-compose.yml has a `version:` key (the Compose spec has none)")
 OURS = ["outbox-relay", "order-service", "inventory-service", "payment-service",
         "shipping-service", "notification-service"]
-CORE = ["kafka", "schema-registry", "postgres", "kafka-init"] + OURS
+CORE = ["kafka", "schema-registry", "postgres", "kafka-init", "auth-init"] + OURS
 WATCH = ["kafka-ui", "prometheus", "grafana", "mailpit"]
 if sorted(services) != sorted(CORE + WATCH):
     fail(f"services are {sorted(services)}, expected {sorted(CORE + WATCH)}")
@@ -59,7 +59,7 @@ for name in CORE:
 
 for name, svc in services.items():
     image = svc.get("image", "")
-    if name in OURS + ["kafka-init"]:
+    if name in OURS + ["kafka-init", "auth-init"]:
         if image != "order-saga:${SAGA_IMAGE_TAG:-local}" or "build" not in svc:
             fail(f"{name}: image must be order-saga:${{SAGA_IMAGE_TAG:-local}} with build: .")
         continue
@@ -169,6 +169,34 @@ for name in OURS + ["kafka-init"]:
         url = env.get("DATABASE_URL", "")
         if not re.fullmatch(rf"postgresql://{db}:[^@]+@postgres:5432/{db}", url):
             fail(f"{name}: DATABASE_URL {url!r} is not {db}@postgres:5432/{db} (its role and database)")
+
+# --- the order API's token secret: made per deployment, never one from the repository --
+# A secret committed here (deploy/compose/dev-auth-secret was one) is known to everyone
+# who read the repository, who can then mint operator tokens for every compose setup.
+order = services.get("order-service", {})
+init = services.get("auth-init", {})
+secret_path = env_of(order).get("AUTH_SECRET_FILE", "")
+for name, sec in (compose.get("secrets") or {}).items():
+    if "file" in sec:
+        fail(f"secret {name}: read from {sec['file']}, a file in or beside the repository; "
+             "the order API's secret must be made per deployment (auth-init)")
+if (root / "deploy/compose/dev-auth-secret").exists():
+    fail("deploy/compose/dev-auth-secret is in the repository: a secret everyone knows")
+mount = [str(v) for v in order.get("volumes", []) if str(v).startswith("auth-secret:")]
+if len(mount) != 1 or not str(mount[0]).endswith(":ro") or \
+        not secret_path.startswith(mount[0].split(":")[1] + "/"):
+    fail(f"order-service: AUTH_SECRET_FILE {secret_path!r} must be in the auth-secret volume, "
+         f"mounted read-only (mounts {order.get('volumes')})")
+if init.get("restart") != "no" or not any(str(v).startswith("auth-secret:")
+                                           for v in init.get("volumes", [])):
+    fail("auth-init must be a one-shot (restart: \"no\") writing into the auth-secret volume")
+if "/dev/urandom" not in " ".join(init.get("command", [])):
+    fail("auth-init must make the secret from /dev/urandom")
+if order.get("depends_on", {}).get("auth-init", {}).get("condition") != \
+        "service_completed_successfully":
+    fail("order-service must wait for auth-init (service_completed_successfully)")
+if "AUTH_ALLOW_DEV_SECRET" in env_of(order):
+    fail("order-service: AUTH_ALLOW_DEV_SECRET is for local development by hand, not in the file")
 
 deps = services.get("kafka-init", {}).get("depends_on", {})
 for dep in ("kafka", "schema-registry"):

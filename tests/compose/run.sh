@@ -377,12 +377,26 @@ say "every service healthy; kafka-init made the topics and exited 0"
 phase saga
 
 API=http://127.0.0.1:$SAGA_ORDER_PORT
-# The operator's bearer token, minted in the image with the compose file's development secret.
+# The operator's bearer token, minted in the image with the secret auth-init made for this
+# deployment (docs/DOCKER.md), into a header file: curl reads it with -H @file, so the
+# token is on no command line.
 TOKEN=$(compose exec -T order-service sagactl token mint --sub compose-test --role operator \
-    --secret-file /run/secrets/auth-secret) || die "sagactl token mint failed in order-service"
-AUTH="Authorization: Bearer $TOKEN"
+    --secret-file /run/auth/secret) || die "sagactl token mint failed in order-service"
+AUTH=$LOGS/operator.header
+(umask 077 && printf 'Authorization: Bearer %s\n' "$TOKEN" >"$AUTH")
+# The secret is this deployment's own: a token signed with the development secret this
+# repository once shipped (deploy/compose/dev-auth-secret) is refused.
+DEV_TOKEN=$(compose exec -T order-service sh -c 'printf %s USRGjwmjmgZog/bPppjmBXEtDDwGVgQ2cinhnqQ2cju0vQ0/4CWpzpqNVUzaDhMg >/tmp/dev-secret &&
+    sagactl token mint --sub compose-test --role operator --secret-file /tmp/dev-secret; rm -f /tmp/dev-secret') ||
+    die "sagactl token mint failed in order-service"
+code=$(printf 'Authorization: Bearer %s\n' "$DEV_TOKEN" |
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H @- "$API/orders?limit=1")
+[ "$code" = 401 ] || die "a token signed with the published development secret got $code, not 401"
+compose logs --no-color auth-init 2>&1 | grep -q 'auth-init: made a new secret' ||
+    die "auth-init did not make a secret"
+say "a token signed with the published development secret gets 401; auth-init made this deployment's secret"
 order() {
-    curl -fsS --max-time 10 "$API/orders" -H "$AUTH" -H 'Content-Type: application/json' -d "$(printf '{"customer_id":"%s",
+    curl -fsS --max-time 10 "$API/orders" -H @"$AUTH" -H 'Content-Type: application/json' -d "$(printf '{"customer_id":"%s",
     "currency":"EUR","payment_token":"%s","items":[{"sku":"sku-book","quantity":1}],
     "shipping_address":{"recipient":"Ada Lovelace","line1":"Main Street 1",
     "city":"Utrecht","postal_code":"3511 AB","country":"NL"}}' "$1" "$2")" | jq -r .order_id
@@ -391,7 +405,7 @@ order() {
 saga_done() {
     local i
     for ((i = 0; i < 300; i++)); do
-        if curl -fsS --max-time 5 -H "$AUTH" "$API/orders/$1" >"$LOGS/order-$1.json" 2>/dev/null &&
+        if curl -fsS --max-time 5 -H @"$AUTH" "$API/orders/$1" >"$LOGS/order-$1.json" 2>/dev/null &&
             jq -e '.status != "PENDING" and .compensation != "in_progress"
                 and any(.timeline[]; .event_type == "NotificationSent")' "$LOGS/order-$1.json" >/dev/null; then
             cat "$LOGS/order-$1.json"
@@ -407,6 +421,11 @@ BAD_ID=$(order cust-bob tok_chargeDeclined) || die "POST /orders failed"
 say "placed $OK_ID (tok_visa) and $BAD_ID (tok_chargeDeclined)"
 ok_json=$(saga_done "$OK_ID") || die "the saga of $OK_ID did not finish within 60s"
 bad_json=$(saga_done "$BAD_ID") || die "the saga of $BAD_ID did not finish within 60s"
+# sagactl in the image with the token through stdin, as docs/DOCKER.md shows (no token on
+# the docker client's command line).
+compose exec -T order-service sh -c 'SAGA_TOKEN=$(cat) sagactl get "$0"' "$OK_ID" <<<"$TOKEN" \
+    >"$LOGS/sagactl-get.txt" 2>&1 || die "sagactl get $OK_ID in order-service failed: $(cat "$LOGS/sagactl-get.txt")"
+grep -q CONFIRMED "$LOGS/sagactl-get.txt" || die "sagactl get $OK_ID does not say CONFIRMED"
 summary() { jq -c '{status, reason, detail, compensation, timeline: [.timeline[] | "\(.service): \(.event_type)"]}'; }
 say "tok_visa: $(summary <<<"$ok_json")"
 say "tok_chargeDeclined: $(summary <<<"$bad_json")"

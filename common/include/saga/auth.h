@@ -6,11 +6,19 @@
  *                         is an operator; the service says so loudly)
  *   AUTH_SECRET_FILE      HS256 shared secret, the file's bytes (trailing newline cut)
  *   AUTH_PUBLIC_KEY_FILE  RS256/ES256 public key (PEM), with AUTH_ALG
+ *   AUTH_JWKS_FILE        instead: the provider's key set (RFC 7517: RSA n/e, EC P-256
+ *                         x/y), the token's kid picks the key; the file is read again
+ *                         when it changes (a key rotated without a restart)
  *   AUTH_ALG              HS256 (with a secret), RS256 (default with a key) or ES256
- *   AUTH_ISSUER, AUTH_AUDIENCE   when set, iss / aud must match
+ *   AUTH_ISSUER, AUTH_AUDIENCE   when set, iss / aud must match; both required
+ *                         with a public key or a JWKS (the provider signs other
+ *                         applications' tokens with it too)
+ *   AUTH_ALLOW_DEV_SECRET =1 accepts the development secret once published in this
+ *                         repository (refused otherwise), loudly
  *
  * A token carries sub (the customer id, or the operator's name), role
- * ("customer" or "operator") and exp (required). Only the configured
+ * ("customer" or "operator") and exp (required); exp, nbf and iat are JSON
+ * numbers when present (anything else is refused). Only the configured
  * algorithm is accepted: alg=none, and an HS256 token signed with a public
  * key, are refused.
  */
@@ -18,6 +26,7 @@
 #define SAGA_AUTH_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "saga/err.h"
 
@@ -37,18 +46,29 @@ struct saga_principal {
     long valid_until;
 };
 
+struct saga_jwks; /* AUTH_JWKS_FILE's keys, read again when the file changes */
+
 struct saga_auth {
-    int off;            /* AUTH_MODE=off */
-    int alg;            /* a jwt_alg_t */
-    unsigned char *key; /* owned: secret or PEM */
+    int off;                /* AUTH_MODE=off */
+    int alg;                /* a jwt_alg_t (not with jwks: each key has its own) */
+    unsigned char *key;     /* owned: secret or PEM, or NULL with jwks */
+    struct saga_jwks *jwks; /* owned, or NULL */
     size_t key_len;
     char *issuer;   /* owned, or NULL */
     char *audience; /* owned, or NULL */
+    int dev_secret; /* the published development secret, with AUTH_ALLOW_DEV_SECRET=1 */
 };
 
 /* Reads the AUTH_* variables. SAGA_ERR_CONFIG with the variable in errstr. */
 saga_err_t saga_auth_load(struct saga_auth *a, char *errstr, size_t errstr_size);
 void saga_auth_release(struct saga_auth *a);
+
+/* The effective AUTH_* settings as NAME=value lines (--check-config); no secret. */
+void saga_auth_print(const struct saga_auth *a, FILE *out);
+
+/* Logs at warn what makes a's configuration unsafe (AUTH_MODE=off, the development
+ * secret); nothing when there is nothing to say. Call once at start-up. */
+void saga_auth_warn(const struct saga_auth *a);
 
 /*
  * The principal of an Authorization header value ("Bearer <jwt>") or of a bare
