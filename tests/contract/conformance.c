@@ -165,8 +165,10 @@ static const char *setting(const char *key, char *buf, size_t size)
         if (!f)
             die("cannot read %s", k.env_file);
         while (fgets(line, sizeof(line), f)) {
-            if (strncmp(line, key, n) == 0 && line[n] == '=') {
-                char *v = line + n + 1;
+            /* KEY=value, or export KEY=value (what scripts/stack writes) */
+            char *l = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
+            if (strncmp(l, key, n) == 0 && l[n] == '=') {
+                char *v = l + n + 1;
                 size_t len = strcspn(v, "\n");
                 v[len] = '\0';
                 if (len >= 2 && v[0] == '\'' && v[len - 1] == '\'') {
