@@ -1,7 +1,7 @@
 /*
  * saga-conformance: checks that a running implementation of one service of the
  * saga (order, inventory, payment, shipping or notification) keeps its duties
- * (design brief §3, docs/SERVICES.md, docs/EVENTS.md).
+ * (docs/REPLACING-A-SERVICE.md, docs/SERVICES.md, docs/EVENTS.md).
  *
  * The kit plays every other role: it produces the service's input events straight
  * to Kafka (with this project's serde, so the framing is the stack's) and reads the
