@@ -49,5 +49,15 @@ check "a second up keeps the registry" contains "$OUT" "schema registry already 
 # The stack is in a directory of its own: `make down` would stop .stack, not this one.
 check "up says how to stop this stack" contains "$OUT" "'$STACK down --dir $DIR' stops it"
 check "kafka pid unchanged" test "$(cat "$DIR/run/kafka.pid")" = "$KPID"
+# This shell sourced stack.env (which exports it): a program started from here gets its
+# own environment from the stack, not every password in stack.env.
+"$STACK" stop notification-service --dir "$DIR" --build "$BUILD" >/dev/null 2>&1
+"$STACK" up --no-deps --dir "$DIR" --build "$BUILD" >/dev/null 2>&1
+check "up after '. stack.env' restarts notification-service" test -s "$DIR/run/notification-service.pid"
+NENV=$(tr '\0' '\n' <"/proc/$(cat "$DIR/run/notification-service.pid")/environ" 2>/dev/null)
+lacks() { ! grep -qF -- "$2" <<<"$1"; }
+check "it has its own database URL" contains "$NENV" "DATABASE_URL=$NOTIFICATION_DATABASE_URL"
+check "it gets no superuser URL from the sourced stack.env" lacks "$NENV" "PG_SUPERUSER_URL="
+check "it gets no other service's database URL" lacks "$NENV" "ORDER_DATABASE_URL="
 check "stack.env is private" test "$(stat -c %a "$DIR/stack.env")" = 600
 finish
