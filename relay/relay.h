@@ -1,7 +1,7 @@
 /*
  * The outbox relay: one thread per source database, each publishing that
  * database's committed outbox rows to Kafka while it holds the source's leader
- * lock (design brief §6).
+ * lock (docs/RELIABILITY.md, docs/CONFIGURATION.md "outbox-relay").
  */
 #ifndef RELAY_H
 #define RELAY_H

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What each service's consumer group reads (design brief §2). */
+/* What each service's consumer group reads (docs/REPLACING-A-SERVICE.md, "Topics, keys,
+ * consumer groups"). */
 static const char *const order_inputs[] = {"orders", "inventory", "payments", "shipping",
                                            "notifications"};
 static const char *const inventory_inputs[] = {"orders", "payments"};

@@ -1,5 +1,5 @@
 /*
- * The order API (design brief §8; docs/API.md):
+ * The order API (docs/API.md):
  *
  *   POST /orders               place an order (Idempotency-Key optional)  202, 200 replay
  *   GET  /orders/{id}          the order, its outcome, compensation state and timeline

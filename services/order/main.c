@@ -3,7 +3,7 @@
  * of each order's outcome, the saga timeout sweeper and the saga timeline read
  * model fed by every topic.
  *
- * Outcome rules (design brief §3): the first of InventoryRejected, PaymentFailed,
+ * Outcome rules (docs/SERVICES.md): the first of InventoryRejected, PaymentFailed,
  * ShipmentFailed, the sweeper's timeout or a customer cancellation cancels a
  * PENDING order (OrderCancelled); ShipmentScheduled confirms it (OrderConfirmed).
  * Once CONFIRMED or CANCELLED an order never changes; later events only join its

@@ -70,7 +70,7 @@ int order_idempotency_key_valid(const char *s);
 int order_status_valid(const char *s);
 
 /*
- * The compensation state of an order (design brief §3): "none" unless it is
+ * The compensation state of an order (docs/API.md, docs/SERVICES.md): "none" unless it is
  * CANCELLED and some step had been done; then "in_progress" while a done step
  * (InventoryReserved, PaymentAuthorized, ShipmentScheduled) lacks its
  * compensation event (InventoryReleased, PaymentRefunded, ShipmentCancelled),

@@ -2,8 +2,8 @@
  * The chaos suite (`make chaos`, docs/RELIABILITY.md): each scenario runs under steady
  * load through the order API, breaks something on purpose, heals it, then waits until
  * every accepted order has its outcome and the stack is quiescent, and checks every
- * invariant of the design brief (§11) exactly. A results table (scenario, orders,
- * violations, recovery time) is printed at the end and written to CHAOS_REPORT.
+ * invariant of docs/RELIABILITY.md ("The saga on top of it") exactly. A results table (scenario,
+ * orders, violations, recovery time) is printed at the end and written to CHAOS_REPORT.
  *
  * Runs against the stack named by SAGA_STACK_ENV; CHAOS_ONLY=<glob> picks scenarios.
  * Faults: SIGKILL of programs, `scripts/stack kill` of Kafka and Postgres, the relay's

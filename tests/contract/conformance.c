@@ -1,7 +1,7 @@
 /*
  * saga-conformance: checks that a running implementation of one service of the
  * saga (order, inventory, payment, shipping or notification) keeps its duties
- * (design brief §3, docs/SERVICES.md, docs/EVENTS.md).
+ * (docs/REPLACING-A-SERVICE.md, docs/SERVICES.md, docs/EVENTS.md).
  *
  * The kit plays every other role: it produces the service's input events straight
  * to Kafka (with this project's serde, so the framing is the stack's) and reads the
@@ -165,8 +165,10 @@ static const char *setting(const char *key, char *buf, size_t size)
         if (!f)
             die("cannot read %s", k.env_file);
         while (fgets(line, sizeof(line), f)) {
-            if (strncmp(line, key, n) == 0 && line[n] == '=') {
-                char *v = line + n + 1;
+            /* KEY=value, or export KEY=value (what scripts/stack writes) */
+            char *l = strncmp(line, "export ", 7) == 0 ? line + 7 : line;
+            if (strncmp(l, key, n) == 0 && l[n] == '=') {
+                char *v = l + n + 1;
                 size_t len = strcspn(v, "\n");
                 v[len] = '\0';
                 if (len >= 2 && v[0] == '\'' && v[len - 1] == '\'') {

@@ -2,7 +2,8 @@
  * Support for the end-to-end tests: the order API over HTTP (libcurl), the
  * service databases (as each service's role), Kafka (quiescence from the
  * consumer groups' committed offsets, re-publishing and injecting events), and
- * the invariants of design brief §11 checked across all of it.
+ * the invariants of docs/RELIABILITY.md ("The saga on top of it") checked across all
+ * of it.
  */
 #ifndef SAGA_E2E_H
 #define SAGA_E2E_H
@@ -81,8 +82,8 @@ void produce_event(const struct saga_event *ev);
 
 /* --- invariants ---------------------------------------------------------------- */
 
-/* Checks design brief §11 over the whole stack; returns the violations (0 = none),
- * described in report. */
+/* Checks the invariants (docs/RELIABILITY.md) over the whole stack; returns the violations (0 =
+ * none), described in report. */
 int check_invariants(char *report, size_t size);
 
 #endif

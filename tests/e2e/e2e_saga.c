@@ -4,7 +4,8 @@
  * with SAGA_TIMEOUT=20s. Each test places orders through the HTTP API and checks
  * what a user would: the order's status, reason, compensation state and
  * timeline, and the effects in each service's database. The invariants of
- * design brief §11 are checked over the whole stack after the tests that stir it.
+ * docs/RELIABILITY.md ("The saga on top of it") are checked over the whole stack after the tests
+ * that stir it.
  */
 #include <pthread.h>
 #include <setjmp.h>

@@ -194,7 +194,7 @@ static void test_both_framings_over_kafka_with_headers(void **state)
         saga_event_headers_read(hdrs, &h);
         assert_string_equal(h.event_type, saga_event_type_name(ev.type));
         assert_int_equal(saga_event_headers_check(&h, &ev, err, sizeof(err)), 0);
-        /* The key is the order id, as the brief fixes. */
+        /* The key is the order id (docs/EVENTS.md). */
         assert_int_equal(m->key_len, strlen(ev.meta.order_id));
         assert_memory_equal(m->key, ev.meta.order_id, m->key_len);
         sample_event(&want, ev.type, 0);

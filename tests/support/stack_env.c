@@ -27,10 +27,12 @@ static void load(void)
         exit(1);
     }
     while (fgets(line, sizeof(line), f) && nvars < MAX_VARS) {
-        char *eq = strchr(line, '='), *v;
+        char *key = line, *eq = strchr(line, '='), *v;
         size_t len;
         if (line[0] == '#' || !eq)
             continue;
+        if (strncmp(key, "export ", 7) == 0) /* stack.env exports what a shell sources */
+            key += 7;
         *eq = '\0';
         v = eq + 1;
         len = strcspn(v, "\n");
@@ -39,7 +41,7 @@ static void load(void)
             v[len - 1] = '\0';
             v++;
         }
-        snprintf(vars[nvars].key, sizeof(vars[nvars].key), "%.63s", line);
+        snprintf(vars[nvars].key, sizeof(vars[nvars].key), "%.63s", key);
         snprintf(vars[nvars].value, sizeof(vars[nvars].value), "%.1023s", v);
         nvars++;
     }

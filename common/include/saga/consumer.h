@@ -1,5 +1,5 @@
 /*
- * The consumer runtime every service runs (design brief §7): consume a group's
+ * The consumer runtime every service runs (docs/RELIABILITY.md): consume a group's
  * topics, decode, and call the service's handler for each event inside one
  * PostgreSQL transaction that also records the event in the inbox and appends
  * the events the handler emits to the outbox. Kafka offsets are stored only

@@ -30,7 +30,7 @@ const char *saga_err2str(saga_err_t err);
 saga_err_t saga_errf(saga_err_t err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Exit codes shared by every program (documented in docs/OPERATIONS.md). */
+/* Exit codes shared by every program (documented in docs/CONFIGURATION.md, "Exit codes"). */
 #define SAGA_EXIT_OK      0
 #define SAGA_EXIT_FAILURE 1  /* runtime failure (fatal Kafka error, ...) */
 #define SAGA_EXIT_USAGE   64 /* bad command line (sysexits EX_USAGE) */

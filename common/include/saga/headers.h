@@ -1,5 +1,5 @@
 /*
- * The Kafka headers every event carries (design brief §4): event_id, event_type,
+ * The Kafka headers every event carries (docs/EVENTS.md): event_id, event_type,
  * correlation_id, causation_id and traceparent, as UTF-8 strings. They duplicate
  * what the Avro body says so tools can route and trace without decoding; the
  * body stays the truth. A header whose value is absent (causation_id of

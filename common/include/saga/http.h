@@ -1,6 +1,6 @@
 /*
  * A small HTTP/1.1 server on libmicrohttpd for every process: /healthz, /readyz
- * and /metrics of each service (design brief §8) and the order API.
+ * and /metrics of each service (docs/OBSERVABILITY.md) and the order API (docs/API.md).
  *
  * Every connection has a thread of its own (at most max_connections, fewer when
  * RLIMIT_NOFILE does not leave descriptors for that many; max_per_client from

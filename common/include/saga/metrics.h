@@ -1,5 +1,5 @@
 /*
- * Prometheus metrics (text format 0.0.4) for every process (design brief §9):
+ * Prometheus metrics (text format 0.0.4) for every process (docs/OBSERVABILITY.md):
  * lock-free histograms, counters of produced events, and the helpers that write
  * HELP/TYPE lines and series. Any thread may observe; /metrics reads.
  */

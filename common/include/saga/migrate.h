@@ -20,7 +20,8 @@ struct saga_migration {
     const char *sql; /* may hold several statements */
 };
 
-/* The tables every service database has (design brief §5). */
+/* The tables every service database has (inbox, outbox, deferred:
+ * docs/REPLACING-A-SERVICE.md). */
 extern const struct saga_migration saga_common_migrations[];
 extern const int saga_common_migration_count;
 

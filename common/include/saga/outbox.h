@@ -1,5 +1,6 @@
 /*
- * The write side of the transactional outbox (design brief §5, §6).
+ * The write side of the transactional outbox (docs/RELIABILITY.md, "The chain";
+ * docs/REPLACING-A-SERVICE.md, "The outbox").
  *
  * A service appends its events inside the same open transaction as its business
  * change; the outbox-relay publishes them after the commit. Appending never

@@ -1,7 +1,8 @@
 /*
  * Encoding and decoding of saga events (saga/events.h) with avro-c.
  *
- * Framing (design brief §4), chosen at creation and both accepted on decode:
+ * Framing (docs/EVENTS.md, docs/SCHEMA-EVOLUTION.md), chosen at creation and both accepted
+ * on decode:
  *   - single-object encoding (no registry, the embedded default):
  *       C3 01 | 8-byte little-endian CRC-64-AVRO fingerprint | Avro binary
  *   - Confluent wire format (a schema registry is configured):

@@ -1,6 +1,6 @@
 /*
- * The fixed shape of the suite (design brief §2, §5): which service publishes to
- * which topic, its dead-letter topic, consumer group, database and default port.
+ * The fixed shape of the suite (docs/REPLACING-A-SERVICE.md, docs/SERVICES.md): which service
+ * publishes to which topic, its dead-letter topic, consumer group, database and default port.
  */
 #ifndef SAGA_TOPOLOGY_H
 #define SAGA_TOPOLOGY_H

@@ -609,7 +609,8 @@ public final class Bench {
             if (l.startsWith("#") || eq < 0) {
                 continue;
             }
-            stack.put(l.substring(0, eq), l.substring(eq + 1).replaceAll("^'(.*)'$", "$1"));
+            stack.put(l.substring(0, eq).replaceFirst("^export ", ""),
+                    l.substring(eq + 1).replaceAll("^'(.*)'$", "$1"));
         }
         rows = Integer.parseInt(env("BENCH_ROWS", "50000"));
         rate = Integer.parseInt(env("BENCH_RATE", "1000"));
