@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -751,7 +752,8 @@ saga_err_t saga_auth_verify(const struct saga_auth *a, const char *authorization
         goto out;
     }
     snprintf(out->sub, sizeof(out->sub), "%s", sub);
-    out->valid_until = exp + CLOCK_SKEW_S;
+    /* Saturating: a token may carry an exp near the largest time there is. */
+    out->valid_until = exp > LONG_MAX - CLOCK_SKEW_S ? LONG_MAX : (long)(exp + CLOCK_SKEW_S);
     e = SAGA_OK;
 out:
     json_decref(claims);
