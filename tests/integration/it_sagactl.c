@@ -793,6 +793,47 @@ static void test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source(
     saga_buf_release(&forged);
 }
 
+/*
+ * REVIEW: an offset that holds a transaction's commit marker never held a record, on a
+ * topic that is not compacted: it cannot be "gone". sagactl says it is gone ("compacted or
+ * deleted") and names --force-unverified as the way out; with it, the forged bytes are
+ * replayed onto the owner's topic.
+ */
+static void test_review_forged_dead_letter_at_a_marker_is_not_replayed_even_forced(void **state)
+{
+    struct fixture *f = *state;
+    char src[128], dlq[128], out[8192];
+    const char *names[2] = {src, dlq};
+    struct saga_topic_status st[2];
+    struct saga_event ev;
+    struct saga_buf forged = {0};
+    char err[512];
+    int code;
+
+    snprintf(src, sizeof(src), "%s-marker", f->topic);
+    snprintf(dlq, sizeof(dlq), "%s-marker-dlq", f->topic);
+    assert_int_equal(saga_kafka_topics_ensure(f->producer, names, 2, 1, 1, 10000, st), SAGA_OK);
+    sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+    ev.meta.producer = "order-service";
+    ev.u.order_placed.total_amount = 5; /* five headphones for 0.05 EUR */
+    assert_int_equal(saga_serde_encode(f->plain, &ev, &forged, err, sizeof(err)), SAGA_OK);
+    produce_in_a_transaction(src); /* its record at 0, the commit marker at 1 */
+    for (long long end = now_ms() + 30000; high_watermark(f->producer, src) < 2 && now_ms() < end;)
+        usleep(100 * 1000); /* the marker is written after the commit returns */
+    assert_int_equal(high_watermark(f->producer, src), 2);
+    produce_dead_letter(f, dlq, src, "0", "1", ORDER, forged.data, forged.len);
+    assert_int_equal(rd_kafka_flush(f->producer, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    code = replay(dlq, src, "0:0", out, sizeof(out));
+    assert_int_equal(code, 1);
+    code = replay(dlq, src, "0:0 --force-unverified", out, sizeof(out));
+    if (high_watermark(f->producer, src) != 2)
+        fail_msg("the forged dead letter at the commit marker %s/0/1 was replayed with "
+                 "--force-unverified (exit %d): the marker offset was reported as a gone record",
+                 src, code);
+    saga_buf_release(&forged);
+}
+
 /* The bytes a terminal acts on: ESC, BEL, the C1 CSI (U+009B as UTF-8) and a byte that is not
  * UTF-8 at all. NULL when out has none of them. */
 static const char *raw_control(const char *out, size_t len)
@@ -885,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_control_characters_are_escaped_in_everything_printed),
         cmocka_unit_test(test_forged_deferred_row_is_not_laundered_onto_orders),
         cmocka_unit_test(test_dead_letter_is_replayed_only_if_it_is_the_record_at_its_source),
+        cmocka_unit_test(test_review_forged_dead_letter_at_a_marker_is_not_replayed_even_forced),
     };
     if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*forged*' */
         cmocka_set_test_filter(getenv("IT_ONLY"));
