@@ -400,14 +400,23 @@ static enum origin origin_read(struct pick *p, const char *topic, int32_t partit
             res = ORIGIN_FOUND;
             break;
         }
-        /* Past it, the partition's end, or out of range: nothing is at offset any more. */
-        if ((!m->err && m->offset > offset) || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-            m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        /* Past it or the partition's end: within the log, offset holds no record a
+         * consumer reads (a transaction's marker, an aborted record, or one compacted
+         * away). Never overridable: a marker's offset never held an event, and any
+         * transactional batch leaves one for a forger to name. */
+        if ((!m->err && m->offset > offset) || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             snprintf(why, why_size,
-                     "the original at %s is gone (compacted or deleted, or the offset holds no "
-                     "record)%s",
-                     at, hint);
+                     "there is no record at %s (the offset holds a transaction marker, an "
+                     "aborted or a compacted-away record)",
+                     at);
+            res = ORIGIN_NONE;
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        /* Out of range: retention removed it while we looked. */
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+            snprintf(why, why_size, "the original at %s is gone (retention)%s", at, hint);
             res = ORIGIN_GONE;
             rd_kafka_message_destroy(m);
             break;
