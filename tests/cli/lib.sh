@@ -13,6 +13,7 @@ check() { # check DESCRIPTION COMMAND...
     fi
 }
 contains() { grep -qF -- "$2" <<<"$1"; }
+not_contains() { ! grep -qF -- "$2" <<<"$1"; }
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]

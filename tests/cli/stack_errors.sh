@@ -24,6 +24,22 @@ check "nothing was left running" test -z "$(ls "$T/s1/run" 2>/dev/null)"
 OUT=$(STACK_KAFKA_PORT=$PORT STACK_PG_PORT=$PORT timeout 120 "$STACK" status --dir "$T/s1" 2>&1)
 check "status reports stopped components" contains "$OUT" "postgres               stopped"
 
+# A shell that sourced another stack's stack.env exports that stack's state (its ports,
+# passwords, PostgreSQL directory): up --dir ANOTHER does not take it for its own.
+mkdir -p "$T/other"
+cat >"$T/other/stack.env" <<EOF
+export STACK_DIR='$T/other'
+export STACK_PG_PORT=$PORT
+export STACK_PW_POSTGRES=not-this-stacks
+EOF
+OUT=$(. "$T/other/stack.env" && STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --ports auto \
+    --dir "$T/s3" --build "$BUILD" 2>&1)
+RC=$?
+check "up --dir elsewhere after sourcing another stack's stack.env starts" test "$RC" = 0
+check "with ports of its own" not_contains "$OUT" "port $PORT for postgres is already in use"
+check "and passwords of its own" not_contains "$(cat "$T/s3/stack.env" 2>/dev/null)" "not-this-stacks"
+"$STACK" down --dir "$T/s3" >/dev/null 2>&1
+
 mkdir -p "$T/s2/run"
 echo "# empty" >"$T/s2/stack.env"
 sleep 0 & DEAD=$!
