@@ -330,7 +330,7 @@ static int open_customer_stream(const struct service *s, const char *from, const
 {
     char *tok = mint(sub, "customer", 600), target[1024];
     int fd;
-    snprintf(target, sizeof(target), "/events?access_token=%s", tok);
+    snprintf(target, sizeof(target), "/events?access_token=%s", tok ? tok : "");
     fd = open_stream_with(s->port, from, target, extra, status);
     free(tok);
     return fd;
