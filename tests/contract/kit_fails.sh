@@ -67,7 +67,7 @@ grep -q 'no shipping today' "$out" || fail "the replacement's output is not show
 rc=0
 "$HERE/run" shipping --stack-dir "$DIR" --build "$BUILD" \
     --replace "env | sort > '$DIR/replacement.env'; exec python3 '$HERE/silent-service.py'" \
-    -- --timeout 5 --settle 2 | tee "$out" || rc=$?
+    -- --timeout 5 --settle 1 | tee "$out" || rc=$?
 [ "$rc" = 1 ] || fail "the kit exited $rc against a silent service; expected 1"
 grep -q '^FAIL shipping: schedules a shipment' "$out" || fail "no FAIL line for the shipment"
 grep -q 'expected exactly one ShipmentScheduled, got nothing' "$out" || fail "the FAIL line says not why"
