@@ -59,6 +59,15 @@ static int denied(const char *country)
     return 0;
 }
 
+/* 1 if s is empty or only white space: a street, city or postal code that is not there. */
+static int blank(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
 /* Our tracking number: "EXP-" and the first 8 hex digits of the parcel id. */
 static void tracking_number(const char *parcel_id, char out[13])
 {
@@ -108,8 +117,9 @@ static saga_handle_result_t on_payment_authorized(struct saga_tx *tx, const stru
     int placed = PQgetvalue(o, 0, 0)[0] == 't', cancelled = PQgetvalue(o, 0, 1)[0] == 't';
     char country[8];
     snprintf(country, sizeof(country), "%s", PQgetvalue(o, 0, 2));
-    int incomplete = strlen(country) != 2 || !*PQgetvalue(o, 0, 3) || !*PQgetvalue(o, 0, 4) ||
-                     !*PQgetvalue(o, 0, 5);
+    int incomplete = !isalpha((unsigned char)country[0]) || !isalpha((unsigned char)country[1]) ||
+                     country[2] != '\0' || blank(PQgetvalue(o, 0, 3)) ||
+                     blank(PQgetvalue(o, 0, 4)) || blank(PQgetvalue(o, 0, 5));
     PQclear(o);
     if (cancelled)
         return SAGA_HANDLE_OK; /* tombstone: the order is cancelled, nothing to ship */

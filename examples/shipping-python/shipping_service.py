@@ -259,7 +259,9 @@ class Shipping:
         if cur.fetchone():
             return None  # decided already
         shipment_id, country = str(uuid.uuid4()), country or ""
-        incomplete = len(country) != 2 or not all(s and s.strip() for s in (line1, city, postal))
+        # The built-in's rule: a country of two ASCII letters; street, city, postal code not blank.
+        incomplete = not (len(country) == 2 and country.isascii() and country.isalpha()) or \
+            not all(s and s.strip() for s in (line1, city, postal))
         if incomplete or country.upper() in DENY:
             cur.execute("INSERT INTO py_shipments (shipment_id, order_id, status, country)"
                         " VALUES (%s, %s, 'failed', %s)", (shipment_id, order_id, country))

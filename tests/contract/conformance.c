@@ -32,11 +32,13 @@
 #include "saga/registry.h"
 #include "saga/serde.h"
 #include "saga/topology.h"
+#include "saga/trace.h"
 
 #define MAX_ORDERS     32
 #define MAX_INPUTS     128
 #define MAX_SEEN       512
 #define MAX_PARTITIONS 256
+#define MAX_DEAD       16
 
 /* --- the service under test ----------------------------------------------------- */
 
@@ -83,16 +85,42 @@ struct order {
     char id[SAGA_UUID_LEN + 1];
     char corr[SAGA_UUID_LEN + 1];
     const char *label;
-    int seen_after_phase1; /* outputs seen by the end of phase 1 */
+    int seen_after_phase1;                      /* outputs seen by the end of phase 1 */
+    char traceparent[SAGA_TRACEPARENT_LEN + 1]; /* sent with POST /orders (order service) */
+};
+
+/* Where the broker put a message the kit produced (its delivery report). */
+struct delivery {
+    int32_t partition;
+    int64_t offset; /* -1 until delivered */
 };
 
 /* An event the kit produced (kept for re-sending and to know causation ids). */
 struct input {
     char event_id[SAGA_UUID_LEN + 1];
+    char traceparent[SAGA_TRACEPARENT_LEN + 1]; /* a trace of its own */
     struct order *order;
     struct saga_event ev;
     struct saga_order_line lines[4];
     int echo; /* stands for an event of the service itself (never sent) */
+    struct delivery dl;
+};
+
+/* Bytes that are no event, produced to an input topic ahead of a good event. */
+struct poison {
+    struct order *order;
+    const char *topic;
+    char value[96];
+    char mark[SAGA_UUID_LEN + 1]; /* its one header, kit.poison: a dead letter keeps it */
+    struct delivery dl;
+};
+
+/* A message seen on the service's dead-letter topic. */
+struct dead {
+    char key[128];
+    char *value;
+    size_t len;
+    rd_kafka_headers_t *headers;
 };
 
 /* An event the service emitted about one of the kit's orders. */
@@ -116,6 +144,7 @@ static struct {
     long timeout_ms;
     long settle_ms;
     int verbose;
+    char stop_cmd[2048]; /* stops the service with SIGTERM (--stop-command) */
 
     rd_kafka_t *producer, *consumer, *probe;
     struct saga_serde *serde;
@@ -132,6 +161,10 @@ static struct {
     int ninputs;
     struct seen seen[MAX_SEEN];
     int nseen;
+    struct poison poisons[4];
+    int npoisons;
+    struct dead dead[MAX_DEAD];
+    int ndead;
     int passed, failed;
 } k;
 
@@ -192,6 +225,16 @@ static const char *setting(const char *key, char *buf, size_t size)
 
 /* --- Kafka ------------------------------------------------------------------------ */
 
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct delivery *d = m->_private;
+    (void)rk, (void)opaque;
+    if (d) {
+        d->partition = m->partition;
+        d->offset = m->err ? -1 : m->offset;
+    }
+}
+
 static rd_kafka_t *kafka(rd_kafka_type_t type, const char *group)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -206,6 +249,7 @@ static rd_kafka_t *kafka(rd_kafka_type_t type, const char *group)
     if (type == RD_KAFKA_PRODUCER) {
         rd_kafka_conf_set(c, "enable.idempotence", "true", NULL, 0);
         rd_kafka_conf_set(c, "partitioner", "murmur2_random", NULL, 0);
+        rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     }
     if (!(rk = rd_kafka_new(type, c, err, sizeof(err))))
         die("kafka: %s", err);
@@ -229,25 +273,62 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
     return n > MAX_PARTITIONS ? MAX_PARTITIONS : n;
 }
 
-/* Starts reading the output topic at its current end: only what comes next counts. */
+/* The service's dead-letter topic: "shipping.dlq". */
+static const char *dlq_topic(void)
+{
+    const struct saga_service_info *info = saga_service_find(k.svc->name);
+    return info ? info->dlq_topic : "";
+}
+
+/* Starts reading the output topic and the dead-letter topic at their current ends:
+ * only what comes next counts. */
 static void open_output(void)
 {
     const char *topic = k.svc->out;
     rd_kafka_topic_partition_list_t *l;
+    int ndlq;
     k.out_partitions = topic_partitions(k.consumer, topic);
-    l = rd_kafka_topic_partition_list_new(k.out_partitions);
-    for (int p = 0; p < k.out_partitions; p++) {
+    ndlq = topic_partitions(k.consumer, dlq_topic());
+    l = rd_kafka_topic_partition_list_new(k.out_partitions + ndlq);
+    for (int p = 0; p < k.out_partitions + ndlq; p++) {
+        const char *t = p < k.out_partitions ? topic : dlq_topic();
+        int part = p < k.out_partitions ? p : p - k.out_partitions;
         int64_t lo, hi;
         rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(k.consumer, topic, p, &lo, &hi, 15000);
+            rd_kafka_query_watermark_offsets(k.consumer, t, part, &lo, &hi, 15000);
         if (err)
-            die("%s[%d]: %s", topic, p, rd_kafka_err2str(err));
-        k.next[p] = hi;
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = hi;
+            die("%s[%d]: %s", t, part, rd_kafka_err2str(err));
+        if (p < k.out_partitions)
+            k.next[p] = hi;
+        rd_kafka_topic_partition_list_add(l, t, part)->offset = hi;
     }
     if (rd_kafka_assign(k.consumer, l))
-        die("cannot assign %s", topic);
+        die("cannot assign %s and %s", topic, dlq_topic());
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Keeps a message of the dead-letter topic. */
+static void take_dead(rd_kafka_message_t *m)
+{
+    struct dead *d;
+    rd_kafka_headers_t *h = NULL;
+    if (k.ndead >= MAX_DEAD)
+        return;
+    d = &k.dead[k.ndead++];
+    snprintf(d->key, sizeof(d->key), "%.*s", m->key ? (int)m->key_len : 0,
+             m->key ? (const char *)m->key : "");
+    d->len = m->len;
+    d->value = malloc(m->len + 1);
+    if (!d->value)
+        die("out of memory");
+    if (m->len)
+        memcpy(d->value, m->payload, m->len);
+    d->value[m->len] = '\0';
+    d->headers = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR
+                     ? rd_kafka_headers_copy(h)
+                     : rd_kafka_headers_new(1);
+    if (k.verbose)
+        fprintf(stderr, "  <- %s dead letter (key %s)\n", dlq_topic(), d->key);
 }
 
 static struct order *order_by_id(const char *id, size_t len)
@@ -265,6 +346,10 @@ static void take(rd_kafka_message_t *m)
     rd_kafka_headers_t *h = NULL;
     char err[256];
 
+    if (strcmp(rd_kafka_topic_name(m->rkt), k.svc->out)) {
+        take_dead(m);
+        return;
+    }
     if (m->partition >= 0 && m->partition < MAX_PARTITIONS && m->offset + 1 > k.next[m->partition])
         k.next[m->partition] = m->offset + 1;
     if (!m->key || !(o = order_by_id(m->key, m->key_len)))
@@ -455,6 +540,13 @@ static struct input *input(struct order *o, saga_event_type_t type, const struct
     in->ev.meta.causation_id = cause ? cause->event_id : NULL;
     in->ev.meta.occurred_at = saga_now_ms();
     in->ev.meta.producer = producer;
+    /* A trace of its own, sampled or not by turns: what the service emits on it must be
+     * a child of exactly this span (docs/REPLACING-A-SERVICE.md, traceparent). */
+    saga_traceparent_new(in->traceparent);
+    if (k.ninputs % 2 == 0)
+        memcpy(in->traceparent + SAGA_TRACEPARENT_LEN - 2, "00", 2);
+    in->ev.meta.traceparent = in->traceparent;
+    in->dl.offset = -1;
     return in;
 }
 
@@ -557,13 +649,16 @@ static struct input *again(const struct input *in)
     *c = *in;
     saga_uuid4(c->event_id);
     c->ev.meta.event_id = c->event_id;
+    saga_traceparent_new(c->traceparent);
+    c->ev.meta.traceparent = c->traceparent;
+    c->dl.offset = -1;
     if (in->ev.type == SAGA_EV_ORDER_PLACED)
         c->ev.u.order_placed.items = c->lines;
     return c;
 }
 
 /* Produces in (again, when called twice: a redelivery with the same event id). */
-static void put(const struct input *in)
+static void put(struct input *in)
 {
     struct saga_buf buf = {0};
     rd_kafka_headers_t *h = rd_kafka_headers_new(8);
@@ -582,7 +677,7 @@ static void put(const struct input *in)
                           RD_KAFKA_V_KEY(in->order->id, strlen(in->order->id)),
                           RD_KAFKA_V_VALUE(buf.data, buf.len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                          RD_KAFKA_V_END))
+                          RD_KAFKA_V_OPAQUE((void *)&in->dl), RD_KAFKA_V_END))
         die("produce %s failed", saga_event_type_name(in->ev.type));
     if (k.verbose)
         fprintf(stderr, "  -> %s %s for %s\n", saga_event_type_topic(in->ev.type),
@@ -796,6 +891,265 @@ static void check_envelopes(void)
                "docs/EVENTS.md (key = order id, correlation id, causation id = its trigger)");
 }
 
+/* --- the traceparent rule ------------------------------------------------------------ */
+
+/* The traceparent of the event whose event_id is id (the kit's or the service's own
+ * OrderPlaced), or NULL. */
+static const char *traceparent_of(const struct order *o, const char *id)
+{
+    if (!id)
+        return NULL;
+    for (int j = 0; j < k.ninputs; j++)
+        if (k.inputs[j].order == o && strcmp(id, k.inputs[j].event_id) == 0)
+            return k.inputs[j].traceparent[0] ? k.inputs[j].traceparent : NULL;
+    for (int j = 0; j < k.nseen; j++)
+        if (k.seen[j].order == o && k.seen[j].decoded &&
+            strcmp(id, k.seen[j].ev.meta.event_id) == 0)
+            return k.seen[j].ev.meta.traceparent;
+    return NULL;
+}
+
+/* Every event it emits because of another is a child of that event's span:
+ * 00-<the cause's trace id>-<a new span id>-<the cause's flags>, in meta.traceparent
+ * and in the traceparent header. An event without a cause (the order service's
+ * OrderPlaced, a customer's cancellation) is a child of the traceparent the kit sent
+ * with POST /orders. */
+static void check_traces(void)
+{
+    struct duty d = {{0}};
+    int n = 0;
+    for (int i = 0; i < k.nseen; i++) {
+        const struct seen *s = &k.seen[i];
+        const char *tp, *cause, *type;
+        if (!s->decoded)
+            continue;
+        type = saga_event_type_name(s->ev.type);
+        tp = s->ev.meta.traceparent;
+        cause = traceparent_of(s->order, s->ev.meta.causation_id);
+        if (!cause && s->order->traceparent[0])
+            cause = s->order->traceparent;
+        if (!cause)
+            continue; /* nothing to be the child of */
+        n++;
+        if (!tp || !saga_traceparent_valid(tp)) {
+            why(&d,
+                "%s for order %.8s: meta.traceparent \"%s\" is not a W3C traceparent "
+                "(00-<32 hex>-<16 hex>-<2 hex>)",
+                type, s->order->id, tp ? tp : "(null)");
+            continue;
+        }
+        if (strncmp(tp + 3, cause + 3, 32))
+            why(&d, "%s for order %.8s: trace id %.32s, expected its cause's %.32s", type,
+                s->order->id, tp + 3, cause + 3);
+        else if (strncmp(tp + 36, cause + 36, 16) == 0)
+            why(&d, "%s for order %.8s: span id %.16s is its cause's, expected a new one", type,
+                s->order->id, tp + 36);
+        else if (strcmp(tp + 53, cause + 53))
+            why(&d, "%s for order %.8s: trace flags %s, expected its cause's %s", type,
+                s->order->id, tp + 53, cause + 53);
+        if (strcmp(s->h.traceparent, tp))
+            why(&d, "%s for order %.8s: Kafka header traceparent \"%s\" is not meta.traceparent",
+                type, s->order->id, s->h.traceparent);
+    }
+    if (!n)
+        why(&d, "it emitted no event caused by one of the kit's");
+    report(&d, "every event it emits is a child of its cause's span (traceparent "
+               "00-<cause's trace id>-<new span id>-<cause's flags>, body and header)");
+}
+
+/* --- dead letters ---------------------------------------------------------------------- */
+
+/* Produces bytes that decode in neither framing to topic, keyed by o: the kit puts a
+ * good event for o after it (same key, same partition), which must be handled too. */
+static struct poison *poison(struct order *o, const char *topic)
+{
+    struct poison *p;
+    char mark[SAGA_UUID_LEN + 1];
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    if (k.npoisons >= (int)(sizeof(k.poisons) / sizeof(k.poisons[0])))
+        die("too many poison messages");
+    p = &k.poisons[k.npoisons++];
+    p->order = o;
+    p->topic = topic;
+    p->dl.offset = -1;
+    saga_uuid4(mark); /* a local copy: gcc's -Wrestrict sees p->value and p->mark both in k */
+    memcpy(p->mark, mark, sizeof(p->mark));
+    snprintf(p->value, sizeof(p->value), "saga-conformance: not an event %s", mark);
+    rd_kafka_header_add(h, "kit.poison", -1, p->mark, -1);
+    if (rd_kafka_producev(k.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(o->id, strlen(o->id)),
+                          RD_KAFKA_V_VALUE(p->value, strlen(p->value)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE((void *)&p->dl), RD_KAFKA_V_END))
+        die("produce to %s failed", topic);
+    if (k.verbose)
+        fprintf(stderr, "  -> %s poison for %s\n", topic, o->label);
+    return p;
+}
+
+/* The dead letter of p, when one came. */
+static const struct dead *dead_of(const struct poison *p)
+{
+    for (int i = 0; i < k.ndead; i++)
+        if (k.dead[i].len == strlen(p->value) &&
+            memcmp(k.dead[i].value, p->value, k.dead[i].len) == 0)
+            return &k.dead[i];
+    return NULL;
+}
+
+/* Waits (reading the output) until p has its dead letter or the deadline passes. */
+static void wait_for_dead(const struct poison *p, int64_t deadline)
+{
+    while (!dead_of(p) && saga_now_ms() < deadline)
+        drain(200);
+}
+
+/* The header name of d as a string in buf ("" when missing). */
+static const char *dead_header(const struct dead *d, const char *name, char *buf, size_t size)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    buf[0] = '\0';
+    if (rd_kafka_header_get_last(d->headers, name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && v)
+        snprintf(buf, size, "%.*s", (int)len, (const char *)v);
+    return buf;
+}
+
+/* 1 if s is a decimal integer. */
+static int decimal(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+/* p went to <service>.dlq with the original key, value and headers and the dlq.*
+ * headers of docs/REPLACING-A-SERVICE.md, and the good event for the same order after it
+ * in its partition was handled (one event of type for p's order, caused by good). */
+static void check_dead_letter(const struct poison *p, const struct input *good,
+                              saga_event_type_t type)
+{
+    struct duty d = {{0}};
+    const struct dead *dl;
+    char v[256], want[64], text[512];
+    if (p->dl.offset < 0)
+        why(&d, "the kit could not deliver its poison message to %s", p->topic);
+    else if (!(dl = dead_of(p)))
+        why(&d,
+            "bytes that are no event at %s[%d] offset %" PRId64 " (order %.8s): nothing came to %s",
+            p->topic, (int)p->dl.partition, p->dl.offset, p->order->id, dlq_topic());
+    else {
+        if (strcmp(dl->key, p->order->id))
+            why(&d, "the dead letter's key is \"%s\", expected the original %s", dl->key,
+                p->order->id);
+        if (strcmp(dead_header(dl, "kit.poison", v, sizeof(v)), p->mark))
+            why(&d, "the dead letter lost the original header kit.poison");
+        if (strcmp(dead_header(dl, "dlq.reason", v, sizeof(v)), "undecodable"))
+            why(&d, "dlq.reason is \"%s\", expected \"undecodable\"", v);
+        if (!*dead_header(dl, "dlq.error", v, sizeof(v)))
+            why(&d, "dlq.error is missing or empty");
+        snprintf(want, sizeof(want), "%s-service", k.svc->name);
+        if (strcmp(dead_header(dl, "dlq.consumer", v, sizeof(v)), want))
+            why(&d, "dlq.consumer is \"%s\", expected \"%s\" (its consumer group)", v, want);
+        if (strcmp(dead_header(dl, "dlq.source.topic", v, sizeof(v)), p->topic))
+            why(&d, "dlq.source.topic is \"%s\", expected \"%s\"", v, p->topic);
+        snprintf(want, sizeof(want), "%d", (int)p->dl.partition);
+        if (strcmp(dead_header(dl, "dlq.source.partition", v, sizeof(v)), want))
+            why(&d, "dlq.source.partition is \"%s\", expected \"%s\"", v, want);
+        snprintf(want, sizeof(want), "%" PRId64, p->dl.offset);
+        if (strcmp(dead_header(dl, "dlq.source.offset", v, sizeof(v)), want))
+            why(&d, "dlq.source.offset is \"%s\", expected \"%s\"", v, want);
+        if (!decimal(dead_header(dl, "dlq.attempts", v, sizeof(v))) || atoi(v) < 1)
+            why(&d, "dlq.attempts is \"%s\", expected a count of attempts (1 or more)", v);
+        dead_header(dl, "dlq.first_failed_at", v, sizeof(v));
+        if (strlen(v) < 20 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' ||
+            v[strlen(v) - 1] != 'Z')
+            why(&d,
+                "dlq.first_failed_at is \"%s\", expected UTC in ISO 8601 "
+                "(2026-01-31T12:00:00.000Z)",
+                v);
+    }
+    if (good->dl.offset >= 0 && good->dl.partition == p->dl.partition &&
+        good->dl.offset < p->dl.offset)
+        why(&d, "(kit) the good event came before the poison in its partition");
+    if (!count(p->order, (int)type))
+        why(&d, "the partition did not move on: the %s after it (order %.8s) gave %s, expected %s",
+            saga_event_type_name(good->ev.type), p->order->id, got(p->order),
+            saga_event_type_name(type));
+    else
+        one(&d, p->order, type, good);
+    snprintf(text, sizeof(text),
+             "dead-letters a message that is no event (%s -> %s, original key, value and "
+             "headers, dlq.* headers) and handles the next event of its partition",
+             p->topic, dlq_topic());
+    report(&d, text);
+}
+
+/* --- a graceful stop --------------------------------------------------------------------- */
+
+/*
+ * The last phase: the service has just handled ins (o's event of type is seen); the kit
+ * stops it at once with --stop-command (SIGTERM) and asks the group's committed offsets,
+ * which must be past every one of ins (docs/REPLACING-A-SERVICE.md: on SIGTERM, commit
+ * offsets, leave the group, exit within 20 s). Without --stop-command: a note.
+ */
+static void check_stop(const struct order *o, struct input *const *ins, int nins,
+                       saga_event_type_t type)
+{
+    struct duty d = {{0}};
+    rd_kafka_topic_partition_list_t *l;
+    char line[512];
+    FILE *f;
+    int64_t t0;
+    int killed = 0, rc;
+    if (!k.stop_cmd[0]) {
+        printf("note: no --stop-command: the graceful stop on SIGTERM is not checked\n");
+        return;
+    }
+    if (k.nseen) /* a service that emitted nothing at all will not start now */
+        wait_for(o, type, 1, saga_now_ms() + k.timeout_ms);
+    if (!count(o, (int)type)) {
+        why(&d, "nothing to stop after: order %.8s (%s) got %s, expected %s", o->id, o->label,
+            got(o), saga_event_type_name(type));
+        report(&d, "stops on SIGTERM and commits the offsets of what it handled");
+        return;
+    }
+    fflush(stdout);
+    t0 = saga_now_ms();
+    if (!(f = popen(k.stop_cmd, "r")))
+        die("cannot run the stop command: %s", k.stop_cmd);
+    while (fgets(line, sizeof(line), f))
+        killed |= strstr(line, "did not stop within") != NULL;
+    rc = pclose(f);
+    if (rc != 0)
+        why(&d, "the stop command `%s` failed (status %d)", k.stop_cmd, rc);
+    if (killed)
+        why(&d, "it did not exit within 20 s of SIGTERM and was killed");
+    l = rd_kafka_topic_partition_list_new(nins);
+    for (int i = 0; i < nins; i++)
+        rd_kafka_topic_partition_list_add(l, saga_event_type_topic(ins[i]->ev.type),
+                                          ins[i]->dl.partition);
+    if (rd_kafka_committed(k.probe, l, 10000))
+        die("cannot ask the committed offsets of group %s-service", k.svc->name);
+    for (int i = 0; i < nins; i++) {
+        const char *topic = saga_event_type_topic(ins[i]->ev.type);
+        int64_t committed =
+            rd_kafka_topic_partition_list_find(l, topic, ins[i]->dl.partition)->offset;
+        if (committed <= ins[i]->dl.offset)
+            why(&d,
+                "%s at %s[%d] offset %" PRId64 " was handled, yet after SIGTERM group %s-service "
+                "has committed %s%" PRId64 " (a restart handles it again)",
+                saga_event_type_name(ins[i]->ev.type), topic, (int)ins[i]->dl.partition,
+                ins[i]->dl.offset, k.svc->name, committed < 0 ? "nothing: " : "", committed);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    printf("note: stopped in %" PRId64 " ms\n", saga_now_ms() - t0);
+    report(&d, "stops on SIGTERM at once after handling events and commits their offsets "
+               "(the group's committed offsets are past them; exits within 20 s)");
+}
+
 /* --- HTTP ------------------------------------------------------------------------ */
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -866,35 +1220,53 @@ static void shipping(void)
     struct order *a = new_order("happy path"), *b = new_order("country AQ"),
                  *c = new_order("PaymentAuthorized first"),
                  *dd = new_order("cancelled before placed"),
-                 *e = new_order("cancelled before paid");
+                 *e = new_order("cancelled before paid"), *g = new_order("blank city"),
+                 *h = new_order("country NLD"), *p = new_order("after a poison message"),
+                 *st = new_order("stopped after");
     struct input *op_a = order_placed(a, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *op_b = order_placed(b, "cust-alice", "tok_visa", "AQ", STANDARD_ITEMS),
                  *op_c = order_placed(c, "cust-alice", "tok_visa", "DE", STANDARD_ITEMS),
                  *oc_d = order_cancelled(dd, SAGA_CANCEL_CUSTOMER_REQUEST, NULL),
                  *op_d = order_placed(dd, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *op_e = order_placed(e, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
-                 *oc_e = order_cancelled(e, SAGA_CANCEL_CUSTOMER_REQUEST, NULL);
+                 *oc_e = order_cancelled(e, SAGA_CANCEL_CUSTOMER_REQUEST, NULL),
+                 *op_g = order_placed(g, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_h = order_placed(h, "cust-alice", "tok_visa", "NLD", STANDARD_ITEMS),
+                 *op_p = order_placed(p, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_st = order_placed(st, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS);
     struct input *pa_a = payment_authorized(a, op_a), *pa_b = payment_authorized(b, op_b),
                  *pa_c = payment_authorized(c, op_c), *pa_d = payment_authorized(dd, op_d),
-                 *pa_e = payment_authorized(e, op_e);
+                 *pa_e = payment_authorized(e, op_e), *pa_g = payment_authorized(g, op_g),
+                 *pa_h = payment_authorized(h, op_h), *pa_p = payment_authorized(p, op_p),
+                 *pa_st = payment_authorized(st, op_st);
     struct input *pa_a2, *oc_a, *oc_a2, *oc_b;
+    struct input *stopped[2] = {op_st, pa_st};
+    const struct poison *bad;
     const struct seen *sched, *s;
     struct duty d;
     int64_t deadline;
 
+    /* Invalid addresses (docs/SERVICES.md): a blank city, a country of three letters. */
+    op_g->ev.u.order_placed.shipping_address.city = "  ";
+
     /* 1: what must come first; PaymentAuthorized for c without its OrderPlaced. */
-    put(op_a), put(op_b), put(oc_d), put(op_d), put(op_e), put(oc_e), put(pa_c);
+    put(op_a), put(op_b), put(oc_d), put(op_d), put(op_e), put(oc_e), put(pa_c), put(op_g),
+        put(op_h), put(op_p);
     flush();
     barrier("phase 1");
     c->seen_after_phase1 = count(c, -1);
 
-    /* 2: the triggers; c's OrderPlaced. */
-    put(pa_a), put(pa_b), put(pa_d), put(pa_e), put(op_c);
+    /* 2: the triggers; c's OrderPlaced; p's trigger behind a poison message. */
+    put(pa_a), put(pa_b), put(pa_d), put(pa_e), put(op_c), put(pa_g), put(pa_h);
+    bad = poison(p, "payments");
+    put(pa_p);
     flush();
     deadline = saga_now_ms() + k.timeout_ms;
     wait_for(a, SAGA_EV_SHIPMENT_SCHEDULED, 1, deadline);
     wait_for(b, SAGA_EV_SHIPMENT_FAILED, 1, deadline);
     wait_for(c, SAGA_EV_SHIPMENT_SCHEDULED, 1, deadline);
+    wait_for(p, SAGA_EV_SHIPMENT_SCHEDULED, 1, deadline);
+    wait_for_dead(bad, deadline);
     barrier("phase 2");
 
     /* 3: redeliveries (same event ids), a second trigger, a cancellation of a failure. */
@@ -935,7 +1307,21 @@ static void shipping(void)
     none(&d, b, SAGA_EV_SHIPMENT_SCHEDULED);
     report(&d, "fails a shipment to country AQ (ShipmentFailed, UNSUPPORTED_DESTINATION)");
 
+    memset(&d, 0, sizeof(d));
+    for (int i = 0; i < 2; i++) {
+        const struct order *o = i ? h : g;
+        if ((s = one(&d, o, SAGA_EV_SHIPMENT_FAILED, i ? pa_h : pa_g)) &&
+            s->ev.u.shipment_failed.reason != SAGA_SHIPFAIL_INVALID_ADDRESS)
+            why(&d, "order %.8s (%s): ShipmentFailed reason is %s, expected INVALID_ADDRESS", o->id,
+                o->label, saga_shipment_failure_names[s->ev.u.shipment_failed.reason]);
+        none(&d, o, SAGA_EV_SHIPMENT_SCHEDULED);
+    }
+    report(&d, "fails a shipment to an invalid address: a blank city, a country not of two "
+               "letters (ShipmentFailed, INVALID_ADDRESS)");
+
     check_envelopes();
+    check_traces();
+    check_dead_letter(bad, pa_p, SAGA_EV_SHIPMENT_SCHEDULED);
 
     memset(&d, 0, sizeof(d));
     if (count(a, SAGA_EV_SHIPMENT_SCHEDULED) > 1)
@@ -975,6 +1361,11 @@ static void shipping(void)
     none(&d, e, -1);
     report(&d, "does nothing for a cancelled order (OrderCancelled, then OrderPlaced and "
                "PaymentAuthorized; or OrderPlaced, OrderCancelled, PaymentAuthorized)");
+
+    /* Last: a new order handled, then SIGTERM at once. */
+    put(op_st), put(pa_st);
+    flush();
+    check_stop(st, stopped, 2, SAGA_EV_SHIPMENT_SCHEDULED);
 }
 
 /* --- payment ------------------------------------------------------------------------ */
@@ -1008,8 +1399,11 @@ static void payment(void)
                  *b3 = new_order("over the credit limit"), *b4 = new_order("unknown customer"),
                  *c = new_order("InventoryReserved first"),
                  *dd = new_order("cancelled before placed"),
-                 *e = new_order("cancelled before reserved");
+                 *e = new_order("cancelled before reserved"),
+                 *p = new_order("after a poison message"), *st = new_order("stopped after");
     struct input *op_a = order_placed(a, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_p = order_placed(p, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_st = order_placed(st, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *op_b = order_placed(b, "cust-alice", "tok_chargeDeclined", "NL", STANDARD_ITEMS),
                  *op_b2 = order_placed(b2, "cust-alice", "tok_chargeDeclinedInsufficientFunds",
                                        "NL", STANDARD_ITEMS),
@@ -1023,21 +1417,28 @@ static void payment(void)
     struct input *ir_a = inventory_reserved(a, op_a), *ir_b = inventory_reserved(b, op_b),
                  *ir_b2 = inventory_reserved(b2, op_b2), *ir_b3 = inventory_reserved(b3, op_b3),
                  *ir_b4 = inventory_reserved(b4, op_b4), *ir_c = inventory_reserved(c, op_c),
-                 *ir_d = inventory_reserved(dd, op_d), *ir_e = inventory_reserved(e, op_e);
+                 *ir_d = inventory_reserved(dd, op_d), *ir_e = inventory_reserved(e, op_e),
+                 *ir_p = inventory_reserved(p, op_p), *ir_st = inventory_reserved(st, op_st);
     struct input *ir_a2, *oc_a, *oc_a2, *oc_b;
+    struct input *stopped[2] = {op_st, ir_st};
+    const struct poison *bad;
     const struct seen *auth, *s;
     struct duty d;
     int64_t deadline, total = op_a->ev.u.order_placed.total_amount;
 
     put(op_a), put(op_b), put(op_b2), put(op_b3), put(op_b4), put(oc_d), put(op_d), put(op_e),
-        put(oc_e), put(ir_c);
+        put(oc_e), put(ir_c), put(op_p);
     flush();
     barrier("phase 1");
     c->seen_after_phase1 = count(c, -1);
 
     put(ir_a), put(ir_b), put(ir_b2), put(ir_b3), put(ir_b4), put(ir_d), put(ir_e), put(op_c);
+    bad = poison(p, "inventory");
+    put(ir_p);
     flush();
     deadline = saga_now_ms() + k.timeout_ms;
+    wait_for(p, SAGA_EV_PAYMENT_AUTHORIZED, 1, deadline);
+    wait_for_dead(bad, deadline);
     wait_for(a, SAGA_EV_PAYMENT_AUTHORIZED, 1, deadline);
     wait_for(b, SAGA_EV_PAYMENT_FAILED, 1, deadline);
     wait_for(c, SAGA_EV_PAYMENT_AUTHORIZED, 1, deadline);
@@ -1081,6 +1482,8 @@ static void payment(void)
                      "cust-nobody-knows", total);
 
     check_envelopes();
+    check_traces();
+    check_dead_letter(bad, ir_p, SAGA_EV_PAYMENT_AUTHORIZED);
 
     memset(&d, 0, sizeof(d));
     if (count(a, SAGA_EV_PAYMENT_AUTHORIZED) > 1)
@@ -1123,6 +1526,10 @@ static void payment(void)
     none(&d, e, -1);
     report(&d, "does nothing for a cancelled order (OrderCancelled, then OrderPlaced and "
                "InventoryReserved; or OrderPlaced, OrderCancelled, InventoryReserved)");
+
+    put(op_st), put(ir_st);
+    flush();
+    check_stop(st, stopped, 2, SAGA_EV_PAYMENT_AUTHORIZED);
 }
 
 /* --- inventory ---------------------------------------------------------------------- */
@@ -1155,7 +1562,8 @@ static void inventory(void)
 {
     struct order *a = new_order("happy path"), *b = new_order("sku-sold-out"),
                  *b2 = new_order("unknown SKU"), *f = new_order("payment failed"),
-                 *c = new_order("PaymentFailed first"), *dd = new_order("cancelled before placed");
+                 *c = new_order("PaymentFailed first"), *dd = new_order("cancelled before placed"),
+                 *p = new_order("after a poison message"), *st = new_order("stopped after");
     const char *items_a = "sku-mug:2:1299,sku-book:1:899,sku-mug:1:1299";
     struct input *op_a = order_placed(a, "cust-alice", "tok_visa", "NL", items_a),
                  *op_b = order_placed(b, "cust-alice", "tok_visa", "NL",
@@ -1165,15 +1573,23 @@ static void inventory(void)
                  *op_f = order_placed(f, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *op_c = order_placed(c, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *oc_d = order_cancelled(dd, SAGA_CANCEL_CUSTOMER_REQUEST, NULL),
-                 *op_d = order_placed(dd, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS);
+                 *op_d = order_placed(dd, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_p = order_placed(p, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_st = order_placed(st, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS);
     struct input *pf_c = payment_failed(c, op_c), *pf_f, *op_a2, *oc_a, *oc_a2, *oc_b, *oc_f;
+    struct input *stopped[1] = {op_st};
+    const struct poison *bad;
     const struct seen *res, *s;
     struct duty d;
     int64_t deadline;
 
     put(op_a), put(op_b), put(op_b2), put(op_f), put(pf_c), put(oc_d), put(op_d);
+    bad = poison(p, "orders");
+    put(op_p);
     flush();
     deadline = saga_now_ms() + k.timeout_ms;
+    wait_for(p, SAGA_EV_INVENTORY_RESERVED, 1, deadline);
+    wait_for_dead(bad, deadline);
     wait_for(a, SAGA_EV_INVENTORY_RESERVED, 1, deadline);
     wait_for(f, SAGA_EV_INVENTORY_RESERVED, 1, deadline);
     barrier("phase 1");
@@ -1229,6 +1645,8 @@ static void inventory(void)
     report(&d, "rejects an order with an unknown SKU (InventoryRejected, UNKNOWN_SKU)");
 
     check_envelopes();
+    check_traces();
+    check_dead_letter(bad, op_p, SAGA_EV_INVENTORY_RESERVED);
 
     memset(&d, 0, sizeof(d));
     if (count(a, SAGA_EV_INVENTORY_RESERVED) > 1)
@@ -1278,6 +1696,10 @@ static void inventory(void)
     none(&d, dd, -1);
     report(&d, "does nothing for a cancelled order (OrderCancelled, then OrderPlaced: nothing "
                "reserved)");
+
+    put(op_st);
+    flush();
+    check_stop(st, stopped, 1, SAGA_EV_INVENTORY_RESERVED);
 }
 
 /* --- notification ------------------------------------------------------------------- */
@@ -1302,26 +1724,37 @@ static void notified(struct duty *d, const struct seen *s, saga_outcome_t outcom
 static void notification(void)
 {
     struct order *a = new_order("confirmed"), *b = new_order("cancelled"),
-                 *c = new_order("OrderConfirmed first");
+                 *c = new_order("OrderConfirmed first"), *p = new_order("after a poison message"),
+                 *st = new_order("stopped after");
     struct input *op_a = order_placed(a, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_p = order_placed(p, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
+                 *op_st = order_placed(st, "cust-alice", "tok_visa", "NL", STANDARD_ITEMS),
                  *op_b = order_placed(b, "cust-bob", "tok_chargeDeclined", "NL", STANDARD_ITEMS),
                  *op_c = order_placed(c, "cust-carol", "tok_visa", "NL", STANDARD_ITEMS);
     int64_t total = op_a->ev.u.order_placed.total_amount, deadline;
     struct input *conf_a = order_confirmed(a, NULL, total),
                  *conf_c = order_confirmed(c, NULL, total),
-                 *oc_b = order_cancelled(b, SAGA_CANCEL_PAYMENT_FAILED, "CARD_DECLINED");
+                 *oc_b = order_cancelled(b, SAGA_CANCEL_PAYMENT_FAILED, "CARD_DECLINED"),
+                 *conf_p = order_confirmed(p, NULL, total),
+                 *conf_st = order_confirmed(st, NULL, total);
     struct input *conf_a2, *oc_a, *conf_b;
+    struct input *stopped[2] = {op_st, conf_st};
+    const struct poison *bad;
     const struct seen *s;
     struct duty d;
 
-    put(op_a), put(op_b), put(conf_c);
+    put(op_a), put(op_b), put(conf_c), put(op_p);
     flush();
     barrier("phase 1");
     c->seen_after_phase1 = count(c, -1);
 
     put(conf_a), put(oc_b), put(op_c);
+    bad = poison(p, "orders");
+    put(conf_p);
     flush();
     deadline = saga_now_ms() + k.timeout_ms;
+    wait_for(p, SAGA_EV_NOTIFICATION_SENT, 1, deadline);
+    wait_for_dead(bad, deadline);
     wait_for(a, SAGA_EV_NOTIFICATION_SENT, 1, deadline);
     wait_for(b, SAGA_EV_NOTIFICATION_SENT, 1, deadline);
     wait_for(c, SAGA_EV_NOTIFICATION_SENT, 1, deadline);
@@ -1345,6 +1778,8 @@ static void notification(void)
     report(&d, "tells the customer about OrderCancelled (one NotificationSent, CANCELLED)");
 
     check_envelopes();
+    check_traces();
+    check_dead_letter(bad, conf_p, SAGA_EV_NOTIFICATION_SENT);
 
     memset(&d, 0, sizeof(d));
     if (count(a, SAGA_EV_NOTIFICATION_SENT) > 1)
@@ -1366,9 +1801,16 @@ static void notification(void)
         notified(&d, s, SAGA_OUTCOME_CONFIRMED, "cust-carol");
     report(&d, "keeps an OrderConfirmed that arrives before its OrderPlaced and notifies when "
                "OrderPlaced arrives");
+
+    put(op_st), put(conf_st);
+    flush();
+    check_stop(st, stopped, 2, SAGA_EV_NOTIFICATION_SENT);
 }
 
 /* --- order ------------------------------------------------------------------------ */
+
+/* The traceparent header of the next request (place()), or NULL. */
+static const char *http_traceparent;
 
 /* method path (body: JSON or NULL) against the service; returns the status, *json the
  * reply (or NULL). */
@@ -1392,6 +1834,11 @@ static long http_json(const char *method, const char *path, const char *body, js
         char auth[1100];
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k.token);
         h = curl_slist_append(h, auth);
+    }
+    if (http_traceparent) {
+        char tp[128];
+        snprintf(tp, sizeof(tp), "traceparent: %s", http_traceparent);
+        h = curl_slist_append(h, tp);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (body)
@@ -1417,10 +1864,11 @@ static const char *jstr(json_t *o, const char *key)
 static struct order *place(struct duty *d, const char *label, const char *customer,
                            const char *token, const char *country)
 {
-    char body[1024];
+    char body[1024], tp[SAGA_TRACEPARENT_LEN + 1];
     json_t *j;
     long st;
     struct order *o;
+    saga_traceparent_new(tp); /* the caller's trace: OrderPlaced is a child of it */
     snprintf(body, sizeof(body),
              "{\"customer_id\": \"%s\", \"currency\": \"EUR\", \"payment_token\": \"%s\","
              " \"items\": [{\"sku\": \"sku-mug\", \"quantity\": 2}, {\"sku\": \"sku-book\","
@@ -1428,7 +1876,9 @@ static struct order *place(struct duty *d, const char *label, const char *custom
              " \"line1\": \"Main Street 1\", \"city\": \"Utrecht\", \"postal_code\": \"3511 AB\","
              " \"country\": \"%s\"}}",
              customer, token, country);
+    http_traceparent = tp;
     st = http_json("POST", "/orders", body, &j);
+    http_traceparent = NULL;
     if (st != 202 || !saga_uuid_valid(jstr(j, "order_id"))) {
         why(d, "POST /orders (%s) answered %ld%s%s", label, st, j ? ": " : "",
             j ? jstr(j, "message") : "");
@@ -1437,6 +1887,7 @@ static struct order *place(struct duty *d, const char *label, const char *custom
     }
     o = &k.orders[k.norders++];
     snprintf(o->id, sizeof(o->id), "%s", jstr(j, "order_id"));
+    snprintf(o->traceparent, sizeof(o->traceparent), "%s", tp);
     o->label = label;
     json_decref(j);
     return o;
@@ -1470,6 +1921,8 @@ static const struct input *placed_input(struct order *o)
     snprintf(in->event_id, sizeof(in->event_id), "%s", s->ev.meta.event_id);
     in->echo = 1;
     in->ev.u.order_placed = s->ev.u.order_placed;
+    snprintf(in->traceparent, sizeof(in->traceparent), "%s",
+             s->ev.meta.traceparent ? s->ev.meta.traceparent : "");
     return in;
 }
 
@@ -1500,10 +1953,13 @@ static void order(void)
                  *c = place(&placing, "payment failed", "cust-alice", "tok_visa", "NL"),
                  *e = place(&placing, "shipment failed", "cust-alice", "tok_visa", "NL"),
                  *f = place(&placing, "customer cancel", "cust-alice", "tok_visa", "NL"),
-                 *u = new_order("unknown to the service");
-    const struct input *op_a = NULL, *op_b = NULL, *op_c = NULL, *op_e = NULL, *op_f = NULL;
+                 *p = place(&placing, "after a poison message", "cust-alice", "tok_visa", "NL"),
+                 *u = new_order("unknown to the service"), *sto;
+    const struct input *op_a = NULL, *op_b = NULL, *op_c = NULL, *op_e = NULL, *op_f = NULL,
+                       *op_p = NULL;
     struct input *ir_a = NULL, *pa_a = NULL, *ss_a = NULL, *rj_b = NULL, *pf_c = NULL, *sf_e = NULL,
-                 *ss_u;
+                 *rj_p = NULL, *ss_u;
+    const struct poison *bad = NULL;
     const struct seen *s;
     int64_t deadline;
     long st;
@@ -1559,6 +2015,13 @@ static void order(void)
         sf_e->ev.u.shipment_failed.country = "NL";
         put(sf_e);
     }
+    if (p && (op_p = placed_input(p))) {
+        bad = poison(p, "inventory");
+        rj_p = input(p, SAGA_EV_INVENTORY_REJECTED, op_p, "inventory-service");
+        rj_p->ev.u.inventory_rejected.reason = SAGA_REJECT_OUT_OF_STOCK;
+        rj_p->ev.u.inventory_rejected.sku = "sku-mug";
+        put(rj_p);
+    }
     flush();
     deadline = saga_now_ms() + k.timeout_ms;
     if (a)
@@ -1569,6 +2032,10 @@ static void order(void)
         wait_for(c, SAGA_EV_ORDER_CANCELLED, 1, deadline);
     if (e)
         wait_for(e, SAGA_EV_ORDER_CANCELLED, 1, deadline);
+    if (p)
+        wait_for(p, SAGA_EV_ORDER_CANCELLED, 1, deadline);
+    if (bad)
+        wait_for_dead(bad, deadline);
     barrier("phase 2");
 
     /* 3: redeliveries, repeats, and outcomes that come too late. */
@@ -1659,6 +2126,15 @@ static void order(void)
                "CUSTOMER_REQUEST)");
 
     check_envelopes();
+    check_traces();
+    if (bad && rj_p) {
+        check_dead_letter(bad, rj_p, SAGA_EV_ORDER_CANCELLED);
+    } else {
+        memset(&d, 0, sizeof(d));
+        why(&d, "no order to send it for (POST /orders failed)");
+        report(&d, "dead-letters a message that is no event and handles the next event of its "
+                   "partition");
+    }
 
     memset(&d, 0, sizeof(d));
     if (a && count(a, SAGA_EV_ORDER_CONFIRMED) + count(a, SAGA_EV_ORDER_CANCELLED) > 1)
@@ -1684,6 +2160,27 @@ static void order(void)
     did_something(&d);
     none(&d, u, -1);
     report(&d, "ignores events about orders it does not know");
+
+    /* Last: a new order rejected by inventory, then SIGTERM at once. */
+    if (k.stop_cmd[0]) {
+        const struct input *op_st;
+        struct input *rj_st;
+        memset(&d, 0, sizeof(d));
+        if (!(sto = place(&d, "stopped after", "cust-alice", "tok_visa", "NL")) ||
+            !(op_st = placed_input(sto))) {
+            why(&d, "no order to stop after (POST /orders or its OrderPlaced failed)");
+            report(&d, "stops on SIGTERM at once after handling events and commits their offsets");
+            return;
+        }
+        rj_st = input(sto, SAGA_EV_INVENTORY_REJECTED, op_st, "inventory-service");
+        rj_st->ev.u.inventory_rejected.reason = SAGA_REJECT_OUT_OF_STOCK;
+        rj_st->ev.u.inventory_rejected.sku = "sku-mug";
+        put(rj_st);
+        flush();
+        check_stop(sto, &rj_st, 1, SAGA_EV_ORDER_CANCELLED);
+    } else {
+        check_stop(NULL, NULL, 0, SAGA_EV_ORDER_CANCELLED);
+    }
 }
 
 /* --- main ------------------------------------------------------------------------- */
@@ -1700,6 +2197,9 @@ static void usage(FILE *f)
             "  --timeout SEC     how long to wait for an expected event (default 30)\n"
             "  --settle SEC      a phase ends after SEC when the service's consumer group has\n"
             "                    no offsets, after 2 x SEC when its lag does not move (default 5)\n"
+            "  --stop-command CMD  at the end, stop the service with CMD (sh -c; it sends\n"
+            "                    SIGTERM) right after it handled events, and check that its\n"
+            "                    group committed their offsets (tests/contract/run sets it)\n"
             "  -v                print every event produced and seen\n"
             "Exit status: 0 every duty passes, 1 some fail, 2 could not run.\n");
 }
@@ -1741,6 +2241,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(arg, "--stack-env") == 0)
             snprintf(k.env_file, sizeof(k.env_file), "%s", val);
+        else if (strcmp(arg, "--stop-command") == 0)
+            snprintf(k.stop_cmd, sizeof(k.stop_cmd), "%s", val);
         else if (strcmp(arg, "--http") == 0)
             snprintf(k.http, sizeof(k.http), "%s", val);
         else if (strcmp(arg, "--timeout") == 0 && atol(val) > 0)
@@ -1802,6 +2304,10 @@ int main(int argc, char **argv)
     printf("%s: %d of %d duties pass\n", k.svc->name, k.passed, k.passed + k.failed);
     for (int i = 0; i < k.nseen; i++)
         saga_event_release(&k.seen[i].ev);
+    for (int i = 0; i < k.ndead; i++) {
+        free(k.dead[i].value);
+        rd_kafka_headers_destroy(k.dead[i].headers);
+    }
     rd_kafka_consumer_close(k.consumer);
     rd_kafka_destroy(k.consumer);
     rd_kafka_destroy(k.probe);
