@@ -82,7 +82,7 @@ int64_t consumer_wall_ms(void)
 
 int consumer_stopping(const struct saga_consumer *c)
 {
-    return atomic_load(c->conf.stop) || c->fatal;
+    return atomic_load(c->conf.stop) || c->fatal || c->fenced;
 }
 
 void consumer_log_msg(saga_log_level_t lvl, const struct msg *m, const char *fmt, ...)
@@ -444,7 +444,13 @@ int saga_consumer_run(struct saga_consumer *c)
              c->cooperative ? "cooperative" : "eager", c->set.batch_size);
     c->dead_pending = 1; /* left from before a crash? */
     consumer_tx_dead_letter_released(c, 1);
-    while (!consumer_stopping(c)) {
+    for (;;) {
+        /* Fenced (its own session timed out, most often): the batch was left where it
+         * was, and a new consumer takes the old one's place. */
+        if (c->fenced && !atomic_load(c->conf.stop) && !c->fatal)
+            consumer_kafka_refenced(c);
+        if (consumer_stopping(c))
+            break;
         consumer_kafka_poll_batch(c, 500);
         if (c->nbatch) {
             process_batch(c);

@@ -99,6 +99,9 @@ struct saga_consumer {
     _Atomic int cooperative; /* the group's rebalance protocol is COOPERATIVE */
     _Atomic int fatal;
     char fatal_reason[512];
+    _Atomic int fenced; /* the consumer was fenced (consumer_kafka_refenced) */
+    char fenced_reason[400];
+    int64_t fenced_at; /* consumer_mono_ms() of the last reopening, 0: none */
     /* database side (consumer_tx.c) */
     int64_t last_prune;
     int64_t last_dead_sweep;
@@ -118,6 +121,10 @@ void consumer_log_msg(saga_log_level_t lvl, const struct msg *m, const char *fmt
 saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t errstr_size);
 /* Commits what was stored, leaves the group, flushes the DLQ producer. */
 void consumer_kafka_close(struct saga_consumer *c);
+/* After the consumer was fenced (c->fenced): a new consumer in its place, or a fatal
+ * error when it was fenced twice within 30 s (another instance has our id).
+ * @locality the run loop, with no batch held. */
+void consumer_kafka_refenced(struct saga_consumer *c);
 void consumer_kafka_destroy(struct saga_consumer *c);
 /* Polls up to batch_size messages into c->batch (waiting up to timeout_ms for the first). */
 void consumer_kafka_poll_batch(struct saga_consumer *c, int timeout_ms);

@@ -231,18 +231,33 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+/* A fatal error of rk (the consumer, or the DLQ producer), from its error callback or a
+ * consumed message. */
+static void on_fatal(struct saga_consumer *c, rd_kafka_t *rk)
+{
+    char why[400];
+    if (rd_kafka_fatal_error(rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID &&
+        rk == c->rk) {
+        /* Another member joined under our SAGA_INSTANCE_ID: most often ourselves, after our
+         * session timed out on our side (librdkafka joins again with a new member id, and
+         * the old one's requests are then fenced). The run loop opens the consumer again
+         * (consumer_kafka_refenced), or ends if it happens again soon: then another running
+         * instance has the same id. */
+        if (!c->fenced) {
+            snprintf(c->fenced_reason, sizeof(c->fenced_reason), "%s", why);
+            c->fenced = 1;
+        }
+        return;
+    }
+    if (!c->fatal)
+        set_fatal(c, "fatal kafka error", why);
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct saga_consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[400];
-        if (rd_kafka_fatal_error(rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
-            set_fatal(c,
-                      "fenced: another running instance of this group has the same "
-                      "SAGA_INSTANCE_ID (group.instance.id)",
-                      why);
-        else
-            set_fatal(c, "fatal kafka error", why);
+        on_fatal(c, rk);
         return;
     }
     saga_log(SAGA_LOG_WARN, NULL, "kafka: %s", reason);
@@ -275,10 +290,11 @@ static void conf_default(rd_kafka_conf_t *conf, const char *prop, const char *va
 
 /* --- life cycle ------------------------------------------------------------------ */
 
-saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t errstr_size)
+/* Makes the group's consumer (c->rk) and subscribes it to the group's topics. */
+static saga_err_t open_consumer(struct saga_consumer *c, char *errstr, size_t errstr_size)
 {
     const struct saga_consumer_conf *conf = &c->conf;
-    rd_kafka_conf_t *kc, *pc;
+    rd_kafka_conf_t *kc;
     rd_kafka_topic_partition_list_t *subs;
     rd_kafka_resp_err_t serr;
     char buf[256], strategy[128];
@@ -328,6 +344,26 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
     }
     rd_kafka_poll_set_consumer(c->rk);
 
+    subs = rd_kafka_topic_partition_list_new(conf->ntopics);
+    for (int i = 0; i < conf->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, conf->topics[i], RD_KAFKA_PARTITION_UA);
+    serr = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (serr)
+        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "subscribe: %s",
+                         rd_kafka_err2str(serr));
+    return SAGA_OK;
+}
+
+saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t errstr_size)
+{
+    const struct saga_consumer_conf *conf = &c->conf;
+    rd_kafka_conf_t *pc;
+    char buf[256];
+    saga_err_t e;
+
+    if ((e = open_consumer(c, errstr, errstr_size)))
+        return e;
     pc = rd_kafka_conf_dup(conf->cfg->kafka_conf);
     conf_default(pc, "enable.idempotence", "true");
     conf_default(pc, "partitioner", "murmur2_random");
@@ -349,15 +385,40 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
         return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "kafka DLQ producer: %s", buf);
     }
 
-    subs = rd_kafka_topic_partition_list_new(conf->ntopics);
-    for (int i = 0; i < conf->ntopics; i++)
-        rd_kafka_topic_partition_list_add(subs, conf->topics[i], RD_KAFKA_PARTITION_UA);
-    serr = rd_kafka_subscribe(c->rk, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    if (serr)
-        return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "subscribe: %s",
-                         rd_kafka_err2str(serr));
     return SAGA_OK;
+}
+
+/* How soon a second fencing means another running instance has our id, not a session of
+ * ours that timed out. */
+#define FENCED_AGAIN_MS 30000
+
+void consumer_kafka_refenced(struct saga_consumer *c)
+{
+    int64_t now = consumer_mono_ms();
+    char err[512];
+
+    if (c->fenced_at && now - c->fenced_at < FENCED_AGAIN_MS) {
+        set_fatal(c,
+                  "fenced twice within 30 s: another running instance of this group has the "
+                  "same SAGA_INSTANCE_ID (group.instance.id)",
+                  c->fenced_reason);
+        return;
+    }
+    saga_log(SAGA_LOG_WARN, NULL,
+             "fenced (%s): no other instance should have our SAGA_INSTANCE_ID, so our own "
+             "session timed out; opening the consumer again",
+             c->fenced_reason);
+    /* The fenced consumer can neither commit nor leave: destroyed as it is. What it held
+     * is given up (its stored offsets were committed at most a second before; what came
+     * after is read again, and the inbox knows it). */
+    parts_mark_all_revoked(c);
+    c->assigned = 0;
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    c->rk = NULL;
+    c->fenced = 0;
+    c->fenced_at = now;
+    if (open_consumer(c, err, sizeof(err)))
+        set_fatal(c, "opening the consumer again", err);
 }
 
 /* A static member does not leave its group when it closes (KIP-345): its partitions
@@ -433,6 +494,8 @@ void consumer_kafka_poll_batch(struct saga_consumer *c, int timeout_ms)
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 saga_log(SAGA_LOG_WARN, NULL, "consume: %s", rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+                on_fatal(c, c->rk);
             rd_kafka_message_destroy(m);
         } else {
             take(c, m);
@@ -476,6 +539,8 @@ void consumer_kafka_wait(struct saga_consumer *c, int64_t ms, const struct msg *
             /* From a partition assigned meanwhile (not paused yet): consumed again later. */
             if (!km->err)
                 put_back(c, km);
+            else if (km->err == RD_KAFKA_RESP_ERR__FATAL)
+                on_fatal(c, c->rk);
             rd_kafka_message_destroy(km);
         }
     }

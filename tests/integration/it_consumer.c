@@ -512,6 +512,110 @@ static void test_a_static_member_leaves_its_group_when_stopped(void **state)
                  members);
 }
 
+/*
+ * A static member (SAGA_INSTANCE_ID) is fenced when another member joins under its id.
+ * Most often that other member is itself: when its session times out on its side (a
+ * stalled broker, a paused process), librdkafka joins again with a new member id, and
+ * the broker fences the old one's requests; librdkafka reports that as a fatal error.
+ * Here the other member is a consumer that joins under the same id and is gone at once.
+ * The service opens its consumer again and goes on, rather than ending.
+ */
+static void test_a_fenced_static_member_goes_on(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-fenced", NULL};
+    pid_t app = start_app_with(f, NULL, NULL, extra, NULL);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *other;
+    char order[32], err[256];
+    int held = 0, status;
+
+    assert_true(log_wait(f->log, "assigned", 60000));
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-fenced-0", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 1, 60000);
+
+    /* Another member under the same id joins, and vanishes without a word. */
+    rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", f->group, NULL, 0);
+    rd_kafka_conf_set(conf, "group.instance.id", "it-consumer-fenced", NULL, 0);
+    rd_kafka_conf_set(conf, "session.timeout.ms", "6000", NULL, 0);
+    other = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(other);
+    rd_kafka_poll_set_consumer(other);
+    rd_kafka_topic_partition_list_add(subs, f->topic, RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(other, subs), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(subs);
+    for (long long end = now_ms() + 60000; !held && now_ms() < end;) {
+        rd_kafka_topic_partition_list_t *a = NULL;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(other, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+        if (!rd_kafka_assignment(other, &a)) {
+            held = a->cnt > 0;
+            rd_kafka_topic_partition_list_destroy(a);
+        }
+    }
+    rd_kafka_destroy_flags(other, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    assert_true(held);
+    if (!log_wait(f->log, "fenced", 30000))
+        fail_msg("the service was not fenced by the other member (log %s)", f->log);
+    /* What comes after the fencing, a while after it. */
+    if (proc_wait(app, 5000) != -1)
+        fail_msg("the service ended when it was fenced (log %s)", f->log);
+    for (int n = 1; n <= 20; n++) {
+        snprintf(order, sizeof(order), "order-fenced-%d", n);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 21, 90000);
+    if (proc_wait(app, 100) != -1)
+        fail_msg("the service ended when it was fenced (log %s)", f->log);
+    status = proc_stop(app, SIGTERM, 30000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Two running instances with the same SAGA_INSTANCE_ID fence each other: one of them
+ * ends (exit 1) within a minute, naming the variable, and the other goes on. */
+static void test_two_instances_with_one_id_leave_one(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-twice", NULL};
+    char log2[1024], order[32];
+    pid_t a, b, ended = 0, left = 0;
+    int status = -1;
+
+    snprintf(log2, sizeof(log2), "%s.second", f->log);
+    unlink(log2);
+    a = start_app_with(f, NULL, NULL, extra, NULL);
+    assert_true(log_wait(f->log, "assigned", 60000));
+    b = start_app_with(f, NULL, NULL, extra, log2);
+    for (long long end = now_ms() + 90000; !ended && now_ms() < end;) {
+        if ((status = proc_wait(a, 200)) != -1)
+            ended = a, left = b;
+        else if ((status = proc_wait(b, 200)) != -1)
+            ended = b, left = a;
+    }
+    if (!ended)
+        fail_msg("two instances with one SAGA_INSTANCE_ID both still run after 90 s (logs %s, %s)",
+                 f->log, log2);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_true(log_wait(ended == a ? f->log : log2, "SAGA_INSTANCE_ID", 1000));
+    /* The other consumes. */
+    for (int n = 0; n < 5; n++) {
+        snprintf(order, sizeof(order), "order-twice-%d", n);
+        produce_event(f, SAGA_EV_ORDER_PLACED, order, NULL, 1);
+    }
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 5, 90000);
+    status = proc_stop(left, SIGTERM, 30000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_rides_out_database_and_broker_restarts(void **state)
 {
     struct fixture *f = *state;
@@ -936,6 +1040,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_share_and_hand_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_instances_with_one_id_leave_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_fenced_static_member_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_static_member_leaves_its_group_when_stopped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_members_with_cooperative_rebalancing, setup,
