@@ -991,6 +991,52 @@ static void test_internal_listener_answers_under_flood(void **state)
     stop_service(&f->internal);
 }
 
+/*
+ * REVIEW: the internal listener has no per-client cap: one peer that can reach it (any pod
+ * in the cluster: no NetworkPolicy) fills its SAGA_HTTP_INTERNAL_CONNECTIONS (16) with
+ * half-sent requests, reopened whenever the watchdog cuts them, and the kubelet's
+ * liveness and readiness probes fail: the pod is restarted.
+ */
+static void test_review_one_peer_starves_the_internal_listener(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_INTERNAL_ADDR=127.0.0.1:0", NULL};
+    static int fds[24];
+    char internal[128];
+    struct call probe = {"GET", internal, NULL, "127.0.0.2", {0}, NULL, 5};
+    int ok = 0, tries = 0;
+
+    start_service(&f->internal, &f->internal_db, "review_internal", extra);
+    assert_true(f->internal.internal_port > 0);
+    snprintf(internal, sizeof(internal), "http://127.0.0.1:%d/healthz", f->internal.internal_port);
+    assert_int_equal(http(&probe, NULL), 200);
+    /* One peer (127.0.0.9), for 6 s (three request timeouts), reopening what is cut; a
+     * probe every 500 ms from another address. */
+    flood(f->internal.internal_port, 9, 24, 24, fds);
+    for (long long end = now_ms() + 6000; now_ms() < end; tries++) {
+        usleep(500 * 1000);
+        for (int i = 0; i < 24; i++)
+            if (fds[i] < 0 || closed_by_server(fds[i], 0)) {
+                char line[128];
+                if (fds[i] >= 0)
+                    close(fds[i]);
+                snprintf(line, sizeof(line), "GET /healthz HTTP/1.1\r\nX-Slow: ");
+                fds[i] = tcp_connect(f->internal.internal_port, "127.0.0.9");
+                if (fds[i] >= 0 && send_all(fds[i], line) != 0) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                }
+            }
+        ok += http(&probe, NULL) == 200;
+    }
+    close_all(fds, 24);
+    stop_service(&f->internal);
+    fprintf(stderr, "probes answered 200 while one peer held the internal listener: %d of %d\n", ok,
+            tries);
+    if (ok < tries / 2)
+        fail_msg("one peer made %d of %d probes on the internal listener fail", tries - ok, tries);
+}
+
 /* --- descriptors ---------------------------------------------------------------------- */
 
 #define FD_FLOOD 384 /* 12 clients of 32: more descriptors than the process may have */
@@ -1054,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_stream_ends_when_its_token_expires),
         cmocka_unit_test(test_internal_listener_answers_under_flood),
         cmocka_unit_test(test_flood_within_a_low_descriptor_limit),
+        cmocka_unit_test(test_review_one_peer_starves_the_internal_listener),
     };
     struct rlimit nofile;
 
