@@ -1037,6 +1037,90 @@ static void test_review_one_peer_starves_the_internal_listener(void **state)
         fail_msg("one peer made %d of %d probes on the internal listener fail", tries - ok, tries);
 }
 
+/*
+ * REVIEW: an early answer (413 for a Content-Length over the limit, 421 for a foreign
+ * Host) stops the read clock (send_response: set_reading 0) before the body is read. If
+ * MHD then keeps reading that body, a client trickling it is never cut by the watchdog
+ * (HTTP_REQUEST_TIMEOUT is 2 s here): only MHD's 30 s idle timeout applies.
+ */
+static void test_review_slow_body_after_an_early_answer_is_cut(void **state)
+{
+    struct fixture *f = *state;
+    const char *const heads[] = {
+        "DELETE /orders/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n",
+        "GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n",
+        ("POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+         "application/json\r\nContent-Length: 1000000000\r\n\r\n"),
+        "GET /orders HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Length: 60000\r\n\r\n",
+        "PATCH /orders/x HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Length: 60000\r\n\r\n",
+    };
+    enum { N = sizeof(heads) / sizeof(heads[0]) };
+    int fds[N], open_after[N], held = 0;
+    char from[16];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(from, sizeof(from), "127.0.0.%d", 40 + i);
+        fds[i] = tcp_connect(f->svc.port, from);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(send_all(fds[i], heads[i]), 0);
+    }
+    /* A byte of body every 500 ms for 6 s: three request timeouts. */
+    for (long long end = now_ms() + 6000; now_ms() < end;) {
+        usleep(500 * 1000);
+        for (int i = 0; i < N; i++)
+            if (fds[i] >= 0 && (closed_by_server(fds[i], 0) || send_all(fds[i], "x") != 0)) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+    }
+    for (int i = 0; i < N; i++) {
+        open_after[i] = fds[i] >= 0 && !closed_by_server(fds[i], 0);
+        fprintf(stderr, "%.30s...: %s after 6 s of a trickled body\n", heads[i],
+                open_after[i] ? "STILL OPEN" : "closed");
+        held += open_after[i];
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    if (held)
+        fail_msg("%d connection(s) trickling a body after an early answer outlived the 2 s "
+                 "request deadline",
+                 held);
+}
+
+/*
+ * REVIEW: the manifests suggest HTTP_TRUSTED_PROXIES=10.0.0.0/8 (the pod network). Every
+ * pod in it is then a "proxy": its connections count only against HTTP_MAX_CONNECTIONS,
+ * never against HTTP_MAX_CONNECTIONS_PER_CLIENT, so one compromised pod fills the public
+ * port with half-sent requests (issue 15's slowloris) and a customer coming through the
+ * Ingress is refused. Here 127.0.0.0/8 plays the pod network, 127.0.0.9 the pod.
+ */
+static void test_review_one_pod_in_the_trusted_network_fills_the_port(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_TRUSTED_PROXIES=127.0.0.0/8", "HTTP_MAX_CONNECTIONS=64",
+                           "HTTP_REQUEST_TIMEOUT=60s", NULL};
+    static int fds[80];
+    struct call customer = {"GET", NULL, NULL, "127.0.0.2", {"X-Forwarded-For: 198.51.100.7"},
+                            NULL,  3};
+    long before, during;
+    int opened;
+
+    start_service(&f->internal, &f->internal_db, "review_proxy", extra);
+    customer.url = url(&f->internal, "/healthz");
+    before = http(&customer, NULL);
+    opened = flood(f->internal.port, 9, 80, 80, fds); /* all from 127.0.0.9 */
+    usleep(500 * 1000);
+    during = http(&customer, NULL);
+    close_all(fds, 80);
+    stop_service(&f->internal);
+    fprintf(stderr,
+            "one peer opened %d slow connections; the customer got %ld before, %ld during\n",
+            opened, before, during);
+    assert_int_equal(before, 200);
+    if (during != 200)
+        fail_msg("one peer in HTTP_TRUSTED_PROXIES took the whole port (customer: %ld)", during);
+}
+
 /* --- descriptors ---------------------------------------------------------------------- */
 
 #define FD_FLOOD 384 /* 12 clients of 32: more descriptors than the process may have */
@@ -1101,6 +1185,8 @@ int main(void)
         cmocka_unit_test(test_internal_listener_answers_under_flood),
         cmocka_unit_test(test_flood_within_a_low_descriptor_limit),
         cmocka_unit_test(test_review_one_peer_starves_the_internal_listener),
+        cmocka_unit_test(test_review_slow_body_after_an_early_answer_is_cut),
+        cmocka_unit_test(test_review_one_pod_in_the_trusted_network_fills_the_port),
     };
     struct rlimit nofile;
 
