@@ -1121,6 +1121,49 @@ static void test_review_one_pod_in_the_trusted_network_fills_the_port(void **sta
         fail_msg("one peer in HTTP_TRUSTED_PROXIES took the whole port (customer: %ld)", during);
 }
 
+/*
+ * REVIEW: the read clock stops while a connection is answering, and nothing else bounds
+ * an answer: a client that pipelines requests for a 16 KB page and reads ~1.5 KB every
+ * 10 s keeps its connection (and its thread) past the 2 s request deadline and past MHD's
+ * 30 s idle timeout, for as long as it likes, at about 150 bytes a second.
+ */
+static void test_review_slow_reader_is_not_held_forever(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rcvbuf = 2048, open = 1;
+    char req[128], buf[1500];
+    long total = 0;
+    long long start = now_ms();
+
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    inet_pton(AF_INET, "127.0.0.60", &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)f->svc.port);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(send_all(fd, req), 0);
+    while (open && now_ms() - start < 45000) {
+        ssize_t n;
+        sleep(10);
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            open = 0;
+        else if (n > 0)
+            total += n;
+    }
+    close(fd);
+    fprintf(stderr, "slow reader: %s after %lld ms, %ld bytes read\n", open ? "STILL OPEN" : "cut",
+            now_ms() - start, total);
+    if (open)
+        fail_msg("a slow reader held its connection for %lld s (2 s request deadline, 30 s idle "
+                 "timeout) reading %ld bytes",
+                 (now_ms() - start) / 1000, total);
+}
+
 /* --- descriptors ---------------------------------------------------------------------- */
 
 #define FD_FLOOD 384 /* 12 clients of 32: more descriptors than the process may have */
@@ -1187,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_review_one_peer_starves_the_internal_listener),
         cmocka_unit_test(test_review_slow_body_after_an_early_answer_is_cut),
         cmocka_unit_test(test_review_one_pod_in_the_trusted_network_fills_the_port),
+        cmocka_unit_test(test_review_slow_reader_is_not_held_forever),
     };
     struct rlimit nofile;
 
