@@ -117,6 +117,8 @@ static void start_service(struct service *s, const struct testdb *db, const char
     long long end = now_ms() + 30000;
     char line[4096];
 
+    /* A fixture's service may be started again: not the last run's ports. */
+    s->port = s->internal_port = 0;
     for (; extra && *extra; extra++)
         env[n++] = *extra;
     env[n] = NULL;
