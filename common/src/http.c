@@ -62,10 +62,12 @@ struct conn_state {
     struct conn_state *prev, *next; /* saga_http.conns, under mu */
     int fd;                         /* a dup of the socket: shutdown() by the watchdog */
     int64_t reading_since;          /* ms: waiting for a request since; 0 while answering */
+    int64_t answering_since;        /* ms: delivering an answer (not a stream) since; or 0 */
     int cut;
-    int internal; /* on the internal listener: no per-client caps */
+    int abort;    /* cut while answering: reset, not closed (close_abortively) */
+    int internal; /* on the internal listener: its own caps and deadline */
     int refused;  /* over a cap: closed at once, not counted */
-    int proxy;    /* from a trusted proxy: held to max_connections only */
+    int proxy;    /* from a trusted proxy: held to max_per_proxy */
     char client[CLIENT_KEY];
 };
 
@@ -74,6 +76,7 @@ struct saga_http {
     struct saga_http_conf conf;
     int port, internal_port;
     int max_connections; /* conf's, within RLIMIT_NOFILE */
+    int max_per_proxy;   /* conf's, or half of max_connections */
     struct listener pub, internal;
     sem_t turns;          /* handlers running at once: conf.threads */
     sem_t internal_turns; /* and on the internal listener */
@@ -130,6 +133,8 @@ static const char *const refusal_names[SAGA_HTTP_REFUSED_N] = {
     [SAGA_HTTP_REFUSED_TOO_LARGE] = "too_large",
     [SAGA_HTTP_REFUSED_AUTH] = "auth",
     [SAGA_HTTP_REFUSED_DESCRIPTORS] = "descriptors",
+    [SAGA_HTTP_REFUSED_PER_PROXY_CAP] = "per_proxy_cap",
+    [SAGA_HTTP_REFUSED_RESPONSE_DEADLINE] = "response_deadline",
 };
 
 void saga_http_count_refused(saga_http_refusal_t why)
@@ -532,6 +537,38 @@ static void set_reading(struct saga_http *h, struct MHD_Connection *conn, int64_
         return;
     pthread_mutex_lock(&h->mu);
     cs->reading_since = since;
+    if (since)
+        cs->answering_since = 0; /* the answer was delivered */
+    pthread_mutex_unlock(&h->mu);
+}
+
+/*
+ * Resets a connection cut while answering, at once: a close, even with SO_LINGER 0,
+ * would leave the kernel sending what the answer left in the socket's buffer
+ * (megabytes, with pipelined requests) at the slow reader's pace until MHD's last
+ * descriptor of it is gone. connect(AF_UNSPEC) disconnects the socket (RST) and
+ * drops that buffer; MHD's thread then sees the error and closes the connection.
+ * While a thread waits in send() the kernel refuses it (EBUSY): the connection's
+ * close notification does it again.
+ */
+static void close_abortively(int fd)
+{
+    struct linger lg = {1, 0};
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    if (fd < 0)
+        return;
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    (void)connect(fd, &unspec, sizeof(unspec));
+}
+
+/* The connection delivers an answer (not a stream) from now: response_timeout_ms. */
+static void set_answering(struct saga_http *h, struct MHD_Connection *conn)
+{
+    struct conn_state *cs = conn_state_of(conn);
+    if (!cs)
+        return;
+    pthread_mutex_lock(&h->mu);
+    cs->answering_since = mono_ms();
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -623,6 +660,10 @@ static enum MHD_Result send_response(struct saga_http *h, struct MHD_Connection 
     set_reading(h, conn, 0);
     if (!r->status)
         saga_http_reply_error(r, 404, "not_found", "no such resource");
+    /* A stream (/events) has its own rules; any other answer must be taken in time, or
+     * a client reading it slowly (pipelined requests) holds its thread for ever. */
+    if (!r->stream_read)
+        set_answering(h, conn);
     if (!(mr = make_response(h, conn, r)))
         return MHD_NO;
     if (r->content_type)
@@ -843,7 +884,22 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct listener *l = cls;
     struct req_ctx *ctx = *con_cls;
-    (void)toe;
+    struct conn_state *cs = conn_state_of(conn);
+
+    if (cs && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        int timed_out = 0;
+        pthread_mutex_lock(&l->h->mu);
+        /* MHD's idle timeout (30 s without progress) ended an answer the client does
+         * not take: as the watchdog's response deadline would have. */
+        if (cs->answering_since && !cs->cut) {
+            close_abortively(cs->fd);
+            cs->cut = cs->abort = 1;
+            timed_out = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED;
+        }
+        pthread_mutex_unlock(&l->h->mu);
+        if (timed_out)
+            saga_http_count_refused(SAGA_HTTP_REFUSED_RESPONSE_DEADLINE);
+    }
     /* The next request on this connection (keep-alive) has its own deadline from now. */
     set_reading(l->h, conn, mono_ms());
     if (ctx) {
@@ -866,7 +922,7 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *ai =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         unsigned char addr[16];
-        int family, total = 0, same = 0, why = -1;
+        int family, total = 0, same = 0, same_peer = 0, why = -1;
 
         if (!(cs = calloc(1, sizeof(*cs))))
             abort();
@@ -880,17 +936,27 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
             snprintf(cs->client, sizeof(cs->client), "?");
         }
         pthread_mutex_lock(&h->mu);
-        if (!cs->internal) {
-            for (struct conn_state *o = h->conns; o; o = o->next) {
-                if (o->refused || o->internal)
-                    continue;
-                total++;
-                same += !o->proxy && strcmp(o->client, cs->client) == 0;
-            }
-            if (total >= h->max_connections)
+        for (struct conn_state *o = h->conns; o; o = o->next) {
+            if (o->refused || o->internal != cs->internal)
+                continue;
+            total++;
+            same += !o->proxy && strcmp(o->client, cs->client) == 0;
+            same_peer += strcmp(o->client, cs->client) == 0;
+        }
+        if (cs->internal) {
+            /* One peer gets a few, so that the kubelet's probes always find room. */
+            if (total >= SAGA_HTTP_INTERNAL_CONNECTIONS)
                 why = SAGA_HTTP_REFUSED_CONNECTION_CAP;
-            else if (!cs->proxy && same >= h->conf.max_per_client)
+            else if (same_peer >= SAGA_HTTP_INTERNAL_PER_CLIENT)
                 why = SAGA_HTTP_REFUSED_PER_CLIENT_CAP;
+        } else if (total >= h->max_connections) {
+            why = SAGA_HTTP_REFUSED_CONNECTION_CAP;
+        } else if (!cs->proxy && same >= h->conf.max_per_client) {
+            why = SAGA_HTTP_REFUSED_PER_CLIENT_CAP;
+        } else if (cs->proxy && same_peer >= h->max_per_proxy) {
+            /* Its clients have their own caps; the proxy itself (or one peer of a
+             * too-wide HTTP_TRUSTED_PROXIES) does not get every connection. */
+            why = SAGA_HTTP_REFUSED_PER_PROXY_CAP;
         }
         cs->refused = why >= 0;
         cs->next = h->conns;
@@ -924,6 +990,9 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
         if (cs->next)
             cs->next->prev = cs->prev;
         pthread_mutex_unlock(&h->mu);
+        /* Again: while MHD's thread waited in send() the kernel refused (EBUSY). */
+        if (cs->abort)
+            close_abortively(cs->fd);
         if (cs->fd >= 0)
             close(cs->fd);
         free(cs);
@@ -931,33 +1000,60 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-/* Cuts connections whose request did not arrive whole within request_timeout_ms. */
+/* The read deadline of cs: the internal listener's probes send a few lines. */
+static long request_deadline_ms(const struct saga_http *h, const struct conn_state *cs)
+{
+    if (cs->internal && h->conf.request_timeout_ms > SAGA_HTTP_INTERNAL_REQUEST_MS)
+        return SAGA_HTTP_INTERNAL_REQUEST_MS;
+    return h->conf.request_timeout_ms;
+}
+
+/*
+ * Cuts connections whose request did not arrive whole within request_timeout_ms,
+ * or whose answer (not a stream) was not taken within response_timeout_ms.
+ */
 static void *watchdog_main(void *arg)
 {
     struct saga_http *h = arg;
     while (!atomic_load(&h->stopping)) {
         struct timespec ts = {0, WATCH_MS * 1000000L};
         int64_t now;
-        int cut = 0;
+        int cut = 0, slow = 0;
         nanosleep(&ts, NULL);
         now = mono_ms();
         pthread_mutex_lock(&h->mu);
-        for (struct conn_state *cs = h->conns; cs; cs = cs->next)
-            if (!cs->cut && !cs->refused && cs->reading_since &&
-                now - cs->reading_since > h->conf.request_timeout_ms && cs->fd >= 0) {
-                /* MHD's thread sees the end of the stream and closes the connection. */
-                shutdown(cs->fd, SHUT_RDWR);
-                cs->cut = 1;
+        for (struct conn_state *cs = h->conns; cs; cs = cs->next) {
+            if (cs->cut || cs->refused || cs->fd < 0)
+                continue;
+            if (cs->reading_since && now - cs->reading_since > request_deadline_ms(h, cs)) {
                 cut++;
+            } else if (cs->answering_since &&
+                       now - cs->answering_since > h->conf.response_timeout_ms) {
+                close_abortively(cs->fd);
+                cs->abort = 1;
+                slow++;
+            } else {
+                continue;
             }
+            /* MHD's thread sees the end of the stream and closes the connection. */
+            shutdown(cs->fd, SHUT_RDWR);
+            cs->cut = 1;
+        }
         pthread_mutex_unlock(&h->mu);
         for (int i = 0; i < cut; i++)
             saga_http_count_refused(SAGA_HTTP_REFUSED_DEADLINE);
+        for (int i = 0; i < slow; i++)
+            saga_http_count_refused(SAGA_HTTP_REFUSED_RESPONSE_DEADLINE);
         if (cut)
             saga_log(SAGA_LOG_DEBUG, NULL,
                      "http: %d connection(s) closed: no whole request within %ld ms"
                      " (HTTP_REQUEST_TIMEOUT)",
                      cut, h->conf.request_timeout_ms);
+        if (slow)
+            saga_log(SAGA_LOG_DEBUG, NULL,
+                     "http: %d connection(s) closed: an answer not taken within %ld ms"
+                     " (HTTP_RESPONSE_TIMEOUT)",
+                     slow, h->conf.response_timeout_ms);
     }
     return NULL;
 }
@@ -1006,6 +1102,11 @@ saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *e
                              &n, errstr, errstr_size)))
         return err;
     conf->max_per_client = (int)n;
+    /* 0: half of HTTP_MAX_CONNECTIONS (saga_http_start). */
+    if ((err = saga_env_long("HTTP_MAX_CONNECTIONS_PER_PROXY", 0, 0, 100000, &n, errstr,
+                             errstr_size)))
+        return err;
+    conf->max_per_proxy = (int)n;
     if ((err = saga_env_long("HTTP_MAX_STREAMS_PER_CLIENT", SAGA_HTTP_MAX_STREAMS_PER_CLIENT, 1,
                              100000, &n, errstr, errstr_size)))
         return err;
@@ -1014,6 +1115,10 @@ saga_err_t saga_http_conf_from_env(struct saga_http_conf *conf, int api, char *e
                                     3600 * 1000, &ms, errstr, errstr_size)))
         return err;
     conf->request_timeout_ms = (long)ms;
+    if ((err = saga_env_duration_ms("HTTP_RESPONSE_TIMEOUT", SAGA_HTTP_RESPONSE_TIMEOUT_MS, 1000,
+                                    3600 * 1000, &ms, errstr, errstr_size)))
+        return err;
+    conf->response_timeout_ms = (long)ms;
     conf->trusted_proxies = saga_env("HTTP_TRUSTED_PROXIES", NULL);
     if (parse_cidrs(conf->trusted_proxies, proxies, MAX_PROXIES, errstr, errstr_size) < 0)
         return SAGA_ERR_CONFIG;
@@ -1170,7 +1275,7 @@ static int connection_budget(const struct saga_http *h)
 {
     long nofile = open_files_limit();
     long avail = nofile - FD_RESERVE - REFUSE_SLACK -
-                 (h->conf.internal_addr ? 2 * SAGA_HTTP_INTERNAL_CONNECTIONS : 0);
+                 (h->conf.internal_addr ? 2 * (SAGA_HTTP_INTERNAL_CONNECTIONS + REFUSE_SLACK) : 0);
     long fit = avail / FDS_PER_CONNECTION;
 
     if (fit >= h->conf.max_connections)
@@ -1224,6 +1329,8 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
         h->conf.max_per_client = SAGA_HTTP_MAX_PER_CLIENT;
     if (h->conf.request_timeout_ms <= 0)
         h->conf.request_timeout_ms = SAGA_HTTP_REQUEST_TIMEOUT_MS;
+    if (h->conf.response_timeout_ms <= 0)
+        h->conf.response_timeout_ms = SAGA_HTTP_RESPONSE_TIMEOUT_MS;
     if (h->conf.max_streams_per_client <= 0)
         h->conf.max_streams_per_client = SAGA_HTTP_MAX_STREAMS_PER_CLIENT;
     if (h->conf.max_connections <= 0)
@@ -1269,6 +1376,9 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
         tls = 1;
     }
     h->max_connections = connection_budget(h);
+    h->max_per_proxy = h->conf.max_per_proxy > 0 ? h->conf.max_per_proxy : h->max_connections / 2;
+    if (h->max_per_proxy < 1)
+        h->max_per_proxy = 1;
     if (!(h->d =
               listen_on(h, &h->pub, host, conf->port, (unsigned)(h->max_connections + REFUSE_SLACK),
                         tls, &h->port, errstr, errstr_size))) {
@@ -1277,8 +1387,9 @@ saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *
     }
     /* Probes and scrapes come from inside the cluster: plain http. */
     if (h->conf.internal_addr &&
-        !(h->internal_d = listen_on(h, &h->internal, ihost, iport, SAGA_HTTP_INTERNAL_CONNECTIONS,
-                                    0, &h->internal_port, errstr, errstr_size))) {
+        !(h->internal_d = listen_on(h, &h->internal, ihost, iport,
+                                    SAGA_HTTP_INTERNAL_CONNECTIONS + REFUSE_SLACK, 0,
+                                    &h->internal_port, errstr, errstr_size))) {
         http_free(h);
         return SAGA_ERR_CONFIG;
     }

@@ -117,6 +117,8 @@ static void start_service(struct service *s, const struct testdb *db, const char
     long long end = now_ms() + 30000;
     char line[4096];
 
+    /* A fixture's service may be started again: not the last run's ports. */
+    s->port = s->internal_port = 0;
     for (; extra && *extra; extra++)
         env[n++] = *extra;
     env[n] = NULL;
@@ -991,6 +993,174 @@ static void test_internal_listener_answers_under_flood(void **state)
     stop_service(&f->internal);
 }
 
+/*
+ * REVIEW: the internal listener has no per-client cap: one peer that can reach it (any pod
+ * in the cluster: no NetworkPolicy) fills its SAGA_HTTP_INTERNAL_CONNECTIONS (16) with
+ * half-sent requests, reopened whenever the watchdog cuts them, and the kubelet's
+ * liveness and readiness probes fail: the pod is restarted.
+ */
+static void test_one_peer_cannot_starve_the_internal_listener(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_INTERNAL_ADDR=127.0.0.1:0", NULL};
+    static int fds[24];
+    char internal[128];
+    struct call probe = {"GET", internal, NULL, "127.0.0.2", {0}, NULL, 5};
+    int ok = 0, tries = 0;
+
+    start_service(&f->internal, &f->internal_db, "review_internal", extra);
+    assert_true(f->internal.internal_port > 0);
+    snprintf(internal, sizeof(internal), "http://127.0.0.1:%d/healthz", f->internal.internal_port);
+    assert_int_equal(http(&probe, NULL), 200);
+    /* One peer (127.0.0.9), for 6 s (three request timeouts), reopening what is cut; a
+     * probe every 500 ms from another address. */
+    flood(f->internal.internal_port, 9, 24, 24, fds);
+    for (long long end = now_ms() + 6000; now_ms() < end; tries++) {
+        usleep(500 * 1000);
+        for (int i = 0; i < 24; i++)
+            if (fds[i] < 0 || closed_by_server(fds[i], 0)) {
+                char line[128];
+                if (fds[i] >= 0)
+                    close(fds[i]);
+                snprintf(line, sizeof(line), "GET /healthz HTTP/1.1\r\nX-Slow: ");
+                fds[i] = tcp_connect(f->internal.internal_port, "127.0.0.9");
+                if (fds[i] >= 0 && send_all(fds[i], line) != 0) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                }
+            }
+        ok += http(&probe, NULL) == 200;
+    }
+    close_all(fds, 24);
+    stop_service(&f->internal);
+    fprintf(stderr, "probes answered 200 while one peer held the internal listener: %d of %d\n", ok,
+            tries);
+    if (ok < tries / 2)
+        fail_msg("one peer made %d of %d probes on the internal listener fail", tries - ok, tries);
+}
+
+/*
+ * REVIEW: an early answer (413 for a Content-Length over the limit, 421 for a foreign
+ * Host) stops the read clock (send_response: set_reading 0) before the body is read. If
+ * MHD then keeps reading that body, a client trickling it is never cut by the watchdog
+ * (HTTP_REQUEST_TIMEOUT is 2 s here): only MHD's 30 s idle timeout applies.
+ */
+static void test_slow_body_after_an_early_answer_is_cut(void **state)
+{
+    struct fixture *f = *state;
+    const char *const heads[] = {
+        "DELETE /orders/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n",
+        "GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n",
+        ("POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+         "application/json\r\nContent-Length: 1000000000\r\n\r\n"),
+        "GET /orders HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Length: 60000\r\n\r\n",
+        "PATCH /orders/x HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Length: 60000\r\n\r\n",
+    };
+    enum { N = sizeof(heads) / sizeof(heads[0]) };
+    int fds[N], open_after[N], held = 0;
+    char from[16];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(from, sizeof(from), "127.0.0.%d", 40 + i);
+        fds[i] = tcp_connect(f->svc.port, from);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(send_all(fds[i], heads[i]), 0);
+    }
+    /* A byte of body every 500 ms for 6 s: three request timeouts. */
+    for (long long end = now_ms() + 6000; now_ms() < end;) {
+        usleep(500 * 1000);
+        for (int i = 0; i < N; i++)
+            if (fds[i] >= 0 && (closed_by_server(fds[i], 0) || send_all(fds[i], "x") != 0)) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+    }
+    for (int i = 0; i < N; i++) {
+        open_after[i] = fds[i] >= 0 && !closed_by_server(fds[i], 0);
+        fprintf(stderr, "%.30s...: %s after 6 s of a trickled body\n", heads[i],
+                open_after[i] ? "STILL OPEN" : "closed");
+        held += open_after[i];
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    if (held)
+        fail_msg("%d connection(s) trickling a body after an early answer outlived the 2 s "
+                 "request deadline",
+                 held);
+}
+
+/*
+ * REVIEW: the manifests suggest HTTP_TRUSTED_PROXIES=10.0.0.0/8 (the pod network). Every
+ * pod in it is then a "proxy": its connections count only against HTTP_MAX_CONNECTIONS,
+ * never against HTTP_MAX_CONNECTIONS_PER_CLIENT, so one compromised pod fills the public
+ * port with half-sent requests (issue 15's slowloris) and a customer coming through the
+ * Ingress is refused. Here 127.0.0.0/8 plays the pod network, 127.0.0.9 the pod.
+ */
+static void test_one_trusted_proxy_peer_cannot_fill_the_port(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_TRUSTED_PROXIES=127.0.0.0/8", "HTTP_MAX_CONNECTIONS=64",
+                           "HTTP_REQUEST_TIMEOUT=60s", NULL};
+    static int fds[80];
+    struct call customer = {"GET", NULL, NULL, "127.0.0.2", {"X-Forwarded-For: 198.51.100.7"},
+                            NULL,  3};
+    long before, during;
+    int opened;
+
+    start_service(&f->internal, &f->internal_db, "review_proxy", extra);
+    customer.url = url(&f->internal, "/healthz");
+    before = http(&customer, NULL);
+    opened = flood(f->internal.port, 9, 80, 80, fds); /* all from 127.0.0.9 */
+    usleep(500 * 1000);
+    during = http(&customer, NULL);
+    close_all(fds, 80);
+    stop_service(&f->internal);
+    fprintf(stderr,
+            "one peer opened %d slow connections; the customer got %ld before, %ld during\n",
+            opened, before, during);
+    assert_int_equal(before, 200);
+    if (during != 200)
+        fail_msg("one peer in HTTP_TRUSTED_PROXIES took the whole port (customer: %ld)", during);
+}
+
+/*
+ * A client that pipelines requests and reads the answers slowly (a small receive window,
+ * a few bytes now and then) would hold its connection, and the thread serving it, for as
+ * long as it likes: the request deadline is over once a request has arrived. An answer
+ * that is not taken within HTTP_RESPONSE_TIMEOUT ends the connection on the server's side
+ * (what the kernel already holds may still trickle out to the client).
+ */
+static void test_slow_reader_is_let_go(void **state)
+{
+    struct fixture *f = *state;
+    const char *extra[] = {"HTTP_RESPONSE_TIMEOUT=2s", NULL};
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rcvbuf = 2048;
+    char req[128];
+    long long cut = 0, end;
+
+    start_service(&f->fds, &f->fds_db, "slowread", extra);
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    inet_pton(AF_INET, "127.0.0.60", &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)f->fds.port);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(send_all(fd, req), 0);
+    /* Nothing is read: the answers pile up. */
+    for (end = now_ms() + 20000; cut < 1 && now_ms() < end; usleep(250 * 1000))
+        cut = refused(f->fds.base, "response_deadline");
+    close(fd);
+    stop_service(&f->fds);
+    if (cut < 1)
+        fail_msg("an answer nobody took for 20 s did not end its connection "
+                 "(saga_http_refused_total{reason=\"response_deadline\"}: %lld)",
+                 cut);
+}
+
 /* --- descriptors ---------------------------------------------------------------------- */
 
 #define FD_FLOOD 384 /* 12 clients of 32: more descriptors than the process may have */
@@ -1054,6 +1224,10 @@ int main(void)
         cmocka_unit_test(test_stream_ends_when_its_token_expires),
         cmocka_unit_test(test_internal_listener_answers_under_flood),
         cmocka_unit_test(test_flood_within_a_low_descriptor_limit),
+        cmocka_unit_test(test_one_peer_cannot_starve_the_internal_listener),
+        cmocka_unit_test(test_slow_body_after_an_early_answer_is_cut),
+        cmocka_unit_test(test_one_trusted_proxy_peer_cannot_fill_the_port),
+        cmocka_unit_test(test_slow_reader_is_let_go),
     };
     struct rlimit nofile;
 

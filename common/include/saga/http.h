@@ -14,9 +14,10 @@
  *
  * A client is an IPv4 address or an IPv6 /64; behind a proxy of
  * trusted_proxies, the right-most address of X-Forwarded-For that is not one of
- * them (the proxy's own connections are held to max_connections only). An
- * internal listener (internal_addr) answers /healthz, /readyz and /metrics with
- * limits of its own, so that a flood of the public port cannot fail a probe;
+ * them (the proxy's own connections are held to max_per_proxy). An answer must be
+ * taken within response_timeout_ms. An internal listener (internal_addr) answers
+ * /healthz, /readyz and /metrics with limits of its own (SAGA_HTTP_INTERNAL_*), so
+ * that a flood of the public port, or one peer of the internal one, cannot fail a probe;
  * /metrics then leaves the public port. The
  * handler gets the whole body (up to max_body bytes: larger bodies get 413
  * without reaching it) and fills a response. Handlers may block (a database
@@ -65,9 +66,14 @@ int saga_http_route(const struct saga_http_request *req, const char *method, con
 #define SAGA_HTTP_MAX_CONNECTIONS 512
 /* The internal listener's connections at most. */
 #define SAGA_HTTP_INTERNAL_CONNECTIONS 16
+/* On the internal listener: connections of one peer, and the time to read a request
+ * (probes and scrapes send a few lines; a peer cannot starve the kubelet's probes). */
+#define SAGA_HTTP_INTERNAL_PER_CLIENT 4
+#define SAGA_HTTP_INTERNAL_REQUEST_MS 2000
 /* Defaults of struct saga_http_conf's limits (HTTP_* variables, docs/CONFIGURATION.md). */
 #define SAGA_HTTP_MAX_PER_CLIENT         32
 #define SAGA_HTTP_REQUEST_TIMEOUT_MS     10000
+#define SAGA_HTTP_RESPONSE_TIMEOUT_MS    30000
 #define SAGA_HTTP_MAX_STREAMS_PER_CLIENT 8
 
 /*
@@ -138,6 +144,8 @@ typedef enum saga_http_refusal {
     SAGA_HTTP_REFUSED_TOO_LARGE,            /* 413 */
     SAGA_HTTP_REFUSED_AUTH,                 /* 401, counted by the API */
     SAGA_HTTP_REFUSED_DESCRIPTORS,          /* no descriptor left for a connection */
+    SAGA_HTTP_REFUSED_PER_PROXY_CAP,        /* a trusted proxy's connections */
+    SAGA_HTTP_REFUSED_RESPONSE_DEADLINE,    /* an answer not taken within response_timeout_ms */
     SAGA_HTTP_REFUSED_N
 } saga_http_refusal_t;
 
@@ -161,6 +169,12 @@ struct saga_http_conf {
     long request_timeout_ms;    /* to read a request, not reset by each byte */
     int max_streams_per_client; /* open streams; more get 429 */
     int max_connections;        /* 0: SAGA_HTTP_MAX_CONNECTIONS */
+    /* Connections from one trusted proxy (its clients have their own caps); 0: half
+     * of max_connections, so one peer in trusted_proxies cannot hold them all. */
+    int max_per_proxy;
+    /* To deliver an answer (not a stream) once queued: a client that reads it slowly
+     * (pipelining requests, say) does not hold its connection past this. */
+    long response_timeout_ms;
     /* Comma-separated addresses and CIDRs whose X-Forwarded-For names the client. */
     const char *trusted_proxies;
     /* "host:port" of the internal listener (/healthz, /readyz, /metrics), or NULL. */
