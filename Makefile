@@ -13,7 +13,7 @@ MAKEFLAGS  += --no-print-directory
 all: build
 
 deps:
-	$(STACK) deps
+	$(STACK) deps $(if $(filter 1,$(WATCH)),--watch)
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -30,9 +30,12 @@ build: $(BUILD)/CMakeCache.txt
 # REPLACE=shipping='python3 my_shipping.py' runs that command in place of shipping-service
 # until `make down` (REPLACE=shipping= goes back to the built-in; several: export
 # STACK_REPLACE_<SERVICE>=command each). docs/LOCAL-STACK.md, "Replacing a service".
+# WATCH=1 also runs Debian's Prometheus on 127.0.0.1 (9090, or a free port; its URL is
+# printed) with the alert rules of deploy/prometheus/alerts.yml, until `make down`
+# (docs/LOCAL-STACK.md, "Watching the stack"; docs/RUNBOOKS.md).
 up: deps build
 	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry) \
-		$(if $(filter 1,$(SECURE)),--secure) \
+		$(if $(filter 1,$(SECURE)),--secure) $(if $(filter 1,$(WATCH)),--watch) \
 		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:

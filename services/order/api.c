@@ -975,6 +975,7 @@ static void order_db_metrics(struct order_app *app, struct saga_text *t)
     struct order_slot *s;
     char err[512];
     PGresult *r;
+    int ok;
 
     if (!(s = order_pool_get(app, err, sizeof(err))))
         return; /* the scrape shows the rest; readiness says why */
@@ -1018,7 +1019,19 @@ static void order_db_metrics(struct order_app *app, struct saga_text *t)
                          PQgetvalue(r, i, 1));
     }
     PQclear(r);
-    order_pool_put(app, s, 0);
+    /* The oldest PENDING order's age: what the SagasPending and SagaStuckPastDeadline
+     * alerts watch (deploy/prometheus/alerts.yml). The sweeper's partial index makes
+     * min(created_at) one index probe. */
+    r = saga_pg_query(s->conn, "SELECT coalesce(extract(epoch FROM now() - min(created_at)),"
+                               " 0)::float8 FROM orders WHERE status = 'PENDING'");
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (ok && PQntuples(r) == 1) {
+        saga_metric_head(t, "saga_orders_oldest_pending_seconds", "gauge",
+                         "Age of the oldest PENDING order (0 when none).");
+        saga_text_printf(t, "saga_orders_oldest_pending_seconds %s\n", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    order_pool_put(app, s, !ok);
 }
 
 void order_metrics(void *arg, struct saga_text *t)
