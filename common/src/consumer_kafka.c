@@ -40,7 +40,7 @@ static void error_free(rd_kafka_error_t *e, const char *what)
 /* Ends the run with reason (a broken assignment leaves partitions nobody consumes). */
 static void set_fatal(struct saga_consumer *c, const char *what, const char *reason)
 {
-    snprintf(c->fatal_reason, sizeof(c->fatal_reason), "%s: %s", what, reason);
+    snprintf(c->fatal_reason, sizeof(c->fatal_reason), "%.160s: %.340s", what, reason);
     c->fatal = 1;
     saga_log(SAGA_LOG_ERROR, NULL, "%s", c->fatal_reason);
 }
