@@ -147,6 +147,16 @@ static void read_pg(struct cost_snap *s, const char *pg_url)
         snprintf(s->pg_error, sizeof(s->pg_error), "%s", PQerrorMessage(c));
     }
     PQclear(r);
+    /* Per database: which service's transactions they are. */
+    r = PQexec(c, "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database"
+                  " WHERE datname IS NOT NULL ORDER BY datname");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(r) && s->ndbs < COST_MAX_DBS; i++) {
+            snprintf(s->dbs[s->ndbs].name, sizeof(s->dbs[0].name), "%s", PQgetvalue(r, i, 0));
+            s->dbs[s->ndbs].xacts = atoll(PQgetvalue(r, i, 1));
+            s->ndbs++;
+        }
+    PQclear(r);
     PQfinish(c);
 }
 
@@ -240,6 +250,15 @@ void cost_report(const struct cost_snap *a, const struct cost_snap *b, long orde
     if (a->pg_ok && b->pg_ok) {
         say(out, "    transactions         %8.2f (every database)\n",
             (double)(b->xacts - a->xacts) * per);
+        for (int i = 0; i < b->ndbs; i++) {
+            int64_t before = 0;
+            for (int j = 0; j < a->ndbs; j++)
+                if (!strcmp(a->dbs[j].name, b->dbs[i].name))
+                    before = a->dbs[j].xacts;
+            if (b->dbs[i].xacts - before > 0)
+                say(out, "      in %-19s %8.2f\n", b->dbs[i].name,
+                    (double)(b->dbs[i].xacts - before) * per);
+        }
         say(out, "    WAL records          %8.1f\n",
             (double)(b->wal_records - a->wal_records) * per);
         say(out, "    WAL bytes            %8.0f\n", (double)(b->wal_bytes - a->wal_bytes) * per);
@@ -255,6 +274,19 @@ void cost_report(const struct cost_snap *a, const struct cost_snap *b, long orde
                     (double)(b->wal_bytes - a->wal_bytes) * per,
                     (double)(b->wal_syncs - a->wal_syncs) * per,
                     (double)(b->wal_writes - a->wal_writes) * per);
+        if (json) {
+            fprintf(json, ",\"transactions_by_database\":{");
+            for (int i = 0, n = 0; i < b->ndbs; i++) {
+                int64_t before = 0;
+                for (int j = 0; j < a->ndbs; j++)
+                    if (!strcmp(a->dbs[j].name, b->dbs[i].name))
+                        before = a->dbs[j].xacts;
+                if (b->dbs[i].xacts - before > 0)
+                    fprintf(json, "%s\"%s\":%.3f", n++ ? "," : "", b->dbs[i].name,
+                            (double)(b->dbs[i].xacts - before) * per);
+            }
+            fprintf(json, "}");
+        }
     } else {
         say(out, "    database counters    n/a (%s)\n",
             a->pg_ok         ? b->pg_error

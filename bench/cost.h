@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #define COST_MAX_PROCS 16
+#define COST_MAX_DBS   16
 
 struct cost_snap {
     int nprocs;
@@ -26,6 +27,11 @@ struct cost_snap {
     int pg_ok;              /* the counters below were read */
     int64_t xacts;          /* commits + rollbacks, every database */
     int64_t wal_records, wal_bytes, wal_syncs, wal_writes;
+    int ndbs; /* xacts per database, by name (the ones with any) */
+    struct {
+        char name[64];
+        int64_t xacts;
+    } dbs[COST_MAX_DBS];
     char pg_error[160];
 };
 

@@ -6,6 +6,8 @@
  * event, e.g. an event id too long for the inbox's index: SQLSTATE 54000). What follows
  * from the class is consumer.c's decision, not this file's.
  *
+ * A batch of events this service only skips (no handler) opens no transaction.
+ *
  * Deferred events released by their prerequisite run under a savepoint each: one that
  * fails for good is marked dead (and sent to the DLQ after the commit, by
  * consumer_tx_dead_letter_released) without failing the prerequisite.
@@ -595,6 +597,21 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
     int *dup, emitted;
 
     *failed_at = -1;
+    /* Events this service has no handler for are only counted: no transaction, no inbox
+     * row (they have no effect to do once), so a batch of nothing else needs no database
+     * at all; their offsets move with the batch's. */
+    {
+        int handled = 0;
+        for (int i = 0; i < n && !handled; i++)
+            handled = c->conf.handlers[msgs[i].ev.type] != NULL;
+        if (!handled) {
+            memset(&c->pend, 0, sizeof(c->pend));
+            for (int i = 0; i < n; i++)
+                c->pend.n[msgs[i].ev.type][OUT_SKIPPED]++;
+            consumer_count_commit(c, &tx);
+            return SAGA_HANDLE_OK;
+        }
+    }
     if ((r = ensure_conn(c, errstr, errstr_size)) != SAGA_HANDLE_OK)
         return r;
     tx.conn = c->conn;

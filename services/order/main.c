@@ -643,10 +643,12 @@ static const struct saga_service service = {
     .info_name = "order",
     .migrations = migrations,
     .nmigrations = 2,
+    /* Its own OrderPlaced (POST /orders) and OrderConfirmed (on_event) are on the timeline
+     * from the transaction that wrote them: read back, they are skipped (no transaction, no
+     * inbox row). OrderCancelled is still handled: a customer's cancellation leaves its
+     * timeline entry to this handler. */
     .handlers =
         {
-            [SAGA_EV_ORDER_PLACED] = on_event,
-            [SAGA_EV_ORDER_CONFIRMED] = on_event,
             [SAGA_EV_ORDER_CANCELLED] = on_event,
             [SAGA_EV_INVENTORY_RESERVED] = on_event,
             [SAGA_EV_INVENTORY_REJECTED] = on_event,

@@ -107,6 +107,18 @@ static void test_happy_path(void **state)
                             " AND status = 'scheduled' AND tracking_number LIKE 'SP%'",
                             id),
                      1);
+    /* The order-service put its own OrderPlaced and OrderConfirmed on the timeline when it
+     * wrote them: it handles the other services' four events, not those two again. */
+    assert_int_equal(db_num("order",
+                            "SELECT count(*) FROM inbox WHERE event_id IN (SELECT event_id FROM"
+                            " timeline WHERE order_id = $1 AND service <> 'order-service')",
+                            id),
+                     4);
+    assert_int_equal(db_num("order",
+                            "SELECT count(*) FROM inbox WHERE event_id IN (SELECT event_id FROM"
+                            " timeline WHERE order_id = $1 AND service = 'order-service')",
+                            id),
+                     0);
 }
 
 static void test_payment_failed(void **state)
