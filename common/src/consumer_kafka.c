@@ -434,15 +434,17 @@ static void leave_group(struct saga_consumer *c)
         saga_log(SAGA_LOG_WARN, NULL, "unsubscribe: %s", rd_kafka_err2str(err));
         return;
     }
+    /* librdkafka sends LeaveGroup once the revocation (served by our poll, even of an
+     * empty assignment) is done, and resets the member id as it does: an empty
+     * assignment alone does not mean the member has left (rd_kafka_consumer_close would
+     * then keep a static member in its group). */
     while (consumer_mono_ms() < until) {
-        rd_kafka_topic_partition_list_t *held = NULL;
-        int n = 0;
         rd_kafka_message_t *m;
-        if (!rd_kafka_assignment(c->rk, &held)) {
-            n = held->cnt;
-            rd_kafka_topic_partition_list_destroy(held);
-        }
-        if (n == 0)
+        char *id = rd_kafka_memberid(c->rk);
+        int left = !id || !*id;
+        if (id)
+            rd_kafka_mem_free(c->rk, id);
+        if (left)
             break;
         /* Serves the revocation; a message still arriving is not taken (its offset
          * was not stored, so the partition's next owner reads it). */
@@ -453,12 +455,14 @@ static void leave_group(struct saga_consumer *c)
 
 void consumer_kafka_close(struct saga_consumer *c)
 {
-    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        saga_log(SAGA_LOG_WARN, NULL, "final commit: %s", rd_kafka_err2str(err));
-    if (c->static_member && !c->fatal)
-        leave_group(c);
-    rd_kafka_consumer_close(c->rk);
+    if (c->rk) { /* NULL after a reopening that failed (consumer_kafka_refenced) */
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            saga_log(SAGA_LOG_WARN, NULL, "final commit: %s", rd_kafka_err2str(err));
+        if (c->static_member && !c->fatal)
+            leave_group(c);
+        rd_kafka_consumer_close(c->rk);
+    }
     rd_kafka_flush(c->dlq, 10000);
 }
 
