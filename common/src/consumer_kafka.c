@@ -26,6 +26,7 @@
 
 #include "consumer_internal.h"
 #include "saga/config.h"
+#include "saga/fault.h"
 #include "saga/kafka.h"
 #include "saga/log.h"
 
@@ -417,7 +418,9 @@ void consumer_kafka_refenced(struct saga_consumer *c)
     c->rk = NULL;
     c->fenced = 0;
     c->fenced_at = now;
-    if (open_consumer(c, err, sizeof(err)))
+    if (saga_fault_armed("consumer.reopen")) /* test hook: the reopening fails */
+        set_fatal(c, "opening the consumer again", "SAGA_FAULT consumer.reopen");
+    else if (open_consumer(c, err, sizeof(err)))
         set_fatal(c, "opening the consumer again", err);
 }
 

@@ -611,34 +611,19 @@ static void test_a_static_member_leaves_its_group_when_stopped(void **state)
                  members);
 }
 
-/*
- * A static member (SAGA_INSTANCE_ID) is fenced when another member joins under its id.
- * Most often that other member is itself: when its session times out on its side (a
- * stalled broker, a paused process), librdkafka joins again with a new member id, and
- * the broker fences the old one's requests; librdkafka reports that as a fatal error.
- * Here the other member is a consumer that joins under the same id and is gone at once.
- * The service opens its consumer again and goes on, rather than ending.
- */
-static void test_a_fenced_static_member_goes_on(void **state)
+/* A consumer joins f's group under instance id, holds an assignment, and is gone
+ * without a word (no LeaveGroup): the member that had the id is fenced. */
+static void join_and_vanish(struct fixture *f, const char *id)
 {
-    struct fixture *f = *state;
-    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-fenced", NULL};
-    pid_t app = start_app_with(f, NULL, NULL, extra, NULL);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
     rd_kafka_t *other;
-    char order[32], err[256];
-    int held = 0, status;
+    char err[256];
+    int held = 0;
 
-    assert_true(log_wait(f->log, "assigned", 60000));
-    produce_event(f, SAGA_EV_ORDER_PLACED, "order-fenced-0", NULL, 1);
-    flush(f);
-    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 1, 60000);
-
-    /* Another member under the same id joins, and vanishes without a word. */
     rd_kafka_conf_set(conf, "bootstrap.servers", stack_env("KAFKA_BOOTSTRAP_SERVERS"), NULL, 0);
     rd_kafka_conf_set(conf, "group.id", f->group, NULL, 0);
-    rd_kafka_conf_set(conf, "group.instance.id", "it-consumer-fenced", NULL, 0);
+    rd_kafka_conf_set(conf, "group.instance.id", id, NULL, 0);
     rd_kafka_conf_set(conf, "session.timeout.ms", "6000", NULL, 0);
     other = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     assert_non_null(other);
@@ -658,6 +643,31 @@ static void test_a_fenced_static_member_goes_on(void **state)
     }
     rd_kafka_destroy_flags(other, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     assert_true(held);
+}
+
+/*
+ * A static member (SAGA_INSTANCE_ID) is fenced when another member joins under its id.
+ * Most often that other member is itself: when its session times out on its side (a
+ * stalled broker, a paused process), librdkafka joins again with a new member id, and
+ * the broker fences the old one's requests; librdkafka reports that as a fatal error.
+ * Here the other member is a consumer that joins under the same id and is gone at once.
+ * The service opens its consumer again and goes on, rather than ending.
+ */
+static void test_a_fenced_static_member_goes_on(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-fenced", NULL};
+    pid_t app = start_app_with(f, NULL, NULL, extra, NULL);
+    char order[32];
+    int status;
+
+    assert_true(log_wait(f->log, "assigned", 60000));
+    produce_event(f, SAGA_EV_ORDER_PLACED, "order-fenced-0", NULL, 1);
+    flush(f);
+    wait_for(f, "SELECT count(DISTINCT event_id) FROM effects", 1, 60000);
+
+    /* Another member under the same id joins, and vanishes without a word. */
+    join_and_vanish(f, "it-consumer-fenced");
     if (!log_wait(f->log, "fenced", 30000))
         fail_msg("the service was not fenced by the other member (log %s)", f->log);
     /* What comes after the fencing, a while after it. */
@@ -674,6 +684,68 @@ static void test_a_fenced_static_member_goes_on(void **state)
     status = proc_stop(app, SIGTERM, 30000);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* One with no partition (more members than partitions) leaves too: librdkafka sends
+ * LeaveGroup only once the revocation of its empty assignment was served. */
+static void test_a_static_member_without_partitions_leaves_when_stopped(void **state)
+{
+    struct fixture *f = *state;
+    char ids[4][64], logs[4][300];
+    const char *extra[4][2];
+    pid_t apps[4];
+    int idle = -1, members;
+
+    for (int i = 0; i < 4; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "SAGA_INSTANCE_ID=it-consumer-idle-%d", i);
+        snprintf(logs[i], sizeof(logs[i]), "%s.%d", f->log, i);
+        unlink(logs[i]);
+        extra[i][0] = ids[i];
+        extra[i][1] = NULL;
+        apps[i] = start_app_with(f, NULL, NULL, extra[i], logs[i]);
+    }
+    /* The group settles with 4 members on 3 partitions: one holds none. */
+    for (long long end = now_ms() + 90000; idle < 0 && now_ms() < end; usleep(200000)) {
+        if (group_members(f) != 4)
+            continue;
+        for (int i = 0; i < 4 && idle < 0; i++)
+            if (log_wait(logs[i], "assigned 0 partitions", 10))
+                idle = i;
+    }
+    if (idle < 0)
+        fail_msg("no member was left without a partition");
+    sleep(3); /* settled */
+    assert_int_equal(proc_stop(apps[idle], SIGTERM, 30000), 0);
+    members = group_members(f);
+    for (int i = 0; i < 4; i++)
+        if (i != idle)
+            proc_stop(apps[i], SIGTERM, 30000);
+    if (members != 3)
+        fail_msg("the stopped static member without partitions is still one of the group's "
+                 "%d members (log %s)",
+                 members, logs[idle]);
+}
+
+/* A fenced member whose consumer cannot be opened again (SAGA_FAULT=consumer.reopen, as
+ * when its threads cannot be made or a rotated certificate is gone) ends with exit 1 and
+ * the reason, not by a signal. */
+static void test_a_failed_reopening_ends_with_its_reason(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const extra[] = {"SAGA_INSTANCE_ID=it-consumer-reopen",
+                                        "SAGA_FAULT=consumer.reopen", NULL};
+    pid_t app = start_app_with(f, NULL, NULL, extra, NULL);
+    int status;
+
+    assert_true(log_wait(f->log, "assigned", 60000));
+    join_and_vanish(f, "it-consumer-reopen");
+    status = proc_wait(app, 60000);
+    if (status == -1)
+        fail_msg("the service still runs after its consumer could not be opened again (log %s)",
+                 f->log);
+    if (log_wait(f->log, "Sanitizer", 10) || !WIFEXITED(status) || WEXITSTATUS(status) != 1)
+        fail_msg("a failed reopening did not end the service with exit 1 (log %s)", f->log);
+    assert_true(log_wait(f->log, "opening the consumer again: SAGA_FAULT consumer.reopen", 1000));
 }
 
 /* Two running instances with the same SAGA_INSTANCE_ID fence each other: one of them
@@ -702,7 +774,8 @@ static void test_two_instances_with_one_id_leave_one(void **state)
                  f->log, log2);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
-    assert_true(log_wait(ended == a ? f->log : log2, "SAGA_INSTANCE_ID", 1000));
+    assert_true(log_wait(ended == a ? f->log : log2, "fenced twice within 30 s", 1000));
+    assert_false(log_wait(ended == a ? f->log : log2, "Sanitizer", 10));
     /* The other consumes. */
     for (int n = 0; n < 5; n++) {
         snprintf(order, sizeof(order), "order-twice-%d", n);
@@ -1140,6 +1213,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_commit_before_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_in_the_middle_of_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_members_share_and_hand_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_static_member_without_partitions_leaves_when_stopped,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_reopening_ends_with_its_reason, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_two_instances_with_one_id_leave_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_fenced_static_member_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_static_member_leaves_its_group_when_stopped, setup,
