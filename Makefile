@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium format format-check docs compose-test contract chaos chaos-both valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both valgrind clean
 
 all: build
 
@@ -96,6 +96,12 @@ bench-runtime: build
 # from Maven Central once; needs a JDK for javac).
 bench-debezium: build
 	scripts/bench debezium
+
+# The whole saga next to the same saga on Temporal, same machine, same load, same
+# yardstick (builds the Temporal server from the Go module proxy once; needs Go 1.26;
+# long: BENCH_SECONDS, BENCH_WARMUP, BENCH_ROUNDS shorten it; scripts/bench temporal --quick).
+bench-temporal: build
+	scripts/bench temporal
 
 # The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
 bench: build
