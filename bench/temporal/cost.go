@@ -8,7 +8,7 @@ package main
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"io"
 	"math"
 	"os"

@@ -198,6 +198,10 @@ func basket(r *rand.Rand, failShare, unshipShare float64) Order {
 	return o
 }
 
+func newRand(stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), stream))
+}
+
 func uuid4(r *rand.Rand) string {
 	var b [16]byte
 	for i := range b {
@@ -313,7 +317,7 @@ func load(args []string) int {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i+1)))
+			r := newRand(uint64(i + 1))
 			for ctx.Err() == nil {
 				if *rate > 0 { // open loop: order n is due at start + n / rate, whoever sends it
 					n := next.Add(1) - 1

@@ -35,11 +35,11 @@ for load, title in LOADS:
     print()
     print(f"== {title} ==")
     width = 15
-    print(f"{'':30}" + "".join(f"{k[0] + ' r' + str(k[1]):>{width}}" for k in cols))
+    print(f"{'':38}" + "".join(f"{k[0] + ' r' + str(k[1]):>{width}}" for k in cols))
 
     def row(name, f, fmt):
         vals = [f(d) for d in data]
-        print(f"{name:30}" + "".join(f"{num(v, fmt):>{width}}" for v in vals))
+        print(f"{name:38}" + "".join(f"{num(v, fmt):>{width}}" for v in vals))
 
     row("orders/s to outcome", lambda d: d.get("throughput"), "{:.1f}")
     row("placed / finished", lambda d: f"{d.get('placed')}/{d.get('finished')}", "{}")
