@@ -365,13 +365,26 @@ func load(args []string) int {
 	}
 	mu.Unlock()
 	stopAll()
-	terminated := 0
-	tctx, tcancel := context.WithTimeout(context.Background(), 120*time.Second)
-	for id, runID := range left {
-		if c.TerminateWorkflow(tctx, id, runID, "bench run over") == nil {
-			terminated++
-		}
+	var terminated atomic.Int64
+	tctx, tcancel := context.WithTimeout(context.Background(), 180*time.Second)
+	ids := make(chan [2]string)
+	var tw sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		tw.Add(1)
+		go func() {
+			defer tw.Done()
+			for id := range ids {
+				if c.TerminateWorkflow(tctx, id[0], id[1], "bench run over") == nil {
+					terminated.Add(1)
+				}
+			}
+		}()
 	}
+	for id, runID := range left {
+		ids <- [2]string{id, runID}
+	}
+	close(ids)
+	tw.Wait()
 	tcancel()
 	results.Wait()
 
@@ -386,7 +399,7 @@ func load(args []string) int {
 	fmt.Printf(", %.0f s measured after %.0f s warm-up, %.0f%% declined cards\n", *duration, *warmup, *failShare*100)
 	fmt.Printf("  placed             %8d (start errors %d)\n", placed.Load(), startErrors.Load())
 	fmt.Printf("  finished           %8d (confirmed %d, cancelled %d; unfinished after %.0f s terminated %d)\n",
-		completed.Load(), confirmed.Load(), cancelled.Load(), *drain, terminated)
+		completed.Load(), confirmed.Load(), cancelled.Load(), *drain, terminated.Load())
 	thr := float64(len(lat)) / *duration
 	fmt.Printf("  throughput         %8.1f orders/s to outcome (measured window)\n", thr)
 	fmt.Printf("  placed -> outcome  p50 %d ms, p95 %d ms, p99 %d ms, max %d ms (%d orders)\n",
@@ -404,7 +417,7 @@ func load(args []string) int {
 		b, _ := json.Marshal(map[string]any{
 			"label": *label, "mode": mode, "rate": *rate, "clients": senders, "duration_s": *duration,
 			"placed": placed.Load(), "start_errors": startErrors.Load(), "finished": completed.Load(),
-			"confirmed": confirmed.Load(), "cancelled": cancelled.Load(), "terminated": terminated,
+			"confirmed": confirmed.Load(), "cancelled": cancelled.Load(), "terminated": terminated.Load(),
 			"throughput": round3(thr), "p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95), "p99_ms": pct(lat, .99),
 			"max_ms": pct(lat, 1), "rss_kib": rssOf, "cost": cost,
 		})
