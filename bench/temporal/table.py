@@ -34,7 +34,7 @@ for load, title in LOADS:
     data = [runs[k] for k in cols]
     print()
     print(f"== {title} ==")
-    width = 15
+    width = 16
     print(f"{'':38}" + "".join(f"{k[0] + ' r' + str(k[1]):>{width}}" for k in cols))
 
     def row(name, f, fmt):
