@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "saga/choreography.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
 #include "saga/pg.h"
@@ -154,6 +155,24 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     code = SAGA_EXIT_FAILURE;
+    /* A suite service consumes what the choreography declares (saga/choreography.h): a
+     * handler added or dropped without the declaration would make every tool that reads it
+     * (sagactl explain, the saga page, the ACL plan) wrong. */
+    if (info && !svc->topics) {
+        unsigned handled = 0, declared = saga_choreo_consumes(info->name);
+        for (int t = 0; t < SAGA_EV_COUNT; t++)
+            if (svc->handlers[t])
+                handled |= SAGA_EV_BIT(t);
+        if (handled != declared) {
+            for (int t = 0; t < SAGA_EV_COUNT; t++)
+                if ((handled ^ declared) & SAGA_EV_BIT(t))
+                    saga_error("%s %s %s, but saga/choreography.h says it %s", info->program,
+                               handled & SAGA_EV_BIT(t) ? "handles" : "does not handle",
+                               saga_event_type_name((saga_event_type_t)t),
+                               handled & SAGA_EV_BIT(t) ? "does not" : "does");
+            goto out;
+        }
+    }
     if (!(conn = saga_service_connect(cfg.database_url, err, sizeof(err)))) {
         if (saga_service_stopping) {
             code = SAGA_EXIT_OK;
