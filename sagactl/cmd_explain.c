@@ -139,11 +139,14 @@ static void explain_print(const json_t *x)
         const char *type = jget(e, "event_type");
         if (type)
             saga_event_type_parse(type, &t);
-        printf("  %s  %s%-18s%s  %-22s", ms >= 0 ? sagactl_clock(ms, at, sizeof(at)) : "?",
+        printf("  %s  %s%-18s%s  ", ms >= 0 ? sagactl_clock(ms, at, sizeof(at)) : "?",
                t < SAGA_EV_COUNT ? sagactl_event_sgr(t) : "", type ? sagactl_safe(type) : "?",
-               sagactl_sgr(SGR_RESET), jget(e, "service") ? sagactl_safe(jget(e, "service")) : "");
+               sagactl_sgr(SGR_RESET));
         if (jget(e, "undoes"))
-            printf("  ↩ undoes %s", jget(e, "undoes"));
+            printf("%-22s  ↩ undoes %s", jget(e, "service") ? sagactl_safe(jget(e, "service")) : "",
+                   jget(e, "undoes"));
+        else
+            printf("%s", jget(e, "service") ? sagactl_safe(jget(e, "service")) : "");
         printf("\n");
     }
     printf("\nwaiting for:\n");

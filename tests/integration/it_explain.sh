@@ -51,12 +51,12 @@ check "after InventoryReserved" contains "$OUT" "(after InventoryReserved: charg
 check "explain says when it times out" grep -qE '^times out in [0-9]+ s: order-service.s sweeper cancels it \(TIMEOUT\) unless an outcome comes first \(SAGA_TIMEOUT 60 s\)' <<<"$OUT"
 check "explain lists the steps done" grep -qE 'InventoryReserved +inventory-service' <<<"$OUT"
 JSON=$("$SAGACTL" explain "$ID" --json)
-check "explain --json: waiting_for is payment-service alone" jq -e '.status == "PENDING" and (.waiting_for | length) == 1 and .waiting_for[0].service == "payment-service" and .waiting_for[0].events == ["PaymentAuthorized", "PaymentFailed"] and .waiting_for[0].after == "InventoryReserved"' <<<"$JSON"
-check "explain --json: the deadline is within SAGA_TIMEOUT" jq -e '.saga_timeout_ms == 60000 and .deadline_in_ms > 0 and .deadline_in_ms <= 60000' <<<"$JSON"
+check "explain --json: waiting_for is payment-service alone" jq -e '.status == "PENDING" and (.waiting_for | length) == 1 and .waiting_for[0].service == "payment-service" and .waiting_for[0].events == ["PaymentAuthorized", "PaymentFailed"] and .waiting_for[0].after == "InventoryReserved"' <<<"$JSON" >/dev/null
+check "explain --json: the deadline is within SAGA_TIMEOUT" jq -e '.saga_timeout_ms == 60000 and .deadline_in_ms > 0 and .deadline_in_ms <= 60000' <<<"$JSON" >/dev/null
 API=$(curl -sf -H "Authorization: Bearer $STACK_OPERATOR_TOKEN" "$ORDER_API_URL/orders/$ID")
-check "the order API's waiting field says the same" jq -e '.waiting.on[0].service == "payment-service" and .waiting.deadline_in_ms > 0' <<<"$API"
+check "the order API's waiting field says the same" jq -e '.waiting.on[0].service == "payment-service" and .waiting.deadline_in_ms > 0' <<<"$API" >/dev/null
 STUCK=$("$SAGACTL" stuck --older-than 0 --json)
-check "stuck names payment-service as the debtor" jq -e --arg id "$ID" '[.[] | select(.order_id == $id)][0].waiting_on == "payment-service: PaymentAuthorized or PaymentFailed"' <<<"$STUCK"
+check "stuck names payment-service as the debtor" jq -e --arg id "$ID" '[.[] | select(.order_id == $id)][0].waiting_on == "payment-service: PaymentAuthorized or PaymentFailed"' <<<"$STUCK" >/dev/null
 
 if "$PYTHON" -c 'import playwright' 2>/dev/null && [ -x "${SAGA_CHROMIUM:-/usr/bin/chromium}" ]; then
     "$PYTHON" "$WEB_TEST" "$DIR/stack.env" "$ID" payment-service "PaymentAuthorized or PaymentFailed" "$ARTIFACTS"
