@@ -186,11 +186,17 @@ int saga_choreo_expected(const char *status, const int seen[SAGA_EV_COUNT],
     return n;
 }
 
+/* Appends s to out (size bytes, *len used), cut short at its end, always terminated. */
 static void append(char *out, size_t size, size_t *len, const char *s)
 {
-    int w = snprintf(out + *len, size - *len, "%s", s);
-    if (w > 0)
-        *len += (size_t)w < size - *len ? (size_t)w : size - *len - 1;
+    size_t add = strlen(s);
+    if (*len + 1 >= size)
+        return;
+    if (add > size - *len - 1)
+        add = size - *len - 1;
+    memcpy(out + *len, s, add);
+    *len += add;
+    out[*len] = '\0';
 }
 
 void saga_choreo_expectation_text(const struct saga_expectation *x, char *out, size_t size)
