@@ -135,6 +135,7 @@ static void http_handler(void *arg, const struct saga_http_request *req,
 int saga_service_main(const struct saga_service *svc, int argc, char **argv)
 {
     const struct saga_service_info *info = saga_service_find(svc->info_name);
+    const char *inputs[SAGA_SERVICE_COUNT]; /* what it reads, from the saga's declaration */
     struct saga_consumer_conf cc = {0};
     struct saga_http_conf hc = {0};
     struct saga_http *http = NULL;
@@ -202,8 +203,9 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     cc.cfg = &cfg;
     cc.group = info->group;
     cc.dlq_topic = info->dlq_topic;
-    cc.topics = svc->topics ? svc->topics : info->inputs;
-    cc.ntopics = svc->topics ? svc->ntopics : info->ninputs;
+    cc.topics = svc->topics ? svc->topics : inputs;
+    cc.ntopics =
+        svc->topics ? svc->ntopics : saga_choreo_inputs(info->name, inputs, SAGA_SERVICE_COUNT);
     memcpy(cc.handlers, svc->handlers, sizeof(cc.handlers));
     cc.arg = svc->arg;
     cc.releases_deferred = svc->releases_deferred;

@@ -4,9 +4,10 @@
  * failure branch, or nothing), which event undoes which step, and the saga's deadline.
  *
  * Everything that used to restate it by hand reads this table instead: the consumer
- * subscriptions and ACL plan (saga/topology.h's inputs and events are checked against it by
- * tests/unit/test_choreography.c, and saga_service_main refuses a suite service whose
- * handlers differ from it), `sagactl stuck` and `sagactl explain`, the order API's `waiting`
+ * subscriptions, the ACL plan and the DLQ replay targets (saga_choreo_inputs; topology.h's
+ * events per topic are checked against it by tests/unit/test_choreography.c, and
+ * saga_service_main refuses a suite service whose handlers differ from it), the order
+ * service's compensation state, `sagactl stuck` and `sagactl explain`, the order API's `waiting`
  * field and so the saga page, the conformance kit, the Mermaid diagram in docs/SERVICES.md
  * (`sagactl choreography --mermaid`, checked for drift by the test choreography_docs) and
  * the e2e suite's timeline check (saga_choreo_check_timeline).
