@@ -2,7 +2,7 @@
  * sagactl place [options]      POST /orders, optionally waiting for the saga's end
  * sagactl get ID [--json]      GET /orders/ID: outcome, compensation, timeline
  * sagactl cancel ID [--json]   POST /orders/ID/cancel, then the order as get shows it
- * sagactl stuck [--older-than S] [--json]   sagas PENDING for too long, and on what
+ * sagactl stuck [--older-than S] [--json]   sagas PENDING for too long, and on whom
  *
  * All of them talk to the order API (ORDER_API_URL, default http://127.0.0.1:8080)
  * and need no Kafka configuration.
@@ -591,9 +591,9 @@ static void stuck_usage(FILE *out)
             "usage: sagactl stuck [--older-than S] [--json]\n"
             "\n"
             "Lists the sagas still PENDING more than S seconds (default 30) after the order\n"
-            "was placed, with the step each waits on (from the last step its timeline shows:\n"
-            "OrderPlaced -> inventory-service, InventoryReserved -> payment-service,\n"
-            "PaymentAuthorized -> shipping-service, ShipmentScheduled -> order-service).\n"
+            "was placed, with who owes each its next step, from its timeline and the saga's\n"
+            "declaration (\"payment-service: PaymentAuthorized or PaymentFailed\"; see\n"
+            "sagactl explain ORDER_ID for one saga in full).\n"
             "\n"
             "  --older-than S   the age from which a pending saga counts as stuck\n"
             "  --json           a JSON array of {order_id, created_at, age_seconds,\n"
@@ -603,38 +603,12 @@ static void stuck_usage(FILE *out)
             "69 the order API could not be reached or verified (or answered 503)\n");
 }
 
-/* What a pending order waits on, from its timeline; *last is its furthest forward event. */
-static const char *waiting_on(const json_t *order, const json_t **last)
+/* The last event on a pending order's timeline (NULL: none). */
+static const json_t *last_event(const json_t *order)
 {
-    static const char *const forward[] = {"OrderPlaced", "InventoryReserved", "PaymentAuthorized",
-                                          "ShipmentScheduled"};
-    static const char *const step[] = {"inventory-service (reservation)",
-                                       "payment-service (payment)", "shipping-service (shipment)",
-                                       "order-service (confirmation)"};
-    int stage = -1, failed = 0;
-    json_t *e;
-    size_t i;
-
-    *last = NULL;
-    json_array_foreach(json_object_get(order, "timeline"), i, e)
-    {
-        const char *t = jget(e, "event_type");
-        for (int s = 0; t && s < 4; s++)
-            if (!strcmp(t, forward[s]) && s >= stage) {
-                stage = s;
-                *last = e;
-            }
-        if (t && (!strcmp(t, "InventoryRejected") || !strcmp(t, "PaymentFailed") ||
-                  !strcmp(t, "ShipmentFailed"))) {
-            failed = 1;
-            *last = e;
-        }
-    }
-    if (failed)
-        return "order-service (cancellation)";
-    if (stage < 0)
-        return "outbox-relay (OrderPlaced not seen on Kafka yet)";
-    return step[stage];
+    const json_t *tl = json_object_get(order, "timeline");
+    size_t n = json_array_size(tl);
+    return n ? json_array_get(tl, n - 1) : NULL;
 }
 
 static void age_text(long s, char *out, size_t size)
@@ -719,7 +693,7 @@ int sagactl_stuck(int argc, char **argv)
             const char *id = jget(o, "order_id");
             struct sagactl_reply r;
             const json_t *last;
-            const char *wait;
+            char wait[512];
             if (fetch_order("stuck", id, &r) != 0) {
                 rc = SAGACTL_EXIT_UNREACH;
                 break;
@@ -727,7 +701,8 @@ int sagactl_stuck(int argc, char **argv)
             if (r.status == 200 && r.json && jget(r.json, "status") &&
                 !strcmp(jget(r.json, "status"), "PENDING")) {
                 int64_t created = sagactl_parse_iso_ms(jget(o, "created_at"));
-                wait = waiting_on(r.json, &last);
+                sagactl_waiting_text(r.json, wait, sizeof(wait));
+                last = last_event(r.json);
                 json_array_append_new(
                     out, json_pack("{s:s, s:s, s:I, s:s, s:s?, s:s?}", "order_id", id, "created_at",
                                    jget(o, "created_at"), "age_seconds",
@@ -749,7 +724,7 @@ int sagactl_stuck(int argc, char **argv)
             } else if (json_array_size(out) == 0) {
                 printf("no saga has been PENDING for more than %lds\n", older);
             } else {
-                printf("%s%-36s  %-8s  %-48s  %s%s\n", sagactl_sgr(SGR_BOLD), "ORDER", "AGE",
+                printf("%s%-36s  %-8s  %-52s  %s%s\n", sagactl_sgr(SGR_BOLD), "ORDER", "AGE",
                        "WAITING ON", "LAST STEP", sagactl_sgr(SGR_RESET));
                 json_array_foreach(out, i, o)
                 {
@@ -757,7 +732,7 @@ int sagactl_stuck(int argc, char **argv)
                     const char *le = jget(o, "last_event");
                     age_text((long)json_integer_value(json_object_get(o, "age_seconds")), age,
                              sizeof(age));
-                    printf("%-36s  %s%-8s%s  %-48s  %s%s%s\n", jshow(o, "order_id"),
+                    printf("%-36s  %s%-8s%s  %-52s  %s%s%s\n", jshow(o, "order_id"),
                            sagactl_sgr(SGR_YELLOW), age, sagactl_sgr(SGR_RESET),
                            jshow(o, "waiting_on"), le ? sagactl_safe(le) : "-", le ? " at " : "",
                            le ? api_clock(jget(o, "last_event_at"), at, sizeof(at)) : "");

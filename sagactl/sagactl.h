@@ -30,6 +30,15 @@ int sagactl_place(int argc, char **argv);
 int sagactl_get(int argc, char **argv);
 int sagactl_cancel(int argc, char **argv);
 int sagactl_stuck(int argc, char **argv);
+/* cmd_explain.c: explain through the order API; choreography needs nothing. */
+int sagactl_explain(int argc, char **argv);
+int sagactl_choreography(int argc, char **argv);
+/* What the order (GET /orders/ID's JSON) waits for, per saga/choreography.h: up to max
+ * into out, returns how many. */
+struct saga_expectation;
+int sagactl_expected(const json_t *order, struct saga_expectation *out, int max);
+/* The same as one line: "payment-service: PaymentAuthorized or PaymentFailed; ...". */
+void sagactl_waiting_text(const json_t *order, char *out, size_t size);
 /* cmd_watch.c: straight from Kafka. */
 int sagactl_watch(const struct saga_config *cfg, int argc, char **argv);
 int sagactl_tail(const struct saga_config *cfg, int argc, char **argv);

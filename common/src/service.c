@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "saga/choreography.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
 #include "saga/pg.h"
@@ -134,6 +135,7 @@ static void http_handler(void *arg, const struct saga_http_request *req,
 int saga_service_main(const struct saga_service *svc, int argc, char **argv)
 {
     const struct saga_service_info *info = saga_service_find(svc->info_name);
+    const char *inputs[SAGA_SERVICE_COUNT]; /* what it reads, from the saga's declaration */
     struct saga_consumer_conf cc = {0};
     struct saga_http_conf hc = {0};
     struct saga_http *http = NULL;
@@ -154,6 +156,24 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     code = SAGA_EXIT_FAILURE;
+    /* A suite service consumes what the choreography declares (saga/choreography.h): a
+     * handler added or dropped without the declaration would make every tool that reads it
+     * (sagactl explain, the saga page, the ACL plan) wrong. */
+    if (info && !svc->topics) {
+        unsigned handled = 0, declared = saga_choreo_consumes(info->name);
+        for (int t = 0; t < SAGA_EV_COUNT; t++)
+            if (svc->handlers[t])
+                handled |= SAGA_EV_BIT(t);
+        if (handled != declared) {
+            for (int t = 0; t < SAGA_EV_COUNT; t++)
+                if ((handled ^ declared) & SAGA_EV_BIT(t))
+                    saga_error("%s %s %s, but saga/choreography.h says it %s", info->program,
+                               handled & SAGA_EV_BIT(t) ? "handles" : "does not handle",
+                               saga_event_type_name((saga_event_type_t)t),
+                               handled & SAGA_EV_BIT(t) ? "does not" : "does");
+            goto out;
+        }
+    }
     if (!(conn = saga_service_connect(cfg.database_url, err, sizeof(err)))) {
         if (saga_service_stopping) {
             code = SAGA_EXIT_OK;
@@ -183,8 +203,9 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     cc.cfg = &cfg;
     cc.group = info->group;
     cc.dlq_topic = info->dlq_topic;
-    cc.topics = svc->topics ? svc->topics : info->inputs;
-    cc.ntopics = svc->topics ? svc->ntopics : info->ninputs;
+    cc.topics = svc->topics ? svc->topics : inputs;
+    cc.ntopics =
+        svc->topics ? svc->ntopics : saga_choreo_inputs(info->name, inputs, SAGA_SERVICE_COUNT);
     memcpy(cc.handlers, svc->handlers, sizeof(cc.handlers));
     cc.arg = svc->arg;
     cc.releases_deferred = svc->releases_deferred;

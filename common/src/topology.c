@@ -4,35 +4,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What each service's consumer group reads (docs/REPLACING-A-SERVICE.md, "Topics, keys,
- * consumer groups"). */
-static const char *const order_inputs[] = {"orders", "inventory", "payments", "shipping",
-                                           "notifications"};
-static const char *const inventory_inputs[] = {"orders", "payments"};
-static const char *const payment_inputs[] = {"orders", "inventory"};
-static const char *const shipping_inputs[] = {"orders", "payments"};
-static const char *const notification_inputs[] = {"orders"};
+#include "saga/choreography.h"
 
-#define INPUTS(a) a, (int)(sizeof(a) / sizeof(a[0]))
-#define EV(t)     (1u << (t))
+#define EV(t) (1u << (t))
 
 const struct saga_service_info saga_services[SAGA_SERVICE_COUNT] = {
     {"order", "order-service", "orders", "order.dlq", "order-service", "order_service", 8080,
-     INPUTS(order_inputs),
+
      EV(SAGA_EV_ORDER_PLACED) | EV(SAGA_EV_ORDER_CONFIRMED) | EV(SAGA_EV_ORDER_CANCELLED)},
     {"inventory", "inventory-service", "inventory", "inventory.dlq", "inventory-service",
-     "inventory_service", 8081, INPUTS(inventory_inputs),
+     "inventory_service", 8081,
      EV(SAGA_EV_INVENTORY_RESERVED) | EV(SAGA_EV_INVENTORY_REJECTED) |
          EV(SAGA_EV_INVENTORY_RELEASED)},
     {"payment", "payment-service", "payments", "payment.dlq", "payment-service", "payment_service",
-     8082, INPUTS(payment_inputs),
+     8082,
      EV(SAGA_EV_PAYMENT_AUTHORIZED) | EV(SAGA_EV_PAYMENT_FAILED) | EV(SAGA_EV_PAYMENT_REFUNDED)},
     {"shipping", "shipping-service", "shipping", "shipping.dlq", "shipping-service",
-     "shipping_service", 8083, INPUTS(shipping_inputs),
+     "shipping_service", 8083,
      EV(SAGA_EV_SHIPMENT_SCHEDULED) | EV(SAGA_EV_SHIPMENT_FAILED) | EV(SAGA_EV_SHIPMENT_CANCELLED)},
     {"notification", "notification-service", "notifications", "notification.dlq",
-     "notification-service", "notification_service", 8084, INPUTS(notification_inputs),
-     EV(SAGA_EV_NOTIFICATION_SENT)},
+     "notification-service", "notification_service", 8084, EV(SAGA_EV_NOTIFICATION_SENT)},
 };
 
 const struct saga_service_info *saga_service_find(const char *name)
@@ -153,8 +144,10 @@ int saga_dlq_replay_allowed(const char *dlq, const char *source_topic, char *why
         return -1;
     }
     if (s) {
-        for (int i = 0; i < s->ninputs; i++)
-            if (strcmp(s->inputs[i], source_topic) == 0)
+        const char *inputs[SAGA_SERVICE_COUNT];
+        int n = saga_choreo_inputs(s->name, inputs, SAGA_SERVICE_COUNT);
+        for (int i = 0; i < n && i < SAGA_SERVICE_COUNT; i++)
+            if (strcmp(inputs[i], source_topic) == 0)
                 return 0;
         snprintf(why, why_size,
                  "%s is not a topic %s reads, so its DLQ %s cannot hold a dead letter of it",
@@ -208,8 +201,10 @@ int saga_acls_needed(struct saga_acl *out, int max)
                 SAGA_ACL_WRITE);
     for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
         const struct saga_service_info *s = &saga_services[i];
-        for (int t = 0; t < s->ninputs; t++)
-            acl_add(out, max, &n, s->program, SAGA_ACL_TOPIC, s->inputs[t], SAGA_ACL_READ);
+        const char *inputs[SAGA_SERVICE_COUNT];
+        int ninputs = saga_choreo_inputs(s->name, inputs, SAGA_SERVICE_COUNT);
+        for (int t = 0; t < ninputs && t < SAGA_SERVICE_COUNT; t++)
+            acl_add(out, max, &n, s->program, SAGA_ACL_TOPIC, inputs[t], SAGA_ACL_READ);
         acl_add(out, max, &n, s->program, SAGA_ACL_GROUP, s->group, SAGA_ACL_READ);
         acl_add(out, max, &n, s->program, SAGA_ACL_TOPIC, s->dlq_topic, SAGA_ACL_WRITE);
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "order.h"
+#include "saga/choreography.h"
 #include "saga/ids.h"
 #include "saga/log.h"
 #include "saga/consumer.h"
@@ -110,6 +111,26 @@ static json_t *order_summary(const PGresult *r, int row)
 }
 
 /*
+ * What the saga waits for (docs/API.md, "waiting"), from the choreography
+ * (saga/choreography.h): the steps owed and who owes them, and for a PENDING order when the
+ * sweeper cancels it. types: the timeline's event types, comma-separated; age_ms: how long
+ * ago the order was placed, by the database's clock (which the sweeper uses too).
+ */
+static json_t *order_waiting(const char *status, const char *types, int64_t age_ms)
+{
+    struct saga_expectation x[16];
+    int seen[SAGA_EV_COUNT], n, pending = !strcmp(status, "PENDING");
+    int64_t left = order_app.timeout_ms - age_ms;
+
+    order_count_event_types(types, seen);
+    n = saga_choreo_expected(status, seen, x, 16);
+    return json_pack("{s:o, s:I, s:I, s:o}", "on", saga_choreo_expected_json(x, n < 16 ? n : 16),
+                     "saga_timeout_ms", (json_int_t)order_app.timeout_ms, "sweep_interval_ms",
+                     (json_int_t)order_app.sweep_every_ms, "deadline_in_ms",
+                     pending ? json_integer(left > 0 ? left : 0) : json_null());
+}
+
+/*
  * The full order: summary, items, address and the timeline in causal order.
  * NULL with *found = 0 for an unknown order; NULL with *found = 1 after a
  * database failure (already answered in resp).
@@ -129,7 +150,8 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
               "SELECT " ORDER_COLUMNS ", o.shipping_address::text, o.correlation_id,"
               " (SELECT json_agg(json_build_object('sku', sku, 'name', name, 'quantity',"
               "   quantity, 'unit_price', unit_price) ORDER BY line_no)"
-              "  FROM order_items i WHERE i.order_id = o.order_id)::text"
+              "  FROM order_items i WHERE i.order_id = o.order_id)::text,"
+              " (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::bigint"
               " FROM orders o WHERE o.order_id = $1 AND ($2::text IS NULL OR o.customer_id = $2)",
               2, p);
     if (!ok(r)) {
@@ -191,6 +213,9 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
     }
     json_object_set_new(o, "timeline", tl);
     json_object_set_new(o, "timeline_truncated", json_boolean(truncated));
+    json_object_set_new(o, "waiting",
+                        order_waiting(PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 10),
+                                      strtoll(PQgetvalue(r, 0, 15), NULL, 10)));
     free(e);
     PQclear(r);
     PQclear(t);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "order.h"
+#include "saga/choreography.h"
 #include "saga/ids.h"
 #include "saga/outbox.h"
 #include "saga/pg.h"
@@ -555,12 +556,12 @@ static struct order_settings settings;
 static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_size)
 {
     struct order_settings *s = arg;
-    saga_err_t err = saga_env_duration_ms("SAGA_TIMEOUT", 30000, 1000, 86400000,
+    saga_err_t err = saga_env_duration_ms("SAGA_TIMEOUT", SAGA_TIMEOUT_DEFAULT_MS, 1000, 86400000,
                                           &s->saga_timeout_ms, errstr, errstr_size);
     if (err)
         return err;
-    err = saga_env_duration_ms("SAGA_SWEEP_INTERVAL", 1000, 50, 3600000, &s->sweep_ms, errstr,
-                               errstr_size);
+    err = saga_env_duration_ms("SAGA_SWEEP_INTERVAL", SAGA_SWEEP_INTERVAL_DEFAULT_MS, 50, 3600000,
+                               &s->sweep_ms, errstr, errstr_size);
     if (err)
         return err;
     err =

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "saga/choreography.h"
+
 static void field_error(struct order_errors *errs, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void field_error(struct order_errors *errs, const char *field, const char *fmt, ...)
@@ -232,23 +234,22 @@ int order_status_valid(const char *s)
 
 const char *order_compensation_state(const char *status, const int seen[SAGA_EV_COUNT])
 {
-    int reserved = seen[SAGA_EV_INVENTORY_RESERVED] > 0;
-    int authorized = seen[SAGA_EV_PAYMENT_AUTHORIZED] > 0;
-    int scheduled = seen[SAGA_EV_SHIPMENT_SCHEDULED] > 0;
+    int done = 0, undone = 1;
 
-    if (!status || strcmp(status, "CANCELLED") != 0 || !(reserved || authorized || scheduled))
+    /* The steps and what undoes each: the choreography's (saga/choreography.h). */
+    for (size_t i = 0; i < saga_ncompensations; i++)
+        if (seen[saga_compensations[i].step] > 0) {
+            done = 1;
+            undone &= seen[saga_compensations[i].undo] > 0;
+        }
+    if (!status || strcmp(status, "CANCELLED") != 0 || !done)
         return "none";
-    if ((reserved && !seen[SAGA_EV_INVENTORY_RELEASED]) ||
-        (authorized && !seen[SAGA_EV_PAYMENT_REFUNDED]) ||
-        (scheduled && !seen[SAGA_EV_SHIPMENT_CANCELLED]))
-        return "in_progress";
-    return "done";
+    return undone ? "done" : "in_progress";
 }
 
 int order_event_is_compensation(saga_event_type_t t)
 {
-    return t == SAGA_EV_INVENTORY_RELEASED || t == SAGA_EV_PAYMENT_REFUNDED ||
-           t == SAGA_EV_SHIPMENT_CANCELLED;
+    return saga_choreo_undoes(t) != SAGA_EV_COUNT;
 }
 
 static int by_time(const void *a, const void *b)

@@ -32,7 +32,7 @@ is_uuid() { [[ $1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 jqok() { jq -e "$2" <<<"$1" >/dev/null 2>&1; }
 
 # --- help and usage --------------------------------------------------------------
-for c in place get cancel watch tail stuck; do
+for c in place get cancel watch tail stuck explain choreography; do
     run $c --help
     check "sagactl $c --help exits 0 with a usage" test "$RC" = 0 -a -n "$(contains "$OUT" "usage: sagactl $c" && echo y)"
 done
@@ -78,6 +78,18 @@ check "get shows the timeline as a table" grep -qE '^[0-9]{2}:[0-9]{2}:[0-9]{2}\
 run get 00000000-0000-4000-8000-000000000000
 check "get of an unknown order exits 1" test "$RC" = 1
 check "and says so" contains "$ERR" "no order 00000000-0000-4000-8000-000000000000"
+
+# --- explain (a finished saga; a waiting one is tests/integration/it_explain.sh) ------
+run explain "$DECLINED" --json
+check "explain --json exits 0" test "$RC" = 0
+check "explain --json lists the steps done, the release marked as undoing the reservation" jqok "$OUT" '.status == "CANCELLED" and ([.done[] | select(.event_type == "InventoryReleased")][0].undoes == "InventoryReserved")'
+check "a finished saga waits for nothing and has no deadline" jqok "$OUT" '(.waiting_for | length) == 0 and .deadline_in_ms == null'
+run explain "$DECLINED"
+check "explain says the saga is over" contains "$OUT" "nothing: the saga is over"
+run explain 00000000-0000-4000-8000-000000000000
+check "explain of an unknown order exits 1" test "$RC" = 1
+run explain
+check "explain without an id exits 64" test "$RC" = 64
 
 # --- cancel -------------------------------------------------------------------------
 run cancel "$DECLINED" --json

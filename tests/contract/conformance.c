@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "saga/choreography.h"
 #include "saga/events.h"
 #include "saga/headers.h"
 #include "saga/ids.h"
@@ -51,33 +52,33 @@ struct service_def {
     int nemits;
 };
 
-static const struct service_def services[] = {
-    {"order",
-     0,
-     "orders",
-     {"orders", "inventory", "payments", "shipping", "notifications"},
-     {SAGA_EV_ORDER_PLACED, SAGA_EV_ORDER_CONFIRMED, SAGA_EV_ORDER_CANCELLED},
-     3},
-    {"inventory",
-     1,
-     "inventory",
-     {"orders", "payments"},
-     {SAGA_EV_INVENTORY_RESERVED, SAGA_EV_INVENTORY_REJECTED, SAGA_EV_INVENTORY_RELEASED},
-     3},
-    {"payment",
-     2,
-     "payments",
-     {"orders", "inventory"},
-     {SAGA_EV_PAYMENT_AUTHORIZED, SAGA_EV_PAYMENT_FAILED, SAGA_EV_PAYMENT_REFUNDED},
-     3},
-    {"shipping",
-     3,
-     "shipping",
-     {"orders", "payments"},
-     {SAGA_EV_SHIPMENT_SCHEDULED, SAGA_EV_SHIPMENT_FAILED, SAGA_EV_SHIPMENT_CANCELLED},
-     3},
-    {"notification", 4, "notifications", {"orders", NULL}, {SAGA_EV_NOTIFICATION_SENT}, 1},
-};
+/* Every role as the saga's declaration has it (saga/topology.h, saga/choreography.h): the
+ * topic it writes, the topics its events come from, the events it may emit. What each duty
+ * below sends and expects for which order stays written out by hand (the scenarios). */
+static struct service_def services[SAGA_SERVICE_COUNT];
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void services_init(void)
+{
+    for (int i = 0; i < SAGA_SERVICE_COUNT; i++) {
+        const struct saga_service_info *info = &saga_services[i];
+        struct service_def *d = &services[i];
+        unsigned emits = saga_choreo_emits(info->name);
+        int n = saga_choreo_inputs(info->name, d->in, 5);
+        d->name = info->name;
+        d->http_offset = info->http_port - saga_services[0].http_port;
+        d->out = info->topic;
+        if (n > 5)
+            die("%s reads %d topics: more than the kit knows", info->program, n);
+        for (int t = 0; t < SAGA_EV_COUNT; t++)
+            if (emits & SAGA_EV_BIT(t)) {
+                if (d->nemits == 3)
+                    die("%s emits more than 3 event types: more than the kit knows", info->program);
+                d->emits[d->nemits++] = (saga_event_type_t)t;
+            }
+    }
+}
 
 /* --- state ------------------------------------------------------------------------ */
 
@@ -851,8 +852,16 @@ static void check_envelopes(void)
             why(&d, "%s: correlation_id \"%s\", expected the saga's \"%s\"", type,
                 m->correlation_id ? m->correlation_id : "(null)", s->order->corr);
         for (int j = 0; j < k.ninputs; j++)
-            cause_ok |= m->causation_id && k.inputs[j].order == s->order &&
-                        strcmp(m->causation_id, k.inputs[j].event_id) == 0;
+            if (m->causation_id && k.inputs[j].order == s->order &&
+                strcmp(m->causation_id, k.inputs[j].event_id) == 0) {
+                cause_ok = 1;
+                /* The step it takes is one the saga's declaration has. */
+                if (!saga_choreo_allows(k.svc->name, k.inputs[j].ev.type, s->ev.type))
+                    why(&d,
+                        "%s in answer to %s: the saga's declaration has no such step (sagactl "
+                        "choreography)",
+                        type, saga_event_type_name(k.inputs[j].ev.type));
+            }
         /* The order service starts sagas (OrderPlaced) and cancels by itself (customer,
          * timeout): no cause, or the order's OrderPlaced. */
         for (int j = 0; j < k.nseen; j++)
@@ -2213,6 +2222,7 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    services_init();
     for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
         if (strcmp(argv[1], services[i].name) == 0 ||
             (strncmp(argv[1], services[i].name, strlen(services[i].name)) == 0 &&

@@ -46,6 +46,14 @@ const char *jstr(json_t *o, const char *key);
 /* The number of events of type in the order's timeline. */
 int timeline_count(json_t *o, const char *type);
 
+/*
+ * The drift check: the order's timeline (GET /orders/{id}'s JSON) against the saga's
+ * declaration (saga/choreography.h, saga_choreo_check_timeline). 0, or -1 with why. Every
+ * order wait_order returns is checked (fail_msg on a violation), so every timeline the e2e
+ * tests wait for is.
+ */
+int timeline_fits_choreography(json_t *o, char *why, size_t size);
+
 /* GET a URL; returns the body (malloc'd) or NULL on a transport error; *status gets the code. */
 char *http_get(const char *url, long *status);
 /* The /metrics text of the program on STACK_HTTP_PORT_BASE + offset (0 order ... 5 relay). */

@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "proc.h"
+#include "saga/choreography.h"
 #include "saga/consumer.h"
 #include "saga/headers.h"
 #include "saga/serde.h"
@@ -247,6 +248,43 @@ int order_settled(json_t *o)
     return order_terminal(o) && strcmp(jstr(o, "compensation"), "in_progress") != 0;
 }
 
+int timeline_fits_choreography(json_t *o, char *why, size_t size)
+{
+    json_t *tl = json_object_get(o, "timeline"), *e;
+    size_t n = json_array_size(tl), i;
+    struct saga_tl_event *ev = calloc(n ? n : 1, sizeof(*ev));
+    int rc;
+
+    if (!ev)
+        abort();
+    json_array_foreach(tl, i, e)
+    {
+        ev[i].event_type = json_string_value(json_object_get(e, "event_type"));
+        ev[i].service = json_string_value(json_object_get(e, "service"));
+        ev[i].event_id = json_string_value(json_object_get(e, "event_id"));
+        ev[i].causation_id = json_string_value(json_object_get(e, "causation_id"));
+    }
+    rc = saga_choreo_check_timeline(ev, n, why, size);
+    free(ev);
+    return rc;
+}
+
+/* wait_order's answer, checked against the declaration before any test sees it. */
+static json_t *checked(const char *order_id, json_t *o)
+{
+    char why[512];
+    if (o && timeline_fits_choreography(o, why, sizeof(why)) != 0) {
+        static char dump[8192];
+        char *d = json_dumps(json_object_get(o, "timeline"), JSON_COMPACT);
+        snprintf(dump, sizeof(dump), "%s", d ? d : "");
+        free(d);
+        json_decref(o); /* fail_msg does not return */
+        fail_msg("order %s: its timeline does not fit the saga's declaration: %s\n%s", order_id,
+                 why, dump);
+    }
+    return o;
+}
+
 json_t *wait_order(const char *order_id, int (*pred)(json_t *order), int timeout_ms)
 {
     long long until = now_ms() + timeout_ms;
@@ -260,12 +298,12 @@ json_t *wait_order(const char *order_id, int (*pred)(json_t *order), int timeout
             json_decref(last);
             last = r.json;
             if (pred(last))
-                return last;
+                return checked(order_id, last);
         } else {
             api_reply_free(&r);
         }
         if (now_ms() > until)
-            return last;
+            return checked(order_id, last);
         sleep_ms(200);
     }
 }

@@ -28,8 +28,8 @@ struct saga_service {
     const char *info_name; /* "payment": its topics, group and DLQ from saga/topology.h */
     const struct saga_migration *migrations;
     int nmigrations;
-    /* What its consumer group reads; NULL: the inputs saga/topology.h gives info_name
-     * (a service of the suite), which are also what its Kafka ACLs allow. */
+    /* What its consumer group reads; NULL: the topics of the events the saga's declaration
+     * (saga/choreography.h) has info_name consume, which are also what its Kafka ACLs allow. */
     const char *const *topics;
     int ntopics;
     saga_handler_fn handlers[SAGA_EV_COUNT];

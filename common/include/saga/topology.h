@@ -1,6 +1,9 @@
 /*
  * The fixed shape of the suite (docs/REPLACING-A-SERVICE.md, docs/SERVICES.md): which service
  * publishes to which topic, its dead-letter topic, consumer group, database and default port.
+ * What each reads is the saga's declaration's (saga/choreography.h, saga_choreo_inputs), and so
+ * are the read permissions of saga_acls_needed and the replay targets of
+ * saga_dlq_replay_allowed.
  */
 #ifndef SAGA_TOPOLOGY_H
 #define SAGA_TOPOLOGY_H
@@ -11,16 +14,17 @@
 #include "saga/events.h"
 
 struct saga_service_info {
-    const char *name;          /* "order" */
-    const char *program;       /* "order-service" */
-    const char *topic;         /* "orders": the one topic this service publishes to */
-    const char *dlq_topic;     /* "order.dlq" */
-    const char *group;         /* "order-service": its consumer group */
-    const char *database;      /* "order_service": its database, and its login role */
-    int http_port;             /* default port of /healthz, /readyz, /metrics (and the API) */
-    const char *const *inputs; /* the topics its consumer group reads */
-    int ninputs;
-    unsigned events; /* the event types it publishes, all on topic (bit 1 << saga_event_type_t) */
+    const char *name;      /* "order" */
+    const char *program;   /* "order-service" */
+    const char *topic;     /* "orders": the one topic this service publishes to */
+    const char *dlq_topic; /* "order.dlq" */
+    const char *group;     /* "order-service": its consumer group */
+    const char *database;  /* "order_service": its database, and its login role */
+    int http_port;         /* default port of /healthz, /readyz, /metrics (and the API) */
+    /* The event types it publishes, all on topic (bit 1 << saga_event_type_t): what each topic
+     * may hold. Equal to what saga/choreography.h lets it emit (tests/unit/test_choreography.c).
+     * The topics its consumer group reads follow from the declaration: saga_choreo_inputs. */
+    unsigned events;
 };
 
 #define SAGA_SERVICE_COUNT 5

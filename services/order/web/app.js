@@ -154,7 +154,7 @@
     const d = detail;
     $('tl-hint').hidden = !!d;
     $('tl-head').hidden = !d;
-    if (!d) { $('tl').replaceChildren(); return; }
+    if (!d) { $('tl').replaceChildren(); renderWaiting(); return; }
     $('tl-order').textContent = d.order_id;
     const st = $('tl-status');
     st.textContent = d.status || '…';
@@ -176,6 +176,30 @@
           el('p', { class: 'meta' }, (t.service || '') + ' · ', el('time', { dateTime: t.occurred_at }, clock(t.occurred_at))),
           el('p', { class: 'summary' }, t.summary || '')));
     }));
+    renderWaiting();
+  }
+
+  // "waiting for payment-service (PaymentAuthorized or PaymentFailed), times out in 12 s":
+  // what the order API says the saga waits for (its "waiting", from the saga's declaration),
+  // counted down with this page's clock from when the answer came.
+  function waitingText(d) {
+    const w = d.waiting;
+    if (!w || !Array.isArray(w.on)) return '';
+    const who = w.on.map((x) => x.service + ' (' + x.events.join(' or ') + ')').join(', ');
+    let text = who ? 'waiting for ' + who : '';
+    if (d.status === 'PENDING' && typeof w.deadline_in_ms === 'number') {
+      const left = Math.ceil((w.deadline_in_ms - (Date.now() - (d.waitingAt || Date.now()))) / 1000);
+      text += (text ? ', ' : '') + (left > 0 ? 'times out in ' + left + ' s' : 'timed out: the sweeper cancels it now');
+    }
+    return text;
+  }
+
+  function renderWaiting() {
+    const p = $('tl-waiting');
+    const text = detail ? waitingText(detail) : '';
+    p.hidden = !text;
+    p.textContent = text;
+    p.classList.toggle('late', /timed out/.test(text));
   }
 
   async function loadDetail(id) {
@@ -186,6 +210,7 @@
     // Events the stream brought that this answer did not have yet stay.
     for (const t of live) if (!known.has(t.event_id)) r.json.timeline.push(t);
     detail = r.json;
+    detail.waitingAt = Date.now();
     upsert(Object.assign({}, r.json, { timeline: undefined, items: undefined }));
     renderDetail();
     renderList();
@@ -381,7 +406,7 @@
     }
     loadProducts();
     useToken(bearer);
-    setInterval(tickAges, 1000);
+    setInterval(() => { tickAges(); renderWaiting(); }, 1000);
     setInterval(() => { if (bearer) loadOrders(); }, 30000);
     renderDetail();
   }
