@@ -2,6 +2,7 @@
 #include "relay_ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -101,6 +103,9 @@ struct source {
     struct saga_hist m_latency;
     int fatal;
     char fatal_reason[512];
+    /* librdkafka writes a byte to reports[1] when its main queue (delivery reports) turns
+     * non-empty: the source waits for acknowledgements and NOTIFYs with one poll(). */
+    int reports[2];
 };
 
 /* Set by the source thread whose producer failed for good, read by all of them. */
@@ -232,8 +237,15 @@ static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_s
     rd_kafka_conf_set_opaque(conf, s);
     saga_kafka_conf_set_logger(conf, 0);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-    if (!rk)
+    if (!rk) {
         rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (s->reports[1] >= 0) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_main(rk);
+        rd_kafka_queue_io_event_enable(q, s->reports[1], "r", 1);
+        rd_kafka_queue_destroy(q);
+    }
     return rk;
 }
 
@@ -468,6 +480,31 @@ static struct relay_slot *ring_at(struct source *s, int i)
 static void serve_reports(struct source *s, int ms)
 {
     rd_kafka_poll(s->rk, ms);
+}
+
+/*
+ * Waits up to ms for a delivery report or for anything on the database connection (a
+ * NOTIFY), whichever comes first, and serves the reports. Before, the source polled
+ * librdkafka every 1 ms while acknowledgements were due: with acks slow (a saturated
+ * machine) that loop cost the relay several ms of CPU per order.
+ */
+static void wait_for_reports(struct source *s, int ms)
+{
+    struct pollfd pfd[2] = {{s->reports[0], POLLIN, 0}, {PQsocket(s->conn), POLLIN, 0}};
+    char buf[64];
+
+    if (s->reports[0] < 0) {
+        serve_reports(s, 1);
+        return;
+    }
+    /* A report queued before the pipe was last drained is served here without waiting;
+     * one queued later writes to the pipe. */
+    while (read(s->reports[0], buf, sizeof(buf)) > 0)
+        ;
+    if (rd_kafka_poll(s->rk, 0) > 0 || !relay_ring_pending(&s->ring))
+        return;
+    if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, ms) > 0)
+        rd_kafka_poll(s->rk, 0);
 }
 
 /* Waits up to ms (-1: until stopping) for every report of what is in flight; 1 when all
@@ -919,7 +956,8 @@ static void *source_main(void *arg)
                 continue;
         }
         if (relay_ring_pending(&s->ring) > 0) {
-            serve_reports(s, 1); /* acknowledgements due; a NOTIFY is noticed next round */
+            /* Acknowledgements due; a NOTIFY is noticed next round. */
+            wait_for_reports(s, 100);
             continue;
         }
         if (ring_count(s) > 0) {
@@ -981,6 +1019,8 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
 
     if (!src)
         return SAGA_EXIT_FAILURE;
+    for (int i = 0; i < sources->count; i++)
+        src[i].reports[0] = src[i].reports[1] = -1;
     for (int i = 0; i < sources->count; i++) {
         char err[512];
         src[i].src = &sources->src[i];
@@ -991,6 +1031,13 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         src[i].set = settings;
         src[i].cfg = cfg;
         src[i].stop = stop;
+        if (pipe(src[i].reports) != 0 || fcntl(src[i].reports[0], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(src[i].reports[1], F_SETFL, O_NONBLOCK) != 0) {
+            saga_log(SAGA_LOG_ERROR, NULL, "source %s: pipe: %s", src[i].src->name,
+                     strerror(errno));
+            rc = SAGA_EXIT_FAILURE;
+            goto out;
+        }
         if (relay_ring_init(&src[i].ring,
                             settings->batch_size * 4 > 2048 ? settings->batch_size * 4 : 2048) ||
             !(src[i].lat = calloc(LAT_BUCKETS, sizeof(*src[i].lat)))) {
@@ -1049,6 +1096,10 @@ out:
         if (src[i].rk)
             rd_kafka_destroy(src[i].rk);
         relay_ring_release(&src[i].ring);
+        if (src[i].reports[0] >= 0) {
+            close(src[i].reports[0]);
+            close(src[i].reports[1]);
+        }
         free(src[i].lat);
         free(src[i].owned);
     }
