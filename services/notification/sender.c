@@ -53,8 +53,18 @@ static void wait_for(struct notif_sender *s, int64_t ms)
 
     if (ms <= 0 || atomic_load(&s->stopping))
         return;
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+        /* A NOTIFY that came with the last statement's answer waits in libpq's queue,
+         * not on the socket. */
+        int had = 0;
+        while ((n = PQnotifies(s->conn))) {
+            had = 1;
+            PQfreemem(n);
+        }
+        if (had)
+            return;
         p[1].fd = PQsocket(s->conn);
+    }
     if (poll(p, p[1].fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms) > 0 && p[1].fd >= 0 &&
         (p[1].revents & POLLIN)) {
         PQconsumeInput(s->conn);
@@ -101,35 +111,40 @@ static int connect_db(struct notif_sender *s, int64_t *backoff_ms)
 }
 
 /*
- * Refreshes the gauges and returns how long until the next pending one is due
- * (INT64_MAX if none); -1 on a database error. @locality sender thread
+ * In the claiming transaction (now() is its start): refreshes the gauges, sets *later_ms to
+ * how long until the first pending notification not due yet is (INT64_MAX if none) and
+ * returns how many are due now; -1 on a database error (the cause in errstr). Part of the
+ * claim, so an idle or busy sender spends no transaction of its own on the gauges.
+ * @locality sender thread
  */
-static int64_t look_at_queue(struct notif_sender *s)
+static int64_t look_at_queue(struct notif_sender *s, int64_t *later_ms, char *errstr,
+                             size_t errstr_size)
 {
     PGresult *r = saga_pg_exec(
         s->conn,
         "SELECT count(*),"
         " coalesce(floor(extract(epoch FROM now() - min(created_at)) * 1000), 0)::bigint,"
-        " floor(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint,"
-        " (SELECT count(*) FROM notifications WHERE status = 'failed')"
+        " floor(extract(epoch FROM min(next_attempt_at) FILTER (WHERE next_attempt_at > now())"
+        " - now()) * 1000)::bigint,"
+        " (SELECT count(*) FROM notifications WHERE status = 'failed'),"
+        " count(*) FILTER (WHERE next_attempt_at <= now())"
         " FROM notifications WHERE status = 'pending'",
         0, NULL, NULL, NULL, 0);
-    int64_t due = -1;
+    int64_t due_now = -1;
 
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         atomic_store(&s->pending, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
         atomic_store(&s->oldest_pending_ms, strtoll(PQgetvalue(r, 0, 1), NULL, 10));
         atomic_store(&s->given_up, strtoll(PQgetvalue(r, 0, 3), NULL, 10));
-        due = PQgetisnull(r, 0, 2) ? INT64_MAX : strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-        if (due < 0)
-            due = 0;
+        *later_ms = PQgetisnull(r, 0, 2) ? INT64_MAX : strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+        if (*later_ms < 0)
+            *later_ms = 0;
+        due_now = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
     } else {
-        char err[512];
-        saga_pg_errstr(s->conn, err, sizeof(err));
-        saga_warn("notification sender: %s", err);
+        saga_pg_errstr(s->conn, errstr, errstr_size);
     }
     PQclear(r);
-    return due;
+    return due_now;
 }
 
 /* ---- one delivery ---- */
@@ -187,9 +202,11 @@ static saga_err_t sink_send(struct notif_sender *s, const struct queued *q,
  * Takes the next due notification and delivers it. Returns 1 when one was tried
  * (delivered or not, and so recorded), 0 when none is due, -1 on a database or
  * registry failure: before the sink was called nothing was sent; after it (the mark
- * did not commit) the row stays pending and goes out again. @locality sender thread
+ * did not commit) the row stays pending and goes out again. Sets *more when others were
+ * due too, and *later_ms to how long until the next one not due yet is (INT64_MAX: none).
+ * @locality sender thread
  */
-static int deliver_one(struct notif_sender *s)
+static int deliver_one(struct notif_sender *s, int *more, int64_t *later_ms)
 {
     const struct notif_config *c = s->conf;
     char err[512] = "", sinkerr[512] = "", out_channel[16], delay[24], attempts[16], trace_id[33];
@@ -199,9 +216,17 @@ static int deliver_one(struct notif_sender *s)
     saga_err_t serr;
     PGresult *r = NULL;
     int rc = -1;
+    int64_t due_now;
 
+    *more = 0;
+    *later_ms = INT64_MAX;
     if (exec0(s->conn, "BEGIN", err, sizeof(err)))
         goto fail;
+    if ((due_now = look_at_queue(s, later_ms, err, sizeof(err))) < 0)
+        goto fail;
+    if (due_now == 0)
+        return exec0(s->conn, "COMMIT", err, sizeof(err)) == 0 ? 0 : -1;
+    *more = due_now > 1;
     r = saga_pg_exec(s->conn,
                      "SELECT notification_id, order_id, outcome, recipient, message, attempts,"
                      " event_id, cause_event_id, correlation_id, traceparent"
@@ -270,6 +295,7 @@ static int deliver_one(struct notif_sender *s)
             return -1;
         }
         atomic_fetch_add(&s->sent, 1);
+        atomic_fetch_sub(&s->pending, 1); /* as the next look will see */
         if (c->sink != NOTIF_SINK_LOG)
             saga_log(SAGA_LOG_INFO, &ids, "notification %s sent to %s by %s (attempt %s)",
                      q.notification_id, q.recipient, notif_sink_name(c->sink), attempts);
@@ -301,8 +327,11 @@ static int deliver_one(struct notif_sender *s)
         }
         if (exec0(s->conn, "COMMIT", err, sizeof(err)))
             goto fail;
+        if (!permanent && d < *later_ms)
+            *later_ms = d;
         if (permanent) {
             atomic_fetch_add(&s->failed, 1);
+            atomic_fetch_sub(&s->pending, 1);
             saga_log(SAGA_LOG_ERROR, &ids,
                      "notification %s to %s failed for good after %s attempt(s), not retried: %s",
                      q.notification_id, q.recipient, attempts, sinkerr);
@@ -331,34 +360,28 @@ fail:
 static void *sender_main(void *arg)
 {
     struct notif_sender *s = arg;
-    int64_t backoff_ms = 200, fail_ms = 200, looked = 0;
+    int64_t backoff_ms = 200, fail_ms = 200;
 
     while (!atomic_load(&s->stopping)) {
-        int64_t due;
-        int rc;
+        int64_t later;
+        int rc, more;
 
         if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
             connect_db(s, &backoff_ms);
             continue;
         }
-        rc = deliver_one(s);
-        if (rc > 0) {
-            fail_ms = 200;
-            if (saga_now_ms() - looked > 1000) { /* keep the gauges current when busy too */
-                look_at_queue(s);
-                looked = saga_now_ms();
-            }
-            continue;
-        }
+        rc = deliver_one(s, &more, &later);
         if (rc < 0) {
             wait_for(s, fail_ms);
             fail_ms = fail_ms * 2 > 5000 ? 5000 : fail_ms * 2;
             continue;
         }
         fail_ms = 200;
-        due = look_at_queue(s);
-        looked = saga_now_ms();
-        wait_for(s, due < 0 || due > s->conf->poll_ms ? s->conf->poll_ms : due);
+        if (rc > 0 && more)
+            continue;
+        /* None left due (the claim counted them): no claim that finds nothing. A
+         * notification recorded meanwhile comes with its NOTIFY. */
+        wait_for(s, later > s->conf->poll_ms ? s->conf->poll_ms : later);
     }
     if (s->conn)
         PQfinish(s->conn);

@@ -792,6 +792,65 @@ static void test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublishe
     rd_kafka_destroy(admin);
 }
 
+/* Transactions (commits and rollbacks) of the test's database so far, as PostgreSQL's
+ * statistics have them; f->conn's own are flushed first. */
+static long long db_transactions(struct fixture *f)
+{
+    PGresult *r = PQexec(f->conn, "SELECT pg_stat_force_next_flush()");
+    long long n;
+    PQclear(r);
+    r = PQexec(f->conn, "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                        " WHERE datname = current_database()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("pg_stat_database: %s", PQerrorMessage(f->conn));
+    n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
+/*
+ * Rows committed one by one, each with its NOTIFY: the mark of what Kafka acknowledged
+ * rides in the statement that reads the next rows (one transaction per wake-up instead of a
+ * read and then a mark), so a row is marked only once the next one came; a quiet relay
+ * marks on its own a moment later. Every row is published and marked all the same.
+ */
+static void test_marks_ride_in_the_next_read(void **state)
+{
+    struct fixture *f = *state;
+    enum { ROWS = 20 };
+    char err[256];
+    pid_t relay = start_relay(f, "60s", NULL);
+    long long before, after, late;
+
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    assert_true(wait_published(f, 10000));
+    usleep(2500 * 1000); /* the relay's start-up statements are counted before */
+    before = db_transactions(f);
+    for (int i = 1; i <= ROWS; i++) {
+        exec_ok(f->conn, "BEGIN");
+        append(f, "M", i);
+        /* two transactions: the COMMIT, then the NOTIFY's */
+        assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+        usleep(50 * 1000);
+    }
+    assert_true(wait_published(f, 10000));
+    /* A backend reports its counts when idle, at most once a second; the relay's backlog
+     * gauge asks every 2 s, which flushes them. Ours: 2 per row and the statistics calls;
+     * the rest is the relay's backend: its statements and one per NOTIFY it takes in. */
+    usleep(4500 * 1000);
+    after = db_transactions(f);
+    print_message("relay: %lld transactions for %d rows\n", after - before - 2 * ROWS - 2, ROWS);
+    /* Row i was marked after row i + 1 was inserted (the rows came 50 ms apart; a mark
+     * sent on its own would have come a few ms after its row's acknowledgement). */
+    late = testdb_scalar(&f->db, "SELECT count(*) FROM outbox o JOIN outbox n ON n.id = ("
+                                 "SELECT min(id) FROM outbox WHERE id > o.id AND msg_key = 'M')"
+                                 " WHERE o.msg_key = 'M' AND o.published_at >= n.created_at");
+    print_message("%lld of %d rows marked with the next read\n", late, ROWS - 1);
+    if (late < (ROWS - 1) / 2)
+        fail_msg("only %lld of %d rows were marked with the next read", late, ROWS - 1);
+    assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +874,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks_ride_in_the_next_read, setup, teardown),
     };
     if (getenv("IT_ONLY"))
         cmocka_set_test_filter(getenv("IT_ONLY"));
