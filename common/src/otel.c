@@ -126,7 +126,8 @@ int saga_sampler_decide(const struct saga_sampler *s, const char *trace_id, int 
             char c = trace_id[i];
             v = v << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
         }
-        return (double)v < s->ratio * 18446744073709551616.0;
+        /* in integers: 0x7fffffffffffffff as a double is already 2^63 */
+        return v < (uint64_t)(s->ratio * 18446744073709551616.0);
     }
     return 0;
 }
@@ -546,6 +547,8 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
         add_resource(NULL, "telemetry.sdk.version", SAGA_VERSION);
     }
     X.headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip before a large batch. */
+    X.headers = curl_slist_append(X.headers, "Expect:");
     if (saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_HEADERS", NULL), add_header, NULL, err,
                               sizeof(err)) ||
         saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL), add_header, NULL,
@@ -645,8 +648,8 @@ static int pause_ms(int64_t ms)
 /*
  * Exports batch[0..n): retried with backoff (0.2 s doubling to 3.2 s, 5 tries) when the
  * collector cannot be reached or says 429/502/503/504, which OTLP calls retryable;
- * meanwhile the ring fills and drops what does not fit. When stopping, one try only
- * (within the shutdown deadline).
+ * meanwhile the ring fills and drops what does not fit. Once stopping (deadline set, or
+ * set while waiting), retries go on only while the shutdown deadline allows.
  */
 static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64_t deadline)
 {
@@ -661,10 +664,17 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
         code = post(curl, body);
         if (code >= 200 && code < 300)
             break;
-        if (code && code != 429 && code != 502 && code != 503 && code != 504)
+        if ((code && code != 429 && code != 502 && code != 503 && code != 504) || attempt == 4)
             break;
-        if (deadline || pause_ms(wait) || attempt == 4)
-            break;
+        if (!deadline) {
+            if (pause_ms(wait)) /* stopping: go on under the shutdown deadline */
+                deadline = mono_ms() + X.shutdown_ms;
+        } else {
+            struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+            if (mono_ms() + wait >= deadline)
+                break;
+            nanosleep(&ts, NULL);
+        }
     }
     free(body);
     if (code >= 200 && code < 300) {
