@@ -173,6 +173,8 @@ static void publish_span(struct source *s, const struct relay_slot *st)
     snprintf(part, sizeof(part), "%" PRId32, st->partition);
     saga_span_str(&sp, "messaging.destination.partition.id", part);
     saga_span_int(&sp, "messaging.kafka.offset", st->offset);
+    if (st->event_id[0])
+        saga_span_str(&sp, "messaging.message.id", st->event_id);
     saga_span_str(&sp, "saga.outbox.source", s->src->name);
     saga_span_int(&sp, "saga.outbox.id", st->id);
     saga_span_int(&sp, "saga.outbox.dwell_us", st->acked_us - st->created_us);
@@ -621,6 +623,11 @@ static void slot_trace(struct relay_slot *st, rd_kafka_headers_t *h, const char 
     st->traceparent[len] = '\0';
     snprintf(st->topic, sizeof(st->topic), "%s", topic);
     snprintf(st->key, sizeof(st->key), "%.*s", key_len, key);
+    st->event_id[0] = '\0';
+    if (!rd_kafka_header_get_last(h, "event_id", &v, &len) && len < sizeof(st->event_id)) {
+        memcpy(st->event_id, v, len);
+        st->event_id[len] = '\0';
+    }
 }
 
 /*

@@ -27,10 +27,11 @@ struct relay_slot {
     int64_t acked_us;   /* when the delivery report came */
     uint64_t ticket;    /* what the row's message carries; see above */
     /* For the row's publish span (saga/otel.h), filled only while spans are exported: the
-     * row's traceparent (its writer's span), topic, key, and where Kafka put it. */
+     * row's traceparent (its writer's span), topic, key, event id, and where Kafka put it. */
     char traceparent[56];
     char topic[64];
     char key[64];
+    char event_id[40];
     int32_t partition;
     int64_t offset;
 };
