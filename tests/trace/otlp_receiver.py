@@ -4,7 +4,9 @@ POST /v1/traces as a collector does (ExportTraceServiceRequest in JSON, answered
 with an empty ExportTraceServiceResponse) and keeps every span, flattened, for
 GET /spans. Standard library only; listens on 127.0.0.1.
 
-    otlp_receiver.py PORT          serve until killed
+    otlp_receiver.py PORT             serve until killed
+    otlp_receiver.py PORT --discard   answer 200 and keep nothing (a sink for the benchmark:
+                                      it parses nothing, so it costs the machine little)
 
 The test uses it when no real backend is given (SAGA_TRACE_RECEIVER, see
 test_traces.py); it checks the request as a collector would (path, content
@@ -60,8 +62,9 @@ class Receiver:
     """The receiver in a thread of the caller's process: start(), stop() (the port is
     closed: the programs see a collector that is not listening), spans()."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, discard=False):
         self.port = port
+        self.discard = discard
         self._spans = []
         self._lock = threading.Lock()
         self._server = None
@@ -77,6 +80,13 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(n)
+                if recv.discard:
+                    recv.requests += 1
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
                 if self.path != "/v1/traces" or not (self.headers.get("Content-Type") or "").startswith("application/json"):
                     self.send_response(415 if self.path == "/v1/traces" else 404)
                     self.end_headers()
@@ -128,6 +138,6 @@ class Receiver:
 
 
 if __name__ == "__main__":
-    r = Receiver(int(sys.argv[1]) if len(sys.argv) > 1 else 4318).start()
+    r = Receiver(int(sys.argv[1]) if len(sys.argv) > 1 else 4318, "--discard" in sys.argv).start()
     print("listening on 127.0.0.1:%d" % r.port, flush=True)
     threading.Event().wait()
