@@ -31,7 +31,7 @@
 #include "saga/trace.h"
 #include "saga/utf8.h"
 
-int saga_otel_enabled_flag;
+_Atomic int saga_otel_enabled_flag;
 
 #define MAX_RESOURCE 32
 #define MAX_HEADERS  16
@@ -134,7 +134,7 @@ int saga_sampler_decide(const struct saga_sampler *s, const char *trace_id, int 
 
 const char *saga_otel_root_flags(const char *trace_id)
 {
-    if (!saga_otel_enabled_flag)
+    if (!saga_otel_enabled())
         return "01";
     return saga_sampler_decide(&X.sampler, trace_id, 0, 0) ? "01" : "00";
 }
@@ -152,7 +152,7 @@ int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const ch
 {
     int has_parent;
     s->recording = 0;
-    if (!saga_otel_enabled_flag || !saga_traceparent_valid(self))
+    if (!saga_otel_enabled() || !saga_traceparent_valid(self))
         return 0;
     has_parent = saga_traceparent_valid(parent);
     if (!saga_sampler_decide(&X.sampler, self + 3, has_parent,
@@ -182,7 +182,7 @@ int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const ch
 int saga_span_begin(struct saga_span *s, const char *name, int kind, const char *self,
                     const char *parent)
 {
-    if (!saga_otel_enabled_flag) {
+    if (!saga_otel_enabled()) {
         s->recording = 0;
         return 0;
     }

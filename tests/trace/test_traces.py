@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every saga one trace, exported over OTLP (docs/OBSERVABILITY.md, "Traces").
 
-    test_traces.py STACK_SCRIPT STACK_DIR BUILD_DIR
+    test_traces.py STACK_SCRIPT STACK_DIR BUILD_DIR TRACE_POISON
 
 Starts a stack of its own (scripts/stack, ports auto) whose programs export spans to
 an OTLP receiver (sampler always_on), then:
@@ -17,6 +17,9 @@ an OTLP receiver (sampler always_on), then:
 2. the collector away for 10 s: sagas complete as usual, the programs count the spans
    they could not deliver (saga_trace_spans_dropped_total), and export resumes: an
    order placed once it is back has its whole trace.
+3. (between the two) a message that decodes as no event, with an order's traceparent
+   (TRACE_POISON, tests/trace/trace_poison.c, produces it): its dead letters are spans
+   of that order's trace with status ERROR and the reason.
 
 The receiver: by default tests/trace/otlp_receiver.py in this process (OTLP/HTTP
 JSON, as a collector takes it). A real backend instead:
@@ -333,8 +336,12 @@ def check_trace(stack, recv, order_id, label, expect_compensates=(), expect_name
     return trace
 
 
+POISON = None
+
+
 def main():
-    script, directory, build = sys.argv[1:4]
+    global POISON
+    script, directory, build, POISON = sys.argv[1:5]
     command = os.environ.get("SAGA_TRACE_RECEIVER")
     recv = Jaeger(command) if command else Builtin()
     print("# receiver: %s" % (command or "tests/trace/otlp_receiver.py (OTLP/HTTP JSON)"), flush=True)
@@ -392,6 +399,27 @@ def run(stack, recv):
     exported = stack.metric_sum("saga_trace_spans_exported_total")
     check(dropped == 0 and exported > 0,
           "no program dropped a span (dropped %d, exported %d)" % (dropped, exported))
+
+    # A dead letter in the order's trace: bytes that are no event, with the order's
+    # traceparent, on a topic three services read.
+    trace = recv.spans_of(confirmed)
+    root = next((s for s in trace if not s["parent_id"]), None)
+    if check(root is not None, "the confirmed order's trace has its root"):
+        tp = "00-%s-%s-01" % (root["trace_id"], root["span_id"])
+        rc = subprocess.run([POISON, stack.senv["KAFKA_BOOTSTRAP_SERVERS"], "payments", confirmed, tp]).returncode
+        check(rc == 0, "a poison message with the order's traceparent is on the payments topic")
+        deadline = time.time() + 90
+        dead = []
+        while time.time() < deadline and not dead:
+            time.sleep(2)
+            dead = [s for s in recv.trace(root["trace_id"]) if s["name"] == "dead letter"]
+        ids = {s["span_id"] for s in recv.trace(root["trace_id"])}
+        check(dead and all(s["status"].get("code") == 2 and "undecodable" in s["status"].get("message", "")
+                           and s["attrs"].get("saga.dlq.topic", "").endswith(".dlq")
+                           and s["attrs"].get("saga.order_id") == confirmed and s["parent_id"] in ids
+                           for s in dead),
+              "the dead letter is a span of the order's trace with status ERROR and its reason (%s)"
+              % [(s["service"], s["status"].get("message")) for s in dead])
 
     # 2. the collector away for 10 s
     recv.stop()

@@ -26,6 +26,7 @@
 #ifndef SAGA_OTEL_H
 #define SAGA_OTEL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,12 +90,12 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size);
  * everything. NULL-safe in spirit: does nothing when off or never started. */
 void saga_otel_shutdown(void);
 
-extern int saga_otel_enabled_flag; /* read through saga_otel_enabled() */
+extern _Atomic int saga_otel_enabled_flag; /* read through saga_otel_enabled() */
 
-/* 1 when spans are exported (set once by saga_otel_init). */
+/* 1 when spans are exported (set by saga_otel_init, cleared by saga_otel_shutdown). */
 static inline int saga_otel_enabled(void)
 {
-    return saga_otel_enabled_flag;
+    return atomic_load_explicit(&saga_otel_enabled_flag, memory_order_relaxed);
 }
 
 /*
