@@ -160,7 +160,7 @@ static void publish_span(struct source *s, const struct relay_slot *st)
     char self[56], part[16];
     if (!st->traceparent[0])
         return;
-    saga_traceparent_child(st->traceparent, self);
+    saga_otel_child(st->traceparent, self);
     if (!saga_span_begin_at(&sp, "outbox publish", SAGA_SPAN_PRODUCER, self, st->traceparent,
                             (st->created_us > 0 ? st->created_us : st->acked_us) * 1000))
         return;
@@ -621,7 +621,7 @@ static void slot_trace(struct relay_slot *st, rd_kafka_headers_t *h, const char 
         return;
     memcpy(st->traceparent, v, len);
     st->traceparent[len] = '\0';
-    snprintf(st->topic, sizeof(st->topic), "%s", topic);
+    snprintf(st->topic, sizeof(st->topic), "%.63s", topic);
     snprintf(st->key, sizeof(st->key), "%.*s", key_len, key);
     st->event_id[0] = '\0';
     if (!rd_kafka_header_get_last(h, "event_id", &v, &len) && len < sizeof(st->event_id)) {

@@ -116,7 +116,7 @@ void consumer_spans_handled(struct saga_consumer *c, const struct saga_event *ev
     if (!(child = pending_push(c)))
         return;
     proc = child - 1; /* pending_push may have moved the array */
-    saga_traceparent_child(tx->span, self);
+    saga_otel_child(tx->span, self);
     snprintf(name, sizeof(name), "%s handler", type);
     if (!saga_span_begin_at(child, name, SAGA_SPAN_INTERNAL, self, tx->span, handler_start)) {
         c->spans.n--;
@@ -145,7 +145,7 @@ void consumer_spans_commit(struct saga_consumer *c, int64_t commit_start, int ba
         }
         /* The commit, a child of each process span (each trace sees its own). */
         snprintf(parent, sizeof(parent), "00-%s-%s-01", s->trace_id, s->span_id);
-        saga_traceparent_child(parent, self);
+        saga_otel_child(parent, self);
         if (saga_span_begin_at(&commit, "COMMIT", SAGA_SPAN_CLIENT, self, parent, commit_start)) {
             saga_span_str(&commit, "saga.order_id", s->attrs[0].s);
             saga_span_str(&commit, "db.system.name", "postgresql");
@@ -186,7 +186,7 @@ void consumer_spans_dead_letter(struct saga_consumer *c, const struct msg *m, co
     }
     if (!saga_traceparent_valid(tp))
         return;
-    saga_traceparent_child(tp, self);
+    saga_otel_child(tp, self);
     if (!saga_span_begin_at(&s, "dead letter", SAGA_SPAN_PRODUCER, self, tp,
                             m->first_failed > 0 ? m->first_failed * 1000000 : saga_otel_now_ns()))
         return;

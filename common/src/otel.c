@@ -6,8 +6,9 @@
  * specification and every collector and Jaeger accept it; it needs no generated code
  * (protobuf-c and a compiled copy of the OTLP .proto files would be a new dependency and
  * a build step for every consumer of this repository), and jansson and libcurl are
- * already dependencies. What it costs — a larger body — is paid on the exporter thread,
- * never by a handler (docs/BENCHMARKS.md, "Tracing").
+ * already dependencies (libcurl posts; the body is written by hand, below). What it costs
+ * — a larger body — is paid on the exporter thread, never by a handler
+ * (docs/BENCHMARKS.md, "Tracing").
  */
 #include "saga/otel.h"
 
@@ -19,10 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
 #include "saga/config.h"
 #include "saga/http.h"
@@ -137,6 +138,29 @@ const char *saga_otel_root_flags(const char *trace_id)
     if (!saga_otel_enabled())
         return "01";
     return saga_sampler_decide(&X.sampler, trace_id, 0, 0) ? "01" : "00";
+}
+
+void saga_otel_child(const char *parent, char out[56])
+{
+    /* Per thread: splitmix64 seeded once from getrandom (no syscall per span). */
+    static _Thread_local uint64_t state;
+    static const char hex[] = "0123456789abcdef";
+    uint64_t z;
+    if (!saga_traceparent_valid(parent)) {
+        saga_traceparent_new(out);
+        return;
+    }
+    if (!state && getrandom(&state, sizeof(state), 0) != (ssize_t)sizeof(state))
+        state = (uint64_t)saga_otel_now_ns();
+    do {
+        z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+    } while (!z);
+    memcpy(out, parent, SAGA_TRACEPARENT_LEN + 1);
+    for (int i = 0; i < 16; i++)
+        out[36 + i] = hex[(z >> (60 - 4 * i)) & 15];
 }
 
 void saga_otel_traceparent_root(char out[56])
@@ -285,67 +309,169 @@ void saga_span_end(struct saga_span *s)
 
 /* --- encoding ----------------------------------------------------------------------- */
 
-static json_t *kv_string(const char *k, const char *v)
+/*
+ * Written by hand into one growing buffer: with jansson (an object per span and per
+ * attribute, then a dump) the exporter thread spent more CPU per span than the span's
+ * whole life on the handler's side. Strings are escaped for JSON; span strings are valid
+ * UTF-8 already (copy_utf8), resource values come from the environment as they are.
+ */
+struct jbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void jreserve(struct jbuf *b, size_t more)
 {
-    return json_pack("{s:s, s:{s:s}}", "key", k, "value", "stringValue", v);
+    char *np;
+    size_t cap;
+    if (b->oom || b->n + more + 1 <= b->cap)
+        return;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    if (!(np = realloc(b->p, cap))) {
+        b->oom = 1;
+        return;
+    }
+    b->p = np;
+    b->cap = cap;
 }
 
-static json_t *ns_string(int64_t ns)
+static void jraw(struct jbuf *b, const char *s, size_t len)
 {
-    char b[24];
-    snprintf(b, sizeof(b), "%" PRId64, ns);
-    return json_string(b);
+    jreserve(b, len);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
 }
 
-static json_t *span_json(const struct saga_span *s)
+#define JLIT(b, lit) jraw(b, lit, sizeof(lit) - 1)
+
+/* A JSON string, quoted and escaped. */
+static void jstr(struct jbuf *b, const char *s)
 {
-    json_t *o = json_object(), *attrs = json_array();
-    json_object_set_new(o, "traceId", json_string(s->trace_id));
-    json_object_set_new(o, "spanId", json_string(s->span_id));
-    if (s->parent_id[0])
-        json_object_set_new(o, "parentSpanId", json_string(s->parent_id));
-    json_object_set_new(o, "name", json_string(s->name));
-    json_object_set_new(o, "kind", json_integer(s->kind));
-    json_object_set_new(o, "startTimeUnixNano", ns_string(s->start_ns));
-    json_object_set_new(o, "endTimeUnixNano", ns_string(s->end_ns));
+    static const char hex[] = "0123456789abcdef";
+    size_t len = strlen(s);
+    jreserve(b, 6 * len + 2);
+    if (b->oom)
+        return;
+    b->p[b->n++] = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            b->p[b->n++] = '\\';
+            b->p[b->n++] = (char)*c;
+        } else if (*c < 0x20) {
+            memcpy(b->p + b->n, "\\u00", 4);
+            b->p[b->n + 4] = hex[*c >> 4];
+            b->p[b->n + 5] = hex[*c & 15];
+            b->n += 6;
+        } else {
+            b->p[b->n++] = (char)*c;
+        }
+    }
+    b->p[b->n++] = '"';
+    b->p[b->n] = '\0';
+}
+
+static void jint_str(struct jbuf *b, int64_t v) /* int64 as a JSON string, as OTLP/JSON has it */
+{
+    char t[32];
+    int len = snprintf(t, sizeof(t), "\"%" PRId64 "\"", v);
+    jraw(b, t, (size_t)len);
+}
+
+static void jkv_string(struct jbuf *b, const char *k, const char *v)
+{
+    JLIT(b, "{\"key\":");
+    jstr(b, k);
+    JLIT(b, ",\"value\":{\"stringValue\":");
+    jstr(b, v);
+    JLIT(b, "}}");
+}
+
+static void span_json(struct jbuf *b, const struct saga_span *s)
+{
+    char t[48];
+    int len;
+    JLIT(b, "{\"traceId\":\"");
+    jraw(b, s->trace_id, strlen(s->trace_id));
+    JLIT(b, "\",\"spanId\":\"");
+    jraw(b, s->span_id, strlen(s->span_id));
+    JLIT(b, "\"");
+    if (s->parent_id[0]) {
+        JLIT(b, ",\"parentSpanId\":\"");
+        jraw(b, s->parent_id, strlen(s->parent_id));
+        JLIT(b, "\"");
+    }
+    JLIT(b, ",\"name\":");
+    jstr(b, s->name);
+    len = snprintf(t, sizeof(t), ",\"kind\":%d", s->kind);
+    jraw(b, t, (size_t)len);
+    JLIT(b, ",\"startTimeUnixNano\":");
+    jint_str(b, s->start_ns);
+    JLIT(b, ",\"endTimeUnixNano\":");
+    jint_str(b, s->end_ns);
+    JLIT(b, ",\"attributes\":[");
     for (int i = 0; i < s->nattrs; i++) {
         const struct saga_span_attr *a = &s->attrs[i];
-        json_t *v;
+        if (i)
+            JLIT(b, ",");
+        JLIT(b, "{\"key\":");
+        jstr(b, a->key);
         if (a->type == 0) {
-            v = json_pack("{s:s}", "stringValue", a->s);
+            JLIT(b, ",\"value\":{\"stringValue\":");
+            jstr(b, a->s);
         } else if (a->type == 1) {
-            v = json_pack("{s:o}", "intValue", ns_string(a->i)); /* int64 as a JSON string */
+            JLIT(b, ",\"value\":{\"intValue\":");
+            jint_str(b, a->i);
+        } else if (a->i) {
+            JLIT(b, ",\"value\":{\"boolValue\":true");
         } else {
-            v = json_pack("{s:b}", "boolValue", (int)a->i);
+            JLIT(b, ",\"value\":{\"boolValue\":false");
         }
-        json_array_append_new(attrs, json_pack("{s:s, s:o}", "key", a->key, "value", v));
+        JLIT(b, "}}");
     }
-    if (s->status == SAGA_SPAN_ERROR)
-        json_array_append_new(attrs, kv_string("error.type", s->status_msg));
-    json_object_set_new(o, "attributes", attrs);
-    if (s->status != SAGA_SPAN_UNSET)
-        json_object_set_new(o, "status",
-                            json_pack("{s:i, s:s}", "code", s->status, "message", s->status_msg));
-    return o;
+    if (s->status == SAGA_SPAN_ERROR) {
+        if (s->nattrs)
+            JLIT(b, ",");
+        jkv_string(b, "error.type", s->status_msg);
+    }
+    JLIT(b, "]");
+    if (s->status != SAGA_SPAN_UNSET) {
+        len = snprintf(t, sizeof(t), ",\"status\":{\"code\":%d,\"message\":", s->status);
+        jraw(b, t, (size_t)len);
+        jstr(b, s->status_msg);
+        JLIT(b, "}");
+    }
+    JLIT(b, "}");
 }
 
 char *saga_otel_encode(const char *const *resource_kv, int nresource, const struct saga_span *spans,
                        int n)
 {
-    json_t *res_attrs = json_array(), *list = json_array(), *body;
-    char *out;
-    for (int i = 0; i < nresource; i++)
-        json_array_append_new(res_attrs, kv_string(resource_kv[2 * i], resource_kv[2 * i + 1]));
-    for (int i = 0; i < n; i++)
-        json_array_append_new(list, span_json(&spans[i]));
-    body = json_pack("{s:[{s:{s:o}, s:[{s:{s:s, s:s}, s:o}]}]}", "resourceSpans", "resource",
-                     "attributes", res_attrs, "scopeSpans", "scope", "name", "order-saga",
-                     "version", SAGA_VERSION, "spans", list);
-    if (!body)
+    struct jbuf b = {0};
+    JLIT(&b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    for (int i = 0; i < nresource; i++) {
+        if (i)
+            JLIT(&b, ",");
+        jkv_string(&b, resource_kv[2 * i], resource_kv[2 * i + 1]);
+    }
+    JLIT(&b, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"order-saga\",\"version\":\"" SAGA_VERSION
+             "\"},\"spans\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            JLIT(&b, ",");
+        span_json(&b, &spans[i]);
+    }
+    JLIT(&b, "]}]}]}");
+    if (b.oom) {
+        free(b.p);
         return NULL;
-    out = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    return out;
+    }
+    return b.p;
 }
 
 /* --- configuration -------------------------------------------------------------------- */

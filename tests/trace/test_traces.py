@@ -25,7 +25,10 @@ The receiver: by default tests/trace/otlp_receiver.py in this process (OTLP/HTTP
 JSON, as a collector takes it). A real backend instead:
 
     SAGA_TRACE_RECEIVER   a shell command starting it in the foreground, with {otlp_port}
-                          (its OTLP/HTTP port) and {query_port} (its Jaeger query API / UI)
+                          (its OTLP/HTTP port), {query_port} (its Jaeger query API / UI) and
+                          {grpc_port} (a free port for whatever else it listens on), e.g.
+                          JAEGER_OTLP_PORT={otlp_port} JAEGER_UI_PORT={query_port}
+                          JAEGER_GRPC_PORT={grpc_port} jaeger --config=file:CONFIG.yaml
     SAGA_TRACE_QUERY      jaeger   (spans are read from http://127.0.0.1:{query_port}/api/traces)
 """
 import json
@@ -101,7 +104,8 @@ class Jaeger:
 
     def __init__(self, command):
         self.port, self.query_port = free_port(), free_port()
-        self.command = command.format(otlp_port=self.port, query_port=self.query_port)
+        self.command = command.format(otlp_port=self.port, query_port=self.query_port,
+                                      grpc_port=free_port())
         self.proc = None
 
     def start(self):

@@ -72,6 +72,20 @@ static void test_sampler_names_and_ratio(void **state)
     assert_int_equal(saga_sampler_parse("traceidratio", "half", &s, err, sizeof(err)), -1);
 }
 
+static void test_child_ids(void **state)
+{
+    const char *parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    char a[56], b[56];
+    (void)state;
+    saga_otel_child(parent, a);
+    saga_otel_child(parent, b);
+    assert_true(saga_traceparent_valid(a) && saga_traceparent_valid(b));
+    assert_memory_equal(a, parent, 36); /* same trace */
+    assert_string_equal(a + 52, "-00"); /* same flags */
+    assert_memory_not_equal(a + 36, b + 36, 16);
+    assert_memory_not_equal(a + 36, parent + 36, 16);
+}
+
 /* --- k=v lists -------------------------------------------------------------------- */
 
 struct pairs {
@@ -141,6 +155,7 @@ static void test_encoding_is_otlp_json(void **state)
     strcpy(s[1].span_id, "00f067aa0ba902b7");
     strcpy(s[1].parent_id, "b7ad6b7169203331");
     saga_span_error(&s[1], "invalid: %s", "card number in the event");
+    strcpy(s[1].name, "a \"quoted\"\tname\\");
 
     text = saga_otel_encode(res, 2, s, 2);
     assert_non_null(text);
@@ -170,6 +185,7 @@ static void test_encoding_is_otlp_json(void **state)
         assert_string_equal(json_string_value(json_object_get(attr(a, "bad.utf8"), "stringValue")),
                             "a?b");
         assert_null(json_object_get(p, "status"));
+        assert_string_equal(json_string_value(json_object_get(c, "name")), "a \"quoted\"\tname\\");
         assert_string_equal(json_string_value(json_object_get(c, "parentSpanId")),
                             "b7ad6b7169203331");
         assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "status"), "code")),
@@ -366,6 +382,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sampler_names_and_ratio),
+        cmocka_unit_test(test_child_ids),
         cmocka_unit_test(test_pairs_are_percent_decoded),
         cmocka_unit_test(test_encoding_is_otlp_json),
         cmocka_unit_test_setup(test_off_without_endpoint, clean_env),

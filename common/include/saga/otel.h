@@ -131,6 +131,10 @@ int64_t saga_otel_now_ns(void);
  * "01" when tracing is off (the events carry sampled traces, as before). */
 const char *saga_otel_root_flags(const char *trace_id);
 
+/* A child of parent (same trace and flags, a new span id) for a span only the exporter
+ * sees: as saga_traceparent_child, without a getrandom call per span. */
+void saga_otel_child(const char *parent, char out[56]);
+
 /* A new root traceparent whose flags follow the sampler. */
 void saga_otel_traceparent_root(char out[56]);
 
