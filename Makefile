@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both valgrind clean
 
 all: build
 
@@ -102,6 +102,10 @@ bench-debezium: build
 # long: BENCH_SECONDS, BENCH_WARMUP, BENCH_ROUNDS shorten it; scripts/bench temporal --quick).
 bench-temporal: build
 	scripts/bench temporal
+
+# The saga's CPU per order with span export off and on (docs/BENCHMARKS.md, "Tracing").
+bench-tracing: build
+	scripts/bench tracing
 
 # The whole saga under load (bench/loadgen) next to the machine's limit (pgbench).
 bench: build

@@ -10,6 +10,7 @@
 #include "relay.h"
 #include "relay_sources.h"
 #include "saga/config.h"
+#include "saga/otel.h"
 #include "saga/program.h"
 #include "saga/topology.h"
 
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
               cfg.kafka_bootstrap);
     code = relay_run(&cfg, &rc.sources, &rc.settings, &stop);
     saga_info("stopped");
+    saga_otel_shutdown(); /* exports what is queued, within OTEL_BSP_EXPORT_TIMEOUT */
     relay_sources_release(&rc.sources);
     saga_config_release(&cfg);
     return code;

@@ -21,9 +21,11 @@
 #include "saga/http.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
+#include "saga/otel.h"
 #include "saga/outbox.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
+#include "saga/trace.h"
 
 saga_err_t relay_settings_load(struct relay_settings *s, char *errstr, size_t errstr_size)
 {
@@ -152,8 +154,46 @@ static int64_t wall_us(void)
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct source *s = opaque;
+    struct relay_slot *st = relay_ring_report(&s->ring, m->_private, m->err, wall_us());
     (void)rk;
-    relay_ring_report(&s->ring, m->_private, m->err, wall_us());
+    if (st) {
+        st->partition = m->partition;
+        st->offset = m->offset;
+    }
+}
+
+/*
+ * The publish span of a row Kafka acknowledged (docs/OBSERVABILITY.md, "Traces"): a child
+ * of the span that wrote the row (the row's traceparent), from the row's commit (or
+ * insert) to Kafka's acknowledgement, so the time in the outbox shows. Its own span id is
+ * new: the message's traceparent stays the writer's (the relay never rewrites a row), so
+ * the consumer's process span is this span's sibling under the writer's span.
+ */
+static void publish_span(struct source *s, const struct relay_slot *st)
+{
+    struct saga_span sp;
+    char self[56], part[16];
+    if (!st->traceparent[0])
+        return;
+    saga_otel_child(st->traceparent, self);
+    if (!saga_span_begin_at(&sp, "outbox publish", SAGA_SPAN_PRODUCER, self, st->traceparent,
+                            (st->created_us > 0 ? st->created_us : st->acked_us) * 1000))
+        return;
+    saga_span_str(&sp, "saga.order_id", st->key);
+    saga_span_str(&sp, "messaging.system", "kafka");
+    saga_span_str(&sp, "messaging.operation.type", "send");
+    saga_span_str(&sp, "messaging.operation.name", "publish");
+    saga_span_str(&sp, "messaging.destination.name", st->topic);
+    saga_span_str(&sp, "messaging.kafka.message.key", st->key);
+    snprintf(part, sizeof(part), "%" PRId32, st->partition);
+    saga_span_str(&sp, "messaging.destination.partition.id", part);
+    saga_span_int(&sp, "messaging.kafka.offset", st->offset);
+    if (st->event_id[0])
+        saga_span_str(&sp, "messaging.message.id", st->event_id);
+    saga_span_str(&sp, "saga.outbox.source", s->src->name);
+    saga_span_int(&sp, "saga.outbox.id", st->id);
+    saga_span_int(&sp, "saga.outbox.dwell_us", st->acked_us - st->created_us);
+    saga_span_end_at(&sp, st->acked_us * 1000);
 }
 
 static void lat_record(struct source *s, const struct relay_slot *st)
@@ -588,8 +628,11 @@ static void before_marking(struct source *s, int n)
 /* After the statement that marked the n rows at the ring's head. */
 static void marked(struct source *s, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         lat_record(s, ring_at(s, i));
+        if (saga_otel_enabled())
+            publish_span(s, ring_at(s, i));
+    }
     relay_ring_pop(&s->ring, n);
     s->published += n;
     s->m_published += n;
@@ -640,6 +683,25 @@ static rd_kafka_resp_err_t produce(struct source *s, rd_kafka_topic_t *rkt, cons
                              RD_KAFKA_V_VALUE(value, value_len),
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+}
+
+/* Keeps what the row's publish span needs in its slot. */
+static void slot_trace(struct relay_slot *st, rd_kafka_headers_t *h, const char *topic,
+                       const char *key, int key_len)
+{
+    const void *v;
+    size_t len;
+    if (rd_kafka_header_get_last(h, "traceparent", &v, &len) || len != SAGA_TRACEPARENT_LEN)
+        return;
+    memcpy(st->traceparent, v, len);
+    st->traceparent[len] = '\0';
+    snprintf(st->topic, sizeof(st->topic), "%.63s", topic);
+    snprintf(st->key, sizeof(st->key), "%.*s", key_len, key);
+    st->event_id[0] = '\0';
+    if (!rd_kafka_header_get_last(h, "event_id", &v, &len) && len < sizeof(st->event_id)) {
+        memcpy(st->event_id, v, len);
+        st->event_id[len] = '\0';
+    }
 }
 
 /*
@@ -721,6 +783,9 @@ static int read_and_produce(struct source *s, int room, int marks)
         rd_kafka_resp_err_t err;
 
         snprintf(topic, sizeof(topic), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
+        st->traceparent[0] = '\0';
+        if (saga_otel_enabled()) /* for the row's publish span */
+            slot_trace(st, h, topic, PQgetvalue(r, i, 2), PQgetlength(r, i, 2));
         rkt = topic_handle(s, topic);
         for (;;) {
             err = produce(s, rkt, topic, PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2),
@@ -838,6 +903,7 @@ static void relay_http_handler(void *arg, const struct saga_http_request *req,
     } else if (saga_http_route(req, "GET", "/metrics")) {
         struct saga_text t = {0};
         saga_http_write_metrics(&t, "outbox-relay");
+        saga_otel_write_metrics(&t, "outbox-relay");
         saga_metric_head(&t, "saga_relay_leader", "gauge",
                          "1 when this relay leads the source (publishes), 0 as a standby.");
         for (int i = 0; i < h->n; i++)

@@ -39,8 +39,8 @@ struct relay_slot *relay_ring_push(struct relay_ring *r, int64_t id, int64_t cre
     return st;
 }
 
-void relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t err,
-                       int64_t acked_us)
+struct relay_slot *relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t err,
+                                     int64_t acked_us)
 {
     /* The distance from the head, in the pointer's width (tickets wrap with it where
      * pointers are 32 bits): retired tickets (given up, or popped) lie below the head,
@@ -48,13 +48,14 @@ void relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t e
     uintptr_t ahead = (uintptr_t)opaque - (uintptr_t)r->head;
     struct relay_slot *st;
     if (ahead >= (uintptr_t)r->n)
-        return;
+        return NULL;
     st = relay_ring_at(r, (int)ahead);
     if (st->ticket != r->head + ahead)
-        return;
+        return NULL;
     st->acked_us = acked_us;
     st->done = err ? -1 : 1;
     st->err = err;
+    return st;
 }
 
 int relay_ring_delivered(struct relay_ring *r, int *failed)

@@ -26,6 +26,14 @@ struct relay_slot {
     int64_t created_us; /* the row's created_at (its transaction's insert), wall clock */
     int64_t acked_us;   /* when the delivery report came */
     uint64_t ticket;    /* what the row's message carries; see above */
+    /* For the row's publish span (saga/otel.h), filled only while spans are exported: the
+     * row's traceparent (its writer's span), topic, key, event id, and where Kafka put it. */
+    char traceparent[56];
+    char topic[64];
+    char key[64];
+    char event_id[40];
+    int32_t partition;
+    int64_t offset;
 };
 
 struct relay_ring {
@@ -53,9 +61,10 @@ struct relay_slot *relay_ring_at(struct relay_ring *r, int i);
 struct relay_slot *relay_ring_push(struct relay_ring *r, int64_t id, int64_t created_us,
                                    void **opaque);
 
-/* A delivery report: the message that carried opaque was delivered (err 0) or failed. */
-void relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t err,
-                       int64_t acked_us);
+/* A delivery report: the message that carried opaque was delivered (err 0) or failed.
+ * Returns its slot, or NULL when the report counts for nothing (see above). */
+struct relay_slot *relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t err,
+                                     int64_t acked_us);
 
 /* How many rows at the head are delivered; *failed set when the next one failed. */
 int relay_ring_delivered(struct relay_ring *r, int *failed);

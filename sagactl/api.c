@@ -138,6 +138,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+const char *sagactl_api_traceparent;
+
 int sagactl_api(const char *cmd, const char *method, const char *path, const char *body,
                 const char *idempotency_key, struct sagactl_reply *out)
 {
@@ -181,6 +183,11 @@ int sagactl_api(const char *cmd, const char *method, const char *path, const cha
     if (idempotency_key) {
         snprintf(keyhdr, sizeof(keyhdr), "Idempotency-Key: %s", idempotency_key);
         hdrs = curl_slist_append(hdrs, keyhdr);
+    }
+    if (sagactl_api_traceparent) {
+        char tphdr[80];
+        snprintf(tphdr, sizeof(tphdr), "traceparent: %s", sagactl_api_traceparent);
+        hdrs = curl_slist_append(hdrs, tphdr);
     }
     if (token) {
         size_t n = strlen(token) + 32;

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "saga/ids.h"
+#include "saga/otel.h"
 #include "sagactl.h"
 
 #define MAX_LINES 64
@@ -502,7 +503,35 @@ int sagactl_place(int argc, char **argv)
         saga_uuid4(generated_key);
         key = generated_key;
     }
-    rc = post_retrying("place", "/orders", body, key, &r);
+    {
+        /* With an OTLP endpoint set, the order's trace starts here: a client span whose
+         * context the request carries (docs/OBSERVABILITY.md). */
+        char tp[56], err[256];
+        struct saga_span span;
+        if (saga_otel_init("sagactl", err, sizeof(err))) {
+            fprintf(stderr, "sagactl place: %s\n", err);
+            free(body);
+            return SAGACTL_EXIT_USAGE;
+        }
+        saga_otel_traceparent_root(tp);
+        if (saga_span_begin(&span, "POST /orders", SAGA_SPAN_CLIENT, tp, NULL))
+            sagactl_api_traceparent = tp;
+        rc = post_retrying("place", "/orders", body, key, &r);
+        sagactl_api_traceparent = NULL;
+        if (span.recording) {
+            saga_span_str(&span, "http.request.method", "POST");
+            saga_span_str(&span, "url.full", "/orders");
+            if (rc == 0) {
+                saga_span_int(&span, "http.response.status_code", r.status);
+                if (jget(r.json, "order_id"))
+                    saga_span_str(&span, "saga.order_id", jget(r.json, "order_id"));
+            }
+            if (rc != 0 || r.status >= 400)
+                saga_span_error(&span, rc ? "no answer" : "HTTP %ld", rc ? 0L : (long)r.status);
+            saga_span_end(&span);
+        }
+        saga_otel_shutdown(); /* sends the span, within OTEL_BSP_EXPORT_TIMEOUT */
+    }
     free(body);
     if ((rc != 0 && !sagactl_api_not_sent()) || (rc == 0 && r.status == 503))
         fprintf(stderr,

@@ -113,6 +113,10 @@ struct sagactl_reply {
     size_t len;
 };
 
+/* A W3C traceparent sagactl_api sends with every request (NULL: none); set by `place` when
+ * it exports its span (saga/otel.h). */
+extern const char *sagactl_api_traceparent;
+
 /*
  * Sends method path (e.g. "/orders/ID") to ORDER_API_URL, with body (JSON) and an
  * Idempotency-Key when given. 0 when an answer came (whatever its status), -1 when

@@ -159,6 +159,7 @@ void saga_consumer_destroy(struct saga_consumer *c)
         return;
     consumer_kafka_destroy(c);
     consumer_tx_close(c);
+    consumer_spans_release(c);
     saga_serde_destroy(c->serde);
     saga_registry_destroy(c->registry);
     saga_buf_release(&c->scratch);
@@ -319,6 +320,7 @@ static int dead_letter(struct saga_consumer *c, struct msg *m, const char *reaso
     pthread_mutex_lock(c->mu);
     c->stats.dead_lettered++;
     pthread_mutex_unlock(c->mu);
+    consumer_spans_dead_letter(c, m, reason, error);
     consumer_log_msg(SAGA_LOG_ERROR, m, "sent to %s after %d attempt%s: %s: %s", c->conf.dlq_topic,
                      m->attempts, m->attempts == 1 ? "" : "s", reason, error);
     return 0;

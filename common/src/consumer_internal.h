@@ -23,6 +23,7 @@
 #include "saga/consumer.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
+#include "saga/otel.h"
 #include "saga/topology.h"
 
 /* A message in hand: consumed, not finished (handled, deferred or dead-lettered) yet. */
@@ -107,7 +108,34 @@ struct saga_consumer {
     int64_t last_dead_sweep;
     int dead_pending; /* a committed transaction marked a released event dead */
     unsigned seed;
+    /* spans of the open transaction (consumer_spans.c), exported when it commits */
+    struct consumer_spans {
+        struct saga_span *v;
+        int n, cap;
+        int64_t tx_start;
+    } spans;
 };
+
+/* --- spans (consumer_spans.c): each returns at once when span export is off --- */
+
+/* A transaction begins: spans pending from before are forgotten. */
+void consumer_spans_tx_begin(struct saga_consumer *c);
+/* Unix ns when span export is on, else 0 (no clock read). */
+int64_t consumer_spans_now(void);
+/* ev was handled (outcome "handled", "deferred", "released") in tx's span; rkm: its
+ * message (NULL for a released one); emitted_before: tx->emitted_by_type before its
+ * handler ran, handler_start: consumer_spans_now() then. */
+void consumer_spans_handled(struct saga_consumer *c, const struct saga_event *ev,
+                            const rd_kafka_message_t *rkm, const struct saga_tx *tx,
+                            const int *emitted_before, int64_t handler_start, const char *outcome);
+/* The transaction committed (its COMMIT began at commit_start): its spans are exported. */
+void consumer_spans_commit(struct saga_consumer *c, int64_t commit_start, int batch_events);
+/* The transaction rolled back: its spans are forgotten. */
+void consumer_spans_discard(struct saga_consumer *c);
+/* m was sent to the DLQ: a span with status ERROR and the reason. */
+void consumer_spans_dead_letter(struct saga_consumer *c, const struct msg *m, const char *reason,
+                                const char *error);
+void consumer_spans_release(struct saga_consumer *c);
 
 int64_t consumer_mono_ms(void);
 int64_t consumer_wall_ms(void);

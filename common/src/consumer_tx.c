@@ -216,7 +216,14 @@ static saga_handle_result_t run_handler(struct saga_consumer *c, struct saga_tx 
     }
     tx->cause_traceparent = ev->meta.traceparent;
     saga_traceparent_child(ev->meta.traceparent, tx->span);
-    res = c->conf.handlers[ev->type](tx, ev, c->conf.arg);
+    {
+        int before[SAGA_EV_COUNT];
+        int64_t t0 = consumer_spans_now();
+        memcpy(before, tx->emitted_by_type, sizeof(before));
+        res = c->conf.handlers[ev->type](tx, ev, c->conf.arg);
+        if (res == SAGA_HANDLE_OK)
+            consumer_spans_handled(c, ev, NULL, tx, before, t0, "released");
+    }
     tx->span[0] = '\0';
     return res;
 }
@@ -488,6 +495,9 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
         struct saga_log_ids ids = {m->ev.meta.order_id, m->ev.meta.event_id,
                                    m->ev.meta.correlation_id, NULL};
         struct timespec t0, t1;
+        int before[SAGA_EV_COUNT];
+        int64_t span_t0 = consumer_spans_now();
+        memcpy(before, tx->emitted_by_type, sizeof(before));
         /* The handler works in a child span of the event's trace; its lines carry the ids. */
         tx->cause_traceparent = m->ev.meta.traceparent;
         saga_traceparent_child(m->ev.meta.traceparent, tx->span);
@@ -503,6 +513,9 @@ static saga_handle_result_t handle(struct saga_consumer *c, struct saga_tx *tx, 
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         saga_log_context_set(NULL);
+        if (r == SAGA_HANDLE_OK || r == SAGA_HANDLE_DEFER)
+            consumer_spans_handled(c, &m->ev, m->rkm, tx, before, span_t0,
+                                   r == SAGA_HANDLE_OK ? "handled" : "deferred");
         tx->span[0] = '\0';
         saga_hist_observe(&c->handler_latency[m->ev.type],
                           (double)(t1.tv_sec - t0.tv_sec) +
@@ -585,6 +598,7 @@ static saga_handle_result_t claim_inbox(struct saga_consumer *c, struct msg *msg
 
 static void rollback(struct saga_consumer *c)
 {
+    consumer_spans_discard(c);
     PQclear(saga_pg_query(c->conn, "ROLLBACK")); /* bounded by PG_QUERY_TIMEOUT */
     saga_outbox_batch_reset(&c->outbox);
 }
@@ -595,6 +609,7 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
     struct saga_tx tx = {0};
     saga_handle_result_t r;
     int *dup, emitted;
+    int64_t commit_start;
 
     *failed_at = -1;
     /* Events this service has no handler for are only counted: no transaction, no inbox
@@ -625,6 +640,7 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
         snprintf(errstr, errstr_size, "out of memory");
         return SAGA_HANDLE_TRANSIENT;
     }
+    consumer_spans_tx_begin(c);
     r = exec_sql(c, "BEGIN", 0, NULL, NULL, NULL, 0, NULL, errstr, errstr_size);
     if (r == SAGA_HANDLE_OK)
         r = claim_inbox(c, msgs, n, dup, errstr, errstr_size);
@@ -655,15 +671,20 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
     }
     /* With rows for the relay, the NOTIFY follows the commit: see saga/outbox.h. A COMMIT
      * whose outcome is unknown is redone as a whole: the inbox decides what ran. */
+    commit_start = consumer_spans_now();
     if (emitted) {
         saga_err_t e = saga_outbox_commit_notify(c->conn, errstr, errstr_size);
-        if (e)
+        if (e) {
+            consumer_spans_discard(c);
             return e == SAGA_ERR_PERMANENT ? SAGA_HANDLE_INVALID : SAGA_HANDLE_TRANSIENT;
+        }
     } else {
         PGresult *cr;
         if ((r = exec_sql(c, "COMMIT", 0, NULL, NULL, NULL, 0, &cr, errstr, errstr_size)) !=
-            SAGA_HANDLE_OK)
+            SAGA_HANDLE_OK) {
+            consumer_spans_discard(c);
             return r;
+        }
         /* A transaction a handler let fail (and then returned OK) ends as ROLLBACK. */
         if (strcmp(PQcmdStatus(cr), "COMMIT") != 0) {
             snprintf(errstr, errstr_size,
@@ -671,10 +692,12 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
                      " went on after a failed statement",
                      PQcmdStatus(cr));
             PQclear(cr);
+            consumer_spans_discard(c);
             return SAGA_HANDLE_INVALID;
         }
         PQclear(cr);
     }
+    consumer_spans_commit(c, commit_start, n);
     saga_fault_point("consumer.after_commit");
     consumer_count_commit(c, &tx);
     return SAGA_HANDLE_OK;

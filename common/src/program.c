@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "saga/otel.h"
+
 static void usage(const struct saga_program *prog, FILE *out)
 {
     fprintf(out,
@@ -93,5 +95,11 @@ int saga_program_init(const struct saga_program *prog, int argc, char **argv,
         return 0;
     }
     saga_log_init(prog->name, cfg->log_level);
+    /* Span export (saga/otel.h): off unless an OTLP endpoint is set. */
+    if (saga_otel_init(prog->name, errstr, sizeof(errstr))) {
+        saga_config_release(cfg);
+        *exit_code = saga_program_config_error(prog, errstr);
+        return 0;
+    }
     return 1;
 }

@@ -10,6 +10,7 @@
 #include "saga/choreography.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
+#include "saga/otel.h"
 #include "saga/pg.h"
 #include "saga/topology.h"
 
@@ -88,6 +89,7 @@ static void common_metrics(struct runner *r, struct saga_text *t)
 
     saga_consumer_write_metrics(r->consumer, t);
     saga_http_write_metrics(t, svc);
+    saga_otel_write_metrics(t, svc);
     saga_produced_write(t, svc);
     saga_metric_head(t, "saga_consumer_joined", "gauge",
                      "1 once the consumer group gave this member work.");
@@ -242,6 +244,7 @@ out:
         svc->stop(svc->arg);
     if (r.consumer)
         saga_consumer_destroy(r.consumer);
+    saga_otel_shutdown(); /* exports what is queued, within OTEL_BSP_EXPORT_TIMEOUT */
     saga_config_release(&cfg);
     return code;
 }

@@ -25,6 +25,7 @@
 #include "saga/outbox.h"
 #include "saga/metrics.h"
 #include "saga/pg.h"
+#include "saga/otel.h"
 #include "saga/trace.h"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -423,8 +424,11 @@ static int customer_body(const struct saga_principal *who, const struct saga_htt
 
 /* --- POST /orders ------------------------------------------------------------ */
 
-static void place_order(struct order_app *app, const struct saga_http_request *req,
-                        const struct saga_principal *who, struct saga_http_response *resp)
+/* POST /orders in the order's span (span, a traceparent); order_id_out gets the order's id
+ * when there is one. */
+static void place_order_in(struct order_app *app, const struct saga_http_request *req,
+                           const struct saga_principal *who, struct saga_http_response *resp,
+                           const char *span, char order_id_out[37])
 {
     struct order_request o;
     struct order_errors errs;
@@ -433,8 +437,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     char names[ORDER_MAX_ITEMS][128];
     const char *skus[ORDER_MAX_ITEMS];
     const char *key = saga_http_header(req, "Idempotency-Key");
-    char err[512], order_id[37], event_id[37], total_s[32], location[64], xid[24] = "";
-    char span[SAGA_TRACEPARENT_LEN + 1];
+    char err[512], order_id[37] = "", event_id[37], total_s[32], location[64], xid[24] = "";
     json_t *answer = NULL;
     int found;
     char *canon = NULL, *sku_arr = NULL, *addr = NULL, *body = NULL, principal[80];
@@ -442,6 +445,7 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
     int64_t total = 0;
     int broken = 0;
     PGresult *r = NULL;
+    struct saga_span txspan = {0};
 
     if (!order_content_type_is_json(saga_http_header(req, "Content-Type"))) {
         saga_http_reply_error(resp, 415, "unsupported_media_type",
@@ -539,8 +543,14 @@ static void place_order(struct order_app *app, const struct saga_http_request *r
 
     saga_uuid4(order_id);
     saga_uuid4(event_id);
-    /* The order's span: a child of the caller's traceparent, or a new trace. */
-    saga_traceparent_child(saga_http_header(req, "traceparent"), span);
+    if (saga_otel_enabled()) { /* the order's transaction, a child of the server span */
+        char self[SAGA_TRACEPARENT_LEN + 1];
+        saga_traceparent_child(span, self);
+        if (saga_span_begin(&txspan, "order transaction", SAGA_SPAN_CLIENT, self, span)) {
+            saga_span_str(&txspan, "saga.order_id", order_id);
+            saga_span_str(&txspan, "db.system.name", "postgresql");
+        }
+    }
     canon = order_request_canonical(&o);
     if (key) {
         /* The key is the principal's own: another's same key is another order. */
@@ -697,6 +707,12 @@ dbfail:
     if (PQstatus(s->conn) == CONNECTION_OK)
         rollback(s->conn);
 out:
+    if (txspan.recording) {
+        if (resp->status != 202)
+            saga_span_error(&txspan, "HTTP %d: not committed", resp->status);
+        saga_span_end(&txspan);
+    }
+    memcpy(order_id_out, order_id, sizeof(order_id));
     json_decref(answer);
     PQclear(r);
     free(canon);
@@ -707,6 +723,33 @@ out:
     free(name_arr.data);
     order_request_release(&o);
     order_pool_put(app, s, broken);
+}
+
+static void place_order(struct order_app *app, const struct saga_http_request *req,
+                        const struct saga_principal *who, struct saga_http_response *resp)
+{
+    char span[SAGA_TRACEPARENT_LEN + 1], order_id[37] = "";
+    const char *caller = saga_http_header(req, "traceparent");
+    struct saga_span server;
+
+    /* The order's span: a child of the caller's traceparent, or a new trace (whose flags
+     * the sampler sets). It is the POST /orders server span, and OrderPlaced carries it. */
+    if (saga_traceparent_valid(caller))
+        saga_traceparent_child(caller, span);
+    else
+        saga_otel_traceparent_root(span);
+    saga_span_begin(&server, "POST /orders", SAGA_SPAN_SERVER, span, caller);
+    place_order_in(app, req, who, resp, span, order_id);
+    if (server.recording) {
+        saga_span_str(&server, "http.request.method", "POST");
+        saga_span_str(&server, "http.route", "/orders");
+        saga_span_int(&server, "http.response.status_code", resp->status);
+        if (order_id[0])
+            saga_span_str(&server, "saga.order_id", order_id);
+        if (resp->status >= 500)
+            saga_span_error(&server, "HTTP %d", resp->status);
+        saga_span_end(&server);
+    }
 }
 
 /* --- GET /orders ----------------------------------------------------------- */
@@ -810,6 +853,7 @@ static void cancel_order(struct order_app *app, const char *id, const struct sag
     json_t *answer = NULL;
     saga_err_t e, ce;
     PGresult *r;
+    struct saga_span span = {0}; /* begun by order_cancel_in_tx when it cancels */
 
     if (!saga_uuid_valid(id)) {
         saga_http_reply_error(resp, 404, "not_found", "no order %s (order ids are UUIDs)", id);
@@ -845,7 +889,7 @@ static void cancel_order(struct order_app *app, const char *id, const struct sag
         }
     }
     e = order_cancel_in_tx(s, id, SAGA_CANCEL_CUSTOMER_REQUEST, "requested by the customer", status,
-                           sizeof(status), &changed, err, sizeof(err));
+                           sizeof(status), &changed, &span, err, sizeof(err));
     if (e == SAGA_ERR_NOT_FOUND) {
         rollback(s->conn);
         saga_http_reply_error(resp, 404, "not_found", "no order %s", id);
@@ -904,6 +948,12 @@ static void cancel_order(struct order_app *app, const char *id, const struct sag
     saga_http_reply_json(resp, 200, answer);
     answer = NULL;
 out:
+    if (span.recording) {
+        saga_span_int(&span, "http.response.status_code", resp->status);
+        if (resp->status >= 500)
+            saga_span_error(&span, "HTTP %d", resp->status);
+        saga_span_end(&span);
+    }
     json_decref(answer);
     order_pool_put(app, s, broken);
 }

@@ -271,11 +271,12 @@ static void log_outcome(const struct saga_event *ev, const char *what)
 
 saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
                               saga_cancel_reason_t reason, const char *detail, char *status,
-                              size_t status_size, int *changed, char *errstr, size_t errstr_size)
+                              size_t status_size, int *changed, struct saga_span *span,
+                              char *errstr, size_t errstr_size)
 {
     struct order_row row;
     struct saga_event ev;
-    char id[37], span[SAGA_TRACEPARENT_LEN + 1];
+    char id[37], span_tp[SAGA_TRACEPARENT_LEN + 1];
     saga_err_t err;
 
     *changed = 0;
@@ -293,8 +294,8 @@ saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
     ev.meta.occurred_at = saga_now_ms();
     ev.meta.producer = PRODUCER;
     /* A span of its own in the order's trace. */
-    saga_traceparent_child(row.traceparent[0] ? row.traceparent : NULL, span);
-    ev.meta.traceparent = span;
+    saga_traceparent_child(row.traceparent[0] ? row.traceparent : NULL, span_tp);
+    ev.meta.traceparent = span_tp;
     ev.u.order_cancelled.reason = reason;
     ev.u.order_cancelled.detail = detail;
     if ((err = set_outcome(slot->conn, order_id, "CANCELLED", saga_cancel_reason_names[reason],
@@ -305,6 +306,18 @@ saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
         return err;
     snprintf(status, status_size, "CANCELLED");
     *changed = 1;
+    if (saga_span_begin(
+            span, reason == SAGA_CANCEL_TIMEOUT ? "order timeout" : "POST /orders/{id}/cancel",
+            reason == SAGA_CANCEL_TIMEOUT ? SAGA_SPAN_INTERNAL : SAGA_SPAN_SERVER, span_tp,
+            row.traceparent)) {
+        saga_span_str(span, "saga.order_id", order_id);
+        saga_span_str(span, "saga.cancel_reason", saga_cancel_reason_names[reason]);
+        saga_span_str(span, "saga.event_id", id);
+        if (reason != SAGA_CANCEL_TIMEOUT) {
+            saga_span_str(span, "http.request.method", "POST");
+            saga_span_str(span, "http.route", "/orders/{id}/cancel");
+        }
+    }
     log_outcome(&ev,
                 reason == SAGA_CANCEL_TIMEOUT ? "cancelled: TIMEOUT" : "cancelled by customer");
     return SAGA_OK;
@@ -503,15 +516,19 @@ static int sweep_once(struct order_app *app, struct order_slot *s)
         if (!exec_ok(s->conn, "BEGIN"))
             break;
         int changed;
+        struct saga_span span = {0};
         e = order_cancel_in_tx(s, id, SAGA_CANCEL_TIMEOUT, detail, status, sizeof(status), &changed,
-                               err, sizeof(err));
+                               &span, err, sizeof(err));
         if (!e)
             e = saga_outbox_commit_notify(s->conn, err, sizeof(err));
         if (e) {
             exec_ok(s->conn, "ROLLBACK");
             saga_warn("sweeper: cancelling %s: %s", id, err);
+            saga_span_error(&span, "not cancelled: %s", err);
+            saga_span_end(&span);
             break;
         }
+        saga_span_end(&span);
         done++;
         app->swept++;
         if (changed)

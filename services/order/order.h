@@ -11,6 +11,7 @@
 #include "saga/auth.h"
 #include "saga/config.h"
 #include "saga/http.h"
+#include "saga/otel.h"
 #include "saga/registry.h"
 #include "saga/serde.h"
 
@@ -53,10 +54,15 @@ void order_pool_put(struct order_app *app, struct order_slot *slot, int broken);
  * OrderPlaced) and the timeline. *status gets the status it has afterwards,
  * *changed is 1 if this call cancelled it.
  * Returns SAGA_ERR_NOT_FOUND for an unknown order.
+ * When it cancels, span (saga/otel.h; recording 0 before the call) is begun as the
+ * cancellation's span: the span OrderCancelled carries, a child of the order's span,
+ * kind is SAGA_SPAN_SERVER (the customer's request) or SAGA_SPAN_INTERNAL (the sweeper).
+ * The caller ends it once the transaction's outcome is known.
  */
 saga_err_t order_cancel_in_tx(struct order_slot *slot, const char *order_id,
                               saga_cancel_reason_t reason, const char *detail, char *status,
-                              size_t status_size, int *changed, char *errstr, size_t errstr_size);
+                              size_t status_size, int *changed, struct saga_span *span,
+                              char *errstr, size_t errstr_size);
 
 /* Adds ev to its order's timeline (once per event_id), in conn's open transaction. */
 saga_err_t order_timeline_add(PGconn *conn, const struct saga_event *ev, char *errstr,
