@@ -295,8 +295,9 @@ def test_browser(base, artifacts, customer_token, tracing_ui=None):
             except Exception:
                 spans = 0
             print(f"the trace page shows {spans} spans of the order", flush=True)
-            check(trace_page.locator("#main").inner_text().strip() != "loading…",
-                  "the tracing UI shows the order's trace page")
+            check(spans > 0 or trace_page.locator("#no-spans").count() == 1,
+                  "the tracing UI shows the order's trace (or says it has no spans yet): "
+                  + trace_page.locator("#main").inner_text()[:200])
             trace_page.screenshot(path=os.path.join(artifacts, "saga-trace.png"), full_page=True)
         browser.close()
     check(not problems, "no console errors or CSP violations: " + "; ".join(problems))
