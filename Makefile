@@ -13,7 +13,7 @@ MAKEFLAGS  += --no-print-directory
 all: build
 
 deps:
-	$(STACK) deps $(if $(filter 1,$(WATCH)),--watch)
+	$(STACK) deps $(if $(filter 1,$(WATCH)),--watch) $(if $(filter 1,$(TRACING)),--tracing)
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -33,9 +33,13 @@ build: $(BUILD)/CMakeCache.txt
 # WATCH=1 also runs Debian's Prometheus on 127.0.0.1 (9090, or a free port; its URL is
 # printed) with the alert rules of deploy/prometheus/alerts.yml, until `make down`
 # (docs/LOCAL-STACK.md, "Watching the stack"; docs/RUNBOOKS.md).
+# TRACING=1 also runs Jaeger (built once from the Go module proxy) on 127.0.0.1 and points
+# every program at it: each saga is one trace, its UI's URL is printed (TRACING_UI_URL in
+# stack.env), until `make down` (docs/OBSERVABILITY.md, "The tracing backend").
 up: deps build
 	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry) \
 		$(if $(filter 1,$(SECURE)),--secure) $(if $(filter 1,$(WATCH)),--watch) \
+		$(if $(filter 1,$(TRACING)),--tracing) \
 		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:

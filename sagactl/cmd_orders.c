@@ -70,6 +70,29 @@ static void pad(const char *s, int width)
     printf("%s%*s", s, width > cols ? width - cols : 0, "");
 }
 
+/*
+ * "trace  ID  URL": the order's trace id and where the tracing backend's UI shows it,
+ * from TRACING_UI_URL (stack.env sets it with make up TRACING=1), else the API's trace_url.
+ */
+static void print_trace(const json_t *o)
+{
+    const char *id = jget(o, "trace_id"), *ui = getenv("TRACING_UI_URL");
+    const char *api_url = jget(o, "trace_url");
+    size_t n;
+    if (!id)
+        return;
+    printf("trace         %s", sagactl_safe(id));
+    if (ui && *ui) {
+        n = strlen(ui);
+        while (n > 0 && ui[n - 1] == '/')
+            n--;
+        printf("  %s/trace/%s", sagactl_safen(ui, n), sagactl_safe(id));
+    } else if (api_url) {
+        printf("  %s", sagactl_safe(api_url));
+    }
+    printf("\n");
+}
+
 static void print_order(const json_t *o)
 {
     const char *status = jget(o, "status"), *reason = jget(o, "reason"),
@@ -121,6 +144,7 @@ static void print_order(const json_t *o)
     } else {
         printf("completed     -\n");
     }
+    print_trace(o);
     printf("\n%s%-12s  %-20s  %-21s  %s%s\n", sagactl_sgr(SGR_BOLD), "TIME", "SERVICE", "  EVENT",
            "SUMMARY", sagactl_sgr(SGR_RESET));
     json_array_foreach(tl, i, e)
@@ -183,8 +207,9 @@ static void get_usage(FILE *out)
     fprintf(out, "usage: sagactl get ORDER_ID [--json]\n"
                  "\n"
                  "Shows an order from the order API: status, reason, compensation state, total,\n"
-                 "items, times, and the saga timeline (every event seen, with its service;\n"
-                 "compensations marked with ↩). Times are UTC.\n"
+                 "items, times, the order's trace (its id, and its link in the tracing UI from\n"
+                 "TRACING_UI_URL or the API's trace_url) and the saga timeline (every event\n"
+                 "seen, with its service; compensations marked with ↩). Times are UTC.\n"
                  "\n"
                  "  --json   print the API's JSON as it is (for jq)\n" SAGACTL_API_OPTIONS_HELP "\n"
                  "exit codes: 0 shown, 1 no such order or an API error, 64 bad usage, 69 the\n"

@@ -132,6 +132,22 @@ static json_t *order_waiting(const char *status, const char *types, int64_t age_
 }
 
 /*
+ * trace_id: the order's trace (the POST /orders span's; every span of its saga is in it),
+ * null for an order placed before orders kept their traceparent; trace_url: where the
+ * tracing backend's UI shows it, when TRACING_UI_URL is set.
+ */
+static void order_set_trace(json_t *o, const char *traceparent)
+{
+    char trace_id[33], url[600];
+    saga_traceparent_trace_id(traceparent, trace_id);
+    json_object_set_new(o, "trace_id", trace_id[0] ? json_string(trace_id) : json_null());
+    if (trace_id[0] && order_app.tracing_ui_url) {
+        snprintf(url, sizeof(url), "%s/trace/%s", order_app.tracing_ui_url, trace_id);
+        json_object_set_new(o, "trace_url", json_string(url));
+    }
+}
+
+/*
  * The full order: summary, items, address and the timeline in causal order.
  * NULL with *found = 0 for an unknown order; NULL with *found = 1 after a
  * database failure (already answered in resp).
@@ -152,7 +168,8 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
               " (SELECT json_agg(json_build_object('sku', sku, 'name', name, 'quantity',"
               "   quantity, 'unit_price', unit_price) ORDER BY line_no)"
               "  FROM order_items i WHERE i.order_id = o.order_id)::text,"
-              " (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::bigint"
+              " (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::bigint,"
+              " coalesce(o.traceparent, '')"
               " FROM orders o WHERE o.order_id = $1 AND ($2::text IS NULL OR o.customer_id = $2)",
               2, p);
     if (!ok(r)) {
@@ -184,6 +201,7 @@ static json_t *order_full(PGconn *conn, const char *order_id, const char *owner,
     json_object_set_new(o, "shipping_address", addr ? addr : json_null());
     json_object_set_new(o, "items", items ? items : json_array());
     json_object_set_new(o, "correlation_id", json_string(PQgetvalue(r, 0, 13)));
+    order_set_trace(o, PQgetvalue(r, 0, 16));
 
     n = PQntuples(t);
     truncated = n > order_app.timeline_max;

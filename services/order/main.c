@@ -562,10 +562,11 @@ static void *sweeper_main(void *arg)
 /* --- start and stop ---------------------------------------------------------- */
 
 struct order_settings {
-    int64_t saga_timeout_ms; /* SAGA_TIMEOUT */
-    int64_t sweep_ms;        /* SAGA_SWEEP_INTERVAL */
-    struct saga_auth auth;   /* AUTH_* */
-    long timeline_max;       /* ORDER_TIMELINE_MAX */
+    int64_t saga_timeout_ms;  /* SAGA_TIMEOUT */
+    int64_t sweep_ms;         /* SAGA_SWEEP_INTERVAL */
+    struct saga_auth auth;    /* AUTH_* */
+    long timeline_max;        /* ORDER_TIMELINE_MAX */
+    char tracing_ui_url[512]; /* TRACING_UI_URL, without a trailing slash; "" = unset */
 };
 
 static struct order_settings settings;
@@ -585,6 +586,18 @@ static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_siz
         saga_env_long("ORDER_TIMELINE_MAX", 500, 10, 100000, &s->timeline_max, errstr, errstr_size);
     if (err)
         return err;
+    /* The tracing backend's UI (Jaeger's): each order's trace is URL/trace/TRACE_ID. */
+    const char *ui = saga_env("TRACING_UI_URL", "");
+    size_t n = strlen(ui);
+    while (n > 0 && ui[n - 1] == '/')
+        n--;
+    if (*ui && ((strncmp(ui, "http://", 7) != 0 && strncmp(ui, "https://", 8) != 0) ||
+                n >= sizeof(s->tracing_ui_url) || strpbrk(ui, " \"<>\\") != NULL)) {
+        snprintf(errstr, errstr_size, "TRACING_UI_URL must be an http:// or https:// URL, got '%s'",
+                 ui);
+        return SAGA_ERR_CONFIG;
+    }
+    snprintf(s->tracing_ui_url, sizeof(s->tracing_ui_url), "%.*s", (int)n, ui);
     saga_auth_release(&s->auth);
     return saga_auth_load(&s->auth, errstr, errstr_size);
 }
@@ -596,6 +609,7 @@ static void order_settings_print(const void *arg, FILE *out)
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
     saga_auth_print(&s->auth, out);
     fprintf(out, "ORDER_TIMELINE_MAX=%ld\n", s->timeline_max);
+    fprintf(out, "TRACING_UI_URL=%s\n", s->tracing_ui_url[0] ? s->tracing_ui_url : "(unset)");
 }
 
 static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *errstr,
@@ -608,6 +622,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     app->auth = &settings.auth;
     saga_auth_warn(app->auth);
     app->timeline_max = settings.timeline_max;
+    app->tracing_ui_url = settings.tracing_ui_url[0] ? settings.tracing_ui_url : NULL;
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");
         return SAGA_ERR_NOMEM;

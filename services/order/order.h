@@ -31,7 +31,8 @@ struct order_app {
     const struct saga_auth *auth; /* who may call the API (AUTH_*) */
     int64_t timeout_ms;           /* SAGA_TIMEOUT */
     int64_t sweep_every_ms;       /* how often the sweeper looks */
-    long timeline_max; /* ORDER_TIMELINE_MAX: timeline entries GET /orders/{id} returns */
+    long timeline_max;          /* ORDER_TIMELINE_MAX: timeline entries GET /orders/{id} returns */
+    const char *tracing_ui_url; /* TRACING_UI_URL: trace_url in GET /orders/{id}, or NULL */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct order_slot slots[ORDER_POOL_SIZE];

@@ -56,6 +56,8 @@ run DATABASE_URL=$DB AUTH_SECRET_FILE=/nonexistent -- order-service
 check "order-service with an unreadable secret exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "/nonexistent" && echo y)"
 run DATABASE_URL=$DB AUTH_MODE=maybe -- order-service
 check "order-service with a bad AUTH_MODE exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "AUTH_MODE" && echo y)"
+run DATABASE_URL=$DB AUTH_MODE=off TRACING_UI_URL='javascript:alert(1)' -- order-service
+check "order-service with a TRACING_UI_URL that is not http(s) exits 78" test "$RC" = 78 -a -n "$(contains "$OUT" "TRACING_UI_URL" && echo y)"
 run DATABASE_URL=$DB AUTH_SECRET_FILE= AUTH_MODE=off -- order-service --check-config
 check "AUTH_MODE=off needs no key and --check-config says so" test "$RC" = 0 -a -n "$(contains "$OUT" "AUTH_MODE=off" && echo y)"
 # Public-key mode: tokens are ours only by their aud and iss (the identity provider signs

@@ -73,7 +73,15 @@ run get "$DECLINED" --json
 check "get --json exits 0" test "$RC" = 0
 check "get --json is the API's order" jqok "$OUT" ".order_id == \"$DECLINED\" and .status == \"CANCELLED\" and .reason == \"PAYMENT_FAILED\" and .detail == \"CARD_DECLINED\" and .compensation == \"done\""
 check "with its timeline" jqok "$OUT" '[.timeline[].event_type] | index("PaymentFailed") and index("InventoryReleased") and index("NotificationSent")'
+TRACE=$(jq -r '.trace_id // empty' <<<"$OUT")
+check "and its trace id ($TRACE)" grep -qE '^[0-9a-f]{32}$' <<<"$TRACE"
 run get "$DECLINED"
+# The fixture runs the tracing backend (up --tracing): its UI's URL is in stack.env.
+if [ -n "${TRACING_UI_URL:-}" ]; then
+    check "get shows the trace and where the tracing UI shows it" grep -qxE "trace +$TRACE +$TRACING_UI_URL/trace/$TRACE" <<<"$OUT"
+else
+    check "get shows the trace id" grep -qxE "trace +$TRACE" <<<"$OUT"
+fi
 check "get shows the timeline as a table" grep -qE '^[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}  payment-service +PaymentFailed +declined: CARD_DECLINED' <<<"$OUT"
 run get 00000000-0000-4000-8000-000000000000
 check "get of an unknown order exits 1" test "$RC" = 1

@@ -47,7 +47,7 @@ if "version" in compose:
 OURS = ["outbox-relay", "order-service", "inventory-service", "payment-service",
         "shipping-service", "notification-service"]
 CORE = ["kafka", "schema-registry", "postgres", "kafka-init", "auth-init"] + OURS
-WATCH = ["kafka-ui", "prometheus", "grafana", "mailpit"]
+WATCH = ["kafka-ui", "prometheus", "grafana", "mailpit", "jaeger"]
 if sorted(services) != sorted(CORE + WATCH):
     fail(f"services are {sorted(services)}, expected {sorted(CORE + WATCH)}")
 for name in WATCH:
@@ -125,6 +125,8 @@ for name in OURS + ["kafka-init"]:
     for var in env:
         if var.startswith("KAFKA_"):
             continue  # any librdkafka property (docs/CONFIGURATION.md)
+        if var.startswith("OTEL_"):
+            continue  # the standard OpenTelemetry variables (docs/CONFIGURATION.md)
         if var not in allowed:
             fail(f"{name}: sets {var}, which {name} does not read")
     if env.get("KAFKA_BOOTSTRAP_SERVERS") != "kafka:9092":
@@ -138,6 +140,10 @@ for name in OURS + ["kafka-init"]:
         continue
     if svc.get("command") != [name]:
         fail(f"{name}: command is {svc.get('command')}, expected [{name!r}]")
+    if env.get("OTEL_SERVICE_NAME") != name:
+        fail(f"{name}: OTEL_SERVICE_NAME is {env.get('OTEL_SERVICE_NAME')!r}, not {name!r}")
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") != "${SAGA_OTLP_ENDPOINT-http://jaeger:4318}":
+        fail(f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT does not point at the watch profile's jaeger")
     port = ports.get(name)
     if env.get("HTTP_LISTEN") != f"0.0.0.0:{port}":
         fail(f"{name}: HTTP_LISTEN is {env.get('HTTP_LISTEN')!r}, expected 0.0.0.0:{port} (its port)")

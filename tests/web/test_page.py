@@ -10,6 +10,10 @@ usage: test_page.py STACK_ENV ARTIFACT_DIR
    "Declined card" button places an order; without a reload the selected
    order's timeline shows CANCELLED / PAYMENT_FAILED and InventoryReleased.
    The screenshot is ARTIFACT_DIR/saga-page.png.
+4. With the stack's tracing backend (TRACING_UI_URL in stack.env: the fixture runs
+   `up --tracing`), the order's "Trace" link goes to TRACING_UI_URL/trace/<trace_id>
+   of GET /orders/{id}; the test follows it and the backend's page for that trace
+   is ARTIFACT_DIR/saga-trace.png. Without it, the page shows no trace link.
 
 On the secured stack (ORDER_API_URL https://, ORDER_API_CACERT) all of it runs over
 https: Python verifies the API's certificate with the stack's CA, and Chromium
@@ -205,7 +209,7 @@ def spki_pin(base):
     return base64.b64encode(digest).decode()
 
 
-def test_browser(base, artifacts, customer_token):
+def test_browser(base, artifacts, customer_token, tracing_ui=None):
     from playwright.sync_api import expect, sync_playwright
 
     shot = os.path.join(artifacts, "saga-page.png")
@@ -266,8 +270,35 @@ def test_browser(base, artifacts, customer_token):
         row = page.locator(f"#orders tr[data-order-id='{order_id}']")
         check(row.count() == 1 and "CANCELLED" in row.inner_text(),
               "the order list shows the order CANCELLED")
+        # The order's trace in the tracing backend's UI (GET /orders/{id}: trace_url).
+        link = page.locator("#tl-trace")
+        if tracing_ui:
+            expect(link).to_be_visible(timeout=10000)
+            href = link.get_attribute("href") or ""
+            order = json.loads(get(base, "/orders/" + order_id)[2])
+            check(re.fullmatch(re.escape(tracing_ui.rstrip("/")) + r"/trace/[0-9a-f]{32}", href) is not None
+                  and href.endswith("/trace/" + (order.get("trace_id") or "-")),
+                  f"the order links its trace in the tracing UI: {href}")
+        else:
+            check(not link.is_visible(), "without a tracing UI the page shows no trace link")
         page.wait_for_timeout(500)
         page.screenshot(path=shot, full_page=True)
+        if tracing_ui and link.is_visible():
+            trace_page = browser.new_page(viewport={"width": 1400, "height": 700})
+            trace_page.goto(link.get_attribute("href"))
+            expect(trace_page.locator("#title")).to_have_text(re.compile("^Trace [0-9a-f]{32}$"),
+                                                              timeout=15000)
+            # Spans arrive within a second or two of the work; the page polls until then.
+            try:
+                trace_page.wait_for_selector("#trace tr.span", timeout=10000)
+                spans = trace_page.locator("#trace tr.span").count()
+            except Exception:
+                spans = 0
+            print(f"the trace page shows {spans} spans of the order", flush=True)
+            check(spans > 0 or trace_page.locator("#no-spans").count() == 1,
+                  "the tracing UI shows the order's trace (or says it has no spans yet): "
+                  + trace_page.locator("#main").inner_text()[:200])
+            trace_page.screenshot(path=os.path.join(artifacts, "saga-trace.png"), full_page=True)
         browser.close()
     check(not problems, "no console errors or CSP violations: " + "; ".join(problems))
     print(f"screenshot: {shot}", flush=True)
@@ -288,7 +319,7 @@ def main():
     test_assets(base)
     test_events(base)
     try:
-        test_browser(base, artifacts, env.get("STACK_TOKEN_CUST_ALICE", ""))
+        test_browser(base, artifacts, env.get("STACK_TOKEN_CUST_ALICE", ""), env.get("TRACING_UI_URL"))
     except Exception as e:  # a timeout names what did not appear
         check(False, f"browser: {type(e).__name__}: {e}")
     total = 0 if FAILED else 1

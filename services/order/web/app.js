@@ -162,6 +162,9 @@
     $('tl-reason').textContent = d.reason ? d.reason + (d.detail ? ' (' + d.detail + ')' : '') : '—';
     $('tl-comp').textContent = (d.compensation || 'none').replace('_', ' ');
     $('tl-total').textContent = money(d.total_amount, d.currency);
+    // The order's trace in the tracing backend's UI (trace_url: order-service's TRACING_UI_URL).
+    $('tl-trace-row').hidden = !d.trace_url;
+    if (d.trace_url) { $('tl-trace').href = d.trace_url; $('tl-trace').title = 'trace ' + d.trace_id; }
     $('tl').replaceChildren(...(d.timeline || []).map((t) => {
       const k = kind(t);
       const mark = { forward: '●', done: '✓', failure: '✕', undo: '↶', info: '✉' }[k];
