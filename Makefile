@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both chaos-cluster valgrind clean
 
 all: build
 
@@ -30,6 +30,9 @@ build: $(BUILD)/CMakeCache.txt
 # REPLACE=shipping='python3 my_shipping.py' runs that command in place of shipping-service
 # until `make down` (REPLACE=shipping= goes back to the built-in; several: export
 # STACK_REPLACE_<SERVICE>=command each). docs/LOCAL-STACK.md, "Replacing a service".
+# KAFKA_BROKERS=3 runs Kafka as a cluster of three KRaft nodes on loopback (each broker
+# and controller), every topic with replication factor 3 and min.insync.replicas=2
+# (docs/LOCAL-STACK.md, "A Kafka cluster"); a stack keeps the count it was made with.
 # WATCH=1 also runs Debian's Prometheus on 127.0.0.1 (9090, or a free port; its URL is
 # printed) with the alert rules of deploy/prometheus/alerts.yml, until `make down`
 # (docs/LOCAL-STACK.md, "Watching the stack"; docs/RUNBOOKS.md).
@@ -40,6 +43,7 @@ up: deps build
 	$(STACK) up --no-deps --build $(BUILD) $(if $(filter 1,$(REGISTRY)),--registry) \
 		$(if $(filter 1,$(SECURE)),--secure) $(if $(filter 1,$(WATCH)),--watch) \
 		$(if $(filter 1,$(TRACING)),--tracing) \
+		$(if $(KAFKA_BROKERS),--brokers $(KAFKA_BROKERS)) \
 		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:
@@ -132,6 +136,12 @@ chaos: build
 chaos-both: build
 	CHAOS_STRATEGY=eager tests/chaos/run --build $(BUILD); s=$$?; \
 	CHAOS_STRATEGY=cooperative-sticky tests/chaos/run --build $(BUILD) && exit $$s
+
+# The cluster scenarios of the chaos suite (15-17) on a stack with three Kafka brokers
+# (replication factor 3, min.insync.replicas=2): the busiest leader killed, two brokers
+# down at once, a rolling restart; duplicates and losses on the wire counted per event.
+chaos-cluster: build
+	CHAOS_BROKERS=3 tests/chaos/run --build $(BUILD)
 
 # docker-compose.yml for real (as root): a private Docker engine, our image from the
 # Dockerfile, local stand-ins for the third-party images, two orders through the

@@ -35,6 +35,9 @@ saga_err_t relay_settings_load(struct relay_settings *s, char *errstr, size_t er
     if ((err = saga_env_long("RELAY_BATCH_SIZE", 500, 1, 10000, &n, errstr, errstr_size)))
         return err;
     s->batch_size = (int)n;
+    if ((err = saga_env_long("RELAY_LOG_DELIVERIES", 0, 0, 1, &n, errstr, errstr_size)))
+        return err;
+    s->log_deliveries = (int)n;
     if ((err = saga_env_duration_ms("RELAY_POLL_INTERVAL", 1000, 10, 3600000, &s->poll_ms, errstr,
                                     errstr_size)) ||
         (err = saga_env_duration_ms("RELAY_STANDBY_RETRY", 1000, 10, 60000, &s->standby_retry_ms,
@@ -54,6 +57,7 @@ void relay_settings_print(const struct relay_settings *s, FILE *out)
     fprintf(out, "RELAY_STANDBY_RETRY=%" PRId64 "ms\n", s->standby_retry_ms);
     fprintf(out, "RELAY_RETENTION=%" PRId64 "ms\n", s->retention_ms);
     fprintf(out, "RELAY_PRUNE_INTERVAL=%" PRId64 "ms\n", s->prune_every_ms);
+    fprintf(out, "RELAY_LOG_DELIVERIES=%d\n", s->log_deliveries);
 }
 
 /* --- one source ------------------------------------------------------------- */
@@ -151,11 +155,42 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * RELAY_LOG_DELIVERIES=1: one line per delivery report, naming the row's event id, so
+ * what is on the wire can be counted against what the relay was told (the chaos suite's
+ * cluster scenarios do). A report of a retired ticket (a row given up and sent again)
+ * is logged too: its copy is on the wire all the same. A failure that may have been
+ * written (possibly persisted) says so: that copy may or may not be on the wire.
+ */
+static void log_delivery(const struct source *s, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *id = NULL;
+    size_t id_len = 0;
+
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_header_get_last(h, "event_id", &id, &id_len);
+    if (!m->err)
+        saga_log(SAGA_LOG_INFO, NULL,
+                 "source %s: delivered event %.*s to %s [%d] at offset %" PRId64, s->src->name,
+                 (int)id_len, id ? (const char *)id : "", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition, (int64_t)m->offset);
+    else
+        saga_log(SAGA_LOG_INFO, NULL, "source %s: not delivered event %.*s to %s [%d]: %s (%s)",
+                 s->src->name, (int)id_len, id ? (const char *)id : "", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition, rd_kafka_err2str(m->err),
+                 rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+                     ? "possibly persisted"
+                     : "not persisted");
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct source *s = opaque;
     struct relay_slot *st = relay_ring_report(&s->ring, m->_private, m->err, wall_us());
     (void)rk;
+    if (s->set->log_deliveries)
+        log_delivery(s, m);
     if (st) {
         st->partition = m->partition;
         st->offset = m->offset;

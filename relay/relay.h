@@ -18,6 +18,7 @@ struct relay_settings {
     int64_t standby_retry_ms; /* RELAY_STANDBY_RETRY: a standby tries the lock this often */
     int64_t retention_ms;     /* RELAY_RETENTION: keep published rows this long */
     int64_t prune_every_ms;   /* RELAY_PRUNE_INTERVAL */
+    int log_deliveries;       /* RELAY_LOG_DELIVERIES: a log line per delivery report (0/1) */
 };
 
 /* The advisory lock a source's leader holds (per database, so one key serves all). */

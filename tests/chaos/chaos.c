@@ -9,6 +9,7 @@
  * Faults: SIGKILL of programs, `scripts/stack kill` of Kafka and Postgres, the relay's
  * fault hook, a TCP proxy in this process between one service and Postgres, SIGSTOP.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
@@ -48,8 +49,10 @@ struct result {
     double recovery_s;
     int timed_out; /* orders the saga timeout cancelled */
     char note[200];
+    /* the cluster scenarios' wire accounting (wire_rows 0: not counted) */
+    long long wire_rows, duplicates, lost;
 };
-static struct result results[16];
+static struct result results[24];
 static int nresults;
 
 /* --- steady load ------------------------------------------------------------- */
@@ -112,10 +115,31 @@ static void load_end(void)
 
 static long long scenario_healed;
 static int orders_out_of_order(char *example, size_t example_size);
+static void wire_begin(void);
+static int wire_end(struct result *res, char *report, size_t size, int strict);
 
 /* Runs fault under load: 3 s of load first, the fault (which heals what it broke and
  * calls healed() at that moment), 3 s more load, then drain and check. */
+static void scenario_counted(const char *name, void (*fault)(struct result *), int count_wire);
+
+/* How scenario_counted counts the wire: WIRE_COUNT (CHAOS_COUNT_WIRE=1, any scenario):
+ * a lost event, or fewer copies than acknowledgements, is a violation; more copies than
+ * the logs account for are only reported, as a relay SIGKILLed with messages in flight
+ * (scenarios 1, 2, 10) never logs their acknowledgements. WIRE_STRICT (the cluster
+ * scenarios, where no relay is killed): every copy must be accounted for. */
+#define WIRE_COUNT  1
+#define WIRE_STRICT 2
+
+/* CHAOS_COUNT_WIRE=1 counts the wire in every scenario (the relays must log their
+ * deliveries: RELAY_LOG_DELIVERIES=1, as tests/chaos/run sets it for CHAOS_BROKERS=3). */
 static void scenario(const char *name, void (*fault)(struct result *))
+{
+    const char *all = getenv("CHAOS_COUNT_WIRE");
+    scenario_counted(name, fault, all && strcmp(all, "1") == 0 ? WIRE_COUNT : 0);
+}
+
+/* scenario, and with count_wire the wire accounting of the cluster scenarios. */
+static void scenario_counted(const char *name, void (*fault)(struct result *), int count_wire)
 {
     struct result *res = &results[nresults++];
     long long before = db_num("order", "SELECT count(*) FROM orders", NULL);
@@ -128,6 +152,8 @@ static void scenario(const char *name, void (*fault)(struct result *))
     memset(res, 0, sizeof(*res));
     res->name = name;
     fprintf(stderr, "chaos: %s\n", name);
+    if (count_wire)
+        wire_begin();
     load_start();
     sleep_ms(3000);
     scenario_healed = 0;
@@ -196,6 +222,8 @@ static void scenario(const char *name, void (*fault)(struct result *))
             res->violations++;
         }
     }
+    if (count_wire)
+        res->violations += wire_end(res, report, sizeof(report), count_wire == WIRE_STRICT);
     fprintf(stderr,
             "chaos: %s: %d orders (%d not accepted, %d timed out), %d violations, recovered in "
             "%.1f s%s%s\n",
@@ -265,6 +293,9 @@ static pid_t spawn(const char *program, const char *database_url, const char *ex
     }
     if (strcmp(program, "outbox-relay") == 0) {
         snprintf(env[n++], sizeof(env[0]), "RELAY_SOURCES=%s", stack_env("RELAY_SOURCES"));
+        if (getenv("RELAY_LOG_DELIVERIES")) /* the wire accounting reads every relay's log */
+            snprintf(env[n++], sizeof(env[0]), "RELAY_LOG_DELIVERIES=%s",
+                     getenv("RELAY_LOG_DELIVERIES"));
     } else {
         snprintf(var, sizeof(var), "%.*s_DATABASE_URL", (int)strcspn(program, "-"), program);
         for (char *p = var; *p; p++)
@@ -914,6 +945,432 @@ static void f_pg_hung(struct result *res)
              log_count("payment-hung", "PG_QUERY_TIMEOUT"));
 }
 
+/* --- a Kafka cluster (scripts/stack --brokers 3; make chaos-cluster) ---------------- */
+
+static int stack_brokers(void)
+{
+    const char *n = stack_env_opt("STACK_KAFKA_BROKERS");
+    return n ? atoi(n) : 1;
+}
+
+/* The stack's name of node id: kafka (node 1), kafka-2, kafka-3. */
+static const char *node_name(int id, char *buf, size_t size)
+{
+    if (id == 1)
+        snprintf(buf, size, "kafka");
+    else
+        snprintf(buf, size, "kafka-%d", id);
+    return buf;
+}
+
+static const char *const event_topics[] = {"orders", "inventory", "payments", "shipping",
+                                           "notifications"};
+#define EVENT_TOPICS 5
+
+/* The broker ids ranked by how many messages the partitions they lead hold (the event
+ * topics): ranked[0] leads the busiest. Returns the number of brokers ranked (<= 8). */
+static int leaders_by_traffic(int ranked[8])
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    const rd_kafka_metadata_t *md;
+    long long traffic[9] = {0};
+    int n = 0;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000))
+        fail_msg("cluster metadata");
+    for (int t = 0; t < md->topic_cnt; t++)
+        for (int e = 0; e < EVENT_TOPICS; e++) {
+            if (strcmp(md->topics[t].topic, event_topics[e]) != 0)
+                continue;
+            for (int p = 0; p < md->topics[t].partition_cnt; p++) {
+                int64_t lo, hi;
+                int leader = md->topics[t].partitions[p].leader;
+                if (leader < 1 || leader > 8 ||
+                    rd_kafka_query_watermark_offsets(rk, event_topics[e], p, &lo, &hi, 10000))
+                    continue;
+                traffic[leader] += hi - lo;
+            }
+        }
+    for (int b = 0; b < md->broker_cnt && n < 8; b++)
+        if (md->brokers[b].id >= 1 && md->brokers[b].id <= 8)
+            ranked[n++] = md->brokers[b].id;
+    for (int i = 0; i < n; i++) /* by traffic, descending */
+        for (int j = i + 1; j < n; j++)
+            if (traffic[ranked[j]] > traffic[ranked[i]]) {
+                int x = ranked[i];
+                ranked[i] = ranked[j];
+                ranked[j] = x;
+            }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* Waits until every partition of the suite's topics and of the consumer offsets has all
+ * its replicas in sync again (a rolling restart takes the next node down only then);
+ * returns the seconds it took. */
+static double wait_in_sync(int timeout_ms)
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    long long start = now_ms();
+    int short_isr = -1, offline = -1;
+
+    for (;;) {
+        const rd_kafka_metadata_t *md;
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            short_isr = offline = 0;
+            for (int t = 0; t < md->topic_cnt; t++)
+                for (int p = 0; p < md->topics[t].partition_cnt; p++) {
+                    const rd_kafka_metadata_partition_t *pm = &md->topics[t].partitions[p];
+                    short_isr += pm->isr_cnt < pm->replica_cnt;
+                    offline += pm->leader < 0;
+                }
+            if (md->broker_cnt < stack_brokers())
+                short_isr++;
+            rd_kafka_metadata_destroy(md);
+            if (!short_isr && !offline)
+                break;
+        }
+        if (now_ms() - start > timeout_ms)
+            fail_msg("after %d s, %d partitions still short of replicas in sync, %d offline",
+                     timeout_ms / 1000, short_isr, offline);
+        sleep_ms(1000);
+    }
+    rd_kafka_destroy(rk);
+    return (double)(now_ms() - start) / 1000.0;
+}
+
+/* The outbox backlog of every source together (the relay's /metrics); -1 if unknown. */
+static long long relay_backlog(void)
+{
+    char *text = scrape(5);
+    long long sum = -1;
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, "saga_outbox_backlog{", 20) == 0) {
+            const char *v = strchr(p, ' ');
+            sum = (sum < 0 ? 0 : sum) + (v ? atoll(v + 1) : 0);
+        }
+    free(text);
+    return sum;
+}
+
+/*
+ * Wire accounting (the cluster scenarios): every outbox row written during the scenario
+ * must be on its topic at least once, and exactly as many times as the relay's log
+ * (RELAY_LOG_DELIVERIES=1, set by tests/chaos/run) says Kafka acknowledged it, give or
+ * take the copies it was told "possibly persisted". Counted by the event_id header.
+ */
+#define WIRE_CAP (1 << 18)
+struct wire_row {
+    char id[40]; /* "" = free slot */
+    int row;     /* an outbox row of the scenario */
+    int wire, delivered, maybe;
+};
+static struct wire_row wire_rows[WIRE_CAP];
+static const char *const outbox_services[] = {"order", "inventory", "payment", "shipping",
+                                              "notification"};
+static long long wire_from_id[5];
+static int64_t *wire_from_offset; /* [topic * parts + partition] */
+
+static struct wire_row *wire_slot(const char *id, size_t len, int add)
+{
+    size_t h = 5381;
+    if (len >= sizeof(wire_rows[0].id))
+        len = sizeof(wire_rows[0].id) - 1;
+    for (size_t i = 0; i < len; i++)
+        h = h * 33 + (unsigned char)id[i];
+    for (h %= WIRE_CAP; wire_rows[h].id[0]; h = (h + 1) % WIRE_CAP)
+        if (strlen(wire_rows[h].id) == len && memcmp(wire_rows[h].id, id, len) == 0)
+            return &wire_rows[h];
+    if (!add)
+        return NULL;
+    memcpy(wire_rows[h].id, id, len);
+    wire_rows[h].id[len] = '\0';
+    return &wire_rows[h];
+}
+
+/* Before the load starts: where each topic ends, then the last outbox id of each service
+ * (in this order: a row past these ids is produced after the offsets taken here). */
+static void wire_begin(void)
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    int parts = atoi(stack_env("TOPIC_PARTITIONS"));
+    free(wire_from_offset);
+    wire_from_offset = calloc((size_t)(EVENT_TOPICS * parts), sizeof(*wire_from_offset));
+    for (int t = 0; t < EVENT_TOPICS; t++)
+        for (int p = 0; p < parts; p++) {
+            int64_t lo;
+            if (rd_kafka_query_watermark_offsets(rk, event_topics[t], p, &lo,
+                                                 &wire_from_offset[t * parts + p], 10000))
+                fail_msg("watermarks of %s[%d]", event_topics[t], p);
+        }
+    rd_kafka_destroy(rk);
+    for (int s = 0; s < 5; s++)
+        wire_from_id[s] =
+            db_num(outbox_services[s], "SELECT coalesce(max(id), 0) FROM outbox", NULL);
+    memset(wire_rows, 0, sizeof(wire_rows));
+}
+
+/* Reads each event topic from where wire_begin found its end to its end now. */
+static long long wire_read(void)
+{
+    char group[64];
+    rd_kafka_t *rk =
+        kafka_client(RD_KAFKA_CONSUMER, stack_unique("chaos-wire-count", group, sizeof(group)));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
+    int parts = atoi(stack_env("TOPIC_PARTITIONS")), open_parts = 0;
+    int64_t *end = calloc((size_t)(EVENT_TOPICS * parts), sizeof(*end));
+    long long until = now_ms() + 300000, read = 0;
+
+    for (int t = 0; t < EVENT_TOPICS; t++)
+        for (int p = 0; p < parts; p++) {
+            int64_t lo;
+            if (rd_kafka_query_watermark_offsets(rk, event_topics[t], p, &lo, &end[t * parts + p],
+                                                 10000))
+                fail_msg("watermarks of %s[%d]", event_topics[t], p);
+            if (end[t * parts + p] > wire_from_offset[t * parts + p]) {
+                rd_kafka_topic_partition_list_add(l, event_topics[t], p)->offset =
+                    wire_from_offset[t * parts + p];
+                open_parts++;
+            }
+        }
+    rd_kafka_assign(rk, l);
+    while (open_parts > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 5000);
+        rd_kafka_headers_t *hdrs;
+        const void *id = NULL;
+        size_t id_len = 0;
+        int t;
+        if (now_ms() > until)
+            fail_msg("counting the wire: not at the end after 300 s");
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        for (t = 0; t < EVENT_TOPICS; t++)
+            if (strcmp(rd_kafka_topic_name(m->rkt), event_topics[t]) == 0)
+                break;
+        if (t < EVENT_TOPICS && m->offset < end[t * parts + m->partition]) {
+            if (m->offset + 1 == end[t * parts + m->partition])
+                open_parts--;
+            read++;
+            if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                rd_kafka_header_get_last(hdrs, "event_id", &id, &id_len) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                id)
+                wire_slot(id, id_len, 1)->wire++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(end);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return read;
+}
+
+/* Counts the "delivered event ID" / "not delivered event ID ... (possibly persisted)"
+ * lines of every relay's log: the stack's (outbox-relay.log) and the ones this suite
+ * started (chaos-relay-*.log, scenarios 2 and 10). */
+static void wire_relay_log(void)
+{
+    char path[768], line[8192];
+    DIR *d;
+    struct dirent *e;
+    snprintf(path, sizeof(path), "%s/logs", stack_env("STACK_DIR"));
+    if (!(d = opendir(path)))
+        fail_msg("no log directory %s", path);
+    while ((e = readdir(d))) {
+        FILE *f;
+        if (strcmp(e->d_name, "outbox-relay.log") != 0 &&
+            strncmp(e->d_name, "chaos-relay", 11) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/logs/%s", stack_env("STACK_DIR"), e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        while (fgets(line, sizeof(line), f)) {
+            const char *p;
+            int maybe = 0;
+            struct wire_row *w;
+            if ((p = strstr(line, ": not delivered event ")) &&
+                strstr(line, "(possibly persisted)")) {
+                p += strlen(": not delivered event ");
+                maybe = 1;
+            } else if ((p = strstr(line, ": delivered event "))) {
+                p += strlen(": delivered event ");
+            } else {
+                continue;
+            }
+            if ((w = wire_slot(p, strcspn(p, " "), 0)) && w->row) {
+                if (maybe)
+                    w->maybe++;
+                else
+                    w->delivered++;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* After quiescence: adds what is wrong to report and returns the count of violations;
+ * the numbers go into the result's note. */
+static int wire_end(struct result *res, char *report, size_t size, int strict)
+{
+    long long rows = 0, unpublished = 0, on_wire, lost = 0, dups = 0, off = 0, logged_dups = 0;
+    long long surplus = 0;
+    char example[160] = "";
+    int violations = 0;
+    size_t len;
+
+    for (int s = 0; s < 5; s++) {
+        char from[32], *ids;
+        snprintf(from, sizeof(from), "%lld", wire_from_id[s]);
+        unpublished += db_num(outbox_services[s],
+                              "SELECT count(*) FROM outbox WHERE id > $1::bigint AND published_at "
+                              "IS NULL",
+                              from);
+        ids = db_text(outbox_services[s],
+                      "SELECT coalesce(string_agg(event_id, ','), '') FROM outbox WHERE id > "
+                      "$1::bigint",
+                      from);
+        for (const char *p = ids; *p;) {
+            size_t n = strcspn(p, ",");
+            wire_slot(p, n, 1)->row = 1;
+            rows++;
+            p += n + (p[n] == ',');
+        }
+        free(ids);
+    }
+    on_wire = wire_read();
+    wire_relay_log();
+    for (size_t i = 0; i < WIRE_CAP; i++) {
+        struct wire_row *w = &wire_rows[i];
+        if (!w->id[0] || !w->row)
+            continue;
+        if (w->wire == 0) {
+            lost++;
+            if (!example[0])
+                snprintf(example, sizeof(example), "event %.39s is not on its topic", w->id);
+        }
+        if (w->wire > 1)
+            dups += w->wire - 1;
+        if (w->delivered > 1)
+            logged_dups += w->delivered - 1;
+        if (w->wire > w->delivered + w->maybe)
+            surplus++;
+        if (w->wire < w->delivered || (strict && w->wire > w->delivered + w->maybe)) {
+            off++;
+            if (!example[0])
+                snprintf(example, sizeof(example),
+                         "event %.39s: %d on the wire, the relay's log says %d delivered, %d "
+                         "possibly persisted",
+                         w->id, w->wire, w->delivered, w->maybe);
+        }
+    }
+    len = strlen(report);
+    if (unpublished) {
+        snprintf(report + len, size - len, "%lld outbox rows never published\n", unpublished);
+        violations++;
+    }
+    len = strlen(report);
+    if (lost) {
+        snprintf(report + len, size - len, "%lld events lost (%s)\n", lost, example);
+        violations++;
+    }
+    len = strlen(report);
+    if (off) {
+        snprintf(report + len, size - len,
+                 "%lld events on the wire a number of times the relay's log does not account "
+                 "for (%s)\n",
+                 off, example);
+        violations++;
+    }
+    res->wire_rows = rows;
+    res->duplicates = dups;
+    res->lost = lost;
+    fprintf(stderr,
+            "chaos: wire: %lld outbox rows, %lld messages read, %lld duplicates (%lld logged as "
+            "delivered twice), %lld lost, %lld with more copies than logged acknowledgements%s\n",
+            rows, on_wire, dups, logged_dups, lost, surplus,
+            strict ? "" : " (not checked: a killed relay logs nothing of what it had in flight)");
+    return violations;
+}
+
+/* 15. The broker leading the busiest partitions SIGKILLed, restarted 5 s later. */
+static void f_cluster_leader_killed(struct result *res)
+{
+    int ranked[8];
+    char name[24], cmd[64];
+    double sync_s;
+    if (leaders_by_traffic(ranked) < 3)
+        fail_msg("fewer than 3 brokers in the cluster");
+    node_name(ranked[0], name, sizeof(name));
+    snprintf(cmd, sizeof(cmd), "kill %s", name);
+    stack_cmd(cmd);
+    sleep_ms(5000);
+    stack_cmd("up");
+    healed();
+    sync_s = wait_in_sync(240000);
+    snprintf(res->note, sizeof(res->note),
+             "%s (node %d, leader of the busiest partitions) SIGKILLed, back after 5 s; all "
+             "replicas in sync %.0f s after",
+             name, ranked[0], sync_s);
+}
+
+/* 16. Two brokers SIGKILLed at once for 10 s: below min.insync.replicas (and the
+ *     controller quorum), producers must wait, neither losing nor reordering. */
+static void f_cluster_two_down(struct result *res)
+{
+    int ranked[8];
+    char a[24], b[24], cmd[64];
+    long long until, backlog, max_backlog = 0;
+    double sync_s;
+    if (leaders_by_traffic(ranked) < 3)
+        fail_msg("fewer than 3 brokers in the cluster");
+    node_name(ranked[0], a, sizeof(a));
+    node_name(ranked[1], b, sizeof(b));
+    snprintf(cmd, sizeof(cmd), "kill %s", a);
+    stack_cmd(cmd);
+    snprintf(cmd, sizeof(cmd), "kill %s", b);
+    stack_cmd(cmd);
+    until = now_ms() + 10000;
+    while (now_ms() < until) {
+        if ((backlog = relay_backlog()) > max_backlog)
+            max_backlog = backlog;
+        sleep_ms(1000);
+    }
+    stack_cmd("up");
+    healed();
+    sync_s = wait_in_sync(240000);
+    snprintf(res->note, sizeof(res->note),
+             "%s and %s SIGKILLed together for 10 s (1 of 3 left: below min ISR 2, no "
+             "quorum); outbox backlog up to %lld rows meanwhile; in sync %.0f s after",
+             a, b, max_backlog, sync_s);
+}
+
+/* 17. A rolling restart: each broker in turn stopped (SIGTERM, controlled shutdown) and
+ *     started again, the next one only once every replica is back in sync. */
+static void f_cluster_rolling(struct result *res)
+{
+    char name[24], cmd[64];
+    double total = 0;
+    for (int id = stack_brokers(); id >= 1; id--) {
+        node_name(id, name, sizeof(name));
+        snprintf(cmd, sizeof(cmd), "stop %s", name);
+        stack_cmd(cmd);
+        sleep_ms(2000);
+        stack_cmd("up");
+        total += wait_in_sync(240000);
+    }
+    healed();
+    snprintf(res->note, sizeof(res->note),
+             "kafka-3, kafka-2, kafka stopped and restarted in turn, each once all replicas "
+             "were in sync (%.0f s of catching up in all)",
+             total);
+}
+
 #define SCENARIO(fn, title)                                                                        \
     static void t_##fn(void **state)                                                               \
     {                                                                                              \
@@ -945,6 +1402,21 @@ static void t_dlq_refused(void **state)
     scenario("13. a service's DLQ write refused (ACL removed), then restored", f_dlq_refused);
 }
 
+/* 15-17 need a stack with three brokers (make chaos-cluster, CHAOS_BROKERS=3). */
+#define CLUSTER_SCENARIO(fn, title)                                                                \
+    static void t_##fn(void **state)                                                               \
+    {                                                                                              \
+        (void)state;                                                                               \
+        if (stack_brokers() < 3) {                                                                 \
+            fprintf(stderr, "chaos: %s needs 3 brokers (CHAOS_BROKERS=3): skipped\n", title);      \
+            skip();                                                                                \
+        }                                                                                          \
+        scenario_counted(title, f_##fn, WIRE_STRICT);                                              \
+    }
+CLUSTER_SCENARIO(cluster_leader_killed, "15. cluster: the busiest partitions' leader SIGKILLed")
+CLUSTER_SCENARIO(cluster_two_down, "16. cluster: two brokers down at once for 10 s")
+CLUSTER_SCENARIO(cluster_rolling, "17. cluster: a rolling restart of all three brokers")
+
 static void write_report(void)
 {
     const char *path = getenv("CHAOS_REPORT");
@@ -958,10 +1430,16 @@ static void write_report(void)
                                                          : "");
         fprintf(f, "| scenario | orders | violations | timed out | recovery | what happened |\n"
                    "|---|---:|---:|---:|---:|---|\n");
-        for (int i = 0; i < nresults; i++)
-            fprintf(f, "| %s | %d | %d | %d | %.1f s | %s |\n", results[i].name, results[i].orders,
-                    results[i].violations, results[i].timed_out, results[i].recovery_s,
-                    results[i].note);
+        for (int i = 0; i < nresults; i++) {
+            char wire[160] = "";
+            if (results[i].wire_rows)
+                snprintf(wire, sizeof(wire),
+                         "; on the wire: %lld outbox rows, %lld duplicates, %lld lost",
+                         results[i].wire_rows, results[i].duplicates, results[i].lost);
+            fprintf(f, "| %s | %d | %d | %d | %.1f s | %s%s |\n", results[i].name,
+                    results[i].orders, results[i].violations, results[i].timed_out,
+                    results[i].recovery_s, results[i].note, wire);
+        }
     }
     if (out)
         fclose(out);
@@ -970,13 +1448,23 @@ static void write_report(void)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_kill_each),       cmocka_unit_test(t_relay_after_ack),
-        cmocka_unit_test(t_kafka),           cmocka_unit_test(t_postgres),
-        cmocka_unit_test(t_proxy),           cmocka_unit_test(t_replay),
-        cmocka_unit_test(t_poison),          cmocka_unit_test(t_scale),
-        cmocka_unit_test(t_compensation),    cmocka_unit_test(t_relay_leader_killed),
-        cmocka_unit_test(t_rebalance_storm), cmocka_unit_test(t_registry),
-        cmocka_unit_test(t_dlq_refused),     cmocka_unit_test(t_pg_hung),
+        cmocka_unit_test(t_kill_each),
+        cmocka_unit_test(t_relay_after_ack),
+        cmocka_unit_test(t_kafka),
+        cmocka_unit_test(t_postgres),
+        cmocka_unit_test(t_proxy),
+        cmocka_unit_test(t_replay),
+        cmocka_unit_test(t_poison),
+        cmocka_unit_test(t_scale),
+        cmocka_unit_test(t_compensation),
+        cmocka_unit_test(t_relay_leader_killed),
+        cmocka_unit_test(t_rebalance_storm),
+        cmocka_unit_test(t_registry),
+        cmocka_unit_test(t_dlq_refused),
+        cmocka_unit_test(t_pg_hung),
+        cmocka_unit_test(t_cluster_leader_killed),
+        cmocka_unit_test(t_cluster_two_down),
+        cmocka_unit_test(t_cluster_rolling),
     };
     struct CMUnitTest picked[sizeof(tests) / sizeof(tests[0])];
     const char *only = getenv("CHAOS_ONLY");

@@ -57,4 +57,16 @@ check "and says so" contains "$OUT" "nothing to stop"
 
 OUT=$("$STACK" up --bogus 2>&1)
 check "unknown option is refused" contains "$OUT" "unknown option '--bogus'"
+
+# A Kafka cluster is 1 or 3 brokers, and a stack keeps the count its data was made for
+# (refused before stack.env is written, so the refusal changes nothing).
+OUT=$("$STACK" up --brokers 2 2>&1)
+check "--brokers 2 is refused" contains "$OUT" "--brokers takes 1 or 3"
+mkdir -p "$T/s4/kafka/data"
+echo "cluster.id=x" >"$T/s4/kafka/data/meta.properties"
+OUT=$(timeout 120 "$STACK" up --no-deps --brokers 3 --dir "$T/s4" --build "$BUILD" 2>&1)
+RC=$?
+check "--brokers 3 on a single broker's data fails" test "$RC" -ne 0
+check "and says why" contains "$OUT" "was made for 1 broker(s), not 3"
+check "and writes no stack.env" test ! -e "$T/s4/stack.env"
 finish

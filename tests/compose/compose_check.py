@@ -225,6 +225,8 @@ else:
         key, value = line.split("=", 1)
         if key in skip:
             continue
+        # what the single-broker stack (compose's counterpart) gives these
+        value = {"$node": "1", "$(kafka_replication)": "1", "$(kafka_min_isr)": "1"}.get(value, value)
         var = "KAFKA_" + key.upper().replace(".", "_")
         got = kafka_env.get(var)
         if var == "KAFKA_PROCESS_ROLES":
