@@ -21,8 +21,10 @@ an OTLP receiver (sampler always_on), then:
    (TRACE_POISON, tests/trace/trace_poison.c, produces it): its dead letters are spans
    of that order's trace with status ERROR and the reason.
 
-The receiver: by default tests/trace/otlp_receiver.py in this process (OTLP/HTTP
-JSON, as a collector takes it). A real backend instead:
+The receiver: by default the local stack's Jaeger (the binary `scripts/stack deps
+--tests` builds, with scripts/jaeger/jaeger-local.yaml), read through its query API;
+when it is not built, or with SAGA_TRACE_RECEIVER=builtin, tests/trace/otlp_receiver.py
+in this process (OTLP/HTTP JSON, as a collector takes it). Another backend instead:
 
     SAGA_TRACE_RECEIVER   a shell command starting it in the foreground, with {otlp_port}
                           (its OTLP/HTTP port), {query_port} (its Jaeger query API / UI) and
@@ -343,10 +345,37 @@ def check_trace(stack, recv, order_id, label, expect_compensates=(), expect_name
 POISON = None
 
 
+def stack_jaeger(script):
+    """The command that runs the local stack's Jaeger (scripts/stack up --tracing) with its
+    configuration, when `scripts/stack deps --tests` has built it; else "" (this test's
+    own receiver)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(script)))
+    binary = os.environ.get("STACK_JAEGER_BIN")
+    if not binary:
+        with open(os.path.join(repo, "scripts", "jaeger", "go.mod")) as f:
+            m = re.search(r"^\s*github\.com/jaegertracing/jaeger v([0-9.]+)", f.read(), re.M)
+        cache = os.environ.get("STACK_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "order-saga")
+        binary = os.path.join(cache, "jaeger-%s" % m.group(1), "jaeger") if m else ""
+    if not binary or not os.access(binary, os.X_OK):
+        print("# no Jaeger built (scripts/stack deps --tests builds it): this test's own receiver",
+              flush=True)
+        return ""
+    jaeger_dir = os.path.join(repo, "scripts", "jaeger")
+    return ("JAEGER_OTLP_PORT={otlp_port} JAEGER_UI_PORT={query_port} JAEGER_GRPC_PORT={grpc_port} "
+            "JAEGER_UI_ASSETS=%s exec %s --config=file:%s" % (
+                shlex.quote(os.path.join(jaeger_dir, "ui")), shlex.quote(binary),
+                shlex.quote(os.path.join(jaeger_dir, "jaeger-local.yaml"))))
+
+
 def main():
     global POISON
     script, directory, build, POISON = sys.argv[1:5]
     command = os.environ.get("SAGA_TRACE_RECEIVER")
+    if command is None:
+        command = stack_jaeger(script)
+    elif command == "builtin":
+        command = ""
     recv = Jaeger(command) if command else Builtin()
     print("# receiver: %s" % (command or "tests/trace/otlp_receiver.py (OTLP/HTTP JSON)"), flush=True)
     recv.start()
