@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -378,6 +379,88 @@ static void test_exports_after_a_retry(void **state)
     json_decref(body);
 }
 
+/* The sampled flag is bit 0 of the trace flags, two hex digits: "0b" (sampled, with other
+ * bits) is sampled, "0a" is not. A parent-based sampler follows it. */
+static void test_parent_sampled_flag_is_read_as_hex(void **state)
+{
+    static const struct {
+        const char *flags;
+        int sampled;
+    } cases[] = {{"00", 0}, {"01", 1}, {"0a", 0}, {"0b", 1}, {"0c", 0},
+                 {"0d", 1}, {"0e", 0}, {"0f", 1}, {"ff", 1}, {"fe", 0}};
+    char err[256];
+    int wrong = 0;
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1); /* nobody listens */
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "600000", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0); /* parentbased_always_on */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct saga_span s;
+        char parent[56], self[56];
+        snprintf(parent, sizeof(parent), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-%s",
+                 cases[i].flags);
+        saga_otel_child(parent, self);
+        if (saga_span_begin(&s, "x", SAGA_SPAN_INTERNAL, self, parent) != cases[i].sampled) {
+            print_error("parent flags %s: recording %d, want %d\n", cases[i].flags, s.recording,
+                        cases[i].sampled);
+            wrong++;
+        }
+        /* not ended: nothing is queued */
+    }
+    saga_otel_shutdown();
+    assert_int_equal(wrong, 0);
+}
+
+/* A header value is sent as one header line: percent-decoded CR or LF (or another control
+ * character) would end the line and smuggle headers (or a request) of its own. */
+static void test_header_with_line_break_is_refused(void **state)
+{
+    static const char *const bad[] = {"x-tenant=a%0D%0AX-Injected: 1", "x-tenant=a%0AHost: evil",
+                                      "x%0D%0AInjected=1", "x-tenant=a%00b"};
+    char err[256];
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("OTEL_EXPORTER_OTLP_HEADERS", bad[i], 1);
+        err[0] = '\0';
+        if (saga_otel_init("test", err, sizeof(err)) != -1) {
+            saga_otel_shutdown();
+            fail_msg("OTEL_EXPORTER_OTLP_HEADERS=%s was accepted", bad[i]);
+        }
+        assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_HEADERS"));
+        assert_int_equal(saga_otel_enabled(), 0);
+    }
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=secret%3D1%20%09x", 1); /* space, tab: fine */
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    saga_otel_shutdown();
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* OTEL_BSP_SCHEDULE_DELAY=0 (export at once): an idle exporter still sleeps until a span
+ * comes, and never spins on a core the handlers need. */
+static void test_idle_exporter_with_no_delay_does_not_spin(void **state)
+{
+    struct timespec second = {1, 0};
+    double cpu;
+    char err[256];
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "0", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    cpu = cpu_seconds();
+    nanosleep(&second, NULL);
+    cpu = cpu_seconds() - cpu;
+    saga_otel_shutdown();
+    if (cpu > 0.05)
+        fail_msg("an idle exporter used %.2f s of CPU in 1 s", cpu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +472,9 @@ int main(void)
         cmocka_unit_test_setup(test_bad_configuration_is_refused, clean_env),
         cmocka_unit_test_setup(test_full_queue_drops_and_counts, clean_env),
         cmocka_unit_test_setup(test_exports_after_a_retry, clean_env),
+        cmocka_unit_test_setup(test_parent_sampled_flag_is_read_as_hex, clean_env),
+        cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
+        cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
