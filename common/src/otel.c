@@ -171,6 +171,14 @@ void saga_otel_traceparent_root(char out[56])
 
 /* --- spans (any thread) --------------------------------------------------------------- */
 
+/* The sampled flag of a valid traceparent: bit 0 of its flags, two hex digits (the last
+ * digit's value, not its character: 'b' is odd, 0x62 is not). */
+static int sampled_flag(const char *tp)
+{
+    char c = tp[54];
+    return ((c <= '9' ? c - '0' : c - 'a' + 10) & 1) != 0;
+}
+
 int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const char *self,
                        const char *parent, int64_t start_ns)
 {
@@ -180,7 +188,7 @@ int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const ch
         return 0;
     has_parent = saga_traceparent_valid(parent);
     if (!saga_sampler_decide(&X.sampler, self + 3, has_parent,
-                             has_parent ? parent[54] & 1 : self[54] & 1))
+                             sampled_flag(has_parent ? parent : self)))
         return 0;
     s->recording = 1;
     memcpy(s->trace_id, self + 3, 32);
