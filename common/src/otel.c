@@ -568,10 +568,24 @@ static void add_resource(void *arg, const char *k, const char *v)
     X.nres++;
 }
 
+/*
+ * A header goes out as one line as it is (libcurl does not check it): a percent-decoded
+ * CR or LF would end the line and add headers, or a request, of its own. So a name is
+ * printable ASCII without ':' or space, a value has no control character but tab; arg
+ * (an int) is set to 1 for one that is not.
+ */
 static void add_header(void *arg, const char *k, const char *v)
 {
     char line[1024];
-    (void)arg;
+    int *bad = arg;
+    for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+        if (*c <= ' ' || *c >= 0x7f || *c == ':')
+            *bad = 1;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if ((*c < ' ' && *c != '\t') || *c == 0x7f)
+            *bad = 1;
+    if (*bad)
+        return;
     snprintf(line, sizeof(line), "%s: %s", k, v);
     X.headers = curl_slist_append(X.headers, line);
 }
@@ -627,6 +641,7 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     const char *exporter = saga_env("OTEL_TRACES_EXPORTER", NULL);
     const char *proto = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL");
     char err[256];
+    int bad_header = 0;
 
     saga_otel_enabled_flag = 0;
     if (saga_sampler_parse(saga_env("OTEL_TRACES_SAMPLER", NULL),
@@ -683,10 +698,13 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     X.headers = curl_slist_append(NULL, "Content-Type: application/json");
     /* No "Expect: 100-continue" round trip before a large batch. */
     X.headers = curl_slist_append(X.headers, "Expect:");
-    if (saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_HEADERS", NULL), add_header, NULL, err,
-                              sizeof(err)) ||
-        saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL), add_header, NULL,
-                              err, sizeof(err))) {
+    if (saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_HEADERS", NULL), add_header, &bad_header,
+                              err, sizeof(err)) ||
+        saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL), add_header,
+                              &bad_header, err, sizeof(err)) ||
+        (bad_header && snprintf(err, sizeof(err),
+                                "a header name or value holds a control character (a decoded "
+                                "%%0D, %%0A...) or a name holds ':' or a space") > 0)) {
         snprintf(errstr, errstr_size, "OTEL_EXPORTER_OTLP_HEADERS: %s", err);
         release_config();
         return -1;
