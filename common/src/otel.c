@@ -303,7 +303,7 @@ void saga_span_end_at(struct saga_span *s, int64_t end_ns)
     }
     X.ring[(X.head + X.n) % X.queue_size] = *s;
     X.n++;
-    if (X.n >= X.batch_size)
+    if (X.n == 1 || X.n >= X.batch_size) /* the first span wakes an idle exporter */
         pthread_cond_signal(&X.cv);
     pthread_mutex_unlock(&X.mu);
 }
@@ -850,6 +850,11 @@ static void *exporter_main(void *arg)
         int n = 0;
         struct timespec until;
         pthread_mutex_lock(&X.mu);
+        /* Idle, the thread sleeps until the first span (saga_span_end_at wakes it): with
+         * OTEL_BSP_SCHEDULE_DELAY=0 a timed wait alone would return at once, round after
+         * round, and spin. The delay counts from the first span of a batch. */
+        while (!X.stop && X.n == 0)
+            pthread_cond_wait(&X.cv, &X.mu);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += X.delay_ms / 1000;
         until.tv_nsec += (X.delay_ms % 1000) * 1000000;
