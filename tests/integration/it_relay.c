@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 
 #include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "proc.h"
 #include "saga/kafka.h"
@@ -896,6 +898,77 @@ static void test_graceful_stop_marks_what_kafka_acknowledged(void **state)
     free(seen);
 }
 
+static long long marked_rows(struct fixture *f, const char *key)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE msg_key = '%s' AND published_at IS NOT NULL", key);
+    return testdb_scalar(&f->db, sql);
+}
+
+/*
+ * A row Kafka acknowledged while a later one still waits for its acknowledgement (its
+ * partition's broker is slow: the librdkafka mock cluster, the only way to slow one broker
+ * on demand) is marked a moment later on a quiet source, as when nothing waits, not only
+ * once the slow one is in: meanwhile a restart or a standby taking over would publish it
+ * again, and the outbox counts it in its backlog.
+ */
+static void test_acknowledged_row_is_marked_while_a_later_one_waits(void **state)
+{
+    struct fixture *f = *state;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    char keys[2][16] = {"", ""}, err[256];
+    long long end;
+    pid_t relay;
+
+    assert_non_null(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+    assert_non_null(mc = rd_kafka_mock_cluster_new(rk, 2));
+    assert_int_equal(rd_kafka_mock_topic_create(mc, f->topic, 2, 1), 0);
+    assert_int_equal(rd_kafka_mock_partition_set_leader(mc, f->topic, 0, 1), 0);
+    assert_int_equal(rd_kafka_mock_partition_set_leader(mc, f->topic, 1, 2), 0);
+    /* A key for each partition, as the relay's partitioner places them. */
+    for (int i = 0; !keys[0][0] || !keys[1][0]; i++) {
+        char k[16];
+        int32_t p;
+        snprintf(k, sizeof(k), "K%d", i);
+        p = rd_kafka_msg_partitioner_murmur2_random(NULL, k, strlen(k), 2, NULL, NULL);
+        if (!keys[p][0])
+            snprintf(keys[p], sizeof(keys[p]), "%s", k);
+    }
+    snprintf(f->env_kafka, sizeof(f->env_kafka), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             rd_kafka_mock_cluster_bootstraps(mc));
+    relay = start_relay(f, "60s", NULL);
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    /* Both brokers known and connected: a row to each partition. */
+    exec_ok(f->conn, "BEGIN");
+    append(f, keys[0], 1);
+    append(f, keys[1], 1);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    assert_true(wait_published(f, 30000));
+
+    /* The next produce request to broker 2 (partition 1) is answered 8 s late. */
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 2, 0 /* Produce */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR, 8000),
+                     0);
+    exec_ok(f->conn, "BEGIN");
+    append(f, keys[0], 2); /* acknowledged at once */
+    append(f, keys[1], 2); /* acknowledged in 8 s */
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    for (end = now_ms() + 3000; now_ms() < end && marked_rows(f, keys[0]) < 2;)
+        usleep(50 * 1000);
+    /* Still waiting for the slow one: the case holds. */
+    assert_int_equal(marked_rows(f, keys[1]), 1);
+    if (marked_rows(f, keys[0]) < 2)
+        fail_msg("a row Kafka acknowledged is still unmarked after 3 s, while the row after it "
+                 "waits for its acknowledgement");
+    assert_true(wait_published(f, 30000));
+    assert_int_equal(proc_stop(relay, SIGTERM, 30000), 0);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -920,6 +993,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks_ride_in_the_next_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acknowledged_row_is_marked_while_a_later_one_waits,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop_marks_what_kafka_acknowledged, setup,
                                         teardown),
     };
