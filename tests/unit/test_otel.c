@@ -31,7 +31,8 @@ static const char *const OTEL_VARS[] = {
     "OTEL_EXPORTER_OTLP_HEADERS",  "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_EXPORT_TIMEOUT",     "OTEL_SDK_DISABLED",
-    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER"};
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_TIMEOUT"};
 
 static int clean_env(void **state)
 {
@@ -461,6 +462,75 @@ static void test_idle_exporter_with_no_delay_does_not_spin(void **state)
         fail_msg("an idle exporter used %.2f s of CPU in 1 s", cpu);
 }
 
+/* A collector that takes the connection and never answers. */
+struct hanging {
+    int fd, accepted;
+    int conns[16];
+    pthread_t thread;
+};
+
+static void *hang(void *arg)
+{
+    struct hanging *h = arg;
+    for (;;) {
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        if (h->accepted < 16)
+            h->conns[h->accepted] = c;
+        __atomic_add_fetch(&h->accepted, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A stop while a request hangs takes at most that request's timeout plus
+ * OTEL_BSP_EXPORT_TIMEOUT (docs/CONFIGURATION.md): no request after it outlives the
+ * deadline. (Services and the relay stop their work first; this bounds the exit.) */
+static void test_stop_with_a_hanging_collector_is_bounded(void **state)
+{
+    struct hanging h = {0};
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    char url[64], err[256];
+    double t0, took;
+    (void)state;
+    h.fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(h.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(h.fd, 16), 0);
+    getsockname(h.fd, (struct sockaddr *)&a, &alen);
+    assert_int_equal(pthread_create(&h.thread, NULL, hang, &h), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3000", 1);
+    setenv("OTEL_BSP_EXPORT_TIMEOUT", "300", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "10", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    end_spans(3);
+    for (int i = 0; i < 500 && !__atomic_load_n(&h.accepted, __ATOMIC_SEQ_CST); i++)
+        usleep(10 * 1000); /* the first request hangs */
+    assert_true(h.accepted > 0);
+    t0 = mono_s();
+    saga_otel_shutdown();
+    took = mono_s() - t0;
+    shutdown(h.fd, SHUT_RDWR);
+    pthread_join(h.thread, NULL);
+    close(h.fd);
+    for (int i = 0; i < h.accepted && i < 16; i++)
+        close(h.conns[i]);
+    print_message("stop with a hanging collector: %.1f s\n", took);
+    if (took > 4.5) /* 3 s + 0.3 s, and time to spare */
+        fail_msg("the stop took %.1f s, more than a request's timeout plus the export timeout",
+                 took);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup(test_parent_sampled_flag_is_read_as_hex, clean_env),
         cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
         cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
+        cmocka_unit_test_setup(test_stop_with_a_hanging_collector_is_bounded, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
