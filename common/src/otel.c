@@ -753,15 +753,25 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* One POST; the HTTP status, or 0 when it did not get through (connection, timeout). */
-static long post(CURL *curl, const char *body)
+static int64_t mono_ms(void);
+
+/* One POST; the HTTP status, or 0 when it did not get through (connection, timeout). Once
+ * stopping (deadline set), it may not outlive the deadline. */
+static long post(CURL *curl, const char *body, int64_t deadline)
 {
-    long code = 0;
+    long code = 0, timeout = X.timeout_ms;
+    if (deadline) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        if (left < timeout)
+            timeout = (long)left;
+    }
     curl_easy_setopt(curl, CURLOPT_URL, X.endpoint);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, X.headers);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, X.timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, X.timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     if (curl_easy_perform(curl) != CURLE_OK)
@@ -813,7 +823,7 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
     }
     for (int attempt = 0; attempt < 5; attempt++) {
         int64_t wait = 200LL << attempt;
-        code = post(curl, body);
+        code = post(curl, body, deadline);
         if (code >= 200 && code < 300)
             break;
         if ((code && code != 429 && code != 502 && code != 503 && code != 504) || attempt == 4)
