@@ -531,6 +531,83 @@ static void test_stop_with_a_hanging_collector_is_bounded(void **state)
                  took);
 }
 
+/* A collector that answers 200 to every request, until its socket is shut. */
+struct accepting {
+    int fd, requests;
+    pthread_t thread;
+};
+
+static void *accept_all(void *arg)
+{
+    struct accepting *rv = arg;
+    for (;;) {
+        char buf[65536];
+        size_t len = 0;
+        long want = -1;
+        int c = accept(rv->fd, NULL, NULL);
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        if (c < 0)
+            return NULL;
+        for (;;) {
+            ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
+            char *end;
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            buf[len] = '\0';
+            if ((end = strstr(buf, "\r\n\r\n"))) {
+                char *cl = strcasestr(buf, "content-length:");
+                if (want < 0 && cl)
+                    want = strtol(cl + 15, NULL, 10) + (long)(end + 4 - buf);
+                if (want >= 0 && (long)len >= want)
+                    break;
+            }
+            if (len == sizeof(buf) - 1)
+                len = 0; /* the body is not looked at */
+        }
+        __atomic_add_fetch(&rv->requests, 1, __ATOMIC_SEQ_CST);
+        (void)!write(c, r, strlen(r));
+        close(c);
+    }
+}
+
+/* OTEL_BSP_MAX_EXPORT_BATCH_SIZE larger than OTEL_BSP_MAX_QUEUE_SIZE is the queue's size
+ * (as the specification has it): a full queue is a full batch and goes out at once, rather
+ * than dropping spans until the schedule delay. */
+static void test_batch_larger_than_the_queue_is_the_queue(void **state)
+{
+    struct accepting rv = {0};
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    struct saga_otel_stats before, after;
+    char url[64], err[256];
+    (void)state;
+    rv.fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rv.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(rv.fd, 16), 0);
+    getsockname(rv.fd, (struct sockaddr *)&a, &alen);
+    assert_int_equal(pthread_create(&rv.thread, NULL, accept_all, &rv), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8", 1);
+    setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "600000", 1);
+    saga_otel_stats(&before);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    end_spans(8); /* the queue is full: a batch */
+    for (int i = 0; i < 500 && !__atomic_load_n(&rv.requests, __ATOMIC_SEQ_CST); i++)
+        usleep(10 * 1000);
+    end_spans(8);
+    saga_otel_stats(&after);
+    saga_otel_shutdown();
+    shutdown(rv.fd, SHUT_RDWR);
+    pthread_join(rv.thread, NULL);
+    close(rv.fd);
+    assert_int_equal(after.dropped_queue_full - before.dropped_queue_full, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
         cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
         cmocka_unit_test_setup(test_stop_with_a_hanging_collector_is_bounded, clean_env),
+        cmocka_unit_test_setup(test_batch_larger_than_the_queue_is_the_queue, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
