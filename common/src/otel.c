@@ -597,8 +597,23 @@ static const char *env2(const char *a, const char *b)
     return v ? v : b ? saga_env(b, NULL) : NULL;
 }
 
+/* A number up to 3,600,000 (milliseconds, or spans): what env_ms and env_count read. */
+static int env_number(const char *a, const char *b, long def, long *out, const char *what,
+                      char *errstr, size_t errstr_size);
+
 static int env_ms(const char *a, const char *b, long def, long *out, char *errstr,
                   size_t errstr_size)
+{
+    return env_number(a, b, def, out, "a number of milliseconds", errstr, errstr_size);
+}
+
+static int env_count(const char *a, long def, long *out, char *errstr, size_t errstr_size)
+{
+    return env_number(a, NULL, def, out, "a number of spans (up to 3600000)", errstr, errstr_size);
+}
+
+static int env_number(const char *a, const char *b, long def, long *out, const char *what,
+                      char *errstr, size_t errstr_size)
 {
     const char *v = env2(a, b);
     char *end;
@@ -610,8 +625,7 @@ static int env_ms(const char *a, const char *b, long def, long *out, char *errst
     errno = 0;
     n = strtol(v, &end, 10);
     if (errno || *end || n < 0 || n > 3600000) {
-        snprintf(errstr, errstr_size, "%s '%s' is not a number of milliseconds",
-                 saga_env(a, NULL) ? a : b, v);
+        snprintf(errstr, errstr_size, "%s '%s' is not %s", saga_env(a, NULL) ? a : b, v, what);
         return -1;
     }
     *out = n;
@@ -715,11 +729,15 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
                &X.timeout_ms, errstr, errstr_size) ||
         env_ms("OTEL_BSP_SCHEDULE_DELAY", NULL, 1000, &X.delay_ms, errstr, errstr_size) ||
         env_ms("OTEL_BSP_EXPORT_TIMEOUT", NULL, 5000, &X.shutdown_ms, errstr, errstr_size) ||
-        env_ms("OTEL_BSP_MAX_QUEUE_SIZE", NULL, 2048, &X.queue_size, errstr, errstr_size) ||
-        env_ms("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", NULL, 512, &X.batch_size, errstr, errstr_size)) {
+        env_count("OTEL_BSP_MAX_QUEUE_SIZE", 2048, &X.queue_size, errstr, errstr_size) ||
+        env_count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, &X.batch_size, errstr, errstr_size)) {
         release_config();
         return -1;
     }
+    /* The specification: the batch is at most the queue, or a full queue would never be a
+     * full batch, and spans would be dropped until the schedule delay. */
+    if (X.batch_size > X.queue_size)
+        X.batch_size = X.queue_size;
     if (X.queue_size < 1 || X.batch_size < 1) {
         snprintf(errstr, errstr_size,
                  "OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BSP_MAX_EXPORT_BATCH_SIZE must be at least 1");

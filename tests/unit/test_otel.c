@@ -245,6 +245,7 @@ static void test_bad_configuration_is_refused(void **state)
     unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
     setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots", 1);
     assert_int_equal(saga_otel_init("test", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a number of spans"));
     assert_int_equal(saga_otel_enabled(), 0);
 }
 
