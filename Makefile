@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both chaos-cluster valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both chaos-cluster chaos-upgrade valgrind clean
 
 all: build
 
@@ -142,6 +142,13 @@ chaos-both: build
 # down at once, a rolling restart; duplicates and losses on the wire counted per event.
 chaos-cluster: build
 	CHAOS_BROKERS=3 tests/chaos/run --build $(BUILD)
+
+# The rolling upgrade (chaos scenarios 19-20): the last release's programs, built from its
+# git tag, swapped one at a time for the current build under load, then one back; with
+# the registry's framing and with single-object framing (UPGRADE_FRAMING=registry|embedded
+# for one). Needs the release tags (git fetch --tags). docs/RELEASING.md.
+chaos-upgrade: build
+	tests/chaos/upgrade --build $(BUILD)
 
 # docker-compose.yml for real (as root): a private Docker engine, our image from the
 # Dockerfile, local stand-ins for the third-party images, two orders through the
