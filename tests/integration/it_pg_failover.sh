@@ -89,6 +89,7 @@ RC=$?
 echo "$OUT" | grep -E 'postgres|rewind'
 check "up after the failover succeeds" test "$RC" = 0
 check "it rewinds the old primary" contains "$OUT" "rewinding it into a standby (pg_rewind)"
+check "pg_rewind did it (no new base backup)" not_contains "$OUT" "making it again with pg_basebackup"
 check "the old primary is back as a standby, not a primary" test "$(sql "$STACK_PG_PORT" "SELECT pg_is_in_recovery()")" = t
 check "it is the new primary's synchronous standby" \
     test "$(sql "$STACK_PG_STANDBY_PORT" "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'postgres'")" = sync
