@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
 
 #include "saga/registry.h"
 #include "saga/serde.h"
@@ -62,6 +63,10 @@ static int nresults;
 
 static volatile int load_stop;
 static int load_accepted, load_refused;
+/* The ids of the orders the load thread had accepted (202): each must be stored. */
+#define ACCEPTED_CAP 20000
+static char accepted_ids[ACCEPTED_CAP][37];
+static int naccepted;
 static pthread_t load_thread;
 static int load_thread_running;
 
@@ -88,9 +93,11 @@ static void *load_main(void *arg)
                              items[rand_r(&seed) % (sizeof(items) / sizeof(items[0]))]);
         struct api_reply rep;
         api(&rep, "POST", "/orders", "application/json", b, strlen(b), NULL);
-        if (rep.status == 202)
+        if (rep.status == 202) {
             __atomic_add_fetch(&load_accepted, 1, __ATOMIC_RELAXED);
-        else
+            if (rep.json && jstr(rep.json, "order_id") && naccepted < ACCEPTED_CAP)
+                snprintf(accepted_ids[naccepted++], 37, "%s", jstr(rep.json, "order_id"));
+        } else
             __atomic_add_fetch(&load_refused, 1, __ATOMIC_RELAXED);
         api_reply_free(&rep);
         free(b);
@@ -102,7 +109,7 @@ static void *load_main(void *arg)
 static void load_start(void)
 {
     load_stop = 0;
-    load_accepted = load_refused = 0;
+    load_accepted = load_refused = naccepted = 0;
     pthread_create(&load_thread, NULL, load_main, NULL);
     load_thread_running = 1;
 }
@@ -211,6 +218,27 @@ static void scenario_counted(const char *name, void (*fault)(struct result *), i
                          services[i]);
                 res->violations++;
             }
+        }
+        free(ids);
+    }
+    {
+        /* Not only as many: every order answered 202 is stored, by its id (a failover that
+         * lost a committed order would show here, whatever else was stored meanwhile). */
+        size_t cap = (size_t)naccepted * 37 + 1, o = 0;
+        char *ids = calloc(1, cap);
+        long long missing;
+        for (int i = 0; i < naccepted; i++)
+            o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", accepted_ids[i]);
+        if (naccepted &&
+            (missing =
+                 db_num("order",
+                        "SELECT count(*) FROM unnest(string_to_array($1, ',')) AS e(id)"
+                        " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id::text = e.id)",
+                        ids))) {
+            size_t len = strlen(report);
+            snprintf(report + len, sizeof(report) - len,
+                     "%lld of %d orders answered 202 are not stored (lost)\n", missing, naccepted);
+            res->violations++;
         }
         free(ids);
     }
@@ -1374,6 +1402,71 @@ static void f_cluster_rolling(struct result *res)
              total);
 }
 
+/* --- PostgreSQL failover (scripts/stack --pg-standby; make chaos-pg) ------------------- */
+
+/* A number from the primary, as the superuser (PG_SUPERUSER_URL names both nodes,
+ * target_session_attrs=read-write); sql takes no parameters. */
+static long long super_num(const char *sql)
+{
+    PGconn *c = PQconnectdb(stack_env("PG_SUPERUSER_URL"));
+    PGresult *r;
+    long long v = -1;
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("superuser connection: %s", PQerrorMessage(c));
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* The relay's leader locks (pg_try_advisory_lock(7170002), one per source database)
+ * held on the primary, once at least want are (wait at most timeout_ms); -1 if never. */
+static double wait_leader_locks(long long want, long timeout_ms)
+{
+    long long t0 = now_ms();
+    while (now_ms() - t0 < timeout_ms) {
+        if (super_num("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+                      "7170002 AND granted") >= want)
+            return (double)(now_ms() - t0) / 1000.0;
+        sleep_ms(200);
+    }
+    return -1;
+}
+
+/* 18. The primary stopped -m immediate under load; 2 s later (an operator noticing) the
+ *     synchronous standby is promoted (scripts/stack promote: pg_ctl promote). Every
+ *     program finds the new primary by itself (target_session_attrs=read-write), the
+ *     relay takes its leader locks there; then `up` rewinds the old primary (pg_rewind)
+ *     into the new primary's synchronous standby, never a second primary. The frame
+ *     checks that no accepted order, payment or event was lost. */
+static void f_pg_failover(struct result *res)
+{
+    long long t0, sources = 5;
+    double leader_s, promote_s;
+    stack_cmd("kill postgres");
+    t0 = now_ms();
+    sleep_ms(2000);
+    stack_cmd("promote");
+    promote_s = (double)(now_ms() - t0) / 1000.0;
+    healed();
+    leader_s = wait_leader_locks(sources, 60000);
+    if (leader_s < 0)
+        fail_msg("the relay did not take its %lld leader locks on the new primary in 60 s",
+                 sources);
+    sleep_ms(3000); /* more load on the new primary alone */
+    stack_cmd("up");
+    if (super_num("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != 1)
+        fail_msg("after up, the new primary has no synchronous standby");
+    snprintf(res->note, sizeof(res->note),
+             "primary stopped -m immediate, standby promoted %.1f s later; relay leading on it "
+             "%.1f s after; old primary rewound into its synchronous standby",
+             promote_s, leader_s);
+}
+
 /* --- 19-20: a rolling upgrade from the previous release (tests/chaos/upgrade) ------- */
 
 /* The stack starts on the release's programs (UPGRADE_OLD_BIN, run with UPGRADE_OLD_ENV,
@@ -1633,6 +1726,20 @@ CLUSTER_SCENARIO(cluster_leader_killed, "15. cluster: the busiest partitions' le
 CLUSTER_SCENARIO(cluster_two_down, "16. cluster: two brokers down at once for 10 s")
 CLUSTER_SCENARIO(cluster_rolling, "17. cluster: a rolling restart of all three brokers")
 
+/* 18 needs a stack with a PostgreSQL standby (make chaos-pg, CHAOS_PG_STANDBY=1). */
+static void t_pg_failover(void **state)
+{
+    (void)state;
+    if (!stack_env_opt("STACK_PG_STANDBY_PORT")) {
+        fprintf(stderr, "chaos: 18 needs a PostgreSQL standby (CHAOS_PG_STANDBY=1): skipped\n");
+        skip();
+    }
+    /* no relay is killed: every copy on the wire must be one the relay logged as
+     * acknowledged (tests/chaos/run sets RELAY_LOG_DELIVERIES=1 for CHAOS_PG_STANDBY=1) */
+    scenario_counted("18. PostgreSQL primary stopped -m immediate, standby promoted", f_pg_failover,
+                     getenv("RELAY_LOG_DELIVERIES") ? WIRE_STRICT : 0);
+}
+
 /* 19-20 need a stack started on the release's programs (make chaos-upgrade,
  * tests/chaos/upgrade), which sets UPGRADE_OLD_BIN. */
 #define UPGRADE_SCENARIO(fn, downgrade, title)                                                     \
@@ -1698,6 +1805,7 @@ int main(void)
         cmocka_unit_test(t_cluster_leader_killed),
         cmocka_unit_test(t_cluster_two_down),
         cmocka_unit_test(t_cluster_rolling),
+        cmocka_unit_test(t_pg_failover),
         cmocka_unit_test(t_upgrade),
         cmocka_unit_test(t_downgrade),
     };
