@@ -295,14 +295,7 @@ static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_s
 
     /* Our defaults, unless KAFKA_* said otherwise. */
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        char env[96];
-        snprintf(env, sizeof(env), "KAFKA_");
-        for (const char *p = defaults[i][0]; *p && strlen(env) < sizeof(env) - 1; p++) {
-            size_t l = strlen(env);
-            env[l] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-            env[l + 1] = '\0';
-        }
-        if (!saga_env(env, NULL))
+        if (!saga_kafka_env_sets(defaults[i][0]))
             rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
     }
     snprintf(client_id, sizeof(client_id), "outbox-relay-%s", s->src->name);
@@ -622,16 +615,12 @@ static void abandon_in_flight(struct source *s)
 /* "{id,...}" of the ring's rows [from, to); NULL when out of memory. */
 static char *ring_ids(struct source *s, int from, int to)
 {
-    char *ids = malloc((size_t)(to - from) * 21 + 3);
-    size_t o = 0;
-    if (!ids)
-        return NULL;
-    ids[o++] = '{';
+    struct saga_text ids = {0};
+    saga_pg_array_begin(&ids);
     for (int i = from; i < to; i++)
-        o += (size_t)sprintf(ids + o, "%s%" PRId64, i > from ? "," : "", ring_at(s, i)->id);
-    ids[o++] = '}';
-    ids[o] = '\0';
-    return ids;
+        saga_pg_array_int(&ids, ring_at(s, i)->id);
+    saga_pg_array_end(&ids);
+    return ids.data;
 }
 
 /* How many rows at the ring's head Kafka acknowledged (they wait for their mark); sets
@@ -1093,21 +1082,15 @@ static void *source_main(void *arg)
     return NULL;
 }
 
-/* {"t1","t2"}: the source's topics for "$n::text[]" (topic names need no escaping). */
+/* {"t1","t2"}: the source's topics for "$n::text[]". */
 static char *owned_literal(const struct relay_source *src)
 {
-    size_t size = 3, o = 0;
-    char *lit;
+    struct saga_text lit = {0};
+    saga_pg_array_begin(&lit);
     for (int i = 0; i < src->ntopics; i++)
-        size += strlen(src->topics[i]) + 3;
-    if (!(lit = malloc(size)))
-        return NULL;
-    lit[o++] = '{';
-    for (int i = 0; i < src->ntopics; i++)
-        o += (size_t)snprintf(lit + o, size - o, "%s\"%s\"", i ? "," : "", src->topics[i]);
-    lit[o++] = '}';
-    lit[o] = '\0';
-    return lit;
+        saga_pg_array_text(&lit, src->topics[i]);
+    saga_pg_array_end(&lit);
+    return lit.data;
 }
 
 int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,

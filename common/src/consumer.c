@@ -66,20 +66,6 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
 
 /* --- small helpers ---------------------------------------------------------------- */
 
-int64_t consumer_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t consumer_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 int consumer_stopping(const struct saga_consumer *c)
 {
     return atomic_load(c->conf.stop) || c->fatal || c->fenced;
@@ -132,7 +118,7 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     if (!c)
         return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
     c->conf = *conf;
-    c->seed = (unsigned)(consumer_wall_ms() ^ (int64_t)(uintptr_t)c);
+    c->seed = (unsigned)(saga_now_ms() ^ (int64_t)(uintptr_t)c);
     pthread_mutex_init(&c->mu_storage, NULL);
     c->mu = &c->mu_storage;
     err = saga_consumer_settings_load(&c->set, errstr, errstr_size);
@@ -383,7 +369,7 @@ static int process_one(struct saga_consumer *c, struct msg *m)
         }
         /* Permanent (INVALID): a few attempts, then the DLQ. */
         if (!m->first_failed)
-            m->first_failed = consumer_wall_ms();
+            m->first_failed = saga_now_ms();
         m->attempts++;
         if (m->attempts < c->set.max_attempts) {
             count_retry(c);

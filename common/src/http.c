@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 
 #include "saga/config.h"
+#include "saga/clock.h"
 #include "saga/log.h"
 
 #define WATCH_MS 200 /* how often the watchdog looks for requests past their deadline */
@@ -110,13 +111,6 @@ struct req_ctx {
     int too_large;
     int refused; /* answered before the body was read */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
-}
 
 /* --- refusals ----------------------------------------------------------------- */
 
@@ -568,7 +562,7 @@ static void set_answering(struct saga_http *h, struct MHD_Connection *conn)
     if (!cs)
         return;
     pthread_mutex_lock(&h->mu);
-    cs->answering_since = mono_ms();
+    cs->answering_since = saga_mono_ms();
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -901,7 +895,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
             saga_http_count_refused(SAGA_HTTP_REFUSED_RESPONSE_DEADLINE);
     }
     /* The next request on this connection (keep-alive) has its own deadline from now. */
-    set_reading(l->h, conn, mono_ms());
+    set_reading(l->h, conn, saga_mono_ms());
     if (ctx) {
         free(ctx->body);
         free(ctx);
@@ -928,7 +922,7 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
             abort();
         cs->fd = -1;
         cs->internal = l->internal;
-        cs->reading_since = mono_ms();
+        cs->reading_since = saga_mono_ms();
         if (ai && sockaddr_bytes(ai->client_addr, &family, addr) == 0) {
             client_key(family, addr, cs->client, sizeof(cs->client));
             cs->proxy = trusted(h, family, addr);
@@ -1020,7 +1014,7 @@ static void *watchdog_main(void *arg)
         int64_t now;
         int cut = 0, slow = 0;
         nanosleep(&ts, NULL);
-        now = mono_ms();
+        now = saga_mono_ms();
         pthread_mutex_lock(&h->mu);
         for (struct conn_state *cs = h->conns; cs; cs = cs->next) {
             if (cs->cut || cs->refused || cs->fd < 0)
@@ -1154,7 +1148,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     static int64_t window;          /* under mu: the second being counted */
     static long in_window, dropped; /* under mu */
     long was_dropped = 0;
-    int64_t now = mono_ms() / 1000;
+    int64_t now = saga_mono_ms() / 1000;
     char buf[512];
     size_t n;
     (void)cls;

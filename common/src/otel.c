@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include "saga/clock.h"
 #include "saga/config.h"
 #include "saga/http.h"
 #include "saga/log.h"
@@ -744,13 +745,6 @@ static long post(CURL *curl, const char *body)
     return code;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits ms unless stopping; 1 if stopping. Holds no lock on return. */
 static int pause_ms(int64_t ms)
 {
@@ -794,10 +788,10 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
             break;
         if (!deadline) {
             if (pause_ms(wait)) /* stopping: go on under the shutdown deadline */
-                deadline = mono_ms() + X.shutdown_ms;
+                deadline = saga_mono_ms() + X.shutdown_ms;
         } else {
             struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-            if (mono_ms() + wait >= deadline)
+            if (saga_mono_ms() + wait >= deadline)
                 break;
             nanosleep(&ts, NULL);
         }
@@ -835,7 +829,7 @@ static void *exporter_main(void *arg)
                pthread_cond_timedwait(&X.cv, &X.mu, &until) != ETIMEDOUT)
             ;
         if (X.stop && !deadline)
-            deadline = mono_ms() + X.shutdown_ms;
+            deadline = saga_mono_ms() + X.shutdown_ms;
         while (n < X.batch_size && X.n > 0) {
             batch[n++] = X.ring[X.head];
             X.head = (X.head + 1) % X.queue_size;
@@ -843,7 +837,7 @@ static void *exporter_main(void *arg)
         }
         pthread_mutex_unlock(&X.mu);
         if (n) {
-            if (deadline && mono_ms() >= deadline)
+            if (deadline && saga_mono_ms() >= deadline)
                 atomic_fetch_add(&X.dropped_failed, (uint64_t)n);
             else
                 export_batch(curl, batch, n, deadline);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "saga/choreography.h"
+#include "saga/clock.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
 #include "saga/otel.h"
@@ -66,17 +67,14 @@ static int database_reachable(const char *url)
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static int64_t checked_ms; /* under mu */
     static int reachable;      /* under mu */
-    struct timespec ts;
     int64_t now;
     int ok;
 
     pthread_mutex_lock(&mu);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    now = saga_mono_ms();
     if (!checked_ms || now - checked_ms >= READY_CHECK_MS) {
         reachable = saga_pg_ping(url);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        checked_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        checked_ms = saga_mono_ms();
     }
     ok = reachable;
     pthread_mutex_unlock(&mu);

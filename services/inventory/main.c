@@ -107,12 +107,13 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         res = SAGA_HANDLE_INVALID;
         goto done;
     }
+    saga_pg_array_begin(&qt);
     for (size_t i = 0; i < n; i++) {
         skus[i] = lines[i].sku;
         avail[i] = -1;
-        saga_text_printf(&qt, "%s%d", i ? "," : "{", lines[i].quantity);
+        saga_pg_array_int(&qt, lines[i].quantity);
     }
-    saga_text_printf(&qt, "}");
+    saga_pg_array_end(&qt);
     sku_arr = saga_pg_text_array(skus, n);
     qty_arr = qt.data;
     {

@@ -629,13 +629,15 @@ static void place_order_in(struct order_app *app, const struct saga_http_request
     {
         const char *nm[ORDER_MAX_ITEMS];
         char *name_lit;
+        saga_pg_array_begin(&qty);
+        saga_pg_array_begin(&price);
         for (size_t i = 0; i < o.nitems; i++) {
-            saga_text_printf(&qty, "%s%d", i ? "," : "{", lines[i].quantity);
-            saga_text_printf(&price, "%s%" PRId64, i ? "," : "{", lines[i].unit_price);
+            saga_pg_array_int(&qty, lines[i].quantity);
+            saga_pg_array_int(&price, lines[i].unit_price);
             nm[i] = names[i];
         }
-        saga_text_printf(&qty, "}");
-        saga_text_printf(&price, "}");
+        saga_pg_array_end(&qty);
+        saga_pg_array_end(&price);
         name_lit = saga_pg_text_array(nm, o.nitems);
         const char *p[5] = {order_id, sku_arr, qty.data, price.data, name_lit};
         r = query(s->conn,

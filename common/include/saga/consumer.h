@@ -41,6 +41,7 @@
 #include "saga/err.h"
 #include "saga/events.h"
 #include "saga/outbox.h"
+#include "saga/pg.h" /* saga_pg_text_array, for handlers */
 #include "saga/serde.h"
 
 typedef enum saga_handle_result {
@@ -83,12 +84,6 @@ saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res)
  */
 saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
                                    const char *const *params);
-
-/*
- * A PostgreSQL array literal ("{\"a\",\"b\"}") of items, for "$1::text[]"
- * parameters; malloc'd, the caller frees it.
- */
-char *saga_pg_text_array(const char *const *items, size_t n);
 
 /*
  * Starts out as an event of type caused by cause: a new event_id (written into
