@@ -78,7 +78,8 @@ int order_web_http(struct order_app *app, const struct saga_http_request *req,
                    struct saga_http_response *resp);
 /*
  * The caller of req (Authorization: Bearer, or token when not NULL: /events takes
- * ?access_token= as EventSource sends no header); 0 after answering 401 in resp.
+ * ?access_token= as EventSource sends no header) in *who: 0, or -1 after answering 401 in
+ * resp.
  */
 int order_authenticate(struct order_app *app, const struct saga_http_request *req,
                        const char *token, struct saga_principal *who,

@@ -567,7 +567,7 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     int resume = 0, found = 0;
 
     /* EventSource sends no header: the page passes its token as ?access_token=. */
-    if (!order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp))
+    if (order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp) != 0)
         return;
 
     if (!last || !*last)
