@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "saga/clock.h"
 #include "saga/fault.h"
 #include "saga/kafka.h"
 #include "saga/http.h"
@@ -120,9 +121,7 @@ static atomic_int fatal_seen;
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return saga_mono_ms();
 }
 
 static int stopping(const struct source *s)

@@ -1,5 +1,7 @@
 #include "saga/hash.h"
 
+#include <string.h>
+
 #define FNV64_BASIS 14695981039346656037ULL
 #define FNV64_PRIME 1099511628211ULL
 #define FNV32_BASIS 2166136261u
@@ -18,12 +20,7 @@ uint64_t saga_fnv1a64(const void *data, size_t len)
 
 uint64_t saga_fnv1a64_str(const char *s)
 {
-    uint64_t h = FNV64_BASIS;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= FNV64_PRIME;
-    }
-    return h;
+    return saga_fnv1a64(s, strlen(s));
 }
 
 uint32_t saga_fnv1a32_str(const char *s)
