@@ -66,6 +66,8 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
 
 /* --- small helpers ---------------------------------------------------------------- */
 
+/* locality: the consumer thread, and librdkafka callbacks it serves in its polls.
+ * locks: none (conf.stop, fatal and fenced are atomics). */
 int consumer_stopping(const struct saga_consumer *c)
 {
     return atomic_load(c->conf.stop) || c->fatal || c->fenced;
@@ -154,6 +156,7 @@ void saga_consumer_destroy(struct saga_consumer *c)
     free(c);
 }
 
+/* locality: any thread (readiness, from the HTTP threads). locks: none, an atomic. */
 int saga_consumer_joined(const struct saga_consumer *c)
 {
     return c->joined;
@@ -161,6 +164,7 @@ int saga_consumer_joined(const struct saga_consumer *c)
 
 /* --- metrics ---------------------------------------------------------------------- */
 
+/* locality: any thread. locks: takes c->mu. */
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out)
 {
     pthread_mutex_lock(c->mu);
@@ -168,7 +172,9 @@ void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_sta
     pthread_mutex_unlock(c->mu);
 }
 
-/* What the committed transaction did becomes part of the totals. */
+/* What the committed transaction did becomes part of the totals.
+ * locality: the consumer thread (saga_consumer_run). locks: takes c->mu for the totals;
+ * c->pend is the consumer thread's own. */
 void consumer_count_commit(struct saga_consumer *c, const struct saga_tx *tx)
 {
     pthread_mutex_lock(c->mu);
@@ -188,6 +194,7 @@ void consumer_count_commit(struct saga_consumer *c, const struct saga_tx *tx)
     memset(&c->pend, 0, sizeof(c->pend));
 }
 
+/* locality: any thread (the HTTP threads, for /metrics). locks: takes c->mu. */
 void saga_consumer_write_metrics(const struct saga_consumer *c, struct saga_text *t)
 {
     const char *svc = c->conf.group;

@@ -124,6 +124,12 @@ void consumer_kafka_store(struct saga_consumer *c, const struct msg *m)
 
 /* --- callbacks (called from inside our own poll calls) ------------------------ */
 
+/* locality: every callback below runs on the consumer thread, inside the
+ * rd_kafka_consumer_poll / rd_kafka_poll / rd_kafka_flush calls it makes (no librdkafka
+ * background thread calls them). locks: none needed for the consumer's own state; the
+ * figures other threads read (lag, stats) are written under c->mu, the readiness flags
+ * are atomics. */
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -196,7 +202,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* librdkafka's statistics (JSON, every statistics.interval.ms): the lag per topic. */
+/* librdkafka's statistics (JSON, every statistics.interval.ms): the lag per topic.
+ * locks: takes c->mu (the HTTP threads read the lag). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     struct saga_consumer *c = opaque;

@@ -131,6 +131,7 @@ static const char *const refusal_names[SAGA_HTTP_REFUSED_N] = {
     [SAGA_HTTP_REFUSED_RESPONSE_DEADLINE] = "response_deadline",
 };
 
+/* locality: any thread. locks: none, atomics. */
 void saga_http_count_refused(saga_http_refusal_t why)
 {
     if ((int)why >= 0 && why < SAGA_HTTP_REFUSED_N)
@@ -523,7 +524,8 @@ static struct conn_state *conn_state_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-/* The connection is answering (since 0) or waiting for its next request. */
+/* The connection is answering (since 0) or waiting for its next request.
+ * locality: the connection's thread. locks: takes h->mu (the watchdog reads it). */
 static void set_reading(struct saga_http *h, struct MHD_Connection *conn, int64_t since)
 {
     struct conn_state *cs = conn_state_of(conn);
@@ -555,7 +557,8 @@ static void close_abortively(int fd)
     (void)connect(fd, &unspec, sizeof(unspec));
 }
 
-/* The connection delivers an answer (not a stream) from now: response_timeout_ms. */
+/* The connection delivers an answer (not a stream) from now: response_timeout_ms.
+ * locality: the connection's thread. locks: takes h->mu. */
 static void set_answering(struct saga_http *h, struct MHD_Connection *conn)
 {
     struct conn_state *cs = conn_state_of(conn);
@@ -780,6 +783,9 @@ static int is_internal_path(const char *url)
            strcmp(url, "/metrics") == 0;
 }
 
+/* A request, as MHD hands it over piece by piece; runs the handler once it is whole.
+ * locality: the connection's own thread (MHD_USE_THREAD_PER_CONNECTION). locks: none held
+ * while the handler runs; at most conf.threads handlers at once (the turns semaphore). */
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -873,6 +879,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     return send_response(h, conn, &resp);
 }
 
+/* locality: the connection's thread. locks: takes h->mu. */
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -903,6 +910,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* locality: the connection's thread (opened, closed). locks: takes h->mu. */
 static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -1005,6 +1013,7 @@ static long request_deadline_ms(const struct saga_http *h, const struct conn_sta
 /*
  * Cuts connections whose request did not arrive whole within request_timeout_ms,
  * or whose answer (not a stream) was not taken within response_timeout_ms.
+ * locality: its own thread. locks: takes h->mu to walk the connections.
  */
 static void *watchdog_main(void *arg)
 {
@@ -1301,6 +1310,8 @@ static void http_free(struct saga_http *h)
     free(h);
 }
 
+/* locality: the thread that owns the server (the program's main thread). locks: none;
+ * starts MHD's threads and the watchdog. */
 saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -1411,6 +1422,8 @@ const char *saga_http_scheme(const struct saga_http *h)
     return h->tls_cert ? "https" : "http";
 }
 
+/* locality: the thread that started h. locks: none held by the caller; joins MHD's
+ * threads and the watchdog. */
 void saga_http_stop(struct saga_http *h)
 {
     if (!h)

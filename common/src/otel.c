@@ -38,6 +38,9 @@ _Atomic int saga_otel_enabled_flag;
 #define MAX_RESOURCE 32
 #define MAX_HEADERS  16
 
+/* The exporter's state. The configuration is written by saga_otel_init and
+ * saga_otel_shutdown (main thread) while no other thread uses it; the ring and
+ * stop/flush are under mu; the counters are atomics. */
 static struct {
     struct saga_sampler sampler;
     char *endpoint;
@@ -282,6 +285,7 @@ void saga_span_error(struct saga_span *s, const char *fmt, ...)
     s->status = SAGA_SPAN_ERROR;
 }
 
+/* locality: any thread (the span's owner). locks: takes X.mu to queue the span. */
 void saga_span_end_at(struct saga_span *s, int64_t end_ns)
 {
     if (!s->recording)
@@ -612,6 +616,8 @@ static void release_config(void)
 
 static void *exporter_main(void *arg);
 
+/* locality: the main thread, once, before any other thread ends a span. locks: none
+ * needed then; starts the exporter thread. */
 int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
 {
     const char *ep = saga_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL);
@@ -745,7 +751,8 @@ static long post(CURL *curl, const char *body)
     return code;
 }
 
-/* Waits ms unless stopping; 1 if stopping. Holds no lock on return. */
+/* Waits ms unless stopping; 1 if stopping. locality: the exporter thread. locks: takes
+ * X.mu, holds none on return. */
 static int pause_ms(int64_t ms)
 {
     struct timespec until;
@@ -771,6 +778,7 @@ static int pause_ms(int64_t ms)
  * meanwhile the ring fills and drops what does not fit. Once stopping (deadline set, or
  * set while waiting), retries go on only while the shutdown deadline allows.
  */
+/* locality: the exporter thread. locks: none held (posts with X.mu released). */
 static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64_t deadline)
 {
     char *body = saga_otel_encode((const char *const *)X.res_kv, X.nres, batch, n);
@@ -806,6 +814,7 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
     }
 }
 
+/* The exporter thread: takes batches off the ring under X.mu, exports them without it. */
 static void *exporter_main(void *arg)
 {
     CURL *curl = curl_easy_init();
@@ -855,6 +864,8 @@ static void *exporter_main(void *arg)
     return NULL;
 }
 
+/* locality: the main thread, once, after the threads that end spans have stopped (later
+ * spans are dropped). locks: takes X.mu; joins the exporter thread. */
 void saga_otel_shutdown(void)
 {
     if (!X.started)
@@ -875,6 +886,7 @@ void saga_otel_shutdown(void)
 
 /* --- counters --------------------------------------------------------------------------- */
 
+/* locality: any thread (the HTTP threads, for /metrics). locks: none, atomics. */
 void saga_otel_stats(struct saga_otel_stats *out)
 {
     out->exported = atomic_load(&X.exported);

@@ -62,6 +62,7 @@ PGconn *saga_service_connect(const char *url, char *errstr, size_t errstr_size)
  * its answer.
  */
 #define READY_CHECK_MS 1000
+/* locality: the HTTP threads (/readyz). locks: takes mu, held across the ping. */
 static int database_reachable(const char *url)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -81,6 +82,8 @@ static int database_reachable(const char *url)
     return ok;
 }
 
+/* locality: the HTTP threads (/metrics). locks: none held; the consumer's figures are
+ * read under its own lock (saga_consumer_write_metrics), the rest are atomics. */
 static void common_metrics(struct runner *r, struct saga_text *t)
 {
     const char *svc = r->cfg->program;

@@ -364,17 +364,19 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
 
 /* --- connection pool ----------------------------------------------------------- */
 
+/* Makes s usable (its serde, a live connection): 0, or -1 with errstr.
+ * locality: the HTTP threads, each on the slot it took. locks: none (the slot is its own). */
 static int slot_open(struct order_app *app, struct order_slot *s, char *errstr, size_t errstr_size)
 {
     if (!s->serde && saga_serde_open(app->cfg->schema_registry_url, app->cfg->schema_dir, &s->serde,
                                      &s->registry, errstr, errstr_size))
-        return 0;
+        return -1;
     if (s->conn && saga_pg_idle_alive(s->conn))
-        return 1;
+        return 0;
     if (s->conn)
         PQfinish(s->conn);
     s->conn = saga_pg_connect(app->cfg->database_url, NULL, errstr, errstr_size);
-    return s->conn != NULL;
+    return s->conn ? 0 : -1;
 }
 
 struct order_slot *order_pool_get(struct order_app *app, char *errstr, size_t errstr_size)
@@ -399,7 +401,7 @@ struct order_slot *order_pool_get(struct order_app *app, char *errstr, size_t er
         snprintf(errstr, errstr_size, "every database connection is busy");
         return NULL;
     }
-    if (!slot_open(app, s, errstr, errstr_size)) {
+    if (slot_open(app, s, errstr, errstr_size) != 0) {
         order_pool_put(app, s, 1);
         return NULL;
     }

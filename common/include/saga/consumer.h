@@ -136,6 +136,9 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
  * SAGA_EXIT_OK, or SAGA_EXIT_FAILURE on a fatal Kafka error (logged).
  */
 int saga_consumer_run(struct saga_consumer *c);
+/* locality: saga_consumer_new, _run and _destroy on one thread (the consumer thread; the
+ * main thread in every service); librdkafka calls back only inside its polls. What other
+ * threads may call says so below. */
 
 void saga_consumer_destroy(struct saga_consumer *c);
 
