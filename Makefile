@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 STACK      := scripts/stack
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both chaos-cluster valgrind clean
+.PHONY: all deps build up down status test test-unit fuzz bench bench-serde bench-runtime bench-tracing bench-debezium bench-temporal format format-check docs compose-test contract chaos chaos-both chaos-cluster chaos-upgrade chaos-pg valgrind clean
 
 all: build
 
@@ -33,6 +33,10 @@ build: $(BUILD)/CMakeCache.txt
 # KAFKA_BROKERS=3 runs Kafka as a cluster of three KRaft nodes on loopback (each broker
 # and controller), every topic with replication factor 3 and min.insync.replicas=2
 # (docs/LOCAL-STACK.md, "A Kafka cluster"); a stack keeps the count it was made with.
+# PG_STANDBY=1 runs the service databases on a PostgreSQL primary with a synchronous
+# streaming standby (its own port); every program connects with a multi-host URL
+# (target_session_attrs=read-write) and finds a promoted standby by itself
+# (docs/LOCAL-STACK.md, "PostgreSQL with a standby"); a stack keeps it once made so.
 # WATCH=1 also runs Debian's Prometheus on 127.0.0.1 (9090, or a free port; its URL is
 # printed) with the alert rules of deploy/prometheus/alerts.yml, until `make down`
 # (docs/LOCAL-STACK.md, "Watching the stack"; docs/RUNBOOKS.md).
@@ -44,6 +48,7 @@ up: deps build
 		$(if $(filter 1,$(SECURE)),--secure) $(if $(filter 1,$(WATCH)),--watch) \
 		$(if $(filter 1,$(TRACING)),--tracing) \
 		$(if $(KAFKA_BROKERS),--brokers $(KAFKA_BROKERS)) \
+		$(if $(filter 1,$(PG_STANDBY)),--pg-standby) \
 		$(if $(REPLACE),--replace '$(subst ','\'',$(REPLACE))')
 
 down:
@@ -142,6 +147,20 @@ chaos-both: build
 # down at once, a rolling restart; duplicates and losses on the wire counted per event.
 chaos-cluster: build
 	CHAOS_BROKERS=3 tests/chaos/run --build $(BUILD)
+
+# The rolling upgrade (chaos scenarios 19-20): the last release's programs, built from its
+# git tag, swapped one at a time for the current build under load, then one back; with
+# the registry's framing and with single-object framing (UPGRADE_FRAMING=registry|embedded
+# for one). Needs the release tags (git fetch --tags). docs/RELEASING.md.
+chaos-upgrade: build
+	tests/chaos/upgrade --build $(BUILD)
+
+# The PostgreSQL failover scenario of the chaos suite (18) on a stack whose databases run
+# on a primary with a synchronous standby (scripts/stack up --pg-standby): the primary
+# stopped -m immediate under load, the standby promoted, the old primary rewound into a
+# standby; its table lands in $(BUILD)/chaos-results/report-<strategy>-pg.md.
+chaos-pg: build
+	CHAOS_PG_STANDBY=1 tests/chaos/run --build $(BUILD)
 
 # docker-compose.yml for real (as root): a private Docker engine, our image from the
 # Dockerfile, local stand-ins for the third-party images, two orders through the

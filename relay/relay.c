@@ -920,6 +920,7 @@ static void *source_main(void *arg)
 
     while (!stopping(s)) {
         int n, failed = 0, room, note, acked;
+        int64_t mark_wait;
         share_state(s);
         if (s->leader && now_ms() - s->last_backlog_ms >= 2000)
             measure_backlog(s);
@@ -986,17 +987,25 @@ static void *source_main(void *arg)
             if (n > 0)
                 continue;
         }
+        mark_wait = s->set->poll_ms < RELAY_MARK_WAIT_MS ? s->set->poll_ms : RELAY_MARK_WAIT_MS;
         if (relay_ring_pending(&s->ring) > 0) {
-            /* Acknowledgements due; a NOTIFY is noticed next round. */
+            /* Acknowledgements due; a NOTIFY is noticed next round. The acknowledged rows
+             * before the first one due (a slow or absent broker holds it up, for as long as
+             * it takes) wait for their mark no longer than when nothing is due. */
+            int head_failed, done = relay_ring_delivered(&s->ring, &head_failed);
+            if (done > 0 && !head_failed &&
+                wall_us() - ring_at(s, 0)->acked_us >= mark_wait * 1000) {
+                if (mark_now(s, done) != 0)
+                    nap(s, backoff);
+                continue;
+            }
             wait_for_reports(s, 100);
             continue;
         }
         if (ring_count(s) > 0) {
             /* All acknowledged: their mark rides in the next read if a NOTIFY comes soon,
              * otherwise it goes alone. */
-            int64_t wait =
-                s->set->poll_ms < RELAY_MARK_WAIT_MS ? s->set->poll_ms : RELAY_MARK_WAIT_MS;
-            int woke = wait_for_notify(s, wait);
+            int woke = wait_for_notify(s, mark_wait);
             if (woke < 0)
                 drop_connection(s, "connection lost while waiting");
             else if (!woke && mark_now(s, ring_count(s)) != 0)

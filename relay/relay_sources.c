@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include "saga/config.h"
+#include "saga/pg.h"
 #include "saga/topology.h"
 
 static int valid_name(const char *s, size_t len)
@@ -31,8 +32,7 @@ saga_err_t relay_sources_parse(struct relay_sources *out, const char *spec, char
                          "RELAY_SOURCES is not set (e.g. \"order=postgresql://...\")");
     for (;;) {
         const char *start, *eq, *end;
-        char *url, *pqerr = NULL;
-        PQconninfoOption *opts;
+        char *url, msg[256];
         struct relay_source *s;
 
         while (isspace((unsigned char)*p))
@@ -70,20 +70,13 @@ saga_err_t relay_sources_parse(struct relay_sources *out, const char *spec, char
             err = SAGA_ERR_NOMEM;
             goto fail;
         }
-        opts = PQconninfoParse(url, &pqerr);
-        if (!opts) {
+        if (saga_pg_conninfo_check(url, msg, sizeof(msg)) != SAGA_OK) {
             char red[512];
-            char *nl = pqerr ? strchr(pqerr, '\n') : NULL;
-            if (nl)
-                *nl = '\0';
             err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "RELAY_SOURCES: %.*s: %s (%s)",
-                            (int)(eq - start), start, pqerr ? pqerr : "out of memory",
-                            saga_redact_url(url, red, sizeof(red)));
-            PQfreemem(pqerr);
+                            (int)(eq - start), start, msg, saga_redact_url(url, red, sizeof(red)));
             free(url);
             goto fail;
         }
-        PQconninfoFree(opts);
         s = &out->src[out->count++];
         memcpy(s->name, start, (size_t)(eq - start));
         s->name[eq - start] = '\0';

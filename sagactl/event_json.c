@@ -123,6 +123,7 @@ json_t *sagactl_event_json(const struct saga_event *ev)
     case SAGA_EV_ORDER_CONFIRMED:
         set(o, "total_amount", json_integer(ev->u.order_confirmed.total_amount));
         set(o, "currency", jstr(ev->u.order_confirmed.currency));
+        set(o, "tracking_number", jstr(ev->u.order_confirmed.tracking_number));
         break;
     case SAGA_EV_ORDER_CANCELLED:
         set(o, "reason",

@@ -122,6 +122,27 @@ saga_err_t saga_parse_hostport(const char *s, char *host, size_t host_size, int 
     return SAGA_OK;
 }
 
+/* Masks the value of a password=... parameter in the query of URI url (copied to buf). */
+static void redact_uri_query(char *buf, size_t size)
+{
+    char *q = strchr(buf, '?'), *pw;
+    size_t tail;
+
+    for (pw = q; pw && (pw = strstr(pw, "password=")); pw += 9)
+        if (pw[-1] == '?' || pw[-1] == '&')
+            break;
+    if (!pw)
+        return;
+    pw += 9;
+    tail = strcspn(pw, "&");
+    if (strlen(buf) - tail + 4 >= size) {
+        *pw = '\0'; /* no room for the rest: cut, never show the password */
+        return;
+    }
+    memmove(pw + 4, pw + tail, strlen(pw + tail) + 1);
+    memcpy(pw, "****", 4);
+}
+
 const char *saga_redact_url(const char *url, char *buf, size_t size)
 {
     const char *scheme, *at, *colon, *pw;
@@ -135,14 +156,13 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         const char *auth = scheme + 3;
         const char *slash = strchr(auth, '/');
         at = strchr(auth, '@');
-        if (at && (!slash || at < slash)) {
-            colon = memchr(auth, ':', (size_t)(at - auth));
-            if (colon) {
-                snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
-                return buf;
-            }
-        }
-        snprintf(buf, size, "%s", url);
+        colon = at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon)
+            snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
+        else
+            snprintf(buf, size, "%s", url);
+        /* libpq also takes the password as a parameter (?password=...) */
+        redact_uri_query(buf, size);
         return buf;
     }
     /* key=value form: mask the value of password=... up to the next space. */
@@ -188,29 +208,17 @@ saga_err_t saga_config_load(struct saga_config *cfg, const char *program, unsign
 
     v = saga_env("DATABASE_URL", NULL);
     if (flags & SAGA_CONFIG_DATABASE) {
-        char *pqerr = NULL;
-        PQconninfoOption *opts;
+        char msg[256];
 
         if (!v)
             return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
                              "DATABASE_URL is not set (e.g. "
                              "postgresql://order_service:secret@127.0.0.1:15432/order_service)");
-        opts = PQconninfoParse(v, &pqerr);
-        if (!opts) {
+        if (saga_pg_conninfo_check(v, msg, sizeof(msg)) != SAGA_OK) {
             char red[512];
-            size_t len;
-            saga_redact_url(v, red, sizeof(red));
-            saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "DATABASE_URL: %s (%s)",
-                      pqerr ? pqerr : "out of memory", red);
-            /* libpq's messages end with a newline; keep ours to one line. */
-            len = errstr ? strlen(errstr) : 0;
-            for (size_t i = 0; i < len; i++)
-                if (errstr[i] == '\n')
-                    errstr[i] = ' ';
-            PQfreemem(pqerr);
-            return SAGA_ERR_CONFIG;
+            return saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "DATABASE_URL: %s (%s)", msg,
+                             saga_redact_url(v, red, sizeof(red)));
         }
-        PQconninfoFree(opts);
         cfg->database_url = strdup(v);
     }
 

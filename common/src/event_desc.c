@@ -122,6 +122,7 @@ static struct saga_field_desc order_confirmed_fields[] = {
     META,
     F_LONG("total_amount", U(saga_order_confirmed, total_amount)),
     F_STR("currency", U(saga_order_confirmed, currency)),
+    F_OPT("tracking_number", U(saga_order_confirmed, tracking_number)),
 };
 static struct saga_field_desc order_cancelled_fields[] = {
     META,

@@ -175,6 +175,14 @@ void saga_otel_traceparent_root(char out[56])
 
 /* --- spans (any thread) --------------------------------------------------------------- */
 
+/* The sampled flag of a valid traceparent: bit 0 of its flags, two hex digits (the last
+ * digit's value, not its character: 'b' is odd, 0x62 is not). */
+static int sampled_flag(const char *tp)
+{
+    char c = tp[54];
+    return ((c <= '9' ? c - '0' : c - 'a' + 10) & 1) != 0;
+}
+
 int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const char *self,
                        const char *parent, int64_t start_ns)
 {
@@ -184,7 +192,7 @@ int saga_span_begin_at(struct saga_span *s, const char *name, int kind, const ch
         return 0;
     has_parent = saga_traceparent_valid(parent);
     if (!saga_sampler_decide(&X.sampler, self + 3, has_parent,
-                             has_parent ? parent[54] & 1 : self[54] & 1))
+                             sampled_flag(has_parent ? parent : self)))
         return 0;
     s->recording = 1;
     memcpy(s->trace_id, self + 3, 32);
@@ -300,7 +308,7 @@ void saga_span_end_at(struct saga_span *s, int64_t end_ns)
     }
     X.ring[(X.head + X.n) % X.queue_size] = *s;
     X.n++;
-    if (X.n >= X.batch_size)
+    if (X.n == 1 || X.n >= X.batch_size) /* the first span wakes an idle exporter */
         pthread_cond_signal(&X.cv);
     pthread_mutex_unlock(&X.mu);
 }
@@ -565,10 +573,24 @@ static void add_resource(void *arg, const char *k, const char *v)
     X.nres++;
 }
 
+/*
+ * A header goes out as one line as it is (libcurl does not check it): a percent-decoded
+ * CR or LF would end the line and add headers, or a request, of its own. So a name is
+ * printable ASCII without ':' or space, a value has no control character but tab; arg
+ * (an int) is set to 1 for one that is not.
+ */
 static void add_header(void *arg, const char *k, const char *v)
 {
     char line[1024];
-    (void)arg;
+    int *bad = arg;
+    for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+        if (*c <= ' ' || *c >= 0x7f || *c == ':')
+            *bad = 1;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if ((*c < ' ' && *c != '\t') || *c == 0x7f)
+            *bad = 1;
+    if (*bad)
+        return;
     snprintf(line, sizeof(line), "%s: %s", k, v);
     X.headers = curl_slist_append(X.headers, line);
 }
@@ -580,8 +602,23 @@ static const char *env2(const char *a, const char *b)
     return v ? v : b ? saga_env(b, NULL) : NULL;
 }
 
+/* A number up to 3,600,000 (milliseconds, or spans): what env_ms and env_count read. */
+static int env_number(const char *a, const char *b, long def, long *out, const char *what,
+                      char *errstr, size_t errstr_size);
+
 static int env_ms(const char *a, const char *b, long def, long *out, char *errstr,
                   size_t errstr_size)
+{
+    return env_number(a, b, def, out, "a number of milliseconds", errstr, errstr_size);
+}
+
+static int env_count(const char *a, long def, long *out, char *errstr, size_t errstr_size)
+{
+    return env_number(a, NULL, def, out, "a number of spans (up to 3600000)", errstr, errstr_size);
+}
+
+static int env_number(const char *a, const char *b, long def, long *out, const char *what,
+                      char *errstr, size_t errstr_size)
 {
     const char *v = env2(a, b);
     char *end;
@@ -593,8 +630,7 @@ static int env_ms(const char *a, const char *b, long def, long *out, char *errst
     errno = 0;
     n = strtol(v, &end, 10);
     if (errno || *end || n < 0 || n > 3600000) {
-        snprintf(errstr, errstr_size, "%s '%s' is not a number of milliseconds",
-                 saga_env(a, NULL) ? a : b, v);
+        snprintf(errstr, errstr_size, "%s '%s' is not %s", saga_env(a, NULL) ? a : b, v, what);
         return -1;
     }
     *out = n;
@@ -626,6 +662,7 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     const char *exporter = saga_env("OTEL_TRACES_EXPORTER", NULL);
     const char *proto = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL");
     char err[256];
+    int bad_header = 0;
 
     saga_otel_enabled_flag = 0;
     if (saga_sampler_parse(saga_env("OTEL_TRACES_SAMPLER", NULL),
@@ -682,10 +719,13 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     X.headers = curl_slist_append(NULL, "Content-Type: application/json");
     /* No "Expect: 100-continue" round trip before a large batch. */
     X.headers = curl_slist_append(X.headers, "Expect:");
-    if (saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_HEADERS", NULL), add_header, NULL, err,
-                              sizeof(err)) ||
-        saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL), add_header, NULL,
-                              err, sizeof(err))) {
+    if (saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_HEADERS", NULL), add_header, &bad_header,
+                              err, sizeof(err)) ||
+        saga_otel_parse_pairs(saga_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL), add_header,
+                              &bad_header, err, sizeof(err)) ||
+        (bad_header && snprintf(err, sizeof(err),
+                                "a header name or value holds a control character (a decoded "
+                                "%%0D, %%0A...) or a name holds ':' or a space") > 0)) {
         snprintf(errstr, errstr_size, "OTEL_EXPORTER_OTLP_HEADERS: %s", err);
         release_config();
         return -1;
@@ -696,11 +736,15 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
                &X.timeout_ms, errstr, errstr_size) ||
         env_ms("OTEL_BSP_SCHEDULE_DELAY", NULL, 1000, &X.delay_ms, errstr, errstr_size) ||
         env_ms("OTEL_BSP_EXPORT_TIMEOUT", NULL, 5000, &X.shutdown_ms, errstr, errstr_size) ||
-        env_ms("OTEL_BSP_MAX_QUEUE_SIZE", NULL, 2048, &X.queue_size, errstr, errstr_size) ||
-        env_ms("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", NULL, 512, &X.batch_size, errstr, errstr_size)) {
+        env_count("OTEL_BSP_MAX_QUEUE_SIZE", 2048, &X.queue_size, errstr, errstr_size) ||
+        env_count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, &X.batch_size, errstr, errstr_size)) {
         release_config();
         return -1;
     }
+    /* The specification: the batch is at most the queue, or a full queue would never be a
+     * full batch, and spans would be dropped until the schedule delay. */
+    if (X.batch_size > X.queue_size)
+        X.batch_size = X.queue_size;
     if (X.queue_size < 1 || X.batch_size < 1) {
         snprintf(errstr, errstr_size,
                  "OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BSP_MAX_EXPORT_BATCH_SIZE must be at least 1");
@@ -734,15 +778,23 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* One POST; the HTTP status, or 0 when it did not get through (connection, timeout). */
-static long post(CURL *curl, const char *body)
+/* One POST; the HTTP status, or 0 when it did not get through (connection, timeout). Once
+ * stopping (deadline set), it may not outlive the deadline. */
+static long post(CURL *curl, const char *body, int64_t deadline)
 {
-    long code = 0;
+    long code = 0, timeout = X.timeout_ms;
+    if (deadline) {
+        int64_t left = deadline - saga_mono_ms();
+        if (left <= 0)
+            return 0;
+        if (left < timeout)
+            timeout = (long)left;
+    }
     curl_easy_setopt(curl, CURLOPT_URL, X.endpoint);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, X.headers);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, X.timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, X.timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     if (curl_easy_perform(curl) != CURLE_OK)
@@ -789,7 +841,7 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
     }
     for (int attempt = 0; attempt < 5; attempt++) {
         int64_t wait = 200LL << attempt;
-        code = post(curl, body);
+        code = post(curl, body, deadline);
         if (code >= 200 && code < 300)
             break;
         if ((code && code != 429 && code != 502 && code != 503 && code != 504) || attempt == 4)
@@ -827,6 +879,11 @@ static void *exporter_main(void *arg)
         int n = 0;
         struct timespec until;
         pthread_mutex_lock(&X.mu);
+        /* Idle, the thread sleeps until the first span (saga_span_end_at wakes it): with
+         * OTEL_BSP_SCHEDULE_DELAY=0 a timed wait alone would return at once, round after
+         * round, and spin. The delay counts from the first span of a batch. */
+        while (!X.stop && X.n == 0)
+            pthread_cond_wait(&X.cv, &X.mu);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += X.delay_ms / 1000;
         until.tv_nsec += (X.delay_ms % 1000) * 1000000;

@@ -167,6 +167,44 @@ static void conn_params_init(struct conn_params *p, const char *url)
     p->values[n] = NULL;
 }
 
+saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
+{
+    /* libpq 14's values (fe-connect.c); "read-write" is what finds a promoted standby */
+    static const char *const attrs[] = {"any",     "read-write", "read-only",
+                                        "primary", "standby",    "prefer-standby"};
+    char *pqerr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &pqerr);
+    saga_err_t err = SAGA_OK;
+
+    if (!opts) {
+        size_t len;
+        saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "%s", pqerr ? pqerr : "out of memory");
+        PQfreemem(pqerr);
+        /* libpq's messages end with a newline; keep ours to one line. */
+        len = errstr && errstr_size ? strlen(errstr) : 0;
+        while (len && (errstr[len - 1] == '\n' || errstr[len - 1] == ' '))
+            errstr[--len] = '\0';
+        for (size_t i = 0; i < len; i++)
+            if (errstr[i] == '\n')
+                errstr[i] = ' ';
+        return SAGA_ERR_CONFIG;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        size_t i, n = sizeof(attrs) / sizeof(attrs[0]);
+        if (strcmp(o->keyword, "target_session_attrs") != 0 || !o->val)
+            continue;
+        for (i = 0; i < n && strcmp(o->val, attrs[i]) != 0; i++)
+            ;
+        if (i == n)
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "invalid target_session_attrs value: \"%.40s\" (expected any, "
+                            "read-write, read-only, primary, standby or prefer-standby)",
+                            o->val);
+    }
+    PQconninfoFree(opts);
+    return err;
+}
+
 /* --- health, for readiness --------------------------------------------------------- */
 
 /* Monotonic ms of the last success and the last trouble of any connection. */

@@ -106,7 +106,8 @@ static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_eve
         const struct saga_order_confirmed *c = &ev->u.order_confirmed;
         facts.total_amount = c->total_amount;
         facts.currency = c->currency;
-        if (!c->currency || !c->currency[0]) { /* as OrderPlaced said */
+        facts.tracking_number = c->tracking_number; /* NULL from a writer before 0.3.0 */
+        if (!c->currency || !c->currency[0]) {      /* as OrderPlaced said */
             facts.total_amount = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
             facts.currency = PQgetvalue(r, 0, 4);
         }

@@ -109,7 +109,13 @@ char *notif_render(const struct notif_facts *f)
             fputc(' ', m);
             notif_put_clean(m, f->currency);
         }
-        fputs(". It will ship soon.", m);
+        if (f->tracking_number && f->tracking_number[0]) {
+            fputs(". It ships with tracking number ", m);
+            notif_put_clean(m, f->tracking_number);
+            fputc('.', m);
+        } else {
+            fputs(". It will ship soon.", m);
+        }
     } else {
         fprintf(m, "was cancelled: %s", notif_cancel_reason_text(f->reason));
         if (f->detail && f->detail[0]) {

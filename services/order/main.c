@@ -334,6 +334,7 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
         saga_event_follow(&out, SAGA_EV_ORDER_CONFIRMED, ev, PRODUCER, id);
         out.u.order_confirmed.total_amount = row.total;
         out.u.order_confirmed.currency = row.currency;
+        out.u.order_confirmed.tracking_number = ev->u.shipment_scheduled.tracking_number;
         err = set_outcome(tx->conn, ev->meta.order_id, "CONFIRMED", NULL, NULL, tx->errstr,
                           sizeof(tx->errstr));
     } else {

@@ -27,6 +27,10 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+
+#include "saga/registry.h"
+#include "saga/serde.h"
 
 #include "../e2e/e2e.h"
 #include "../support/proc.h"
@@ -48,7 +52,7 @@ struct result {
     int violations; /* of the invariants, after quiescence */
     double recovery_s;
     int timed_out; /* orders the saga timeout cancelled */
-    char note[200];
+    char note[320];
     /* the cluster scenarios' wire accounting (wire_rows 0: not counted) */
     long long wire_rows, duplicates, lost;
 };
@@ -59,6 +63,10 @@ static int nresults;
 
 static volatile int load_stop;
 static int load_accepted, load_refused;
+/* The ids of the orders the load thread had accepted (202): each must be stored. */
+#define ACCEPTED_CAP 20000
+static char accepted_ids[ACCEPTED_CAP][37];
+static int naccepted;
 static pthread_t load_thread;
 static int load_thread_running;
 
@@ -85,9 +93,11 @@ static void *load_main(void *arg)
                              items[rand_r(&seed) % (sizeof(items) / sizeof(items[0]))]);
         struct api_reply rep;
         api(&rep, "POST", "/orders", "application/json", b, strlen(b), NULL);
-        if (rep.status == 202)
+        if (rep.status == 202) {
             __atomic_add_fetch(&load_accepted, 1, __ATOMIC_RELAXED);
-        else
+            if (rep.json && jstr(rep.json, "order_id") && naccepted < ACCEPTED_CAP)
+                snprintf(accepted_ids[naccepted++], 37, "%s", jstr(rep.json, "order_id"));
+        } else
             __atomic_add_fetch(&load_refused, 1, __ATOMIC_RELAXED);
         api_reply_free(&rep);
         free(b);
@@ -99,7 +109,7 @@ static void *load_main(void *arg)
 static void load_start(void)
 {
     load_stop = 0;
-    load_accepted = load_refused = 0;
+    load_accepted = load_refused = naccepted = 0;
     pthread_create(&load_thread, NULL, load_main, NULL);
     load_thread_running = 1;
 }
@@ -208,6 +218,27 @@ static void scenario_counted(const char *name, void (*fault)(struct result *), i
                          services[i]);
                 res->violations++;
             }
+        }
+        free(ids);
+    }
+    {
+        /* Not only as many: every order answered 202 is stored, by its id (a failover that
+         * lost a committed order would show here, whatever else was stored meanwhile). */
+        size_t cap = (size_t)naccepted * 37 + 1, o = 0;
+        char *ids = calloc(1, cap);
+        long long missing;
+        for (int i = 0; i < naccepted; i++)
+            o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", accepted_ids[i]);
+        if (naccepted &&
+            (missing =
+                 db_num("order",
+                        "SELECT count(*) FROM unnest(string_to_array($1, ',')) AS e(id)"
+                        " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id::text = e.id)",
+                        ids))) {
+            size_t len = strlen(report);
+            snprintf(report + len, sizeof(report) - len,
+                     "%lld of %d orders answered 202 are not stored (lost)\n", missing, naccepted);
+            res->violations++;
         }
         free(ids);
     }
@@ -1371,6 +1402,284 @@ static void f_cluster_rolling(struct result *res)
              total);
 }
 
+/* --- PostgreSQL failover (scripts/stack --pg-standby; make chaos-pg) ------------------- */
+
+/* A number from the primary, as the superuser (PG_SUPERUSER_URL names both nodes,
+ * target_session_attrs=read-write); sql takes no parameters. */
+static long long super_num(const char *sql)
+{
+    PGconn *c = PQconnectdb(stack_env("PG_SUPERUSER_URL"));
+    PGresult *r;
+    long long v = -1;
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("superuser connection: %s", PQerrorMessage(c));
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* The relay's leader locks (pg_try_advisory_lock(7170002), one per source database)
+ * held on the primary, once at least want are (wait at most timeout_ms); -1 if never. */
+static double wait_leader_locks(long long want, long timeout_ms)
+{
+    long long t0 = now_ms();
+    while (now_ms() - t0 < timeout_ms) {
+        if (super_num("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+                      "7170002 AND granted") >= want)
+            return (double)(now_ms() - t0) / 1000.0;
+        sleep_ms(200);
+    }
+    return -1;
+}
+
+/* 18. The primary stopped -m immediate under load; 2 s later (an operator noticing) the
+ *     synchronous standby is promoted (scripts/stack promote: pg_ctl promote). Every
+ *     program finds the new primary by itself (target_session_attrs=read-write), the
+ *     relay takes its leader locks there; then `up` rewinds the old primary (pg_rewind)
+ *     into the new primary's synchronous standby, never a second primary. The frame
+ *     checks that no accepted order, payment or event was lost. */
+static void f_pg_failover(struct result *res)
+{
+    long long t0, sources = 5;
+    double leader_s, promote_s;
+    stack_cmd("kill postgres");
+    t0 = now_ms();
+    sleep_ms(2000);
+    stack_cmd("promote");
+    promote_s = (double)(now_ms() - t0) / 1000.0;
+    healed();
+    leader_s = wait_leader_locks(sources, 60000);
+    if (leader_s < 0)
+        fail_msg("the relay did not take its %lld leader locks on the new primary in 60 s",
+                 sources);
+    sleep_ms(3000); /* more load on the new primary alone */
+    stack_cmd("up");
+    if (super_num("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != 1)
+        fail_msg("after up, the new primary has no synchronous standby");
+    snprintf(res->note, sizeof(res->note),
+             "primary stopped -m immediate, standby promoted %.1f s later; relay leading on it "
+             "%.1f s after; old primary rewound into its synchronous standby",
+             promote_s, leader_s);
+}
+
+/* --- 19-20: a rolling upgrade from the previous release (tests/chaos/upgrade) ------- */
+
+/* The stack starts on the release's programs (UPGRADE_OLD_BIN, run with UPGRADE_OLD_ENV,
+ * e.g. SAGA_SCHEMA_DIR for single-object framing); each is swapped with
+ * `scripts/stack up --replace`. Since 0.3.0 OrderConfirmed carries tracking_number
+ * (written by the order-service, named in the notification): which version wrote an
+ * OrderConfirmed shows on the wire, which version read it shows in the notification. */
+
+/* PROG from the release build (old) or back to the current build. */
+static void upgrade_run(const char *prog, int old)
+{
+    char cmd[1024];
+    const char *bin = getenv("UPGRADE_OLD_BIN"), *env = getenv("UPGRADE_OLD_ENV");
+    if (!env)
+        env = "";
+    if (old)
+        snprintf(cmd, sizeof(cmd), "up --replace '%s=%s%sexec %s/%s'", prog, env, *env ? " " : "",
+                 bin, prog);
+    else
+        snprintf(cmd, sizeof(cmd), "up --replace '%s='", prog);
+    stack_cmd(cmd);
+}
+
+static long long dlq_total(void)
+{
+    rd_kafka_t *p = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    long long n = 0;
+    for (int d = 0; d < 5; d++)
+        n += topic_size(p, dlq_topics[d]);
+    rd_kafka_destroy(p);
+    return n;
+}
+
+/* OrderConfirmed on the wire since upgrade_mark(): by writer version (with or without
+ * tracking_number) and framing; the order ids of each kind, comma-separated. */
+struct confirmed_wire {
+    long long with_tracking, without, single_object, confluent;
+    char *ids_with, *ids_without;
+};
+static int64_t orders_from[64];
+
+static void upgrade_mark(void)
+{
+    rd_kafka_t *rk = kafka_client(RD_KAFKA_PRODUCER, NULL);
+    int parts = atoi(stack_env("TOPIC_PARTITIONS"));
+    for (int p = 0; p < parts && p < 64; p++) {
+        int64_t lo;
+        if (rd_kafka_query_watermark_offsets(rk, "orders", p, &lo, &orders_from[p], 10000))
+            fail_msg("watermarks of orders[%d]", p);
+    }
+    rd_kafka_destroy(rk);
+}
+
+static void id_append(char **list, const char *id)
+{
+    size_t had = *list ? strlen(*list) : 0;
+    *list = realloc(*list, had + strlen(id) + 2);
+    snprintf(*list + had, strlen(id) + 2, "%s%s", had ? "," : "", id);
+}
+
+static void confirmed_on_wire(struct confirmed_wire *c)
+{
+    char group[64], err[512];
+    rd_kafka_t *rk =
+        kafka_client(RD_KAFKA_CONSUMER, stack_unique("chaos-upgrade", group, sizeof(group)));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
+    int parts = atoi(stack_env("TOPIC_PARTITIONS")), open_parts = 0;
+    int64_t end[64];
+    long long until = now_ms() + 120000;
+    struct saga_serde *serde = NULL;
+    struct saga_registry *reg = NULL;
+    struct saga_event ev = {0};
+
+    memset(c, 0, sizeof(*c));
+    if (saga_serde_open(stack_env_opt("SCHEMA_REGISTRY_URL"), NULL, &serde, &reg, err,
+                        sizeof(err)) != SAGA_OK)
+        fail_msg("serde: %s", err);
+    for (int p = 0; p < parts && p < 64; p++) {
+        int64_t lo;
+        if (rd_kafka_query_watermark_offsets(rk, "orders", p, &lo, &end[p], 10000))
+            fail_msg("watermarks of orders[%d]", p);
+        if (end[p] > orders_from[p]) {
+            rd_kafka_topic_partition_list_add(l, "orders", p)->offset = orders_from[p];
+            open_parts++;
+        }
+    }
+    rd_kafka_assign(rk, l);
+    while (open_parts > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 5000);
+        if (now_ms() > until)
+            fail_msg("reading the orders topic: not at the end after 120 s");
+        if (!m)
+            continue;
+        if (!m->err && m->offset < end[m->partition]) {
+            if (m->offset + 1 == end[m->partition])
+                open_parts--;
+            if (m->len > 0 &&
+                saga_serde_decode(serde, m->payload, m->len, &ev, err, sizeof(err)) ==
+                    SAGA_DECODE_OK &&
+                ev.type == SAGA_EV_ORDER_CONFIRMED) {
+                if (((const unsigned char *)m->payload)[0] == 0)
+                    c->confluent++;
+                else
+                    c->single_object++;
+                if (ev.u.order_confirmed.tracking_number) {
+                    c->with_tracking++;
+                    id_append(&c->ids_with, ev.meta.order_id);
+                } else {
+                    c->without++;
+                    id_append(&c->ids_without, ev.meta.order_id);
+                }
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    saga_event_release(&ev);
+    saga_serde_destroy(serde);
+    saga_registry_destroy(reg);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+/* How many of the orders in ids got a notification that names a tracking number
+ * (named=1) or not (named=0). */
+static long long notified(const char *ids, int named)
+{
+    char sql[256];
+    if (!ids)
+        return 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM notifications WHERE order_id = ANY(string_to_array($1, ','))"
+             " AND (message LIKE '%%tracking number%%') = %s",
+             named ? "true" : "false");
+    return db_num("notification", sql, ids);
+}
+
+static const char *upgrade_from(void)
+{
+    const char *from = getenv("UPGRADE_FROM");
+    return from ? from : "the release";
+}
+
+/* 19. Every program of the release running under load, then the relay and each
+ *     service in turn replaced by the current build (5 s of load between swaps). */
+static long long upgrade_dlq0;
+
+static void f_upgrade(struct result *res)
+{
+    static const char *const order[] = {"outbox-relay",      "order-service",
+                                        "inventory-service", "payment-service",
+                                        "shipping-service",  "notification-service"};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        upgrade_run(order[i], 0);
+        sleep_ms(5000);
+    }
+    snprintf(res->note, sizeof(res->note),
+             "from %s: relay, order, inventory, payment, shipping, "
+             "notification swapped in turn",
+             upgrade_from());
+}
+
+/* 20. The downgrade: the order-service back to the release under load. */
+static void f_downgrade(struct result *res)
+{
+    upgrade_run("order-service", 1);
+    sleep_ms(5000);
+    snprintf(res->note, sizeof(res->note), "order-service back to %s", upgrade_from());
+}
+
+/* Before a scenario: where the orders topic and the dead letters stand. */
+static void upgrade_begin(void)
+{
+    upgrade_mark();
+    upgrade_dlq0 = dlq_total();
+}
+
+/* After the scenario drained (the frame checked every invariant): no dead letter, and
+ * each version read the other's OrderConfirmed. */
+static void upgrade_end(struct result *res, int downgrade)
+{
+    struct confirmed_wire c;
+    long long dlq = dlq_total() - upgrade_dlq0, old_read_new, new_read_new, new_read_old;
+    size_t len = strlen(res->note);
+
+    if (dlq)
+        fail_msg("%lld event(s) dead-lettered", dlq);
+    confirmed_on_wire(&c);
+    /* the release's notification-service read the current order-service's events */
+    old_read_new = notified(c.ids_with, 0);
+    /* the current notification-service read them, and names the tracking number */
+    new_read_new = notified(c.ids_with, 1);
+    /* the current notification-service read the release's events */
+    new_read_old = notified(c.ids_without, 0);
+    fprintf(stderr,
+            "chaos: OrderConfirmed on the wire: %lld from %s, %lld from the current build "
+            "(%lld single-object, %lld Confluent); notified: %lld new by the old, %lld new by "
+            "the new, %lld old\n",
+            c.without, upgrade_from(), c.with_tracking, c.single_object, c.confluent, old_read_new,
+            new_read_new, new_read_old);
+    if (!downgrade && (!c.without || !c.with_tracking || !old_read_new || !new_read_new))
+        fail_msg("upgrade: each count must be > 0");
+    if (downgrade && (!c.without || !new_read_old))
+        fail_msg("downgrade: each count must be > 0");
+    snprintf(res->note + len, sizeof(res->note) - len,
+             "%sOrderConfirmed: %lld old, %lld new (%lld single-object, %lld Confluent); "
+             "%lld %s read by the %s notification-service; 0 dead letters",
+             len ? "; " : "", c.without, c.with_tracking, c.single_object, c.confluent,
+             downgrade ? new_read_old : old_read_new, downgrade ? "old" : "new",
+             downgrade ? "current" : "old");
+    free(c.ids_with);
+    free(c.ids_without);
+}
+
 #define SCENARIO(fn, title)                                                                        \
     static void t_##fn(void **state)                                                               \
     {                                                                                              \
@@ -1416,6 +1725,37 @@ static void t_dlq_refused(void **state)
 CLUSTER_SCENARIO(cluster_leader_killed, "15. cluster: the busiest partitions' leader SIGKILLed")
 CLUSTER_SCENARIO(cluster_two_down, "16. cluster: two brokers down at once for 10 s")
 CLUSTER_SCENARIO(cluster_rolling, "17. cluster: a rolling restart of all three brokers")
+
+/* 18 needs a stack with a PostgreSQL standby (make chaos-pg, CHAOS_PG_STANDBY=1). */
+static void t_pg_failover(void **state)
+{
+    (void)state;
+    if (!stack_env_opt("STACK_PG_STANDBY_PORT")) {
+        fprintf(stderr, "chaos: 18 needs a PostgreSQL standby (CHAOS_PG_STANDBY=1): skipped\n");
+        skip();
+    }
+    /* no relay is killed: every copy on the wire must be one the relay logged as
+     * acknowledged (tests/chaos/run sets RELAY_LOG_DELIVERIES=1 for CHAOS_PG_STANDBY=1) */
+    scenario_counted("18. PostgreSQL primary stopped -m immediate, standby promoted", f_pg_failover,
+                     getenv("RELAY_LOG_DELIVERIES") ? WIRE_STRICT : 0);
+}
+
+/* 19-20 need a stack started on the release's programs (make chaos-upgrade,
+ * tests/chaos/upgrade), which sets UPGRADE_OLD_BIN. */
+#define UPGRADE_SCENARIO(fn, downgrade, title)                                                     \
+    static void t_##fn(void **state)                                                               \
+    {                                                                                              \
+        (void)state;                                                                               \
+        if (!getenv("UPGRADE_OLD_BIN")) {                                                          \
+            fprintf(stderr, "chaos: %s needs tests/chaos/upgrade: skipped\n", title);              \
+            skip();                                                                                \
+        }                                                                                          \
+        upgrade_begin();                                                                           \
+        scenario(title, f_##fn);                                                                   \
+        upgrade_end(&results[nresults - 1], downgrade);                                            \
+    }
+UPGRADE_SCENARIO(upgrade, 0, "19. rolling upgrade: relay and services swapped to the current build")
+UPGRADE_SCENARIO(downgrade, 1, "20. downgrade: the order-service back to the release")
 
 static void write_report(void)
 {
@@ -1465,6 +1805,9 @@ int main(void)
         cmocka_unit_test(t_cluster_leader_killed),
         cmocka_unit_test(t_cluster_two_down),
         cmocka_unit_test(t_cluster_rolling),
+        cmocka_unit_test(t_pg_failover),
+        cmocka_unit_test(t_upgrade),
+        cmocka_unit_test(t_downgrade),
     };
     struct CMUnitTest picked[sizeof(tests) / sizeof(tests[0])];
     const char *only = getenv("CHAOS_ONLY");

@@ -82,7 +82,9 @@ grep -q '^FAIL shipping: stops on SIGTERM' "$out" || fail "no FAIL line for the 
 . "$DIR/stack.env"
 envf=$DIR/replacement.env
 want() { grep -qxF -- "$1" "$envf" || fail "the replacement's environment lacks $1"; }
-want "DATABASE_URL=$SHIPPING_DATABASE_URL"
+# (its own role, password and database; over the stack's Unix socket, as the built-ins)
+grep -q "^DATABASE_URL=${SHIPPING_DATABASE_URL%%@*}@/shipping_service?host=/" "$envf" ||
+    fail "the replacement's environment lacks its own DATABASE_URL (${SHIPPING_DATABASE_URL%%:*}://shipping_service:…@/shipping_service?host=…)"
 want "HTTP_LISTEN=127.0.0.1:$((STACK_HTTP_PORT_BASE + 3))"
 want "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS"
 want "TOPIC_PARTITIONS=$TOPIC_PARTITIONS"

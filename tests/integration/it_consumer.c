@@ -13,8 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -1202,6 +1207,118 @@ static void test_forged_producer_is_dead_lettered_without_effect(void **state)
     assert_group_committed_everything(f);
 }
 
+/* An OTLP collector that takes connections and never answers. */
+struct hanging_collector {
+    int fd, accepted, conns[64];
+    pthread_t thread;
+};
+
+static void *hang_up(void *arg)
+{
+    struct hanging_collector *h = arg;
+    for (;;) {
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        if (h->accepted < 64)
+            h->conns[h->accepted++] = c;
+        else
+            close(c);
+    }
+}
+
+/*
+ * Span export on, to a collector that hangs, and events whose traceparent is anything but
+ * a valid one (wrong version, upper case, all-zero ids, non-hex, overlong, empty, a line
+ * break, flags with other bits), plus an undecodable message whose
+ * traceparent header holds a NUL: tracing changes nothing. Every event is handled once and
+ * emits its event with a valid traceparent, only the undecodable message is dead-lettered,
+ * the offsets are committed and the member stops cleanly.
+ */
+static void test_hostile_traceparents_and_a_hanging_collector_change_nothing(void **state)
+{
+    struct fixture *f = *state;
+    static char overlong[4001];
+    const char *hostile[] = {
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0b",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+        "00-00000000000000000000000000000000-0000000000000000-01",
+        "00-zzf7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y",
+        "",
+        overlong,
+    };
+    enum { N = sizeof(hostile) / sizeof(hostile[0]) };
+    struct hanging_collector h = {0};
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    char endpoint[96];
+    const char *extra[] = {endpoint, "OTEL_BSP_SCHEDULE_DELAY=10",
+                           "OTEL_EXPORTER_OTLP_TIMEOUT=2000", "OTEL_BSP_EXPORT_TIMEOUT=1000", NULL};
+    pid_t app;
+
+    memset(overlong, 'a', sizeof(overlong) - 1);
+    h.fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(h.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(h.fd, 64), 0);
+    getsockname(h.fd, (struct sockaddr *)&a, &alen);
+    assert_int_equal(pthread_create(&h.thread, NULL, hang_up, &h), 0);
+    snprintf(endpoint, sizeof(endpoint), "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:%d",
+             ntohs(a.sin_port));
+
+    app = start_app_with(f, NULL, NULL, extra, NULL);
+    for (int i = 0; i < N; i++) {
+        struct saga_event ev;
+        struct saga_buf buf = {0};
+        char order[32], event_id[64], err[512];
+        rd_kafka_headers_t *hd = rd_kafka_headers_new(5);
+        snprintf(order, sizeof(order), "tp-%d", i);
+        snprintf(event_id, sizeof(event_id), "%s-placed", order);
+        sample_event(&ev, SAGA_EV_ORDER_PLACED, 0);
+        ev.meta.event_id = event_id;
+        ev.meta.order_id = order;
+        ev.meta.correlation_id = order;
+        ev.meta.traceparent = hostile[i];
+        if (saga_serde_encode(f->serde, &ev, &buf, err, sizeof(err)) != SAGA_OK)
+            fail_msg("traceparent %d: %s", i, err);
+        saga_event_headers_add(hd, &ev);
+        produce_raw(f, order, buf.data, buf.len, hd);
+        saga_buf_release(&buf);
+    }
+    {
+        static const char garbage[] = "\xc3\x01not an event";
+        static const char tp[55] = "00-0af7651916\0d43dd8448eb211c80319c-b7ad6b7169203331-01";
+        rd_kafka_headers_t *hd = rd_kafka_headers_new(1);
+        rd_kafka_header_add(hd, "traceparent", -1, tp, sizeof(tp));
+        produce_raw(f, "tp-poison", garbage, sizeof(garbage) - 1, hd);
+    }
+    flush(f);
+    wait_for(f, "SELECT count(*) FROM effects WHERE order_id LIKE 'tp-%'", N, 60000);
+    usleep(1000 * 1000);
+    assert_int_equal(
+        q(f, "SELECT count(DISTINCT event_id) FROM effects WHERE order_id LIKE 'tp-%'"), N);
+    assert_int_equal(q(f, "SELECT count(*) FROM effects WHERE order_id LIKE 'tp-%'"), N);
+    /* What they emitted carries a valid trace context. */
+    assert_int_equal(
+        q(f, "SELECT count(*) FROM outbox WHERE headers->>'causation_id' LIKE 'tp-%'"
+             " AND headers->>'traceparent' ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'"),
+        N);
+    stop_app(app);
+    assert_group_committed_everything(f);
+    assert_int_equal(topic_messages(f, f->dlq), 1); /* the undecodable one */
+    assert_true(h.accepted > 0);                    /* spans were exported (to nobody) */
+    shutdown(h.fd, SHUT_RDWR);
+    pthread_join(h.thread, NULL);
+    close(h.fd);
+    for (int i = 0; i < h.accepted; i++)
+        close(h.conns[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1239,6 +1356,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_producer_is_dead_lettered_without_effect, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_hostile_traceparents_and_a_hanging_collector_change_nothing, setup, teardown),
     };
     if (getenv("IT_ONLY")) /* a glob: IT_ONLY='*cooperative*' */
         cmocka_set_test_filter(getenv("IT_ONLY"));

@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 
 #include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "proc.h"
 #include "saga/kafka.h"
@@ -851,6 +853,122 @@ static void test_marks_ride_in_the_next_read(void **state)
     assert_int_equal(proc_stop(relay, SIGTERM, 15000), 0);
 }
 
+/*
+ * A graceful stop (SIGTERM) at any moment leaves no row that Kafka has unmarked: what was
+ * acknowledged (its mark waiting to ride in the next read) or still in flight is marked
+ * before the relay exits. Each round stops the relay a little later after its rows were
+ * committed; rows left unmarked are deleted before the next round, so any of them found on
+ * the topic was published and not marked.
+ */
+static void test_graceful_stop_marks_what_kafka_acknowledged(void **state)
+{
+    struct fixture *f = *state;
+    static const int delays_ms[] = {0, 5, 20, 60, 120, 200, 400};
+    struct seen *seen = calloc(1, sizeof(*seen));
+    char err[256];
+    int rows = 0;
+
+    for (size_t k = 0; k < sizeof(delays_ms) / sizeof(delays_ms[0]); k++) {
+        char key[16];
+        pid_t relay = start_relay(f, "60s", NULL);
+        assert_true(log_wait(f->log, "leader, publishing", 30000));
+        snprintf(key, sizeof(key), "G%zu", k);
+        exec_ok(f->conn, "BEGIN");
+        for (int i = 1; i <= 5; i++)
+            append(f, key, i);
+        assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+        rows += 5;
+        usleep((useconds_t)delays_ms[k] * 1000);
+        assert_int_equal(proc_stop(relay, SIGTERM, 30000), 0);
+        exec_ok(f->conn, "DELETE FROM outbox WHERE published_at IS NULL");
+        /* the log of the next relay starts afresh */
+        if (truncate(f->log, 0) != 0)
+            fail_msg("truncate %s", f->log);
+    }
+    consume_all(f, seen, (int)testdb_scalar(&f->db, "SELECT count(*) FROM outbox"), 2000);
+    for (int i = 0; i < seen->n; i++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM outbox WHERE convert_from(payload, 'UTF8') = '%s'",
+                 seen->v[i]);
+        if (testdb_scalar(&f->db, sql) != 1)
+            fail_msg("%s is on the topic but was not marked published at the stop", seen->v[i]);
+    }
+    print_message("%d of %d rows published before the stops\n", seen->n, rows);
+    free(seen);
+}
+
+static long long marked_rows(struct fixture *f, const char *key)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE msg_key = '%s' AND published_at IS NOT NULL", key);
+    return testdb_scalar(&f->db, sql);
+}
+
+/*
+ * A row Kafka acknowledged while a later one still waits for its acknowledgement (its
+ * partition's broker is slow: the librdkafka mock cluster, the only way to slow one broker
+ * on demand) is marked a moment later on a quiet source, as when nothing waits, not only
+ * once the slow one is in: meanwhile a restart or a standby taking over would publish it
+ * again, and the outbox counts it in its backlog.
+ */
+static void test_acknowledged_row_is_marked_while_a_later_one_waits(void **state)
+{
+    struct fixture *f = *state;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    char keys[2][16] = {"", ""}, err[256];
+    long long end;
+    pid_t relay;
+
+    assert_non_null(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+    assert_non_null(mc = rd_kafka_mock_cluster_new(rk, 2));
+    assert_int_equal(rd_kafka_mock_topic_create(mc, f->topic, 2, 1), 0);
+    assert_int_equal(rd_kafka_mock_partition_set_leader(mc, f->topic, 0, 1), 0);
+    assert_int_equal(rd_kafka_mock_partition_set_leader(mc, f->topic, 1, 2), 0);
+    /* A key for each partition, as the relay's partitioner places them. */
+    for (int i = 0; !keys[0][0] || !keys[1][0]; i++) {
+        char k[16];
+        int32_t p;
+        snprintf(k, sizeof(k), "K%d", i);
+        p = rd_kafka_msg_partitioner_murmur2_random(NULL, k, strlen(k), 2, NULL, NULL);
+        if (!keys[p][0])
+            snprintf(keys[p], sizeof(keys[p]), "%s", k);
+    }
+    snprintf(f->env_kafka, sizeof(f->env_kafka), "KAFKA_BOOTSTRAP_SERVERS=%s",
+             rd_kafka_mock_cluster_bootstraps(mc));
+    relay = start_relay(f, "60s", NULL);
+    assert_true(log_wait(f->log, "leader, publishing", 30000));
+    /* Both brokers known and connected: a row to each partition. */
+    exec_ok(f->conn, "BEGIN");
+    append(f, keys[0], 1);
+    append(f, keys[1], 1);
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    assert_true(wait_published(f, 30000));
+
+    /* The next produce request to broker 2 (partition 1) is answered 8 s late. */
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 2, 0 /* Produce */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR, 8000),
+                     0);
+    exec_ok(f->conn, "BEGIN");
+    append(f, keys[0], 2); /* acknowledged at once */
+    append(f, keys[1], 2); /* acknowledged in 8 s */
+    assert_int_equal(saga_outbox_commit_notify(f->conn, err, sizeof(err)), SAGA_OK);
+    for (end = now_ms() + 3000; now_ms() < end && marked_rows(f, keys[0]) < 2;)
+        usleep(50 * 1000);
+    /* Still waiting for the slow one: the case holds. */
+    assert_int_equal(marked_rows(f, keys[1]), 1);
+    if (marked_rows(f, keys[0]) < 2)
+        fail_msg("a row Kafka acknowledged is still unmarked after 3 s, while the row after it "
+                 "waits for its acknowledgement");
+    assert_true(wait_published(f, 30000));
+    assert_int_equal(proc_stop(relay, SIGTERM, 30000), 0);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +993,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_forged_row_for_a_topic_the_source_does_not_own_stays_unpublished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks_ride_in_the_next_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acknowledged_row_is_marked_while_a_later_one_waits,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graceful_stop_marks_what_kafka_acknowledged, setup,
+                                        teardown),
     };
     if (getenv("IT_ONLY"))
         cmocka_set_test_filter(getenv("IT_ONLY"));

@@ -56,7 +56,10 @@ check "kafka pid unchanged" test "$(cat "$DIR/run/kafka.pid")" = "$KPID"
 check "up after '. stack.env' restarts notification-service" test -s "$DIR/run/notification-service.pid"
 NENV=$(tr '\0' '\n' <"/proc/$(cat "$DIR/run/notification-service.pid")/environ" 2>/dev/null)
 lacks() { ! grep -qF -- "$2" <<<"$1"; }
-check "it has its own database URL" contains "$NENV" "DATABASE_URL=$NOTIFICATION_DATABASE_URL"
+# (the stack's programs reach PostgreSQL over its Unix socket, stack.env over 127.0.0.1:
+# same role, password and database)
+check "it has its own database URL" contains "$NENV" "DATABASE_URL=${NOTIFICATION_DATABASE_URL%%@*}@"
+check "it has its own database" contains "$(grep '^DATABASE_URL=' <<<"$NENV")" "/notification_service"
 check "it gets no superuser URL from the sourced stack.env" lacks "$NENV" "PG_SUPERUSER_URL="
 check "it gets no other service's database URL" lacks "$NENV" "ORDER_DATABASE_URL="
 check "stack.env is private" test "$(stat -c %a "$DIR/stack.env")" = 600

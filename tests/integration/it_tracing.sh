@@ -74,6 +74,15 @@ check "sagactl get prints the trace id and its URL" grep -qxE "trace +$trace +$T
 shown=$(env -u TRACING_UI_URL NO_COLOR=1 "$BUILD/bin/sagactl" get "$ID")
 check "without TRACING_UI_URL, sagactl get uses the API's link" grep -qxE "trace +$trace +$TRACING_UI_URL/trace/$trace" <<<"$shown"
 
+# Jaeger runs until down: an up without --tracing (a program stopped and started again)
+# keeps the programs pointed at it and stack.env naming it.
+ui=$TRACING_UI_URL
+"$STACK" stop order-service --dir "$DIR" --build "$BUILD" >/dev/null 2>&1
+"$STACK" up --no-deps --dir "$DIR" --build "$BUILD" >/dev/null 2>&1
+pid=$(cat "$DIR/run/order-service.pid" 2>/dev/null || echo none)
+check "after an up without --tracing, stack.env still names the UI" grep -qxF "export TRACING_UI_URL=$ui" "$DIR/stack.env"
+check "a program started by it still exports to the backend" test "$(envof OTEL_EXPORTER_OTLP_ENDPOINT)" = "$OTEL_EXPORTER_OTLP_ENDPOINT"
+
 "$STACK" down --dir "$DIR" --build "$BUILD" >/dev/null 2>&1
 check "down stops the backend" bash -c '! curl -sf -o /dev/null --max-time 2 "$1/api/services"' _ "$TRACING_UI_URL"
 check "down leaves no tracing pid file" test ! -e "$DIR/run/tracing.pid"

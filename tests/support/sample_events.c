@@ -40,6 +40,7 @@ void sample_event(struct saga_event *ev, saga_event_type_t type, int minimal)
     case SAGA_EV_ORDER_CONFIRMED:
         ev->u.order_confirmed.total_amount = 4900;
         ev->u.order_confirmed.currency = "EUR";
+        ev->u.order_confirmed.tracking_number = minimal ? NULL : "1Z999AA10123456784";
         break;
     case SAGA_EV_ORDER_CANCELLED:
         ev->u.order_cancelled.reason = SAGA_CANCEL_PAYMENT_FAILED;

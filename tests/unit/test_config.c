@@ -122,6 +122,27 @@ static void test_redact(void **state)
                         "host=h password=**** dbname=d");
     assert_string_equal(saga_redact_url("host=h password='a b\\'c' dbname=d", buf, sizeof(buf)),
                         "host=h password=**** dbname=d");
+    /* Multi-host strings (a primary and its standby, docs/DEPLOYING.md). */
+    assert_string_equal(
+        saga_redact_url("postgresql://u:secret@h1:5432,h2:5433/db?target_session_attrs=read-write",
+                        buf, sizeof(buf)),
+        "postgresql://u:****@h1:5432,h2:5433/db?target_session_attrs=read-write");
+    assert_string_equal(
+        saga_redact_url("postgresql://u:secret@/db?host=/s,/s&port=1,2", buf, sizeof(buf)),
+        "postgresql://u:****@/db?host=/s,/s&port=1,2");
+    assert_string_equal(saga_redact_url("host=h1,h2 port=1,2 password=secret "
+                                        "target_session_attrs=read-write",
+                                        buf, sizeof(buf)),
+                        "host=h1,h2 port=1,2 password=**** target_session_attrs=read-write");
+    /* A URI may carry the password as a parameter instead. */
+    assert_string_equal(
+        saga_redact_url("postgresql://u@h1:1,h2:2/db?password=secret&"
+                        "target_session_attrs=read-write",
+                        buf, sizeof(buf)),
+        "postgresql://u@h1:1,h2:2/db?password=****&target_session_attrs=read-write");
+    assert_string_equal(
+        saga_redact_url("postgresql://u@h/db?sslmode=require&password=secret", buf, sizeof(buf)),
+        "postgresql://u@h/db?sslmode=require&password=****");
 }
 
 static void test_load_requires_database_url(void **state)
@@ -140,6 +161,33 @@ static void test_load_requires_database_url(void **state)
     assert_non_null(strstr(err, "DATABASE_URL"));
     assert_null(strstr(err, "pw")); /* the password never reaches a message */
     assert_null(strchr(err, '\n'));
+}
+
+/* A multi-host DATABASE_URL loads; a target_session_attrs libpq would refuse only when it
+ * connects (PQconninfoParse does not look at values) is refused by the configuration
+ * check, which is where --check-config finds it. */
+static void test_load_multi_host_database_url(void **state)
+{
+    struct saga_config cfg;
+    char err[512];
+    (void)state;
+    setenv("DATABASE_URL",
+           "postgresql://u:pw@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=read-write", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)), SAGA_OK);
+    saga_config_release(&cfg);
+    setenv("DATABASE_URL", "host=a,b port=1,2 password=pw target_session_attrs=primary", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)), SAGA_OK);
+    saga_config_release(&cfg);
+    setenv("DATABASE_URL",
+           "postgresql://u:secret@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=readwrite", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)),
+        SAGA_ERR_CONFIG);
+    assert_non_null(strstr(err, "target_session_attrs"));
+    assert_non_null(strstr(err, "readwrite"));
+    assert_null(strstr(err, "secret"));
 }
 
 static void test_load_defaults(void **state)
@@ -232,6 +280,7 @@ int main(void)
         cmocka_unit_test_setup(test_env_long, clear_env),
         cmocka_unit_test_setup(test_hostport, clear_env),
         cmocka_unit_test_setup(test_redact, clear_env),
+        cmocka_unit_test_setup(test_load_multi_host_database_url, clear_env),
         cmocka_unit_test_setup(test_load_requires_database_url, clear_env),
         cmocka_unit_test_setup(test_load_defaults, clear_env),
         cmocka_unit_test_setup(test_load_rejects_bad_values, clear_env),

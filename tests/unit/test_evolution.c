@@ -210,6 +210,52 @@ static void test_older_reader_reads_newer_events(void **state)
     saga_serde_destroy(s);
 }
 
+/* The change 0.3.0 made: OrderConfirmed.tracking_number (nullable, default null). An
+ * OrderConfirmed of the 0.2.0 release reads with it NULL; a current one carries it. */
+static void test_order_confirmed_tracking_number_since_0_3_0(void **state)
+{
+    struct writer w;
+    struct saga_serde *s = serde_with(NULL);
+    struct saga_event ev = {0}, cur;
+    struct saga_buf out = {0};
+    unsigned char buf[1024];
+    char err[512];
+    size_t n;
+
+    writer_open(&w, SAGA_SOURCE_DIR "/schemas/released/0.2.0/OrderConfirmed.avsc");
+    fill_meta(&w.value, 1);
+    {
+        avro_value_t v = field(&w.value, "total_amount");
+        assert_int_equal(avro_value_set_long(&v, 2598), 0);
+    }
+    set_str(&w.value, "currency", "EUR");
+    n = frame(&w, buf, sizeof(buf));
+    /* the released schemas ship in the binary: no schema to add */
+    if (saga_serde_decode(s, buf, n, &ev, err, sizeof(err)) != SAGA_DECODE_OK)
+        fail_msg("decode: %s", err);
+    assert_int_equal(ev.u.order_confirmed.total_amount, 2598);
+    assert_null(ev.u.order_confirmed.tracking_number);
+    saga_event_release(&ev);
+    writer_close(&w);
+
+    saga_event_init(&cur, SAGA_EV_ORDER_CONFIRMED);
+    cur.meta.event_id = "e-2";
+    cur.meta.order_id = "o-2";
+    cur.meta.correlation_id = "c-2";
+    cur.meta.producer = "order-service";
+    cur.u.order_confirmed.total_amount = 100;
+    cur.u.order_confirmed.currency = "EUR";
+    cur.u.order_confirmed.tracking_number = "TRK-1";
+    if (saga_serde_encode(s, &cur, &out, err, sizeof(err)) != SAGA_OK)
+        fail_msg("encode: %s", err);
+    if (saga_serde_decode(s, out.data, out.len, &ev, err, sizeof(err)) != SAGA_DECODE_OK)
+        fail_msg("decode: %s", err);
+    assert_string_equal(ev.u.order_confirmed.tracking_number, "TRK-1");
+    saga_event_release(&ev);
+    saga_buf_release(&out);
+    saga_serde_destroy(s);
+}
+
 static void test_int_widens_to_long(void **state)
 {
     struct writer w;
@@ -348,6 +394,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_newer_reader_fills_defaults_for_older_events),
         cmocka_unit_test(test_older_reader_reads_newer_events),
+        cmocka_unit_test(test_order_confirmed_tracking_number_since_0_3_0),
         cmocka_unit_test(test_int_widens_to_long),
         cmocka_unit_test(test_nested_records_in_arrays_evolve),
         cmocka_unit_test(test_serde_open_reads_the_schema_dir),

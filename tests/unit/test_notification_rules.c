@@ -87,6 +87,16 @@ static void test_render_confirmed(void **state)
     t = notif_render(&f);
     assert_string_equal(t, "Hello, your order 1b4e28ba is confirmed: 0.07 EUR. It will ship soon.");
     free(t);
+    /* OrderConfirmed from 0.3.0 on carries the tracking number (older writers: NULL). */
+    f.tracking_number = "TRK-4711\n";
+    t = notif_render(&f);
+    assert_string_equal(t, "Hello, your order 1b4e28ba is confirmed: 0.07 EUR. It ships with "
+                           "tracking number TRK-4711 .");
+    free(t);
+    f.tracking_number = "";
+    t = notif_render(&f);
+    assert_string_equal(t, "Hello, your order 1b4e28ba is confirmed: 0.07 EUR. It will ship soon.");
+    free(t);
 }
 
 static void test_render_cancelled(void **state)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,7 +31,8 @@ static const char *const OTEL_VARS[] = {
     "OTEL_EXPORTER_OTLP_HEADERS",  "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_EXPORT_TIMEOUT",     "OTEL_SDK_DISABLED",
-    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER"};
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_TIMEOUT"};
 
 static int clean_env(void **state)
 {
@@ -243,6 +245,7 @@ static void test_bad_configuration_is_refused(void **state)
     unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
     setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots", 1);
     assert_int_equal(saga_otel_init("test", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a number of spans"));
     assert_int_equal(saga_otel_enabled(), 0);
 }
 
@@ -378,6 +381,234 @@ static void test_exports_after_a_retry(void **state)
     json_decref(body);
 }
 
+/* The sampled flag is bit 0 of the trace flags, two hex digits: "0b" (sampled, with other
+ * bits) is sampled, "0a" is not. A parent-based sampler follows it. */
+static void test_parent_sampled_flag_is_read_as_hex(void **state)
+{
+    static const struct {
+        const char *flags;
+        int sampled;
+    } cases[] = {{"00", 0}, {"01", 1}, {"0a", 0}, {"0b", 1}, {"0c", 0},
+                 {"0d", 1}, {"0e", 0}, {"0f", 1}, {"ff", 1}, {"fe", 0}};
+    char err[256];
+    int wrong = 0;
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1); /* nobody listens */
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "600000", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0); /* parentbased_always_on */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct saga_span s;
+        char parent[56], self[56];
+        snprintf(parent, sizeof(parent), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-%s",
+                 cases[i].flags);
+        saga_otel_child(parent, self);
+        if (saga_span_begin(&s, "x", SAGA_SPAN_INTERNAL, self, parent) != cases[i].sampled) {
+            print_error("parent flags %s: recording %d, want %d\n", cases[i].flags, s.recording,
+                        cases[i].sampled);
+            wrong++;
+        }
+        /* not ended: nothing is queued */
+    }
+    saga_otel_shutdown();
+    assert_int_equal(wrong, 0);
+}
+
+/* A header value is sent as one header line: percent-decoded CR or LF (or another control
+ * character) would end the line and smuggle headers (or a request) of its own. */
+static void test_header_with_line_break_is_refused(void **state)
+{
+    static const char *const bad[] = {"x-tenant=a%0D%0AX-Injected: 1", "x-tenant=a%0AHost: evil",
+                                      "x%0D%0AInjected=1", "x-tenant=a%01b", "x%3Ay=1"};
+    char err[256];
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("OTEL_EXPORTER_OTLP_HEADERS", bad[i], 1);
+        err[0] = '\0';
+        if (saga_otel_init("test", err, sizeof(err)) != -1) {
+            saga_otel_shutdown();
+            fail_msg("OTEL_EXPORTER_OTLP_HEADERS=%s was accepted", bad[i]);
+        }
+        assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_HEADERS"));
+        assert_int_equal(saga_otel_enabled(), 0);
+    }
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=secret%3D1%20%09x", 1); /* space, tab: fine */
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    saga_otel_shutdown();
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* OTEL_BSP_SCHEDULE_DELAY=0 (export at once): an idle exporter still sleeps until a span
+ * comes, and never spins on a core the handlers need. */
+static void test_idle_exporter_with_no_delay_does_not_spin(void **state)
+{
+    struct timespec second = {1, 0};
+    double cpu;
+    char err[256];
+    (void)state;
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "0", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    cpu = cpu_seconds();
+    nanosleep(&second, NULL);
+    cpu = cpu_seconds() - cpu;
+    saga_otel_shutdown();
+    if (cpu > 0.05)
+        fail_msg("an idle exporter used %.2f s of CPU in 1 s", cpu);
+}
+
+/* A collector that takes the connection and never answers. */
+struct hanging {
+    int fd, accepted;
+    int conns[16];
+    pthread_t thread;
+};
+
+static void *hang(void *arg)
+{
+    struct hanging *h = arg;
+    for (;;) {
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        if (h->accepted < 16)
+            h->conns[h->accepted] = c;
+        __atomic_add_fetch(&h->accepted, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A stop while a request hangs takes at most that request's timeout plus
+ * OTEL_BSP_EXPORT_TIMEOUT (docs/CONFIGURATION.md): no request after it outlives the
+ * deadline. (Services and the relay stop their work first; this bounds the exit.) */
+static void test_stop_with_a_hanging_collector_is_bounded(void **state)
+{
+    struct hanging h = {0};
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    char url[64], err[256];
+    double t0, took;
+    (void)state;
+    h.fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(h.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(h.fd, 16), 0);
+    getsockname(h.fd, (struct sockaddr *)&a, &alen);
+    assert_int_equal(pthread_create(&h.thread, NULL, hang, &h), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3000", 1);
+    setenv("OTEL_BSP_EXPORT_TIMEOUT", "300", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "10", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    end_spans(3);
+    for (int i = 0; i < 500 && !__atomic_load_n(&h.accepted, __ATOMIC_SEQ_CST); i++)
+        usleep(10 * 1000); /* the first request hangs */
+    assert_true(h.accepted > 0);
+    t0 = mono_s();
+    saga_otel_shutdown();
+    took = mono_s() - t0;
+    shutdown(h.fd, SHUT_RDWR);
+    pthread_join(h.thread, NULL);
+    close(h.fd);
+    for (int i = 0; i < h.accepted && i < 16; i++)
+        close(h.conns[i]);
+    print_message("stop with a hanging collector: %.1f s\n", took);
+    if (took > 4.5) /* 3 s + 0.3 s, and time to spare */
+        fail_msg("the stop took %.1f s, more than a request's timeout plus the export timeout",
+                 took);
+}
+
+/* A collector that answers 200 to every request, until its socket is shut. */
+struct accepting {
+    int fd, requests;
+    pthread_t thread;
+};
+
+static void *accept_all(void *arg)
+{
+    struct accepting *rv = arg;
+    for (;;) {
+        char buf[65536];
+        size_t len = 0;
+        long want = -1;
+        int c = accept(rv->fd, NULL, NULL);
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        if (c < 0)
+            return NULL;
+        for (;;) {
+            ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
+            char *end;
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            buf[len] = '\0';
+            if ((end = strstr(buf, "\r\n\r\n"))) {
+                char *cl = strcasestr(buf, "content-length:");
+                if (want < 0 && cl)
+                    want = strtol(cl + 15, NULL, 10) + (long)(end + 4 - buf);
+                if (want >= 0 && (long)len >= want)
+                    break;
+            }
+            if (len == sizeof(buf) - 1)
+                len = 0; /* the body is not looked at */
+        }
+        __atomic_add_fetch(&rv->requests, 1, __ATOMIC_SEQ_CST);
+        (void)!write(c, r, strlen(r));
+        close(c);
+    }
+}
+
+/* OTEL_BSP_MAX_EXPORT_BATCH_SIZE larger than OTEL_BSP_MAX_QUEUE_SIZE is the queue's size
+ * (as the specification has it): a full queue is a full batch and goes out at once, rather
+ * than dropping spans until the schedule delay. */
+static void test_batch_larger_than_the_queue_is_the_queue(void **state)
+{
+    struct accepting rv = {0};
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    struct saga_otel_stats before, after;
+    char url[64], err[256];
+    (void)state;
+    rv.fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rv.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(rv.fd, 16), 0);
+    getsockname(rv.fd, (struct sockaddr *)&a, &alen);
+    assert_int_equal(pthread_create(&rv.thread, NULL, accept_all, &rv), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8", 1);
+    setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100", 1);
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "600000", 1);
+    saga_otel_stats(&before);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    end_spans(8); /* the queue is full: a batch */
+    for (int i = 0; i < 500 && !__atomic_load_n(&rv.requests, __ATOMIC_SEQ_CST); i++)
+        usleep(10 * 1000);
+    end_spans(8);
+    saga_otel_stats(&after);
+    saga_otel_shutdown();
+    shutdown(rv.fd, SHUT_RDWR);
+    pthread_join(rv.thread, NULL);
+    close(rv.fd);
+    assert_int_equal(after.dropped_queue_full - before.dropped_queue_full, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +620,11 @@ int main(void)
         cmocka_unit_test_setup(test_bad_configuration_is_refused, clean_env),
         cmocka_unit_test_setup(test_full_queue_drops_and_counts, clean_env),
         cmocka_unit_test_setup(test_exports_after_a_retry, clean_env),
+        cmocka_unit_test_setup(test_parent_sampled_flag_is_read_as_hex, clean_env),
+        cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
+        cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
+        cmocka_unit_test_setup(test_stop_with_a_hanging_collector_is_bounded, clean_env),
+        cmocka_unit_test_setup(test_batch_larger_than_the_queue_is_the_queue, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,16 @@ static void test_parses_pairs(void **state)
     assert_string_equal(s.src[0].url, "postgresql://r:pw@127.0.0.1:1/order_service");
     assert_string_equal(s.src[1].name, "inventory");
     relay_sources_release(&s);
+    /* A primary and its standby: libpq finds the one that takes writes. */
+    assert_int_equal(relay_sources_parse(&s,
+                                         "order=postgresql://r:pw@127.0.0.1:1,127.0.0.1:2/o?"
+                                         "target_session_attrs=read-write",
+                                         err, sizeof(err)),
+                     SAGA_OK);
+    assert_string_equal(
+        s.src[0].url,
+        "postgresql://r:pw@127.0.0.1:1,127.0.0.1:2/o?target_session_attrs=read-write");
+    relay_sources_release(&s);
     assert_int_equal(s.count, 0);
 }
 
@@ -38,6 +48,8 @@ static void test_rejects_bad_specs(void **state)
         "or der=postgresql://h/db",                         /* splits into two bad words */
         "order=postgresql://h/db order=postgresql://h/db2", /* same name twice */
         "order=postgresql://r:secret@h/db?bogus=1",         /* libpq rejects it */
+        /* libpq would reject it, but only when connecting */
+        "order=postgresql://r:secret@h1:1,h2:2/db?target_session_attrs=rw",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

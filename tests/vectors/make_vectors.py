@@ -59,6 +59,8 @@ SAMPLES = [
         "shipping_address": {"recipient": "Ada Lovelace", "line1": "12 St James's Square",
                              "line2": "Flat 3 — über den Wolken", "city": "London",
                              "postal_code": "SW1Y 4JH", "country": "GB"}}),
+    ("OrderConfirmed", 0, {"meta": META, "total_amount": 4900, "currency": "EUR",
+                           "tracking_number": "1Z999AA10123456784"}),
     ("OrderCancelled", 1, {"meta": META_MIN, "reason": "PAYMENT_FAILED", "detail": None}),
     ("InventoryReserved", 0, {"meta": META, "reservation_id": "res-1",
                               "items": [{"sku": "sku-mug", "quantity": 2},

@@ -139,6 +139,7 @@ struct saga_order_placed {
 struct saga_order_confirmed {
     int64_t total_amount;
     const char *currency;
+    const char *tracking_number; /* or NULL (since 0.3.0; older writers lack it) */
 };
 
 struct saga_order_cancelled {

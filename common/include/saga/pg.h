@@ -43,6 +43,16 @@ int64_t saga_pg_query_timeout_ms(void);
  */
 PGconn *saga_pg_connect(const char *url, saga_err_t *err, char *errstr, size_t errstr_size);
 
+/*
+ * Checks a libpq connection string (URI or key=value, one host or several) as far as
+ * can be done without connecting: PQconninfoParse's syntax and keywords, and the value
+ * of target_session_attrs, which libpq itself looks at only when it connects (a typo
+ * there would pass every check and then fail every connection). On error returns
+ * SAGA_ERR_CONFIG with the problem in errstr on one line, never the string itself (it
+ * may hold a password).
+ */
+saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size);
+
 /* PQping of url with the same connect and keepalive settings: 1 when the server
  * accepts connections, 0 otherwise. Waits at most the connect timeout. */
 int saga_pg_ping(const char *url);
