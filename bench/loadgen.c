@@ -37,6 +37,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "saga/config.h"
+#include "saga/hash.h"
 #include "saga/events.h"
 #include "saga/ids.h"
 #include "saga/registry.h"
@@ -63,10 +64,7 @@ static pthread_cond_t table_cv = PTHREAD_COND_INITIALIZER;
 
 static uint32_t hash(const char *s)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return saga_fnv1a32_str(s);
 }
 
 /* The entry for id (created when create), under table_mu. */

@@ -1,4 +1,5 @@
 #include "relay.h"
+#include "relay_http.h"
 #include "relay_ring.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "saga/clock.h"
 #include "saga/fault.h"
 #include "saga/kafka.h"
 #include "saga/http.h"
@@ -119,9 +121,7 @@ static atomic_int fatal_seen;
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return saga_mono_ms();
 }
 
 static int stopping(const struct source *s)
@@ -295,14 +295,7 @@ static rd_kafka_t *make_producer(struct source *s, char *errstr, size_t errstr_s
 
     /* Our defaults, unless KAFKA_* said otherwise. */
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        char env[96];
-        snprintf(env, sizeof(env), "KAFKA_");
-        for (const char *p = defaults[i][0]; *p && strlen(env) < sizeof(env) - 1; p++) {
-            size_t l = strlen(env);
-            env[l] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-            env[l + 1] = '\0';
-        }
-        if (!saga_env(env, NULL))
+        if (!saga_kafka_env_sets(defaults[i][0]))
             rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
     }
     snprintf(client_id, sizeof(client_id), "outbox-relay-%s", s->src->name);
@@ -622,16 +615,12 @@ static void abandon_in_flight(struct source *s)
 /* "{id,...}" of the ring's rows [from, to); NULL when out of memory. */
 static char *ring_ids(struct source *s, int from, int to)
 {
-    char *ids = malloc((size_t)(to - from) * 21 + 3);
-    size_t o = 0;
-    if (!ids)
-        return NULL;
-    ids[o++] = '{';
+    struct saga_text ids = {0};
+    saga_pg_array_begin(&ids);
     for (int i = from; i < to; i++)
-        o += (size_t)sprintf(ids + o, "%s%" PRId64, i > from ? "," : "", ring_at(s, i)->id);
-    ids[o++] = '}';
-    ids[o] = '\0';
-    return ids;
+        saga_pg_array_int(&ids, ring_at(s, i)->id);
+    saga_pg_array_end(&ids);
+    return ids.data;
 }
 
 /* How many rows at the ring's head Kafka acknowledged (they wait for their mark); sets
@@ -906,80 +895,21 @@ static void measure_backlog(struct source *s)
         find_refused(s);
 }
 
-/* /healthz, /readyz and /metrics of the relay. */
-struct relay_http {
-    struct source *src;
-    int n;
-};
-
-static void relay_http_handler(void *arg, const struct saga_http_request *req,
-                               struct saga_http_response *resp)
+/* The figures /readyz and /metrics show of source i (relay_http.h).
+ * locality: the HTTP threads; locks: none, the m_* fields are atomics. */
+static void source_view(void *arg, int i, struct relay_view *out)
 {
-    struct relay_http *h = arg;
-
-    if (saga_http_route(req, "GET", "/healthz")) {
-        saga_http_reply_json(resp, 200,
-                             json_pack("{s:s, s:s}", "status", "ok", "service", "outbox-relay"));
-    } else if (saga_http_route(req, "GET", "/readyz")) {
-        /* Ready when every source is either led here or watched as a standby. */
-        json_t *srcs = json_object();
-        int ok = 1;
-        for (int i = 0; i < h->n; i++) {
-            int connected = h->src[i].m_connected;
-            ok &= connected;
-            json_object_set_new(srcs, h->src[i].src->name,
-                                json_string(h->src[i].m_leader ? "leader"
-                                            : connected        ? "standby"
-                                                               : "disconnected"));
-        }
-        saga_http_reply_json(
-            resp, ok ? 200 : 503,
-            json_pack("{s:s, s:o}", "status", ok ? "ready" : "not ready", "sources", srcs));
-    } else if (saga_http_route(req, "GET", "/metrics")) {
-        struct saga_text t = {0};
-        saga_http_write_metrics(&t, "outbox-relay");
-        saga_otel_write_metrics(&t, "outbox-relay");
-        saga_metric_head(&t, "saga_relay_leader", "gauge",
-                         "1 when this relay leads the source (publishes), 0 as a standby.");
-        for (int i = 0; i < h->n; i++)
-            saga_text_printf(&t, "saga_relay_leader{source=\"%s\"} %d\n", h->src[i].src->name,
-                             (int)h->src[i].m_leader);
-        saga_metric_head(&t, "saga_outbox_backlog", "gauge",
-                         "Outbox rows not yet published (measured by the leader every 2 s).");
-        for (int i = 0; i < h->n; i++)
-            if (h->src[i].m_backlog_known)
-                saga_text_printf(&t, "saga_outbox_backlog{source=\"%s\"} %lld\n",
-                                 h->src[i].src->name, (long long)h->src[i].m_backlog);
-        saga_metric_head(&t, "saga_outbox_oldest_pending_seconds", "gauge",
-                         "Age of the oldest unpublished outbox row (0 when none).");
-        for (int i = 0; i < h->n; i++)
-            if (h->src[i].m_backlog_known)
-                saga_text_printf(&t, "saga_outbox_oldest_pending_seconds{source=\"%s\"} %.3f\n",
-                                 h->src[i].src->name, (double)h->src[i].m_oldest_ms / 1000.0);
-        saga_metric_head(&t, "saga_relay_published_total", "counter",
-                         "Outbox rows published and marked.");
-        for (int i = 0; i < h->n; i++)
-            saga_text_printf(&t, "saga_relay_published_total{source=\"%s\"} %lld\n",
-                             h->src[i].src->name, (long long)h->src[i].m_published);
-        saga_metric_head(&t, "saga_relay_rows_refused_total", "counter",
-                         "Outbox rows naming a topic their source does not own: never published.");
-        for (int i = 0; i < h->n; i++)
-            saga_text_printf(&t, "saga_relay_rows_refused_total{source=\"%s\"} %lld\n",
-                             h->src[i].src->name, (long long)h->src[i].m_refused);
-        saga_metric_head(&t, "saga_relay_delivery_failures_total", "counter",
-                         "Rounds in which Kafka did not confirm a row (it is sent again).");
-        for (int i = 0; i < h->n; i++)
-            saga_text_printf(&t, "saga_relay_delivery_failures_total{source=\"%s\"} %lld\n",
-                             h->src[i].src->name, (long long)h->src[i].m_delivery_failures);
-        saga_metric_head(&t, "saga_relay_publish_latency_seconds", "histogram",
-                         "From the outbox row's commit to Kafka's acknowledgement.");
-        for (int i = 0; i < h->n; i++) {
-            char labels[160];
-            snprintf(labels, sizeof(labels), "source=\"%s\"", h->src[i].src->name);
-            saga_hist_write(&t, "saga_relay_publish_latency_seconds", labels, &h->src[i].m_latency);
-        }
-        saga_http_reply(resp, 200, "text/plain; version=0.0.4; charset=utf-8", t.data, t.len);
-    }
+    struct source *s = (struct source *)arg + i;
+    out->name = s->src->name;
+    out->leader = s->m_leader;
+    out->connected = s->m_connected;
+    out->backlog_known = s->m_backlog_known;
+    out->backlog = s->m_backlog;
+    out->oldest_ms = s->m_oldest_ms;
+    out->published = s->m_published;
+    out->refused = s->m_refused;
+    out->delivery_failures = s->m_delivery_failures;
+    out->latency = &s->m_latency;
 }
 
 static void *source_main(void *arg)
@@ -1102,29 +1032,22 @@ static void *source_main(void *arg)
     return NULL;
 }
 
-/* {"t1","t2"}: the source's topics for "$n::text[]" (topic names need no escaping). */
+/* {"t1","t2"}: the source's topics for "$n::text[]". */
 static char *owned_literal(const struct relay_source *src)
 {
-    size_t size = 3, o = 0;
-    char *lit;
+    struct saga_text lit = {0};
+    saga_pg_array_begin(&lit);
     for (int i = 0; i < src->ntopics; i++)
-        size += strlen(src->topics[i]) + 3;
-    if (!(lit = malloc(size)))
-        return NULL;
-    lit[o++] = '{';
-    for (int i = 0; i < src->ntopics; i++)
-        o += (size_t)snprintf(lit + o, size - o, "%s\"%s\"", i ? "," : "", src->topics[i]);
-    lit[o++] = '}';
-    lit[o] = '\0';
-    return lit;
+        saga_pg_array_text(&lit, src->topics[i]);
+    saga_pg_array_end(&lit);
+    return lit.data;
 }
 
 int relay_run(const struct saga_config *cfg, const struct relay_sources *sources,
               const struct relay_settings *settings, atomic_int *stop)
 {
     struct source *src = calloc((size_t)sources->count, sizeof(*src));
-    struct relay_http http_arg;
-    struct saga_http *http = NULL;
+    struct relay_http *http = NULL;
     int rc = SAGA_EXIT_OK, started = 0;
 
     if (!src)
@@ -1161,24 +1084,9 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         }
         topics_prepare(&src[i]);
     }
-    {
-        struct saga_http_conf hc = {0};
-        char err[512];
-        http_arg.src = src;
-        http_arg.n = sources->count;
-        hc.host = cfg->http_host;
-        hc.port = cfg->http_port;
-        hc.handler = relay_http_handler;
-        hc.arg = &http_arg;
-        hc.threads = 2;
-        if (saga_http_conf_from_env(&hc, 0, err, sizeof(err)) != SAGA_OK ||
-            saga_http_start(&http, &hc, err, sizeof(err)) != SAGA_OK) {
-            saga_log(SAGA_LOG_ERROR, NULL, "%s", err);
-            rc = SAGA_EXIT_CONFIG;
-            goto out;
-        }
-        saga_log(SAGA_LOG_INFO, NULL, "listening on http://%s:%d (healthz, readyz, metrics)",
-                 cfg->http_host, saga_http_port(http));
+    if (!(http = relay_http_start(cfg, sources->count, source_view, src))) {
+        rc = SAGA_EXIT_CONFIG;
+        goto out;
     }
     for (int i = 0; i < sources->count; i++, started++) {
         if (pthread_create(&src[i].thread, NULL, source_main, &src[i]) != 0) {
@@ -1198,7 +1106,7 @@ int relay_run(const struct saga_config *cfg, const struct relay_sources *sources
         }
     }
 out:
-    saga_http_stop(http);
+    relay_http_stop(http);
     for (int i = 0; i < sources->count; i++) {
         if (src[i].conn)
             PQfinish(src[i].conn);

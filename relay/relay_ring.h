@@ -9,8 +9,8 @@
  * given up (relay_ring_reset) retires its ticket, so a late report of a retired
  * producer, or of a message given up, can mark nothing.
  *
- * Locality: one source thread owns a ring; delivery reports reach it through
- * rd_kafka_poll on that same thread. No lock.
+ * locality: one source thread owns a ring; delivery reports reach it through
+ * rd_kafka_poll on that same thread. locks: none, for every function below.
  */
 #ifndef RELAY_RING_H
 #define RELAY_RING_H
@@ -62,7 +62,9 @@ struct relay_slot *relay_ring_push(struct relay_ring *r, int64_t id, int64_t cre
                                    void **opaque);
 
 /* A delivery report: the message that carried opaque was delivered (err 0) or failed.
- * Returns its slot, or NULL when the report counts for nothing (see above). */
+ * Returns its slot, or NULL when the report counts for nothing (see above).
+ * locality: the source thread, from the producer's delivery report callback inside its
+ * rd_kafka_poll / rd_kafka_flush. locks: none (the ring is that thread's alone). */
 struct relay_slot *relay_ring_report(struct relay_ring *r, void *opaque, rd_kafka_resp_err_t err,
                                      int64_t acked_us);
 

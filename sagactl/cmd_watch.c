@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "saga/clock.h"
 #include "saga/ids.h"
 #include "saga/kafka.h"
 #include "saga/registry.h"
@@ -34,13 +35,6 @@ struct follow {
     int64_t *end[MAX_TOPICS]; /* catch-up: the high watermark of each partition at start */
     int behind;               /* catch-up: partitions not read up to end yet */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void follow_close(struct follow *f)
 {
@@ -415,9 +409,9 @@ int sagactl_watch(const struct saga_config *cfg, int argc, char **argv)
         fprintf(stderr, "%swatching %s, %s, %s, %s, %s%s (Ctrl-C stops)%s\n", sagactl_sgr(SGR_DIM),
                 topics[0], topics[1], topics[2], topics[3], topics[4],
                 from_beginning ? " from their beginning" : "", sagactl_sgr(SGR_RESET));
-    start = idle_since = mono_ms();
+    start = idle_since = saga_mono_ms();
     deadline = timeout_s > 0 ? start + timeout_s * 1000 : INT64_MAX;
-    while (!sagactl_interrupted && !done && mono_ms() < deadline) {
+    while (!sagactl_interrupted && !done && saga_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f.rk, 100);
         if (m && m->err) {
             follow_error("watch", m);
@@ -425,8 +419,8 @@ int sagactl_watch(const struct saga_config *cfg, int argc, char **argv)
             watch_message(&w, m);
             if (!caught_up)
                 caught_up = follow_caught_up(&f, m);
-            idle_since = mono_ms();
-        } else if (!caught_up && mono_ms() - idle_since > 3000) {
+            idle_since = saga_mono_ms();
+        } else if (!caught_up && saga_mono_ms() - idle_since > 3000) {
             caught_up = 1; /* nothing more arrives: what was there has been read */
         }
         if (m)
@@ -439,7 +433,7 @@ int sagactl_watch(const struct saga_config *cfg, int argc, char **argv)
             if (!done && !w.holding)
                 sagactl_progress("watching %.8s: %d event%s, waiting for %s (%.0fs)", w.id,
                                  w.events, w.events == 1 ? "" : "s", saga_awaits(w.seen),
-                                 (double)(mono_ms() - start) / 1000.0);
+                                 (double)(saga_mono_ms() - start) / 1000.0);
         }
     }
     if (w.holding)
@@ -534,8 +528,8 @@ int sagactl_tail(const struct saga_config *cfg, int argc, char **argv)
         return rc;
     }
     sagactl_catch_signals();
-    deadline = timeout_s > 0 ? mono_ms() + timeout_s * 1000 : INT64_MAX;
-    while (!sagactl_interrupted && (count == 0 || printed < count) && mono_ms() < deadline) {
+    deadline = timeout_s > 0 ? saga_mono_ms() + timeout_s * 1000 : INT64_MAX;
+    while (!sagactl_interrupted && (count == 0 || printed < count) && saga_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f.rk, 100);
         if (!m)
             continue;

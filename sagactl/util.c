@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saga/hash.h"
 #include "saga/kafka.h"
 #include "sagactl.h"
 
@@ -41,11 +42,10 @@ const char *sagactl_order_sgr(const char *order_id)
 {
     /* cyan, magenta, blue, bright cyan, bright magenta, bright blue, bright white, white-ish */
     static const char *const palette[] = {"36", "35", "34", "96", "95", "94", "1;36", "1;35"};
-    uint32_t h = 2166136261u;
+    uint32_t h;
     if (!order_id)
         return sagactl_sgr(SGR_DIM);
-    for (const char *p = order_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = saga_fnv1a32_str(order_id);
     return sagactl_sgr(palette[h % (sizeof(palette) / sizeof(palette[0]))]);
 }
 

@@ -66,20 +66,8 @@ saga_err_t saga_consumer_settings_load(struct saga_consumer_settings *s, char *e
 
 /* --- small helpers ---------------------------------------------------------------- */
 
-int64_t consumer_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t consumer_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
+/* locality: the consumer thread, and librdkafka callbacks it serves in its polls.
+ * locks: none (conf.stop, fatal and fenced are atomics). */
 int consumer_stopping(const struct saga_consumer *c)
 {
     return atomic_load(c->conf.stop) || c->fatal || c->fenced;
@@ -132,7 +120,7 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
     if (!c)
         return saga_errf(SAGA_ERR_NOMEM, errstr, errstr_size, "out of memory");
     c->conf = *conf;
-    c->seed = (unsigned)(consumer_wall_ms() ^ (int64_t)(uintptr_t)c);
+    c->seed = (unsigned)(saga_now_ms() ^ (int64_t)(uintptr_t)c);
     pthread_mutex_init(&c->mu_storage, NULL);
     c->mu = &c->mu_storage;
     err = saga_consumer_settings_load(&c->set, errstr, errstr_size);
@@ -168,6 +156,7 @@ void saga_consumer_destroy(struct saga_consumer *c)
     free(c);
 }
 
+/* locality: any thread (readiness, from the HTTP threads). locks: none, an atomic. */
 int saga_consumer_joined(const struct saga_consumer *c)
 {
     return c->joined;
@@ -175,6 +164,7 @@ int saga_consumer_joined(const struct saga_consumer *c)
 
 /* --- metrics ---------------------------------------------------------------------- */
 
+/* locality: any thread. locks: takes c->mu. */
 void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_stats *out)
 {
     pthread_mutex_lock(c->mu);
@@ -182,7 +172,9 @@ void saga_consumer_stats(const struct saga_consumer *c, struct saga_consumer_sta
     pthread_mutex_unlock(c->mu);
 }
 
-/* What the committed transaction did becomes part of the totals. */
+/* What the committed transaction did becomes part of the totals.
+ * locality: the consumer thread (saga_consumer_run). locks: takes c->mu for the totals;
+ * c->pend is the consumer thread's own. */
 void consumer_count_commit(struct saga_consumer *c, const struct saga_tx *tx)
 {
     pthread_mutex_lock(c->mu);
@@ -202,6 +194,7 @@ void consumer_count_commit(struct saga_consumer *c, const struct saga_tx *tx)
     memset(&c->pend, 0, sizeof(c->pend));
 }
 
+/* locality: any thread (the HTTP threads, for /metrics). locks: takes c->mu. */
 void saga_consumer_write_metrics(const struct saga_consumer *c, struct saga_text *t)
 {
     const char *svc = c->conf.group;
@@ -383,7 +376,7 @@ static int process_one(struct saga_consumer *c, struct msg *m)
         }
         /* Permanent (INVALID): a few attempts, then the DLQ. */
         if (!m->first_failed)
-            m->first_failed = consumer_wall_ms();
+            m->first_failed = saga_now_ms();
         m->attempts++;
         if (m->attempts < c->set.max_attempts) {
             count_retry(c);

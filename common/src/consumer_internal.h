@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "saga/clock.h"
 #include "saga/consumer.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
@@ -102,7 +103,7 @@ struct saga_consumer {
     char fatal_reason[512];
     _Atomic int fenced; /* the consumer was fenced (consumer_kafka_refenced) */
     char fenced_reason[400];
-    int64_t fenced_at; /* consumer_mono_ms() of the last reopening, 0: none */
+    int64_t fenced_at; /* saga_mono_ms() of the last reopening, 0: none */
     /* database side (consumer_tx.c) */
     int64_t last_prune;
     int64_t last_dead_sweep;
@@ -137,8 +138,6 @@ void consumer_spans_dead_letter(struct saga_consumer *c, const struct msg *m, co
                                 const char *error);
 void consumer_spans_release(struct saga_consumer *c);
 
-int64_t consumer_mono_ms(void);
-int64_t consumer_wall_ms(void);
 int consumer_stopping(const struct saga_consumer *c);
 void consumer_log_msg(saga_log_level_t lvl, const struct msg *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -124,6 +124,12 @@ void consumer_kafka_store(struct saga_consumer *c, const struct msg *m)
 
 /* --- callbacks (called from inside our own poll calls) ------------------------ */
 
+/* locality: every callback below runs on the consumer thread, inside the
+ * rd_kafka_consumer_poll / rd_kafka_poll / rd_kafka_flush calls it makes (no librdkafka
+ * background thread calls them). locks: none needed for the consumer's own state; the
+ * figures other threads read (lag, stats) are written under c->mu, the readiness flags
+ * are atomics. */
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -196,7 +202,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* librdkafka's statistics (JSON, every statistics.interval.ms): the lag per topic. */
+/* librdkafka's statistics (JSON, every statistics.interval.ms): the lag per topic.
+ * locks: takes c->mu (the HTTP threads read the lag). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     struct saga_consumer *c = opaque;
@@ -280,12 +287,7 @@ static void conf_default(rd_kafka_conf_t *conf, const char *prop, const char *va
 {
     char buf[256];
     size_t size = sizeof(buf);
-    char env[128] = "KAFKA_";
-    size_t o = 6;
-    for (const char *p = prop; *p && o < sizeof(env) - 1; p++)
-        env[o++] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-    env[o] = '\0';
-    if (!saga_env(env, NULL) || rd_kafka_conf_get(conf, prop, buf, &size) != RD_KAFKA_CONF_OK)
+    if (!saga_kafka_env_sets(prop) || rd_kafka_conf_get(conf, prop, buf, &size) != RD_KAFKA_CONF_OK)
         rd_kafka_conf_set(conf, prop, value, NULL, 0);
 }
 
@@ -395,7 +397,7 @@ saga_err_t consumer_kafka_open(struct saga_consumer *c, char *errstr, size_t err
 
 void consumer_kafka_refenced(struct saga_consumer *c)
 {
-    int64_t now = consumer_mono_ms();
+    int64_t now = saga_mono_ms();
     char err[512];
 
     if (c->fenced_at && now - c->fenced_at < FENCED_AGAIN_MS) {
@@ -432,7 +434,7 @@ void consumer_kafka_refenced(struct saga_consumer *c)
 static void leave_group(struct saga_consumer *c)
 {
     rd_kafka_resp_err_t err = rd_kafka_unsubscribe(c->rk);
-    int64_t until = consumer_mono_ms() + 10000;
+    int64_t until = saga_mono_ms() + 10000;
     if (err) {
         saga_log(SAGA_LOG_WARN, NULL, "unsubscribe: %s", rd_kafka_err2str(err));
         return;
@@ -441,7 +443,7 @@ static void leave_group(struct saga_consumer *c)
      * empty assignment) is done, and resets the member id as it does: an empty
      * assignment alone does not mean the member has left (rd_kafka_consumer_close would
      * then keep a static member in its group). */
-    while (consumer_mono_ms() < until) {
+    while (saga_mono_ms() < until) {
         rd_kafka_message_t *m;
         char *id = rd_kafka_memberid(c->rk);
         int left = !id || !*id;
@@ -527,14 +529,14 @@ static void put_back(struct saga_consumer *c, const rd_kafka_message_t *m)
 void consumer_kafka_wait(struct saga_consumer *c, int64_t ms, const struct msg *m, int until_report)
 {
     rd_kafka_topic_partition_list_t *asg = NULL;
-    int64_t end = consumer_mono_ms() + ms;
+    int64_t end = saga_mono_ms() + ms;
 
     /* Paused, the assignment fetches nothing; polling keeps the membership alive and
      * serves rebalances. What is fetched stays where it was: librdkafka resumes a
      * partition at the position after the last message it gave us. */
     if (!rd_kafka_assignment(c->rk, &asg))
         rd_kafka_pause_partitions(c->rk, asg);
-    while (!consumer_stopping(c) && consumer_mono_ms() < end) {
+    while (!consumer_stopping(c) && saga_mono_ms() < end) {
         rd_kafka_message_t *km;
         if (until_report && c->dlq_done)
             break;
@@ -564,7 +566,7 @@ int consumer_kafka_send_dlq(struct saga_consumer *c, const struct msg *m, void *
                             char *errstr, size_t errstr_size)
 {
     rd_kafka_resp_err_t err;
-    int64_t end = timeout_ms > 0 ? consumer_mono_ms() + timeout_ms : INT64_MAX;
+    int64_t end = timeout_ms > 0 ? saga_mono_ms() + timeout_ms : INT64_MAX;
 
     c->dlq_seq++;
     c->dlq_done = 0;
@@ -581,15 +583,15 @@ int consumer_kafka_send_dlq(struct saga_consumer *c, const struct msg *m, void *
     }
     /* The report comes after the broker's answer, or after message.timeout.ms. */
     while (!c->dlq_done && !consumer_stopping(c) && (!m || consumer_kafka_held(c, m)) &&
-           consumer_mono_ms() < end)
+           saga_mono_ms() < end)
         consumer_kafka_wait(c, 1000, m, 1);
     if (!c->dlq_done) {
         /* Its report, should it come, is stale now: a second dead letter may follow. */
         snprintf(errstr, errstr_size, "gave up waiting for %s to acknowledge (%s)",
                  c->conf.dlq_topic,
-                 consumer_stopping(c)        ? "stopping"
-                 : consumer_mono_ms() >= end ? "timed out"
-                                             : "partition revoked");
+                 consumer_stopping(c)    ? "stopping"
+                 : saga_mono_ms() >= end ? "timed out"
+                                         : "partition revoked");
         c->dlq_seq++;
         return -1;
     }

@@ -97,32 +97,6 @@ saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const cha
                           sizeof(tx->errstr));
 }
 
-char *saga_pg_text_array(const char *const *items, size_t n)
-{
-    size_t len = 3;
-    char *out, *o;
-
-    for (size_t i = 0; i < n; i++)
-        len += 3 + 2 * strlen(items[i]);
-    if (!(o = out = malloc(len)))
-        abort();
-    *o++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *o++ = ',';
-        *o++ = '"';
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                *o++ = '\\';
-            *o++ = *p;
-        }
-        *o++ = '"';
-    }
-    *o++ = '}';
-    *o = '\0';
-    return out;
-}
-
 void saga_event_follow(struct saga_event *out, saga_event_type_t type,
                        const struct saga_event *cause, const char *producer, char id_buf[37])
 {
@@ -178,10 +152,10 @@ void consumer_tx_prune_inbox(struct saga_consumer *c)
     char ms[32], err[256];
     const char *params[2] = {c->conf.group, ms};
 
-    if (consumer_mono_ms() - c->last_prune < c->set.inbox_prune_every_ms ||
+    if (saga_mono_ms() - c->last_prune < c->set.inbox_prune_every_ms ||
         ensure_conn(c, err, sizeof(err)) != SAGA_HANDLE_OK)
         return;
-    c->last_prune = consumer_mono_ms();
+    c->last_prune = saga_mono_ms();
     snprintf(ms, sizeof(ms), "%" PRId64, c->set.inbox_retention_ms);
     if (exec_sql(c,
                  "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE consumer = $1"
@@ -729,10 +703,10 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
 
     /* Forced (after a batch) only when a committed transaction may have marked one; else
      * every few seconds, and not before last_dead_sweep after a failure. */
-    if (force ? !c->dead_pending : consumer_mono_ms() < c->last_dead_sweep + 5000)
+    if (force ? !c->dead_pending : saga_mono_ms() < c->last_dead_sweep + 5000)
         return;
     c->dead_pending = 0;
-    c->last_dead_sweep = consumer_mono_ms();
+    c->last_dead_sweep = saga_mono_ms();
     if (ensure_conn(c, err, sizeof(err)) != SAGA_HANDLE_OK)
         return;
     if (exec_sql(c,
@@ -780,7 +754,7 @@ void consumer_tx_dead_letter_released(struct saga_consumer *c, int force)
             /* The consumer must not wait on the DLQ for long here: try again in 30 s. */
             saga_log(SAGA_LOG_WARN, NULL, "deferred row %s stays until %s takes it: %s", id,
                      c->conf.dlq_topic, err);
-            c->last_dead_sweep = consumer_mono_ms() + 25000;
+            c->last_dead_sweep = saga_mono_ms() + 25000;
             break;
         }
         pthread_mutex_lock(c->mu);

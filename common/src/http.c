@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 
 #include "saga/config.h"
+#include "saga/clock.h"
 #include "saga/log.h"
 
 #define WATCH_MS 200 /* how often the watchdog looks for requests past their deadline */
@@ -111,13 +112,6 @@ struct req_ctx {
     int refused; /* answered before the body was read */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
-}
-
 /* --- refusals ----------------------------------------------------------------- */
 
 static atomic_llong refused_total[SAGA_HTTP_REFUSED_N];
@@ -137,6 +131,7 @@ static const char *const refusal_names[SAGA_HTTP_REFUSED_N] = {
     [SAGA_HTTP_REFUSED_RESPONSE_DEADLINE] = "response_deadline",
 };
 
+/* locality: any thread. locks: none, atomics. */
 void saga_http_count_refused(saga_http_refusal_t why)
 {
     if ((int)why >= 0 && why < SAGA_HTTP_REFUSED_N)
@@ -529,7 +524,8 @@ static struct conn_state *conn_state_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-/* The connection is answering (since 0) or waiting for its next request. */
+/* The connection is answering (since 0) or waiting for its next request.
+ * locality: the connection's thread. locks: takes h->mu (the watchdog reads it). */
 static void set_reading(struct saga_http *h, struct MHD_Connection *conn, int64_t since)
 {
     struct conn_state *cs = conn_state_of(conn);
@@ -561,14 +557,15 @@ static void close_abortively(int fd)
     (void)connect(fd, &unspec, sizeof(unspec));
 }
 
-/* The connection delivers an answer (not a stream) from now: response_timeout_ms. */
+/* The connection delivers an answer (not a stream) from now: response_timeout_ms.
+ * locality: the connection's thread. locks: takes h->mu. */
 static void set_answering(struct saga_http *h, struct MHD_Connection *conn)
 {
     struct conn_state *cs = conn_state_of(conn);
     if (!cs)
         return;
     pthread_mutex_lock(&h->mu);
-    cs->answering_since = mono_ms();
+    cs->answering_since = saga_mono_ms();
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -786,6 +783,9 @@ static int is_internal_path(const char *url)
            strcmp(url, "/metrics") == 0;
 }
 
+/* A request, as MHD hands it over piece by piece; runs the handler once it is whole.
+ * locality: the connection's own thread (MHD_USE_THREAD_PER_CONNECTION). locks: none held
+ * while the handler runs; at most conf.threads handlers at once (the turns semaphore). */
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -879,6 +879,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     return send_response(h, conn, &resp);
 }
 
+/* locality: the connection's thread. locks: takes h->mu. */
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -901,7 +902,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
             saga_http_count_refused(SAGA_HTTP_REFUSED_RESPONSE_DEADLINE);
     }
     /* The next request on this connection (keep-alive) has its own deadline from now. */
-    set_reading(l->h, conn, mono_ms());
+    set_reading(l->h, conn, saga_mono_ms());
     if (ctx) {
         free(ctx->body);
         free(ctx);
@@ -909,6 +910,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* locality: the connection's thread (opened, closed). locks: takes h->mu. */
 static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -928,7 +930,7 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
             abort();
         cs->fd = -1;
         cs->internal = l->internal;
-        cs->reading_since = mono_ms();
+        cs->reading_since = saga_mono_ms();
         if (ai && sockaddr_bytes(ai->client_addr, &family, addr) == 0) {
             client_key(family, addr, cs->client, sizeof(cs->client));
             cs->proxy = trusted(h, family, addr);
@@ -1011,6 +1013,7 @@ static long request_deadline_ms(const struct saga_http *h, const struct conn_sta
 /*
  * Cuts connections whose request did not arrive whole within request_timeout_ms,
  * or whose answer (not a stream) was not taken within response_timeout_ms.
+ * locality: its own thread. locks: takes h->mu to walk the connections.
  */
 static void *watchdog_main(void *arg)
 {
@@ -1020,7 +1023,7 @@ static void *watchdog_main(void *arg)
         int64_t now;
         int cut = 0, slow = 0;
         nanosleep(&ts, NULL);
-        now = mono_ms();
+        now = saga_mono_ms();
         pthread_mutex_lock(&h->mu);
         for (struct conn_state *cs = h->conns; cs; cs = cs->next) {
             if (cs->cut || cs->refused || cs->fd < 0)
@@ -1154,7 +1157,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     static int64_t window;          /* under mu: the second being counted */
     static long in_window, dropped; /* under mu */
     long was_dropped = 0;
-    int64_t now = mono_ms() / 1000;
+    int64_t now = saga_mono_ms() / 1000;
     char buf[512];
     size_t n;
     (void)cls;
@@ -1307,6 +1310,8 @@ static void http_free(struct saga_http *h)
     free(h);
 }
 
+/* locality: the thread that owns the server (the program's main thread). locks: none;
+ * starts MHD's threads and the watchdog. */
 saga_err_t saga_http_start(struct saga_http **out, const struct saga_http_conf *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -1417,6 +1422,8 @@ const char *saga_http_scheme(const struct saga_http *h)
     return h->tls_cert ? "https" : "http";
 }
 
+/* locality: the thread that started h. locks: none held by the caller; joins MHD's
+ * threads and the watchdog. */
 void saga_http_stop(struct saga_http *h)
 {
     if (!h)

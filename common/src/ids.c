@@ -40,10 +40,3 @@ int saga_uuid_valid(const char *s)
     }
     return 1;
 }
-
-int64_t saga_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}

@@ -1,4 +1,5 @@
 #include "saga/kafka.h"
+#include "saga/config.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -20,6 +21,27 @@ int saga_kafka_env_to_prop(const char *name, char *prop, size_t size)
         prop[i] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
     prop[len] = '\0';
     return 0;
+}
+
+int saga_kafka_prop_to_env(const char *prop, char *name, size_t size)
+{
+    size_t o = 0;
+    const char *p;
+
+    if (size == 0)
+        return -1;
+    for (p = "KAFKA_"; *p && o < size - 1; p++)
+        name[o++] = *p;
+    for (p = prop; *p && o < size - 1; p++)
+        name[o++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    name[o] = '\0';
+    return *p ? -1 : 0;
+}
+
+int saga_kafka_env_sets(const char *prop)
+{
+    char name[128];
+    return saga_kafka_prop_to_env(prop, name, sizeof(name)) == 0 && saga_env(name, NULL) != NULL;
 }
 
 int saga_kafka_prop_is_secret(const char *prop)

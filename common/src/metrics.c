@@ -5,6 +5,8 @@ const double saga_hist_bounds[SAGA_HIST_BUCKETS] = {
 
 static _Atomic long produced[SAGA_EV_COUNT];
 
+/* locality: any thread. locks: none (relaxed atomics: a scrape may see a count before
+ * its sum, never a torn value). */
 void saga_hist_observe(struct saga_hist *h, double seconds)
 {
     int i = 0;
@@ -43,6 +45,7 @@ void saga_hist_write(struct saga_text *t, const char *name, const char *labels,
     saga_text_printf(t, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
 }
 
+/* locality: any thread. locks: none, atomics. */
 void saga_produced_add(saga_event_type_t type, long n)
 {
     if ((unsigned)type < SAGA_EV_COUNT)

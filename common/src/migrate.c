@@ -4,77 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common_migrations.h" /* generated from common/migrations/NNN_name.sql */
 #include "saga/pg.h"
 
-/*
- * outbox: one row per event to publish, written in the business transaction.
- *   Unpublished rows are found by a partial index; published ones are pruned by
- *   the relay after its retention. headers is a JSON object of UTF-8 strings.
- * inbox: what each consumer has processed, for exactly-once effects.
- * deferred: events that arrived before what they need (e.g. a trigger before its
- *   OrderPlaced), kept with their original bytes until it lands.
- * The outbox_relay role, where it exists, may read, mark and prune the outbox only.
- */
-static const char outbox_v1[] =
-    "CREATE TABLE outbox ("
-    "  id           bigserial   PRIMARY KEY,"
-    "  topic        text        NOT NULL,"
-    "  msg_key      text        NOT NULL,"
-    "  event_type   text        NOT NULL,"
-    "  event_id     text        NOT NULL,"
-    "  payload      bytea       NOT NULL,"
-    "  headers      jsonb       NOT NULL DEFAULT '{}',"
-    "  created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),"
-    "  published_at timestamptz"
-    ");"
-    "CREATE INDEX outbox_pending ON outbox (id) WHERE published_at IS NULL;"
-    "CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;"
-    "CREATE TABLE inbox ("
-    "  consumer     text        NOT NULL,"
-    "  event_id     text        NOT NULL,"
-    "  processed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
-    "  PRIMARY KEY (consumer, event_id)"
-    ");"
-    "CREATE INDEX inbox_processed_at ON inbox (processed_at);"
-    "CREATE TABLE deferred ("
-    "  id          bigserial   PRIMARY KEY,"
-    "  consumer    text        NOT NULL,"
-    "  wait_key    text        NOT NULL,"
-    "  event_id    text        NOT NULL,"
-    "  event_type  text        NOT NULL,"
-    "  topic       text        NOT NULL,"
-    "  kpartition  int         NOT NULL,"
-    "  koffset     bigint      NOT NULL,"
-    "  msg_key     text,"
-    "  payload     bytea       NOT NULL,"
-    "  headers     jsonb       NOT NULL DEFAULT '{}',"
-    "  deferred_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
-    "  UNIQUE (consumer, event_id)"
-    ");"
-    "CREATE INDEX deferred_wait ON deferred (consumer, wait_key);"
-    "DO $$ BEGIN"
-    "  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_relay') THEN"
-    "    GRANT USAGE ON SCHEMA public TO outbox_relay;"
-    "    GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO outbox_relay;"
-    "  END IF;"
-    "END $$;";
-
-/* A deferred event that fails for good when it is released is marked dead, then sent to
- * the DLQ after the commit and deleted (consumer_tx.c). */
-static const char deferred_dead_v2[] =
-    "ALTER TABLE deferred ADD COLUMN dead_reason text, ADD COLUMN dead_at timestamptz;"
-    "CREATE INDEX deferred_dead ON deferred (consumer, id) WHERE dead_reason IS NOT NULL;";
-
-/* The key and the headers are kept byte for byte (raw_key, raw_headers): text and jsonb
- * refused some (a NUL, bytes that are not UTF-8), and such an event could not be deferred.
- * Rows from before keep msg_key and headers, which the runtime still reads. */
-static const char deferred_raw_v3[] =
-    "ALTER TABLE deferred ADD COLUMN raw_key bytea, ADD COLUMN raw_headers bytea;";
-
+/* The tables every service database has, in common/migrations/NNN_name.sql (embedded by
+ * the build: common_migrations.h): outbox, inbox, deferred events. */
 const struct saga_migration saga_common_migrations[] = {
-    {1, "outbox, inbox and deferred events", outbox_v1},
-    {2, "deferred events that failed when released", deferred_dead_v2},
-    {3, "deferred keys and headers byte for byte", deferred_raw_v3},
+    {1, "outbox, inbox and deferred events", common_sql_001_outbox_inbox_deferred},
+    {2, "deferred events that failed when released", common_sql_002_deferred_dead},
+    {3, "deferred keys and headers byte for byte", common_sql_003_deferred_raw},
 };
 const int saga_common_migration_count = 3;
 

@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include "saga/clock.h"
 #include "saga/config.h"
 #include "saga/http.h"
 #include "saga/log.h"
@@ -37,6 +38,9 @@ _Atomic int saga_otel_enabled_flag;
 #define MAX_RESOURCE 32
 #define MAX_HEADERS  16
 
+/* The exporter's state. The configuration is written by saga_otel_init and
+ * saga_otel_shutdown (main thread) while no other thread uses it; the ring and
+ * stop/flush are under mu; the counters are atomics. */
 static struct {
     struct saga_sampler sampler;
     char *endpoint;
@@ -289,6 +293,7 @@ void saga_span_error(struct saga_span *s, const char *fmt, ...)
     s->status = SAGA_SPAN_ERROR;
 }
 
+/* locality: any thread (the span's owner). locks: takes X.mu to queue the span. */
 void saga_span_end_at(struct saga_span *s, int64_t end_ns)
 {
     if (!s->recording)
@@ -647,6 +652,8 @@ static void release_config(void)
 
 static void *exporter_main(void *arg);
 
+/* locality: the main thread, once, before any other thread ends a span. locks: none
+ * needed then; starts the exporter thread. */
 int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
 {
     const char *ep = saga_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL);
@@ -771,15 +778,13 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static int64_t mono_ms(void);
-
 /* One POST; the HTTP status, or 0 when it did not get through (connection, timeout). Once
  * stopping (deadline set), it may not outlive the deadline. */
 static long post(CURL *curl, const char *body, int64_t deadline)
 {
     long code = 0, timeout = X.timeout_ms;
     if (deadline) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - saga_mono_ms();
         if (left <= 0)
             return 0;
         if (left < timeout)
@@ -798,14 +803,8 @@ static long post(CURL *curl, const char *body, int64_t deadline)
     return code;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits ms unless stopping; 1 if stopping. Holds no lock on return. */
+/* Waits ms unless stopping; 1 if stopping. locality: the exporter thread. locks: takes
+ * X.mu, holds none on return. */
 static int pause_ms(int64_t ms)
 {
     struct timespec until;
@@ -831,6 +830,7 @@ static int pause_ms(int64_t ms)
  * meanwhile the ring fills and drops what does not fit. Once stopping (deadline set, or
  * set while waiting), retries go on only while the shutdown deadline allows.
  */
+/* locality: the exporter thread. locks: none held (posts with X.mu released). */
 static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64_t deadline)
 {
     char *body = saga_otel_encode((const char *const *)X.res_kv, X.nres, batch, n);
@@ -848,10 +848,10 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
             break;
         if (!deadline) {
             if (pause_ms(wait)) /* stopping: go on under the shutdown deadline */
-                deadline = mono_ms() + X.shutdown_ms;
+                deadline = saga_mono_ms() + X.shutdown_ms;
         } else {
             struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-            if (mono_ms() + wait >= deadline)
+            if (saga_mono_ms() + wait >= deadline)
                 break;
             nanosleep(&ts, NULL);
         }
@@ -866,6 +866,7 @@ static void export_batch(CURL *curl, const struct saga_span *batch, int n, int64
     }
 }
 
+/* The exporter thread: takes batches off the ring under X.mu, exports them without it. */
 static void *exporter_main(void *arg)
 {
     CURL *curl = curl_easy_init();
@@ -894,7 +895,7 @@ static void *exporter_main(void *arg)
                pthread_cond_timedwait(&X.cv, &X.mu, &until) != ETIMEDOUT)
             ;
         if (X.stop && !deadline)
-            deadline = mono_ms() + X.shutdown_ms;
+            deadline = saga_mono_ms() + X.shutdown_ms;
         while (n < X.batch_size && X.n > 0) {
             batch[n++] = X.ring[X.head];
             X.head = (X.head + 1) % X.queue_size;
@@ -902,7 +903,7 @@ static void *exporter_main(void *arg)
         }
         pthread_mutex_unlock(&X.mu);
         if (n) {
-            if (deadline && mono_ms() >= deadline)
+            if (deadline && saga_mono_ms() >= deadline)
                 atomic_fetch_add(&X.dropped_failed, (uint64_t)n);
             else
                 export_batch(curl, batch, n, deadline);
@@ -920,6 +921,8 @@ static void *exporter_main(void *arg)
     return NULL;
 }
 
+/* locality: the main thread, once, after the threads that end spans have stopped (later
+ * spans are dropped). locks: takes X.mu; joins the exporter thread. */
 void saga_otel_shutdown(void)
 {
     if (!X.started)
@@ -940,6 +943,7 @@ void saga_otel_shutdown(void)
 
 /* --- counters --------------------------------------------------------------------------- */
 
+/* locality: any thread (the HTTP threads, for /metrics). locks: none, atomics. */
 void saga_otel_stats(struct saga_otel_stats *out)
 {
     out->exported = atomic_load(&X.exported);

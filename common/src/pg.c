@@ -1,6 +1,9 @@
 #include "saga/pg.h"
 
 #include "saga/config.h"
+#include "saga/clock.h"
+#include "saga/hash.h"
+#include "saga/http.h"
 #include "saga/log.h"
 
 #include <errno.h>
@@ -207,21 +210,14 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
 /* Monotonic ms of the last success and the last trouble of any connection. */
 static _Atomic int64_t last_ok_ms, last_trouble_ms;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
-}
-
 static void note_ok(void)
 {
-    last_ok_ms = mono_ms();
+    last_ok_ms = saga_mono_ms();
 }
 
 static void note_trouble(void)
 {
-    last_trouble_ms = mono_ms();
+    last_trouble_ms = saga_mono_ms();
 }
 
 int saga_pg_healthy(void)
@@ -363,9 +359,9 @@ static int await_ready(PGconn *conn, int64_t started, int64_t deadline)
         pfd.revents = 0;
         if (pfd.fd < 0)
             return 0;
-        left = deadline ? deadline - mono_ms() : 1000;
+        left = deadline ? deadline - saga_mono_ms() : 1000;
         if (left <= 0) {
-            give_up(conn, mono_ms() - started);
+            give_up(conn, saga_mono_ms() - started);
             return -1;
         }
         rc = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
@@ -424,7 +420,7 @@ static PGresult *collect(PGconn *conn, int64_t started, int sent)
 
 PGresult *saga_pg_query(PGconn *conn, const char *sql)
 {
-    int64_t started = mono_ms();
+    int64_t started = saga_mono_ms();
     int sent;
     if (!conn)
         return NULL;
@@ -436,7 +432,7 @@ PGresult *saga_pg_query_params(PGconn *conn, const char *sql, int nparams,
                                const char *const *values, const int *lengths, const int *formats,
                                int result_format)
 {
-    int64_t started = mono_ms();
+    int64_t started = saga_mono_ms();
     int sent;
     if (!conn)
         return NULL;
@@ -447,7 +443,7 @@ PGresult *saga_pg_query_params(PGconn *conn, const char *sql, int nparams,
 
 PGresult *saga_pg_get_result(PGconn *conn)
 {
-    int64_t started = mono_ms();
+    int64_t started = saga_mono_ms();
     PGresult *r;
     if (!conn)
         return NULL;
@@ -499,16 +495,6 @@ static int prep_event(PGEventId id, void *info, void *pass)
     return 1;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static int prepare_enabled(void)
 {
     static int enabled = -1;
@@ -540,7 +526,7 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
                                         result_format);
         }
     }
-    h = fnv1a(sql);
+    h = saga_fnv1a64_str(sql);
     for (i = 0; i < pc->n; i++)
         if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
             break;
@@ -548,7 +534,7 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
     if (i == pc->n) {
         PGresult *r;
         char *copy;
-        int64_t started = mono_ms();
+        int64_t started = saga_mono_ms();
         int sent;
         if (pc->n == PREP_MAX || !(copy = strdup(sql))) /* full: the rare rest unprepared */
             return saga_pg_query_params(conn, sql, nparams, values, lengths, formats,
@@ -565,7 +551,7 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
         pc->n++;
     }
     {
-        int64_t started = mono_ms();
+        int64_t started = saga_mono_ms();
         int sent = SEND(conn, PQsendQueryPrepared(conn, name, nparams, values, lengths, formats,
                                                   result_format));
         PGresult *r = collect(conn, started, sent);
@@ -575,4 +561,57 @@ PGresult *saga_pg_exec(PGconn *conn, const char *sql, int nparams, const char *c
             prep_clear(pc);
         return r;
     }
+}
+
+/* --- array literals ---------------------------------------------------------- */
+
+/* A comma unless the literal was just opened. */
+static void array_sep(struct saga_text *t)
+{
+    if (t->len > 0 && t->data[t->len - 1] != '{')
+        saga_text_printf(t, ",");
+}
+
+void saga_pg_array_begin(struct saga_text *t)
+{
+    saga_text_printf(t, "{");
+}
+
+void saga_pg_array_text(struct saga_text *t, const char *s)
+{
+    array_sep(t);
+    if (!s) {
+        saga_text_printf(t, "NULL");
+        return;
+    }
+    saga_text_printf(t, "\"");
+    while (*s) {
+        size_t run = strcspn(s, "\"\\");
+        saga_text_printf(t, "%.*s", (int)run, s);
+        s += run;
+        if (*s)
+            saga_text_printf(t, "\\%c", *s++);
+    }
+    saga_text_printf(t, "\"");
+}
+
+void saga_pg_array_int(struct saga_text *t, int64_t v)
+{
+    array_sep(t);
+    saga_text_printf(t, "%" PRId64, v);
+}
+
+void saga_pg_array_end(struct saga_text *t)
+{
+    saga_text_printf(t, "}");
+}
+
+char *saga_pg_text_array(const char *const *items, size_t n)
+{
+    struct saga_text t = {0};
+    saga_pg_array_begin(&t);
+    for (size_t i = 0; i < n; i++)
+        saga_pg_array_text(&t, items[i]);
+    saga_pg_array_end(&t);
+    return t.data;
 }

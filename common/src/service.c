@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "saga/choreography.h"
+#include "saga/clock.h"
 #include "saga/log.h"
 #include "saga/metrics.h"
 #include "saga/otel.h"
@@ -61,28 +62,28 @@ PGconn *saga_service_connect(const char *url, char *errstr, size_t errstr_size)
  * its answer.
  */
 #define READY_CHECK_MS 1000
+/* locality: the HTTP threads (/readyz). locks: takes mu, held across the ping. */
 static int database_reachable(const char *url)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static int64_t checked_ms; /* under mu */
     static int reachable;      /* under mu */
-    struct timespec ts;
     int64_t now;
     int ok;
 
     pthread_mutex_lock(&mu);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    now = saga_mono_ms();
     if (!checked_ms || now - checked_ms >= READY_CHECK_MS) {
         reachable = saga_pg_ping(url);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        checked_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        checked_ms = saga_mono_ms();
     }
     ok = reachable;
     pthread_mutex_unlock(&mu);
     return ok;
 }
 
+/* locality: the HTTP threads (/metrics). locks: none held; the consumer's figures are
+ * read under its own lock (saga_consumer_write_metrics), the rest are atomics. */
 static void common_metrics(struct runner *r, struct saga_text *t)
 {
     const char *svc = r->cfg->program;

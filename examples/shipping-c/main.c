@@ -16,6 +16,11 @@
  * inbox row (duplicates are skipped) and the emitted events (outbox rows the relay
  * publishes), keeps deferred events, sends poison messages to shipping.dlq, and
  * serves /healthz, /readyz and /metrics. We write the SQL and the rule.
+ *
+ * It repeats the built-in shipping-service's shape on purpose (an example reads top to
+ * bottom on its own) and differs in its rule, carrier and tables. What keeps the two
+ * equivalent where it matters is the conformance kit: contract_example_c runs on this
+ * program the same duties contract_shipping runs on the built-in (tests/contract).
  */
 #include <ctype.h>
 #include <stdio.h>

@@ -156,7 +156,8 @@ class Schemas:
 # --- PostgreSQL: our tables ---------------------------------------------------------
 
 # outbox, inbox and deferred have exactly the columns of the common migration
-# (common/src/migrate.c), so the shared outbox-relay publishes our outbox; they are
+# (common/migrations/001_outbox_inbox_deferred.sql), so the shared outbox-relay
+# publishes our outbox; they are
 # recorded as its version 1 in saga_migrations, so a service built on common/ can
 # take the database over. Our own state: py_orders, py_shipments.
 DDL = """

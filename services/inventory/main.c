@@ -15,47 +15,15 @@
 #include "saga/ids.h"
 #include "saga/participant.h"
 #include "saga/service.h"
+#include "inventory_migrations.h" /* generated from migrations/NNN_name.sql */
 
 #define PRODUCER "inventory-service"
 
+/* The schema, in migrations/NNN_name.sql (embedded by the build; applied in this order, each
+ * once per database, tracked by version and name: common/include/saga/migrate.h). */
 static const struct saga_migration migrations[] = {
-    {100, "stock, orders, reservations",
-     "CREATE TABLE stock ("
-     "  sku text PRIMARY KEY,"
-     "  initial integer NOT NULL CHECK (initial >= 0),"
-     "  available integer NOT NULL CHECK (available >= 0),"
-     "  reserved integer NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-     "  shipped integer NOT NULL DEFAULT 0 CHECK (shipped >= 0),"
-     "  CHECK (initial = available + reserved + shipped));"
-     /* One row per order seen: placed, reserved, rejected, released, shipped; or a
-      * tombstone (cancelled before OrderPlaced arrived). */
-     "CREATE TABLE orders ("
-     "  order_id text PRIMARY KEY,"
-     "  state text NOT NULL CHECK (state IN"
-     "    ('pending', 'reserved', 'rejected', 'released', 'shipped')),"
-     "  placed boolean NOT NULL DEFAULT false,"
-     "  cancelled boolean NOT NULL DEFAULT false,"
-     "  reservation_id text,"
-     "  reject_reason text,"
-     "  reject_sku text,"
-     "  updated_at timestamptz NOT NULL DEFAULT now());"
-     "CREATE TABLE reservation_lines ("
-     "  order_id text NOT NULL REFERENCES orders,"
-     "  sku text NOT NULL REFERENCES stock,"
-     "  quantity integer NOT NULL CHECK (quantity > 0),"
-     "  PRIMARY KEY (order_id, sku));"
-     /* The seeded stock (docs/SERVICES.md); sku-sold-out has none on purpose. */
-     "INSERT INTO stock (sku, initial, available) VALUES"
-     "  ('sku-book', 1000000, 1000000),"
-     "  ('sku-mug', 1000000, 1000000),"
-     "  ('sku-tshirt', 1000000, 1000000),"
-     "  ('sku-headphones', 1000000, 1000000),"
-     "  ('sku-lamp', 1000000, 1000000),"
-     "  ('sku-limited', 25, 25),"
-     "  ('sku-sold-out', 0, 0);"},
-    /* Any event may create an order's row (saga/participant.h): it starts pending. */
-    {101, "an order's row starts pending",
-     "ALTER TABLE orders ALTER COLUMN state SET DEFAULT 'pending';"},
+    {100, "stock, orders, reservations", inventory_sql_100_stock_orders_reservations},
+    {101, "an order's row starts pending", inventory_sql_101_order_row_starts_pending},
 };
 
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
@@ -107,12 +75,13 @@ static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct sag
         res = SAGA_HANDLE_INVALID;
         goto done;
     }
+    saga_pg_array_begin(&qt);
     for (size_t i = 0; i < n; i++) {
         skus[i] = lines[i].sku;
         avail[i] = -1;
-        saga_text_printf(&qt, "%s%d", i ? "," : "{", lines[i].quantity);
+        saga_pg_array_int(&qt, lines[i].quantity);
     }
-    saga_text_printf(&qt, "}");
+    saga_pg_array_end(&qt);
     sku_arr = saga_pg_text_array(skus, n);
     qty_arr = qt.data;
     {

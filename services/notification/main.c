@@ -29,53 +29,16 @@
 #include "sender.h"
 #include "saga/ids.h"
 #include "saga/service.h"
+#include "notification_migrations.h" /* generated from migrations/NNN_name.sql */
 
 #define PRODUCER "notification-service"
 
+/* The schema, in migrations/NNN_name.sql (embedded by the build; applied in this order, each
+ * once per database, tracked by version and name: common/include/saga/migrate.h). */
 static const struct saga_migration migrations[] = {
-    {100, "orders, notifications",
-     /* Event-carried state from OrderPlaced; a row with placed = false is an order
-      * whose outcome arrived first (that outcome is deferred). */
-     "CREATE TABLE orders ("
-     "  order_id text PRIMARY KEY,"
-     "  placed boolean NOT NULL DEFAULT false,"
-     "  customer_id text,"
-     "  recipient_name text,"
-     "  total_amount bigint,"
-     "  currency text,"
-     "  updated_at timestamptz NOT NULL DEFAULT now());"
-     /* One notification per order: the first outcome's. */
-     "CREATE TABLE notifications ("
-     "  notification_id text PRIMARY KEY,"
-     "  order_id text NOT NULL UNIQUE,"
-     "  outcome text NOT NULL,"
-     "  reason text,"
-     "  channel text NOT NULL,"
-     "  recipient text NOT NULL,"
-     "  message text NOT NULL,"
-     "  created_at timestamptz NOT NULL DEFAULT now());"},
+    {100, "orders, notifications", notification_sql_100_orders_notifications},
     {101, "notifications: delivered after the commit, by the sender",
-     /* Rows of 100 were delivered inside their transaction: 'sent'. From now on the
-      * handler records a row as 'pending' and the sender (sender.h) delivers it;
-      * event_id is its NotificationSent's, chosen when recorded, as are the cause's ids.
-      * The default stays 'sent': during a rolling upgrade an old instance still mails
-      * inside its transaction and inserts without a status, and its rows must not be
-      * sent again. */
-     "ALTER TABLE notifications"
-     "  ADD COLUMN status text NOT NULL DEFAULT 'sent'"
-     "    CHECK (status IN ('pending', 'sent', 'failed')),"
-     "  ADD COLUMN attempts integer NOT NULL DEFAULT 0,"
-     "  ADD COLUMN next_attempt_at timestamptz NOT NULL DEFAULT now(),"
-     "  ADD COLUMN last_error text,"
-     "  ADD COLUMN sent_at timestamptz,"
-     "  ADD COLUMN event_id text,"
-     "  ADD COLUMN cause_event_id text,"
-     "  ADD COLUMN correlation_id text,"
-     "  ADD COLUMN traceparent text;"
-     "UPDATE notifications SET sent_at = created_at;"
-     "CREATE INDEX notifications_pending ON notifications (next_attempt_at)"
-     "  WHERE status = 'pending';"
-     "CREATE INDEX notifications_failed ON notifications (created_at) WHERE status = 'failed';"},
+     notification_sql_101_delivered_by_the_sender},
 };
 
 static struct notif_config conf;

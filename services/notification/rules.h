@@ -3,6 +3,9 @@
  * in tests/unit/test_notification_rules.c): its configuration, the texts it renders
  * (pure functions) and the three places a notification can go (a log line, a file
  * of JSON lines, an e-mail over SMTP with libcurl).
+ *
+ * One header, three files: config.c (the environment, the sinks' names), rules.c (retry
+ * delays, texts, the file sink) and smtp.c (the e-mail message and its sending).
  */
 #ifndef NOTIFICATION_RULES_H
 #define NOTIFICATION_RULES_H
@@ -152,5 +155,11 @@ void notif_sinks_init(void);
  */
 saga_err_t notif_smtp_send(const char *url, const char *from, const char *to, const char *payload,
                            int64_t timeout_ms, char *errstr, size_t errstr_size);
+
+/* Internal, shared by rules.c and smtp.c: writes s with every control character replaced
+ * by a space; closes an open_memstream() stream, giving its buffer or NULL (freed) if
+ * writing failed. */
+void notif_put_clean(FILE *f, const char *s);
+char *notif_stream_done(FILE *f, char **buf);
 
 #endif

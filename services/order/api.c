@@ -396,13 +396,13 @@ int order_authenticate(struct order_app *app, const struct saga_http_request *re
     char err[256];
     if (saga_auth_verify(app->auth, saga_http_header(req, "Authorization"), token, who, err,
                          sizeof(err)) == SAGA_OK)
-        return 1;
+        return 0;
     saga_http_count_refused(SAGA_HTTP_REFUSED_AUTH);
     saga_http_reply_error(resp, 401, "unauthorized",
                           "%s: send Authorization: Bearer <token> (docs/API.md, Authentication)",
                           err);
     saga_http_add_header(resp, "WWW-Authenticate", "Bearer realm=\"order-api\"");
-    return 0;
+    return -1;
 }
 
 /* The customer whose orders who may see: their own, or NULL (an operator: every order). */
@@ -414,18 +414,18 @@ static const char *owner_of(const struct saga_principal *who)
 /*
  * The body a customer places: customer_id must be their own, and is theirs when
  * absent (*body then a malloc'd copy with it set, else NULL: req's body as sent).
- * 0 after answering 403.
+ * 0, or -1 after answering 403.
  */
 static int customer_body(const struct saga_principal *who, const struct saga_http_request *req,
                          char **body, struct saga_http_response *resp)
 {
     json_t *root, *cid;
-    int rc = 1;
+    int rc = 0;
 
     *body = NULL;
     if (who->role != SAGA_ROLE_CUSTOMER ||
         !(root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL)))
-        return 1; /* an operator, or malformed JSON: the parser says what is wrong */
+        return 0; /* an operator, or malformed JSON: the parser says what is wrong */
     cid = json_object_get(root, "customer_id");
     if (json_is_object(root) && (!cid || json_is_null(cid))) {
         json_object_set_new(root, "customer_id", json_string(who->sub));
@@ -434,7 +434,7 @@ static int customer_body(const struct saga_principal *who, const struct saga_htt
         saga_http_reply_error(resp, 403, "forbidden",
                               "customer_id must be the token's own customer (%s) or left out",
                               who->sub);
-        rc = 0;
+        rc = -1;
     }
     json_decref(root);
     return rc;
@@ -442,305 +442,393 @@ static int customer_body(const struct saga_principal *who, const struct saga_htt
 
 /* --- POST /orders ------------------------------------------------------------ */
 
-/* POST /orders in the order's span (span, a traceparent); order_id_out gets the order's id
- * when there is one. */
-static void place_order_in(struct order_app *app, const struct saga_http_request *req,
-                           const struct saga_principal *who, struct saga_http_response *resp,
-                           const char *span, char order_id_out[37])
-{
-    struct order_request o;
-    struct order_errors errs;
+/* One POST /orders on its way through the steps below. Each step returns 0 to go on, or
+ * -1 once it has answered (the transaction then rolled back, as far as the connection
+ * still allows). */
+struct placing {
+    struct order_app *app;
     struct order_slot *s;
+    struct saga_http_response *resp;
+    const char *span; /* the order's traceparent */
+    struct order_request o;
     struct saga_order_line lines[ORDER_MAX_ITEMS];
     char names[ORDER_MAX_ITEMS][128];
-    const char *skus[ORDER_MAX_ITEMS];
+    char *sku_arr; /* the items' SKUs as a text[] literal */
+    int64_t total;
+    char order_id[37], event_id[37], xid[24];
+    int broken; /* the connection is unusable: the pool drops it */
+};
+
+/* Answers a failed statement r (freed) and rolls back. */
+static int placing_dbfail(struct placing *pl, PGresult *r)
+{
+    db_failure(pl->resp, pl->s->conn, r, &pl->broken);
+    PQclear(r);
+    if (PQstatus(pl->s->conn) == CONNECTION_OK)
+        rollback(pl->s->conn);
+    return -1;
+}
+
+/* The request: its headers, its body parsed into *o (released by the caller on 0), and a
+ * customer ordering for no one but themselves. */
+static int placing_read(const struct saga_http_request *req, const struct saga_principal *who,
+                        struct saga_http_response *resp, struct order_request *o)
+{
+    struct order_errors errs;
     const char *key = saga_http_header(req, "Idempotency-Key");
-    char err[512], order_id[37] = "", event_id[37], total_s[32], location[64], xid[24] = "";
-    json_t *answer = NULL;
-    int found;
-    char *canon = NULL, *sku_arr = NULL, *addr = NULL, *body = NULL, principal[80];
-    struct saga_text qty = {0}, price = {0}, name_arr = {0};
-    int64_t total = 0;
-    int broken = 0;
-    PGresult *r = NULL;
-    struct saga_span txspan = {0};
+    char err[512], *body = NULL;
 
     if (!order_content_type_is_json(saga_http_header(req, "Content-Type"))) {
         saga_http_reply_error(resp, 415, "unsupported_media_type",
                               "send the order as Content-Type: application/json");
-        return;
+        return -1;
     }
     if (key && !order_idempotency_key_valid(key)) {
         saga_http_reply_error(resp, 400, "bad_request",
                               "Idempotency-Key must be 1 to %d visible ASCII characters",
                               ORDER_MAX_KEY_LEN);
-        return;
+        return -1;
     }
-    if (!customer_body(who, req, &body, resp))
-        return;
-    snprintf(principal, sizeof(principal), "%s:%s", saga_role2str(who->role), who->sub);
-    switch (order_parse_request(body ? body : req->body, body ? strlen(body) : req->body_len, &o,
+    if (customer_body(who, req, &body, resp) != 0)
+        return -1;
+    switch (order_parse_request(body ? body : req->body, body ? strlen(body) : req->body_len, o,
                                 &errs, err, sizeof(err))) {
     case ORDER_PARSE_MALFORMED:
         saga_http_reply_error(resp, 400, "malformed_json", "%s", err);
         free(body);
-        return;
+        return -1;
     case ORDER_PARSE_INVALID:
         reply_invalid(resp, &errs);
         free(body);
-        return;
+        return -1;
     case ORDER_PARSE_OK:
         break;
     }
     free(body);
     /* What was parsed decides, whatever customer_body saw. */
-    if (who->role == SAGA_ROLE_CUSTOMER && strcmp(o.customer_id, who->sub) != 0) {
+    if (who->role == SAGA_ROLE_CUSTOMER && strcmp(o->customer_id, who->sub) != 0) {
         saga_http_reply_error(resp, 403, "forbidden",
                               "customer_id must be the token's own customer (%s) or left out",
                               who->sub);
-        order_request_release(&o);
-        return;
+        order_request_release(o);
+        return -1;
     }
-    if (!(s = pool_get_or_503(app, resp))) {
-        order_request_release(&o);
-        return;
-    }
+    return 0;
+}
 
-    /* Prices from the catalogue. */
-    for (size_t i = 0; i < o.nitems; i++)
-        skus[i] = o.items[i].sku;
-    sku_arr = saga_pg_text_array(skus, o.nitems);
-    r = saga_pg_query(s->conn, "BEGIN");
+/* Pricing: opens the transaction and prices each line from the catalogue (lines, names,
+ * total); an unknown SKU or another currency answers 422. */
+static int placing_price(struct placing *pl)
+{
+    struct order_request *o = &pl->o;
+    struct order_errors errs = {0};
+    const char *skus[ORDER_MAX_ITEMS];
+    PGresult *r;
+
+    for (size_t i = 0; i < o->nitems; i++)
+        skus[i] = o->items[i].sku;
+    pl->sku_arr = saga_pg_text_array(skus, o->nitems);
+    r = saga_pg_query(pl->s->conn, "BEGIN");
     if (!ok(r))
-        goto dbfail;
+        return placing_dbfail(pl, r);
     PQclear(r);
     {
-        const char *p[1] = {sku_arr};
+        const char *p[1] = {pl->sku_arr};
         r = query(
-            s->conn,
+            pl->s->conn,
             "SELECT sku, name, unit_price, currency FROM products WHERE sku = ANY($1::text[])", 1,
             p);
         if (!ok(r))
-            goto dbfail;
+            return placing_dbfail(pl, r);
     }
-    errs.n = 0;
-    for (size_t i = 0; i < o.nitems; i++) {
+    for (size_t i = 0; i < o->nitems; i++) {
         int row = -1;
         for (int k = 0; k < PQntuples(r); k++)
-            if (strcmp(PQgetvalue(r, k, 0), o.items[i].sku) == 0)
+            if (strcmp(PQgetvalue(r, k, 0), o->items[i].sku) == 0)
                 row = k;
         if (row < 0) {
             if (errs.n < ORDER_MAX_FIELD_ERRORS) {
                 snprintf(errs.e[errs.n].field, sizeof(errs.e[0].field), "items[%zu].sku", i);
                 snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message),
-                         "unknown SKU '%s' (GET /products lists the catalogue)", o.items[i].sku);
+                         "unknown SKU '%s' (GET /products lists the catalogue)", o->items[i].sku);
                 errs.n++;
             }
             continue;
         }
-        if (strcmp(PQgetvalue(r, row, 3), o.currency) != 0 && errs.n < ORDER_MAX_FIELD_ERRORS) {
+        if (strcmp(PQgetvalue(r, row, 3), o->currency) != 0 && errs.n < ORDER_MAX_FIELD_ERRORS) {
             snprintf(errs.e[errs.n].field, sizeof(errs.e[0].field), "currency");
             snprintf(errs.e[errs.n].message, sizeof(errs.e[0].message), "the catalogue sells in %s",
                      PQgetvalue(r, row, 3));
             errs.n++;
             continue;
         }
-        lines[i].sku = o.items[i].sku;
-        lines[i].quantity = o.items[i].quantity;
-        lines[i].unit_price = strtoll(PQgetvalue(r, row, 2), NULL, 10);
-        snprintf(names[i], sizeof(names[i]), "%s", PQgetvalue(r, row, 1));
-        total += lines[i].unit_price * lines[i].quantity;
+        pl->lines[i].sku = o->items[i].sku;
+        pl->lines[i].quantity = o->items[i].quantity;
+        pl->lines[i].unit_price = strtoll(PQgetvalue(r, row, 2), NULL, 10);
+        snprintf(pl->names[i], sizeof(pl->names[i]), "%s", PQgetvalue(r, row, 1));
+        pl->total += pl->lines[i].unit_price * pl->lines[i].quantity;
     }
     PQclear(r);
-    r = NULL;
     if (errs.n) {
-        rollback(s->conn);
-        reply_invalid(resp, &errs);
-        goto out;
+        rollback(pl->s->conn);
+        reply_invalid(pl->resp, &errs);
+        return -1;
     }
+    return 0;
+}
 
-    saga_uuid4(order_id);
-    saga_uuid4(event_id);
-    if (saga_otel_enabled()) { /* the order's transaction, a child of the server span */
-        char self[SAGA_TRACEPARENT_LEN + 1];
-        saga_traceparent_child(span, self);
-        if (saga_span_begin(&txspan, "order transaction", SAGA_SPAN_CLIENT, self, span)) {
-            saga_span_str(&txspan, "saga.order_id", order_id);
-            saga_span_str(&txspan, "db.system.name", "postgresql");
-        }
-    }
-    canon = order_request_canonical(&o);
-    if (key) {
-        /* The key is the principal's own: another's same key is another order. */
-        const char *p[4] = {key, canon, principal, order_id};
-        r = query(s->conn,
-                  "INSERT INTO idempotency_keys (key, request_hash, principal, order_id)"
-                  " VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3, $4)"
-                  " ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
-                  4, p);
-        if (!ok(r))
-            goto dbfail;
-        if (PQntuples(r) == 0) {
-            PQclear(r);
-            r = query(s->conn,
-                      "SELECT request_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex'),"
-                      " order_id FROM idempotency_keys WHERE key = $1 AND principal = $3",
-                      3, p);
-            if (!ok(r) || PQntuples(r) != 1)
-                goto dbfail;
-            if (PQgetvalue(r, 0, 0)[0] != 't') {
-                rollback(s->conn);
-                saga_http_reply_error(resp, 409, "idempotency_key_reused",
-                                      "Idempotency-Key '%s' was used for a different order", key);
-                goto out;
-            }
-            snprintf(order_id, sizeof(order_id), "%s", PQgetvalue(r, 0, 1));
-            PQclear(r);
-            r = NULL;
-            rollback(s->conn);
-            app->replayed++;
-            snprintf(location, sizeof(location), "/orders/%s", order_id);
-            reply_order(resp, s->conn, order_id, NULL, 200, &broken);
-            saga_http_add_header(resp, "Location", location);
-            saga_http_add_header(resp, "Idempotent-Replayed", "true");
-            goto out;
-        }
+/* Idempotency: claims key (the principal's own: another's same key is another order) for
+ * this order. A key used before for the same request answers with that order (replayed),
+ * for another request 409. */
+static int placing_claim_key(struct placing *pl, const char *key, const char *principal)
+{
+    char *canon = order_request_canonical(&pl->o), location[64];
+    const char *p[4] = {key, canon, principal, pl->order_id};
+    PGresult *r;
+
+    r = query(pl->s->conn,
+              "INSERT INTO idempotency_keys (key, request_hash, principal, order_id)"
+              " VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3, $4)"
+              " ON CONFLICT (principal, key) DO NOTHING RETURNING 1",
+              4, p);
+    if (!ok(r))
+        goto dbfail;
+    if (PQntuples(r) > 0) {
         PQclear(r);
-        r = NULL;
+        free(canon);
+        return 0;
     }
+    PQclear(r);
+    r = query(pl->s->conn,
+              "SELECT request_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex'),"
+              " order_id FROM idempotency_keys WHERE key = $1 AND principal = $3",
+              3, p);
+    if (!ok(r) || PQntuples(r) != 1)
+        goto dbfail;
+    free(canon);
+    if (PQgetvalue(r, 0, 0)[0] != 't') {
+        PQclear(r);
+        rollback(pl->s->conn);
+        saga_http_reply_error(pl->resp, 409, "idempotency_key_reused",
+                              "Idempotency-Key '%s' was used for a different order", key);
+        return -1;
+    }
+    snprintf(pl->order_id, sizeof(pl->order_id), "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    rollback(pl->s->conn);
+    pl->app->replayed++;
+    snprintf(location, sizeof(location), "/orders/%s", pl->order_id);
+    reply_order(pl->resp, pl->s->conn, pl->order_id, NULL, 200, &pl->broken);
+    saga_http_add_header(pl->resp, "Location", location);
+    saga_http_add_header(pl->resp, "Idempotent-Replayed", "true");
+    return -1;
+dbfail:
+    free(canon);
+    return placing_dbfail(pl, r);
+}
 
-    /* The order, its lines, OrderPlaced to the outbox and the timeline: one transaction. */
-    addr = json_dumps(json_object_get(o.root, "shipping_address"), JSON_COMPACT | JSON_SORT_KEYS);
-    snprintf(total_s, sizeof(total_s), "%" PRId64, total);
+/* Inserts: the order's row (noting the transaction's id, for a COMMIT whose answer is
+ * lost) and its lines. */
+static int placing_insert(struct placing *pl)
+{
+    const struct order_request *o = &pl->o;
+    char total_s[32], *addr, *name_lit;
+    const char *nm[ORDER_MAX_ITEMS];
+    struct saga_text qty = {0}, price = {0};
+    PGresult *r;
+
+    addr = json_dumps(json_object_get(o->root, "shipping_address"), JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(total_s, sizeof(total_s), "%" PRId64, pl->total);
     {
-        const char *p[8] = {order_id,        o.customer_id, o.currency, total_s,
-                            o.payment_token, addr,          event_id,   span};
-        r = query(s->conn,
+        const char *p[8] = {pl->order_id,     o->customer_id, o->currency,  total_s,
+                            o->payment_token, addr,           pl->event_id, pl->span};
+        r = query(pl->s->conn,
                   "INSERT INTO orders (order_id, customer_id, currency, total_amount,"
                   " payment_token, shipping_address, status, correlation_id, placed_event_id,"
                   " traceparent) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'PENDING', $1, $7, $8)"
                   " RETURNING pg_current_xact_id()::text",
                   8, p);
-        if (!ok(r) || PQntuples(r) != 1)
-            goto dbfail;
-        snprintf(xid, sizeof(xid), "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
     }
+    free(addr);
+    if (!ok(r) || PQntuples(r) != 1)
+        return placing_dbfail(pl, r);
+    snprintf(pl->xid, sizeof(pl->xid), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+
+    saga_pg_array_begin(&qty);
+    saga_pg_array_begin(&price);
+    for (size_t i = 0; i < o->nitems; i++) {
+        saga_pg_array_int(&qty, pl->lines[i].quantity);
+        saga_pg_array_int(&price, pl->lines[i].unit_price);
+        nm[i] = pl->names[i];
+    }
+    saga_pg_array_end(&qty);
+    saga_pg_array_end(&price);
+    name_lit = saga_pg_text_array(nm, o->nitems);
     {
-        const char *nm[ORDER_MAX_ITEMS];
-        char *name_lit;
-        for (size_t i = 0; i < o.nitems; i++) {
-            saga_text_printf(&qty, "%s%d", i ? "," : "{", lines[i].quantity);
-            saga_text_printf(&price, "%s%" PRId64, i ? "," : "{", lines[i].unit_price);
-            nm[i] = names[i];
-        }
-        saga_text_printf(&qty, "}");
-        saga_text_printf(&price, "}");
-        name_lit = saga_pg_text_array(nm, o.nitems);
-        const char *p[5] = {order_id, sku_arr, qty.data, price.data, name_lit};
-        r = query(s->conn,
+        const char *p[5] = {pl->order_id, pl->sku_arr, qty.data, price.data, name_lit};
+        r = query(pl->s->conn,
                   "INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price, name)"
                   " SELECT $1, n, sku, q, price, name FROM unnest($2::text[], $3::int[],"
                   " $4::bigint[], $5::text[]) WITH ORDINALITY AS l(sku, q, price, name, n)",
                   5, p);
-        free(name_lit);
-        if (!ok(r))
-            goto dbfail;
-        PQclear(r);
-        r = NULL;
     }
-    {
-        struct saga_event ev;
-        saga_event_init(&ev, SAGA_EV_ORDER_PLACED);
-        ev.meta.event_id = event_id;
-        ev.meta.order_id = order_id;
-        ev.meta.correlation_id = order_id;
-        ev.meta.causation_id = NULL;
-        ev.meta.occurred_at = saga_now_ms();
-        ev.meta.producer = "order-service";
-        ev.meta.traceparent = span;
-        ev.u.order_placed.customer_id = o.customer_id;
-        ev.u.order_placed.items = lines;
-        ev.u.order_placed.item_count = o.nitems;
-        ev.u.order_placed.currency = o.currency;
-        ev.u.order_placed.total_amount = total;
-        ev.u.order_placed.payment_token = o.payment_token;
-        ev.u.order_placed.shipping_address = o.address;
-        if (saga_outbox_append_event(s->conn, s->serde, &ev, &s->scratch, err, sizeof(err)) ||
-            order_timeline_add(s->conn, &ev, err, sizeof(err))) {
-            saga_warn("order api: %s", err);
-            rollback(s->conn);
-            broken = PQstatus(s->conn) != CONNECTION_OK;
-            saga_http_reply_error(resp, 503, "unavailable",
-                                  "the order could not be stored; nothing was changed, retry");
-            saga_http_add_header(resp, "Retry-After", "1");
-            goto out;
-        }
-    }
-    /* The answer is read inside the transaction, before the COMMIT: once the order is
-     * committed, nothing can fail between the commit and the answer. */
-    if (!(answer = order_full(s->conn, order_id, NULL, resp, &broken, &found))) {
-        if (!found)
-            saga_http_reply_error(resp, 500, "internal", "internal error");
-        if (PQstatus(s->conn) == CONNECTION_OK)
-            rollback(s->conn);
-        goto out;
-    }
-    {
-        /* The relay's wake-up goes after the COMMIT (saga/outbox.h says why). */
-        int pid = PQbackendPID(s->conn);
-        saga_err_t ce = saga_outbox_commit_notify(s->conn, err, sizeof(err));
-        if (ce) {
-            switch (commit_failed(app, err, xid, pid, &broken)) {
-            case TX_COMMITTED:
-                saga_warn("order api: order %s was committed after all", order_id);
-                break;
-            case TX_ROLLED_BACK:
-                db_failure_err(resp, s->conn, ce, err, &broken);
-                goto out;
-            case TX_UNKNOWN:
-                reply_outcome_unknown(resp, order_id, "the order");
-                goto out;
-            }
-        }
-        saga_fault_break_socket("order.after_commit", PQsocket(s->conn));
-    }
-    app->placed++;
-    saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
-    {
-        char trace_id[33];
-        saga_traceparent_trace_id(span, trace_id);
-        saga_log(SAGA_LOG_INFO, &(struct saga_log_ids){order_id, event_id, order_id, trace_id},
-                 "order placed: %zu line%s, total %" PRId64 " %s, customer %s", o.nitems,
-                 o.nitems == 1 ? "" : "s", total, o.currency, o.customer_id);
-    }
-    snprintf(location, sizeof(location), "/orders/%s", order_id);
-    saga_http_reply_json(resp, 202, answer);
-    answer = NULL;
-    saga_http_add_header(resp, "Location", location);
-    goto out;
+    free(name_lit);
+    free(qty.data);
+    free(price.data);
+    if (!ok(r))
+        return placing_dbfail(pl, r);
+    PQclear(r);
+    return 0;
+}
 
-dbfail:
-    db_failure(resp, s->conn, r, &broken);
-    if (PQstatus(s->conn) == CONNECTION_OK)
-        rollback(s->conn);
+/* The event: OrderPlaced to the outbox and to the order's timeline. */
+static int placing_event(struct placing *pl)
+{
+    const struct order_request *o = &pl->o;
+    struct saga_event ev;
+    char err[512];
+
+    saga_event_init(&ev, SAGA_EV_ORDER_PLACED);
+    ev.meta.event_id = pl->event_id;
+    ev.meta.order_id = pl->order_id;
+    ev.meta.correlation_id = pl->order_id;
+    ev.meta.causation_id = NULL;
+    ev.meta.occurred_at = saga_now_ms();
+    ev.meta.producer = "order-service";
+    ev.meta.traceparent = pl->span;
+    ev.u.order_placed.customer_id = o->customer_id;
+    ev.u.order_placed.items = pl->lines;
+    ev.u.order_placed.item_count = o->nitems;
+    ev.u.order_placed.currency = o->currency;
+    ev.u.order_placed.total_amount = pl->total;
+    ev.u.order_placed.payment_token = o->payment_token;
+    ev.u.order_placed.shipping_address = o->address;
+    if (saga_outbox_append_event(pl->s->conn, pl->s->serde, &ev, &pl->s->scratch, err,
+                                 sizeof(err)) ||
+        order_timeline_add(pl->s->conn, &ev, err, sizeof(err))) {
+        saga_warn("order api: %s", err);
+        rollback(pl->s->conn);
+        pl->broken = PQstatus(pl->s->conn) != CONNECTION_OK;
+        saga_http_reply_error(pl->resp, 503, "unavailable",
+                              "the order could not be stored; nothing was changed, retry");
+        saga_http_add_header(pl->resp, "Retry-After", "1");
+        return -1;
+    }
+    return 0;
+}
+
+/* The commit: reads the answer (*answer) inside the transaction, before the COMMIT, so
+ * that once the order is committed nothing can fail between the commit and the answer;
+ * then commits and wakes the relay. */
+static int placing_commit(struct placing *pl, json_t **answer)
+{
+    char err[512];
+    int found, pid;
+    saga_err_t ce;
+
+    if (!(*answer = order_full(pl->s->conn, pl->order_id, NULL, pl->resp, &pl->broken, &found))) {
+        if (!found)
+            saga_http_reply_error(pl->resp, 500, "internal", "internal error");
+        if (PQstatus(pl->s->conn) == CONNECTION_OK)
+            rollback(pl->s->conn);
+        return -1;
+    }
+    /* The relay's wake-up goes after the COMMIT (saga/outbox.h says why). */
+    pid = PQbackendPID(pl->s->conn);
+    ce = saga_outbox_commit_notify(pl->s->conn, err, sizeof(err));
+    if (ce) {
+        switch (commit_failed(pl->app, err, pl->xid, pid, &pl->broken)) {
+        case TX_COMMITTED:
+            saga_warn("order api: order %s was committed after all", pl->order_id);
+            break;
+        case TX_ROLLED_BACK:
+            db_failure_err(pl->resp, pl->s->conn, ce, err, &pl->broken);
+            return -1;
+        case TX_UNKNOWN:
+            reply_outcome_unknown(pl->resp, pl->order_id, "the order");
+            return -1;
+        }
+    }
+    saga_fault_break_socket("order.after_commit", PQsocket(pl->s->conn));
+    return 0;
+}
+
+/* The reply: 202 with the order as committed (answer, taken) and its Location. */
+static void placing_reply(struct placing *pl, json_t *answer)
+{
+    const struct order_request *o = &pl->o;
+    char trace_id[33], location[64];
+
+    pl->app->placed++;
+    saga_produced_add(SAGA_EV_ORDER_PLACED, 1);
+    saga_traceparent_trace_id(pl->span, trace_id);
+    saga_log(SAGA_LOG_INFO,
+             &(struct saga_log_ids){pl->order_id, pl->event_id, pl->order_id, trace_id},
+             "order placed: %zu line%s, total %" PRId64 " %s, customer %s", o->nitems,
+             o->nitems == 1 ? "" : "s", pl->total, o->currency, o->customer_id);
+    snprintf(location, sizeof(location), "/orders/%s", pl->order_id);
+    saga_http_reply_json(pl->resp, 202, answer);
+    saga_http_add_header(pl->resp, "Location", location);
+}
+
+/* POST /orders in the order's span (span, a traceparent); order_id_out gets the order's id
+ * when there is one. The order, its lines, OrderPlaced to the outbox and the timeline are
+ * one transaction. */
+static void place_order_in(struct order_app *app, const struct saga_http_request *req,
+                           const struct saga_principal *who, struct saga_http_response *resp,
+                           const char *span, char order_id_out[37])
+{
+    struct placing *pl;
+    const char *key = saga_http_header(req, "Idempotency-Key");
+    char principal[80];
+    json_t *answer = NULL;
+    struct saga_span txspan = {0};
+
+    if (!(pl = calloc(1, sizeof(*pl))))
+        abort();
+    pl->app = app;
+    pl->resp = resp;
+    pl->span = span;
+    if (placing_read(req, who, resp, &pl->o) != 0) {
+        free(pl);
+        return;
+    }
+    snprintf(principal, sizeof(principal), "%s:%s", saga_role2str(who->role), who->sub);
+    if (!(pl->s = pool_get_or_503(app, resp))) {
+        order_request_release(&pl->o);
+        free(pl);
+        return;
+    }
+    if (placing_price(pl) != 0)
+        goto out;
+    saga_uuid4(pl->order_id);
+    saga_uuid4(pl->event_id);
+    if (saga_otel_enabled()) { /* the order's transaction, a child of the server span */
+        char self[SAGA_TRACEPARENT_LEN + 1];
+        saga_traceparent_child(span, self);
+        if (saga_span_begin(&txspan, "order transaction", SAGA_SPAN_CLIENT, self, span)) {
+            saga_span_str(&txspan, "saga.order_id", pl->order_id);
+            saga_span_str(&txspan, "db.system.name", "postgresql");
+        }
+    }
+    if ((key && placing_claim_key(pl, key, principal) != 0) || placing_insert(pl) != 0 ||
+        placing_event(pl) != 0 || placing_commit(pl, &answer) != 0)
+        goto out;
+    placing_reply(pl, answer);
+    answer = NULL;
 out:
     if (txspan.recording) {
         if (resp->status != 202)
             saga_span_error(&txspan, "HTTP %d: not committed", resp->status);
         saga_span_end(&txspan);
     }
-    memcpy(order_id_out, order_id, sizeof(order_id));
+    memcpy(order_id_out, pl->order_id, sizeof(pl->order_id));
     json_decref(answer);
-    PQclear(r);
-    free(canon);
-    free(sku_arr);
-    free(addr);
-    free(qty.data);
-    free(price.data);
-    free(name_arr.data);
-    order_request_release(&o);
-    order_pool_put(app, s, broken);
+    free(pl->sku_arr);
+    order_request_release(&pl->o);
+    order_pool_put(app, pl->s, pl->broken);
+    free(pl);
 }
 
 static void place_order(struct order_app *app, const struct saga_http_request *req,
@@ -1020,7 +1108,7 @@ void order_http(void *arg, const struct saga_http_request *req, struct saga_http
         return;
     /* Every /orders resource is a principal's (the catalogue is public). */
     if ((strcmp(path, "/orders") == 0 || strncmp(path, "/orders/", 8) == 0) &&
-        !order_authenticate(app, req, NULL, &who, resp))
+        order_authenticate(app, req, NULL, &who, resp) != 0)
         goto out;
     if (strcmp(path, "/orders") == 0) {
         if (post)

@@ -24,77 +24,17 @@
 #include "saga/metrics.h"
 #include "saga/service.h"
 #include "saga/trace.h"
+#include "order_migrations.h" /* generated from migrations/NNN_name.sql */
 
 #define PRODUCER "order-service"
 
 struct order_app order_app = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
+/* The schema, in migrations/NNN_name.sql (embedded by the build; applied in this order, each
+ * once per database, tracked by version and name: common/include/saga/migrate.h). */
 static const struct saga_migration migrations[] = {
-    {100, "catalogue, orders, timeline",
-     "CREATE TABLE products ("
-     "  sku text PRIMARY KEY,"
-     "  name text NOT NULL,"
-     "  unit_price bigint NOT NULL CHECK (unit_price > 0),"
-     "  currency text NOT NULL);"
-     /* The seeded catalogue (docs/API.md); inventory-service stocks the same SKUs. */
-     "INSERT INTO products (sku, name, unit_price, currency) VALUES"
-     "  ('sku-book', 'Paperback book', 1299, 'EUR'),"
-     "  ('sku-mug', 'Coffee mug', 899, 'EUR'),"
-     "  ('sku-tshirt', 'T-shirt', 1999, 'EUR'),"
-     "  ('sku-headphones', 'Headphones', 7999, 'EUR'),"
-     "  ('sku-lamp', 'Desk lamp', 3499, 'EUR'),"
-     "  ('sku-limited', 'Limited print (25 in stock)', 4999, 'EUR'),"
-     "  ('sku-sold-out', 'Sold-out item (never in stock)', 2499, 'EUR');"
-     "CREATE TABLE orders ("
-     "  seq bigserial NOT NULL UNIQUE,"
-     "  order_id text PRIMARY KEY,"
-     "  customer_id text NOT NULL,"
-     "  currency text NOT NULL,"
-     "  total_amount bigint NOT NULL,"
-     "  payment_token text NOT NULL,"
-     "  shipping_address jsonb NOT NULL,"
-     "  status text NOT NULL CHECK (status IN ('PENDING', 'CONFIRMED', 'CANCELLED')),"
-     "  reason text,"
-     "  detail text,"
-     "  correlation_id text NOT NULL,"
-     "  placed_event_id text NOT NULL,"
-     "  traceparent text,"
-     "  created_at timestamptz NOT NULL DEFAULT now(),"
-     "  updated_at timestamptz NOT NULL DEFAULT now(),"
-     "  completed_at timestamptz);"
-     "CREATE INDEX orders_pending ON orders (created_at) WHERE status = 'PENDING';"
-     "CREATE INDEX orders_status_seq ON orders (status, seq);"
-     "CREATE TABLE order_items ("
-     "  order_id text NOT NULL REFERENCES orders,"
-     "  line_no integer NOT NULL,"
-     "  sku text NOT NULL REFERENCES products,"
-     "  name text NOT NULL,"
-     "  quantity integer NOT NULL CHECK (quantity > 0),"
-     "  unit_price bigint NOT NULL,"
-     "  PRIMARY KEY (order_id, line_no));"
-     "CREATE TABLE idempotency_keys ("
-     "  key text PRIMARY KEY,"
-     "  request_hash text NOT NULL,"
-     "  order_id text NOT NULL REFERENCES orders DEFERRABLE INITIALLY DEFERRED,"
-     "  created_at timestamptz NOT NULL DEFAULT now());"
-     "CREATE TABLE timeline ("
-     "  seq bigserial PRIMARY KEY,"
-     "  order_id text NOT NULL,"
-     "  event_id text NOT NULL UNIQUE,"
-     "  event_type text NOT NULL,"
-     "  service text NOT NULL,"
-     "  occurred_at timestamptz NOT NULL,"
-     "  causation_id text,"
-     "  summary text NOT NULL,"
-     "  recorded_at timestamptz NOT NULL DEFAULT now());"
-     "CREATE INDEX timeline_order ON timeline (order_id, seq);"},
-    /* Idempotency keys are the principal's own (docs/API.md): one customer cannot
-     * squat another's key. Keys stored before have the principal ''. */
-    {101, "idempotency keys per principal",
-     "ALTER TABLE idempotency_keys ADD COLUMN principal text NOT NULL DEFAULT '';"
-     "ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;"
-     "ALTER TABLE idempotency_keys ADD PRIMARY KEY (principal, key);"
-     "CREATE INDEX orders_customer ON orders (customer_id, seq);"},
+    {100, "catalogue, orders, timeline", order_sql_100_catalogue_orders_timeline},
+    {101, "idempotency keys per principal", order_sql_101_idempotency_keys_per_principal},
 };
 
 /* --- the timeline ----------------------------------------------------------- */
@@ -425,17 +365,19 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
 
 /* --- connection pool ----------------------------------------------------------- */
 
+/* Makes s usable (its serde, a live connection): 0, or -1 with errstr.
+ * locality: the HTTP threads, each on the slot it took. locks: none (the slot is its own). */
 static int slot_open(struct order_app *app, struct order_slot *s, char *errstr, size_t errstr_size)
 {
     if (!s->serde && saga_serde_open(app->cfg->schema_registry_url, app->cfg->schema_dir, &s->serde,
                                      &s->registry, errstr, errstr_size))
-        return 0;
+        return -1;
     if (s->conn && saga_pg_idle_alive(s->conn))
-        return 1;
+        return 0;
     if (s->conn)
         PQfinish(s->conn);
     s->conn = saga_pg_connect(app->cfg->database_url, NULL, errstr, errstr_size);
-    return s->conn != NULL;
+    return s->conn ? 0 : -1;
 }
 
 struct order_slot *order_pool_get(struct order_app *app, char *errstr, size_t errstr_size)
@@ -460,7 +402,7 @@ struct order_slot *order_pool_get(struct order_app *app, char *errstr, size_t er
         snprintf(errstr, errstr_size, "every database connection is busy");
         return NULL;
     }
-    if (!slot_open(app, s, errstr, errstr_size)) {
+    if (slot_open(app, s, errstr, errstr_size) != 0) {
         order_pool_put(app, s, 1);
         return NULL;
     }

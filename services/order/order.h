@@ -44,9 +44,12 @@ struct order_app {
 
 extern struct order_app order_app;
 
-/* A free slot with a live connection, or NULL (database unavailable: errstr says why). */
+/* A free slot with a live connection, or NULL (database unavailable: errstr says why).
+ * locality: the HTTP threads. locks: takes app->mu to pick a slot, waits up to 5 s for
+ * one; the slot is then the caller's alone until order_pool_put. */
 struct order_slot *order_pool_get(struct order_app *app, char *errstr, size_t errstr_size);
-/* broken: the connection failed mid-use and is reset before its next use. */
+/* broken: the connection failed mid-use and is reset before its next use.
+ * locality: the thread that got the slot. locks: takes app->mu. */
 void order_pool_put(struct order_app *app, struct order_slot *slot, int broken);
 
 /*
@@ -78,7 +81,8 @@ int order_web_http(struct order_app *app, const struct saga_http_request *req,
                    struct saga_http_response *resp);
 /*
  * The caller of req (Authorization: Bearer, or token when not NULL: /events takes
- * ?access_token= as EventSource sends no header); 0 after answering 401 in resp.
+ * ?access_token= as EventSource sends no header) in *who: 0, or -1 after answering 401 in
+ * resp.
  */
 int order_authenticate(struct order_app *app, const struct saga_http_request *req,
                        const char *token, struct saga_principal *who,

@@ -28,6 +28,8 @@
 
 #include "embedded.h"
 #include "order.h"
+#include "saga/clock.h"
+#include "saga/hash.h"
 #include "saga/log.h"
 #include "saga/pg.h"
 #include "saga/service.h"
@@ -83,13 +85,6 @@ static struct {
     int ngaps;
 } feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int stopping(void)
 {
     return saga_service_stopping || atomic_load(&feed.stop);
@@ -120,12 +115,7 @@ static const struct saga_embedded_file *embedded(const char *name)
 /* A strong ETag from the content (FNV-1a 64). */
 static void etag_of(const struct saga_embedded_file *f, char *out, size_t size)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < f->len; i++) {
-        h ^= (unsigned char)f->data[i];
-        h *= 0x100000001b3ULL;
-    }
-    snprintf(out, size, "\"%016" PRIx64 "\"", h);
+    snprintf(out, size, "\"%016" PRIx64 "\"", saga_fnv1a64(f->data, f->len));
 }
 
 /* If-None-Match names etag (or "*"); weak comparison, as RFC 9110 wants. */
@@ -314,16 +304,16 @@ static int poll_once(PGconn *conn)
     struct saga_text gaps = {0};
     char hwm[32], err[512];
     const char *p[2] = {hwm, NULL};
-    int64_t now = mono_ms();
+    int64_t now = saga_mono_ms();
     PGresult *r;
     int n;
 
     gaps_expire(now);
     snprintf(hwm, sizeof(hwm), "%lld", feed.hwm);
-    saga_text_printf(&gaps, "{");
+    saga_pg_array_begin(&gaps);
     for (int i = 0; i < feed.ngaps; i++)
-        saga_text_printf(&gaps, "%s%lld", i ? "," : "", feed.gaps[i].seq);
-    saga_text_printf(&gaps, "}");
+        saga_pg_array_int(&gaps, feed.gaps[i].seq);
+    saga_pg_array_end(&gaps);
     p[1] = gaps.data;
     r = saga_pg_exec(conn, POLL_SQL, 2, p, NULL, NULL, 0);
     free(gaps.data);
@@ -480,7 +470,7 @@ static void sub_append(struct subscriber *s, const char *data, size_t n)
 static int sub_fill(struct subscriber *s)
 {
     struct timespec until;
-    int64_t now = mono_ms();
+    int64_t now = saga_mono_ms();
 
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += WAIT_MS / 1000;
@@ -493,7 +483,7 @@ static int sub_fill(struct subscriber *s)
     while (!stopping() && s->next == feed.head && now - s->last_ms < HEARTBEAT_MS) {
         if (pthread_cond_timedwait(&feed.cv, &feed.mu, &until) == ETIMEDOUT)
             break;
-        now = mono_ms();
+        now = saga_mono_ms();
     }
     if (stopping()) {
         pthread_mutex_unlock(&feed.mu);
@@ -518,7 +508,7 @@ static int sub_fill(struct subscriber *s)
     }
     pthread_mutex_unlock(&feed.mu);
     if (s->len)
-        s->last_ms = mono_ms();
+        s->last_ms = saga_mono_ms();
     return 0;
 }
 
@@ -577,7 +567,7 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     int resume = 0, found = 0;
 
     /* EventSource sends no header: the page passes its token as ?access_token=. */
-    if (!order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp))
+    if (order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp) != 0)
         return;
 
     if (!last || !*last)
@@ -619,7 +609,7 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
                strlen("retry: 2000\n: saga timeline events\n\n"));
     if (resume && !found)
         sub_append(s, RESYNC, strlen(RESYNC));
-    s->last_ms = mono_ms();
+    s->last_ms = saga_mono_ms();
     saga_http_reply_stream(resp, 200, "text/event-stream", sse_read, sse_free, s);
     /* One principal's streams are capped however many addresses it comes from
      * (with AUTH_MODE=off everyone is the same "anonymous": only addresses count). */

@@ -14,34 +14,14 @@
 #include "saga/log.h"
 #include "saga/participant.h"
 #include "saga/service.h"
+#include "shipping_migrations.h" /* generated from migrations/NNN_name.sql */
 
 #define PRODUCER "shipping-service"
 
+/* The schema, in migrations/NNN_name.sql (embedded by the build; applied in this order, each
+ * once per database, tracked by version and name: common/include/saga/migrate.h). */
 static const struct saga_migration migrations[] = {
-    {100, "orders, shipments",
-     /* The shipping address OrderPlaced carried (event-carried state), or a
-      * tombstone: cancelled before OrderPlaced arrived. */
-     "CREATE TABLE orders ("
-     "  order_id text PRIMARY KEY,"
-     "  placed boolean NOT NULL DEFAULT false,"
-     "  cancelled boolean NOT NULL DEFAULT false,"
-     "  recipient text,"
-     "  line1 text,"
-     "  line2 text,"
-     "  city text,"
-     "  postal_code text,"
-     "  country text,"
-     "  updated_at timestamptz NOT NULL DEFAULT now());"
-     "CREATE TABLE shipments ("
-     "  shipment_id text PRIMARY KEY,"
-     "  order_id text NOT NULL UNIQUE,"
-     "  status text NOT NULL CHECK (status IN ('scheduled', 'failed', 'cancelled')),"
-     "  tracking_number text,"
-     "  carrier text,"
-     "  country text NOT NULL,"
-     "  failure_reason text,"
-     "  created_at timestamptz NOT NULL DEFAULT now(),"
-     "  cancelled_at timestamptz);"},
+    {100, "orders, shipments", shipping_sql_100_orders_shipments},
 };
 
 /* The columns of the order's row the handlers read (saga/participant.h), and their

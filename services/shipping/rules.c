@@ -1,4 +1,5 @@
 #include "rules.h"
+#include "saga/hash.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -36,14 +37,8 @@ ship_decision_t ship_decide(const char *country, const char *line1, const char *
 
 int ship_tracking_number(const char *shipment_id, char *out, size_t size)
 {
-    uint64_t h = 14695981039346656037u; /* FNV-1a 64-bit offset basis */
-
     if (!shipment_id || !out || size < SHIP_TRACKING_SIZE)
         return -1;
-    for (const unsigned char *p = (const unsigned char *)shipment_id; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211u; /* FNV prime */
-    }
-    snprintf(out, size, "SP%010" PRIu64, h % 10000000000u);
+    snprintf(out, size, "SP%010" PRIu64, saga_fnv1a64_str(shipment_id) % 10000000000u);
     return 0;
 }

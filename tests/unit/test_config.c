@@ -246,6 +246,16 @@ static void test_kafka_passthrough(void **state)
     assert_string_equal(prop, "sasl.mechanisms");
     assert_int_equal(saga_kafka_env_to_prop("KAFKA_", prop, sizeof(prop)), -1);
     assert_int_equal(saga_kafka_env_to_prop("OTHER", prop, sizeof(prop)), -1);
+    assert_int_equal(saga_kafka_prop_to_env("sasl.mechanisms", prop, sizeof(prop)), 0);
+    assert_string_equal(prop, "KAFKA_SASL_MECHANISMS");
+    assert_int_equal(saga_kafka_prop_to_env("enable.idempotence", prop, 12), -1);
+    assert_string_equal(prop, "KAFKA_ENABL");
+    assert_false(saga_kafka_env_sets("linger.ms"));
+    setenv("KAFKA_LINGER_MS", "", 1); /* empty means unset */
+    assert_false(saga_kafka_env_sets("linger.ms"));
+    setenv("KAFKA_LINGER_MS", "5", 1);
+    assert_true(saga_kafka_env_sets("linger.ms"));
+    unsetenv("KAFKA_LINGER_MS");
 
     setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1234", 1);
     setenv("KAFKA_CLIENT_ID", "from-env", 1);

@@ -41,6 +41,7 @@
 #include "saga/err.h"
 #include "saga/events.h"
 #include "saga/outbox.h"
+#include "saga/pg.h" /* saga_pg_text_array, for handlers */
 #include "saga/serde.h"
 
 typedef enum saga_handle_result {
@@ -83,12 +84,6 @@ saga_handle_result_t saga_tx_pg_failure(struct saga_tx *tx, const PGresult *res)
  */
 saga_handle_result_t saga_tx_query(struct saga_tx *tx, PGresult **res, const char *sql, int nparams,
                                    const char *const *params);
-
-/*
- * A PostgreSQL array literal ("{\"a\",\"b\"}") of items, for "$1::text[]"
- * parameters; malloc'd, the caller frees it.
- */
-char *saga_pg_text_array(const char *const *items, size_t n);
 
 /*
  * Starts out as an event of type caused by cause: a new event_id (written into
@@ -141,6 +136,9 @@ saga_err_t saga_consumer_new(struct saga_consumer **out, const struct saga_consu
  * SAGA_EXIT_OK, or SAGA_EXIT_FAILURE on a fatal Kafka error (logged).
  */
 int saga_consumer_run(struct saga_consumer *c);
+/* locality: saga_consumer_new, _run and _destroy on one thread (the consumer thread; the
+ * main thread in every service); librdkafka calls back only inside its polls. What other
+ * threads may call says so below. */
 
 void saga_consumer_destroy(struct saga_consumer *c);
 

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "saga/clock.h" /* saga_now_ms, for the callers that found it here */
+
 #define SAGA_UUID_LEN 36
 
 /* Writes a random UUID, lower-case, NUL-terminated, into out[37]. */
@@ -14,8 +16,5 @@ void saga_uuid4(char out[SAGA_UUID_LEN + 1]);
 
 /* 1 if s is a UUID in 8-4-4-4-12 hex form (any case). */
 int saga_uuid_valid(const char *s);
-
-/* Milliseconds since the epoch (wall clock). */
-int64_t saga_now_ms(void);
 
 #endif

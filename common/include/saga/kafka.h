@@ -21,6 +21,16 @@
 int saga_kafka_env_to_prop(const char *name, char *prop, size_t size);
 
 /*
+ * The reverse: bootstrap.servers -> KAFKA_BOOTSTRAP_SERVERS. Returns 0, or -1 if the
+ * name does not fit in size (name is then truncated).
+ */
+int saga_kafka_prop_to_env(const char *prop, char *name, size_t size);
+
+/* 1 if the operator set prop through its KAFKA_* variable (a non-empty value), else 0:
+ * a program's own default for prop then gives way. */
+int saga_kafka_env_sets(const char *prop);
+
+/*
  * A new configuration holding every KAFKA_* variable of the environment, with
  * bootstrap.servers defaulting to SAGA_KAFKA_DEFAULT_BOOTSTRAP. The caller owns
  * *out. On a property librdkafka rejects, returns SAGA_ERR_CONFIG naming the variable.

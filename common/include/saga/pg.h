@@ -109,4 +109,20 @@ void saga_pg_errstr(const PGconn *conn, char *errstr, size_t errstr_size);
 void saga_pg_result_errstr(const PGconn *conn, const PGresult *res, char *errstr,
                            size_t errstr_size);
 
+/*
+ * PostgreSQL array literals for "$n::text[]" / "$n::bigint[]" parameters, built into a
+ * saga_text (saga/http.h): saga_pg_array_begin, one saga_pg_array_text or
+ * saga_pg_array_int per element, saga_pg_array_end. Elements are separated as needed;
+ * text elements are always double-quoted with '"' and '\' escaped, a NULL element is
+ * the SQL NULL. No elements gives "{}". Allocation failure aborts, as saga_text does.
+ */
+struct saga_text;
+void saga_pg_array_begin(struct saga_text *t);
+void saga_pg_array_text(struct saga_text *t, const char *s);
+void saga_pg_array_int(struct saga_text *t, int64_t v);
+void saga_pg_array_end(struct saga_text *t);
+
+/* The literal of n strings ("{\"a\",\"b\"}"); malloc'd, the caller frees it. */
+char *saga_pg_text_array(const char *const *items, size_t n);
+
 #endif
