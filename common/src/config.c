@@ -159,7 +159,7 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
     scheme = strstr(url, "://");
     if (scheme) {
         const char *auth = scheme + 3;
-        const char *slash = strpbrk(auth, "/?");
+        const char *slash = strchr(auth, '/'); /* libpq: userinfo ends at "@" before "/" */
         const char *at = strchr(auth, '@');
         const char *colon =
             at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;

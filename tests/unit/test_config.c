@@ -157,6 +157,7 @@ static void test_redact_every_password(void **state)
         "postgresql://u@h/db?password=a&password=secret",
         "postgresql://u@h/db?pass%77ord=secret",
         "postgresql://u@h/db?sslpassword=x&password=secret",
+        "postgresql://u:p?secret@h/db", /* libpq: user u, password p?secret */
     };
     char buf[256];
     (void)state;
