@@ -46,9 +46,13 @@ saga_err_t relay_sources_parse(struct relay_sources *out, const char *spec, char
         eq = memchr(start, '=', (size_t)(end - start));
         if (!eq || !valid_name(start, (size_t)(eq - start)) || eq + 1 == end ||
             (size_t)(eq - start) >= sizeof(out->src[0].name)) {
+            /* the word may be a URL with its password (the name forgotten): redacted */
+            char *word = strndup(start, (size_t)(end - start)), red[64] = "?";
+            if (word)
+                saga_redact_url(word, red, sizeof(red));
+            free(word);
             err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
-                            "RELAY_SOURCES: expected name=postgresql://... at '%.*s'",
-                            (int)(end - start > 40 ? 40 : end - start), start);
+                            "RELAY_SOURCES: expected name=postgresql://... at '%.40s'", red);
             goto fail;
         }
         for (int i = 0; i < out->count; i++) {

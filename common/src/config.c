@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <libpq-fe.h>
@@ -122,31 +123,35 @@ saga_err_t saga_parse_hostport(const char *s, char *host, size_t host_size, int 
     return SAGA_OK;
 }
 
-/* Masks the value of a password=... parameter in the query of URI url (copied to buf). */
-static void redact_uri_query(char *buf, size_t size)
+/* Appends n bytes of s to buf (size), keeping it terminated; *len counts what was wanted. */
+static void put(char *buf, size_t size, size_t *len, const char *s, size_t n)
 {
-    char *q = strchr(buf, '?'), *pw;
-    size_t tail;
-
-    for (pw = q; pw && (pw = strstr(pw, "password=")); pw += 9)
-        if (pw[-1] == '?' || pw[-1] == '&')
-            break;
-    if (!pw)
-        return;
-    pw += 9;
-    tail = strcspn(pw, "&");
-    if (strlen(buf) - tail + 4 >= size) {
-        *pw = '\0'; /* no room for the rest: cut, never show the password */
-        return;
+    if (*len + 1 < size) {
+        size_t room = size - 1 - *len;
+        memcpy(buf + *len, s, n < room ? n : room);
+        buf[*len + (n < room ? n : room)] = '\0';
     }
-    memmove(pw + 4, pw + tail, strlen(pw + tail) + 1);
-    memcpy(pw, "****", 4);
+    *len += n;
+}
+
+/* A parameter whose value is masked: any name holding "pass" (password, sslpassword, a
+ * misspelling), or any percent-encoded name (libpq decodes "pass%77ord" to password). */
+static int secret_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (k[i] == '%' || (i + 4 <= n && strncasecmp(k + i, "pass", 4) == 0))
+            return 1;
+    return 0;
 }
 
 const char *saga_redact_url(const char *url, char *buf, size_t size)
 {
-    const char *scheme, *at, *colon, *pw;
+    const char *scheme, *p;
+    size_t len = 0;
 
+    if (!size)
+        return buf;
+    buf[0] = '\0';
     if (!url) {
         snprintf(buf, size, "(unset)");
         return buf;
@@ -154,34 +159,78 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
     scheme = strstr(url, "://");
     if (scheme) {
         const char *auth = scheme + 3;
-        const char *slash = strchr(auth, '/');
-        at = strchr(auth, '@');
-        colon = at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon)
-            snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
-        else
-            snprintf(buf, size, "%s", url);
-        /* libpq also takes the password as a parameter (?password=...) */
-        redact_uri_query(buf, size);
-        return buf;
-    }
-    /* key=value form: mask the value of password=... up to the next space. */
-    pw = strstr(url, "password=");
-    if (pw) {
-        const char *end = pw + 9;
-        if (*end == '\'') {
-            end++;
-            while (*end && *end != '\'')
-                end += (*end == '\\' && end[1]) ? 2 : 1;
-            if (*end)
-                end++;
+        const char *slash = strchr(auth, '/'); /* libpq: userinfo ends at "@" before "/" */
+        const char *at = strchr(auth, '@');
+        const char *colon =
+            at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        const char *q;
+        if (colon) {
+            put(buf, size, &len, url, (size_t)(colon + 1 - url));
+            put(buf, size, &len, "****", 4);
+            p = at;
         } else {
-            end += strcspn(end, " \t");
+            p = url;
         }
-        snprintf(buf, size, "%.*spassword=****%s", (int)(pw - url), url, end);
+        /* libpq also takes the password as a parameter (?password=...), as often as given */
+        q = strchr(p, '?');
+        if (!q) {
+            put(buf, size, &len, p, strlen(p));
+            return buf;
+        }
+        put(buf, size, &len, p, (size_t)(q + 1 - p));
+        for (p = q + 1; *p;) {
+            size_t n = strcspn(p, "&"), k = strcspn(p, "=&");
+            if (k < n && secret_key(p, k)) {
+                put(buf, size, &len, p, k + 1);
+                put(buf, size, &len, "****", 4);
+            } else {
+                put(buf, size, &len, p, n);
+            }
+            p += n;
+            if (*p)
+                put(buf, size, &len, p++, 1);
+        }
         return buf;
     }
-    snprintf(buf, size, "%s", url);
+    /* key=value form (libpq allows spaces around '=', quoted values, any key twice). */
+    for (p = url; *p;) {
+        const char *k = p, *v;
+        size_t kn;
+        if (isspace((unsigned char)*p)) {
+            put(buf, size, &len, p++, 1);
+            continue;
+        }
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        kn = (size_t)(p - k);
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '=') { /* not key=value: libpq refuses it; show the word alone */
+            put(buf, size, &len, k, kn);
+            p = k + kn;
+            continue;
+        }
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        v = p;
+        if (*p == '\'') {
+            p++;
+            while (*p && *p != '\'')
+                p += (*p == '\\' && p[1]) ? 2 : 1;
+            if (*p)
+                p++;
+        } else {
+            while (*p && !isspace((unsigned char)*p))
+                p += (*p == '\\' && p[1]) ? 2 : 1;
+        }
+        put(buf, size, &len, k, kn);
+        put(buf, size, &len, "=", 1);
+        if (secret_key(k, kn))
+            put(buf, size, &len, "****", 4);
+        else
+            put(buf, size, &len, v, (size_t)(p - v));
+    }
     return buf;
 }
 

@@ -177,16 +177,26 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
     saga_err_t err = SAGA_OK;
 
     if (!opts) {
-        size_t len;
-        saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "%s", pqerr ? pqerr : "out of memory");
+        size_t len = 0;
+        int quoted = 0;
+        /* libpq quotes the token it stumbled on ("invalid percent-encoded token:
+         * \"sec%zzret\""): it may be the password, so no quoted text is kept. Its messages
+         * end with a newline; ours is one line. */
+        for (const char *c = pqerr ? pqerr : "out of memory"; errstr && *c && len + 4 < errstr_size;
+             c++) {
+            if (*c == '"') {
+                if (!quoted)
+                    memcpy(errstr + len, "\"\"", 2), len += 2;
+                quoted = !quoted;
+            } else if (!quoted) {
+                errstr[len++] = *c == '\n' ? ' ' : *c;
+            }
+        }
+        while (len && errstr[len - 1] == ' ')
+            len--;
+        if (errstr && errstr_size)
+            errstr[len] = '\0';
         PQfreemem(pqerr);
-        /* libpq's messages end with a newline; keep ours to one line. */
-        len = errstr && errstr_size ? strlen(errstr) : 0;
-        while (len && (errstr[len - 1] == '\n' || errstr[len - 1] == ' '))
-            errstr[--len] = '\0';
-        for (size_t i = 0; i < len; i++)
-            if (errstr[i] == '\n')
-                errstr[i] = ' ';
         return SAGA_ERR_CONFIG;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++) {

@@ -71,8 +71,20 @@ void notif_short_id(char out[9], const char *order_id)
 /* Writes s with every control character replaced by a space. */
 void notif_put_clean(FILE *f, const char *s)
 {
-    for (; s && *s; s++)
-        fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s, f);
+    const unsigned char *u = (const unsigned char *)s;
+    for (; u && *u; u++) {
+        /* Unicode's line breaks and controls too: C1 (U+0080-U+009F, NEL among them) and
+         * U+2028/U+2029 (line and paragraph separator), each one space */
+        if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
+            u++;
+        else if (u[0] == 0xe2 && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9))
+            u += 2;
+        else if (*u >= 0x20 && *u != 0x7f) {
+            fputc(*u, f);
+            continue;
+        }
+        fputc(' ', f);
+    }
 }
 
 /* Closes an open_memstream() stream; its buffer, or NULL (freed) if writing failed. */
@@ -109,7 +121,9 @@ char *notif_render(const struct notif_facts *f)
             fputc(' ', m);
             notif_put_clean(m, f->currency);
         }
-        if (f->tracking_number && f->tracking_number[0]) {
+        /* any writer's: one longer than a carrier's is not shown */
+        if (f->tracking_number && f->tracking_number[0] &&
+            strlen(f->tracking_number) <= NOTIF_TRACKING_MAX) {
             fputs(". It ships with tracking number ", m);
             notif_put_clean(m, f->tracking_number);
             fputc('.', m);

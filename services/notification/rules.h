@@ -74,19 +74,23 @@ struct notif_facts {
     const char *recipient_name;  /* shipping_address.recipient; NULL or "": "Hello," */
     int64_t total_amount;        /* minor units (confirmed) */
     const char *currency;        /* (confirmed) */
-    const char *tracking_number; /* (confirmed) NULL or "": "It will ship soon." */
+    const char *tracking_number; /* (confirmed) NULL, "" or too long: "It will ship soon." */
     saga_cancel_reason_t reason; /* (cancelled) */
     const char *detail;          /* (cancelled) or NULL */
 };
 
 /*
- * The one-line text (malloc'd; NULL only if out of memory). Control characters in
+ * The one-line text (malloc'd; NULL only if out of memory). Control characters (ASCII
+ * and Unicode's: C1, U+2028, U+2029) in
  * the inputs become spaces, so the text is always a single line:
  *   "Hello Ada, your order 1b4e28ba is confirmed: 25.98 EUR. It will ship soon."
  *   "... confirmed: 25.98 EUR. It ships with tracking number SP4471235690." (tracking_number)
  *   "Hello Ada, your order 1b4e28ba was cancelled: the payment failed (declined)."
  */
 char *notif_render(const struct notif_facts *f);
+
+/* The longest tracking number notif_render shows (bytes). */
+#define NOTIF_TRACKING_MAX 64
 
 /* "Your order <short> is confirmed" / "... was cancelled" (malloc'd). */
 char *notif_subject(saga_outcome_t outcome, const char *order_id);

@@ -145,6 +145,57 @@ static void test_redact(void **state)
         "postgresql://u@h/db?sslmode=require&password=****");
 }
 
+/* Every way libpq takes a password is masked: a second password= (libpq keeps the last),
+ * sslpassword= before it, spaces around '=', a percent-encoded parameter name. */
+static void test_redact_every_password(void **state)
+{
+    static const char *const urls[] = {
+        "host=h sslpassword=x password=secret",
+        "host=h password = secret dbname=d",
+        "host=h junk password=secret",
+        "password=a password=secret host=h",
+        "postgresql://u@h/db?password=a&password=secret",
+        "postgresql://u@h/db?pass%77ord=secret",
+        "postgresql://u@h/db?sslpassword=x&password=secret",
+        "postgresql://u:p?secret@h/db", /* libpq: user u, password p?secret */
+    };
+    char buf[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        saga_redact_url(urls[i], buf, sizeof(buf));
+        if (strstr(buf, "secret"))
+            fail_msg("redacted \"%s\" still shows the password: %s", urls[i], buf);
+    }
+    /* What is not a password stays as it was. */
+    assert_string_equal(saga_redact_url("host=h junk  password = 'a b' x=1", buf, sizeof(buf)),
+                        "host=h junk  password=**** x=1");
+    assert_string_equal(saga_redact_url("postgresql://u:p@h/db?a=1&&Password=s&b", buf, 26),
+                        "postgresql://u:****@h/db?");
+}
+
+/* A connection string libpq refuses to parse: its message quotes the offending token,
+ * which may be the password itself. */
+static void test_load_parse_error_hides_password(void **state)
+{
+    static const char *const urls[] = {
+        "postgresql://u:sec%zzret@h/db",
+        "postgresql://u@h/db?password=sec%zzret",
+        "postgresql://u@h/db?password=sec%00ret",
+    };
+    struct saga_config cfg;
+    char err[512];
+    (void)state;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        setenv("DATABASE_URL", urls[i], 1);
+        assert_int_equal(
+            saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)),
+            SAGA_ERR_CONFIG);
+        assert_non_null(strstr(err, "DATABASE_URL"));
+        if (strstr(err, "sec"))
+            fail_msg("error for \"%s\" shows the password: %s", urls[i], err);
+    }
+}
+
 static void test_load_requires_database_url(void **state)
 {
     struct saga_config cfg;
@@ -280,6 +331,8 @@ int main(void)
         cmocka_unit_test_setup(test_env_long, clear_env),
         cmocka_unit_test_setup(test_hostport, clear_env),
         cmocka_unit_test_setup(test_redact, clear_env),
+        cmocka_unit_test_setup(test_redact_every_password, clear_env),
+        cmocka_unit_test_setup(test_load_parse_error_hides_password, clear_env),
         cmocka_unit_test_setup(test_load_multi_host_database_url, clear_env),
         cmocka_unit_test_setup(test_load_requires_database_url, clear_env),
         cmocka_unit_test_setup(test_load_defaults, clear_env),

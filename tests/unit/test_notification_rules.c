@@ -99,6 +99,49 @@ static void test_render_confirmed(void **state)
     free(t);
 }
 
+/* The tracking number is whatever an OrderConfirmed on the wire says (any writer, any
+ * length): the message stays one short line. A Unicode line break (U+2028, NEL) is a
+ * line break too, and a megabyte of tracking number is not a notification. */
+static void test_render_tracking_number_is_bounded(void **state)
+{
+    struct notif_facts f = {.outcome = SAGA_OUTCOME_CONFIRMED,
+                            .order_id = ORDER,
+                            .recipient_name = "Ada",
+                            .total_amount = 2598,
+                            .currency = "EUR"};
+    static const char *const breaks[] = {"TRK\xe2\x80\xa8"
+                                         "Bcc: x",
+                                         "TRK\xc2\x85"
+                                         "Bcc: x",
+                                         "TRK\xe2\x80\xa9"
+                                         "Bcc: x"};
+    char *big = malloc(100001), *t;
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'A', 100000);
+    big[100000] = '\0';
+    f.tracking_number = big;
+    t = notif_render(&f);
+    assert_non_null(t);
+    if (strlen(t) > 300)
+        fail_msg("a 100000-character tracking number made a %zu-byte message", strlen(t));
+    free(t);
+    free(big);
+    for (size_t i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
+        f.tracking_number = breaks[i];
+        t = notif_render(&f);
+        assert_non_null(t);
+        if (strstr(t, "\xe2\x80\xa8") || strstr(t, "\xe2\x80\xa9") || strstr(t, "\xc2\x85"))
+            fail_msg("a line break in the tracking number reached the message: %s", t);
+        free(t);
+    }
+    /* a real one still shows */
+    f.tracking_number = "SP4471235690";
+    t = notif_render(&f);
+    assert_non_null(strstr(t, "tracking number SP4471235690."));
+    free(t);
+}
+
 static void test_render_cancelled(void **state)
 {
     static const struct {
@@ -607,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_money),
         cmocka_unit_test(test_short_id),
         cmocka_unit_test(test_render_confirmed),
+        cmocka_unit_test(test_render_tracking_number_is_bounded),
         cmocka_unit_test(test_render_cancelled),
         cmocka_unit_test(test_render_one_line),
         cmocka_unit_test(test_subject_recipient_address),

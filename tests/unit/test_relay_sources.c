@@ -41,21 +41,25 @@ static void test_rejects_bad_specs(void **state)
     struct relay_sources s;
     char err[256];
     const char *bad[] = {
-        NULL,
-        "   ",
-        "postgresql://r@h/db",                              /* no name */
+        NULL, "   ", "postgresql://r@h/db",                 /* no name */
         "order=",                                           /* no URL */
         "or der=postgresql://h/db",                         /* splits into two bad words */
         "order=postgresql://h/db order=postgresql://h/db2", /* same name twice */
         "order=postgresql://r:secret@h/db?bogus=1",         /* libpq rejects it */
         /* libpq would reject it, but only when connecting */
         "order=postgresql://r:secret@h1:1,h2:2/db?target_session_attrs=rw",
+        /* the word it cannot read may hold the password: never quoted */
+        "postgresql://r:secret@h/db",                     /* the name forgotten */
+        "postgresql://outbox_relay:xxxxxsecretyyyy@h/db", /* its first 40 characters end in it */
+        "order.db=postgresql://r:secret@h/db",            /* a name it refuses */
+        "order=postgresql://r@h/db?password=secret%zz",   /* libpq quotes the bad token */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_int_equal(relay_sources_parse(&s, bad[i], err, sizeof(err)), SAGA_ERR_CONFIG);
         assert_non_null(strstr(err, "RELAY_SOURCES"));
-        assert_null(strstr(err, "secret"));
+        if (strstr(err, "secret"))
+            fail_msg("the error shows the password: %s", err);
         assert_int_equal(s.count, 0);
     }
 }
