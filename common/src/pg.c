@@ -113,7 +113,7 @@ int64_t saga_pg_query_timeout_ms(void)
 /* The libpq options every connection gets unless its URL sets them (libpq lets a later
  * value win: these come before the expanded dbname). */
 struct conn_params {
-    const char *keys[10], *values[10];
+    const char *keys[11], *values[11];
     char connect_timeout[24], idle[24], interval[24], user_timeout[24], options[256];
 };
 
@@ -161,6 +161,10 @@ static void conn_params_init(struct conn_params *p, const char *url)
         p->keys[n] = "options";
         p->values[n++] = p->options;
     }
+    /* Every program writes: a multi-host URL goes on past a standby (or a read-only
+     * server) to the primary, instead of staying there with each write refused. */
+    p->keys[n] = "target_session_attrs";
+    p->values[n++] = "read-write";
     p->keys[n] = "dbname";
     p->values[n++] = url;
     p->keys[n] = NULL;

@@ -351,6 +351,26 @@ static void test_connections_have_bounded_connect_and_keepalives(void **state)
     PQfinish(c);
 }
 
+/* Every connection wants a server that takes writes (target_session_attrs=read-write),
+ * so a multi-host URL whose first host is a standby goes on to the primary instead of
+ * staying on the standby, each write refused as read-only; what the URL says wins. */
+static void test_connections_want_a_read_write_server(void **state)
+{
+    char url[600], v[64];
+    PGconn *c;
+
+    (void)state;
+    c = connect_ok(stack_env("ORDER_DATABASE_URL"));
+    assert_string_equal(conn_option(c, "target_session_attrs", v, sizeof(v)), "read-write");
+    PQfinish(c);
+
+    snprintf(url, sizeof(url), "%s%ctarget_session_attrs=any", stack_env("ORDER_DATABASE_URL"),
+             strchr(stack_env("ORDER_DATABASE_URL"), '?') ? '&' : '?');
+    c = connect_ok(url);
+    assert_string_equal(conn_option(c, "target_session_attrs", v, sizeof(v)), "any");
+    PQfinish(c);
+}
+
 /* A statement or a connection attempt run in a thread, so a hang is seen, not suffered. */
 struct attempt {
     PGconn *conn;
@@ -545,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_statements_are_prepared_once_per_connection),
         cmocka_unit_test(test_another_programs_migrations_are_refused),
         cmocka_unit_test(test_participant_order_rules),
+        cmocka_unit_test(test_connections_want_a_read_write_server),
         cmocka_unit_test(test_infrastructure_errors_are_transient),
         cmocka_unit_test(test_connections_have_bounded_connect_and_keepalives),
         cmocka_unit_test(test_hung_connection_ends_within_the_deadline),
