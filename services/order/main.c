@@ -334,7 +334,14 @@ static saga_handle_result_t on_event(struct saga_tx *tx, const struct saga_event
         saga_event_follow(&out, SAGA_EV_ORDER_CONFIRMED, ev, PRODUCER, id);
         out.u.order_confirmed.total_amount = row.total;
         out.u.order_confirmed.currency = row.currency;
-        out.u.order_confirmed.tracking_number = ev->u.shipment_scheduled.tracking_number;
+        out.u.order_confirmed.tracking_number =
+            order_tracking_number_passed_on(ev->u.shipment_scheduled.tracking_number);
+        if (!out.u.order_confirmed.tracking_number)
+            saga_log(SAGA_LOG_WARN, &ids,
+                     "ShipmentScheduled %s carries a tracking number that is empty, longer than "
+                     "%d bytes or not letters, digits, spaces and dashes: OrderConfirmed leaves it "
+                     "out",
+                     ev->meta.event_id, ORDER_TRACKING_MAX);
         err = set_outcome(tx->conn, ev->meta.order_id, "CONFIRMED", NULL, NULL, tx->errstr,
                           sizeof(tx->errstr));
     } else {

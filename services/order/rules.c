@@ -434,3 +434,17 @@ void order_count_event_types(const char *csv, int seen[SAGA_EV_COUNT])
         csv += n + (csv[n] == ',');
     }
 }
+
+const char *order_tracking_number_passed_on(const char *t)
+{
+    size_t n = 0;
+    if (!t)
+        return NULL;
+    for (; t[n]; n++) {
+        char c = t[n];
+        if (n == ORDER_TRACKING_MAX || !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+                                         (c >= 'a' && c <= 'z') || c == ' ' || c == '-'))
+            return NULL;
+    }
+    return n ? t : NULL;
+}

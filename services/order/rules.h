@@ -102,4 +102,15 @@ void order_timeline_causal_sort(struct order_tl_entry *e, size_t n);
 /* "25.98 EUR" */
 void order_format_money(int64_t minor, const char *currency, char *out, size_t size);
 
+/* The longest tracking number an OrderConfirmed carries (bytes). */
+#define ORDER_TRACKING_MAX 64
+
+/*
+ * The tracking number of a ShipmentScheduled as the OrderConfirmed passes it on: t
+ * itself, or NULL (the field left out) when it is empty, longer than ORDER_TRACKING_MAX
+ * or holds anything but ASCII letters, digits, spaces and dashes (what carriers' numbers
+ * are made of). Another service's text reaches customers' notices and pages this way.
+ */
+const char *order_tracking_number_passed_on(const char *t);
+
 #endif

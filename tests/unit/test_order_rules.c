@@ -309,6 +309,29 @@ static void test_money(void **state)
     assert_string_equal(buf, "-1.00 USD");
 }
 
+/* A tracking number passes on as it is, unless another service's text is too long or
+ * not a carrier's; then the OrderConfirmed leaves it out. */
+static void test_tracking_number_passed_on(void **state)
+{
+    char longest[ORDER_TRACKING_MAX + 2];
+    (void)state;
+    assert_string_equal(order_tracking_number_passed_on("SP4471235690"), "SP4471235690");
+    assert_string_equal(order_tracking_number_passed_on("1Z 999-AA1"), "1Z 999-AA1");
+    memset(longest, 'A', sizeof(longest));
+    longest[ORDER_TRACKING_MAX] = '\0';
+    assert_string_equal(order_tracking_number_passed_on(longest), longest);
+    longest[ORDER_TRACKING_MAX] = 'A';
+    longest[ORDER_TRACKING_MAX + 1] = '\0';
+    assert_null(order_tracking_number_passed_on(longest));
+    assert_null(order_tracking_number_passed_on(NULL));
+    assert_null(order_tracking_number_passed_on(""));
+    assert_null(order_tracking_number_passed_on("SP44\nYour card was charged twice"));
+    assert_null(order_tracking_number_passed_on("SP44\x7f"));
+    assert_null(order_tracking_number_passed_on("SP\xc2\x85"
+                                                "44"));
+    assert_null(order_tracking_number_passed_on("<script>"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_causal_sort_matches_definition),
         cmocka_unit_test(test_count_event_types),
         cmocka_unit_test(test_money),
+        cmocka_unit_test(test_tracking_number_passed_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
