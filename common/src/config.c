@@ -144,6 +144,39 @@ static int secret_key(const char *k, size_t n)
     return 0;
 }
 
+/* The "://" that ends the URI scheme s begins with (letters, digits, "+", "-", "."), or
+ * NULL: libpq takes a string for a URI only by its prefix ("postgresql://"). */
+static const char *uri_scheme_end(const char *s)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    return n && strncmp(s + n, "://", 3) == 0 ? s + n : NULL;
+}
+
+/* Appends the n bytes of a key=value string's value (or stray word) at s: redacted when
+ * it is itself a URI (quoted or not), which may hold a password (a RELAY_SOURCES
+ * name=URL, a URL where a key was meant). */
+static void put_value(char *buf, size_t size, size_t *len, const char *s, size_t n)
+{
+    size_t q = n && *s == '\'';
+    char *raw, *red;
+
+    if (!uri_scheme_end(s + q)) {
+        put(buf, size, len, s, n);
+        return;
+    }
+    raw = strndup(s + q, n - q);
+    red = malloc(3 * n + 16); /* each "****" stands for at least "p=" */
+    if (raw && red) {
+        put(buf, size, len, s, q);
+        saga_redact_url(raw, red, 3 * n + 16);
+        put(buf, size, len, red, strlen(red));
+    } else {
+        put(buf, size, len, "****", 4);
+    }
+    free(raw);
+    free(red);
+}
+
 const char *saga_redact_url(const char *url, char *buf, size_t size)
 {
     const char *scheme, *p;
@@ -156,13 +189,19 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         snprintf(buf, size, "(unset)");
         return buf;
     }
-    scheme = strstr(url, "://");
+    /* A URI only when it begins with a scheme: a key=value string whose value holds "://"
+     * is still key=value. */
+    scheme = uri_scheme_end(url);
     if (scheme) {
         const char *auth = scheme + 3;
-        const char *slash = strchr(auth, '/'); /* libpq: userinfo ends at "@" before "/" */
+        /* libpq: the user information ends at an "@" before the first "/". A password with
+         * an unencoded "/" (base64 has them) is none to libpq, but it is the user's
+         * password: an "@" with no "?" before it counts too. */
+        const char *slash = strchr(auth, '/');
         const char *at = strchr(auth, '@');
-        const char *colon =
-            at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        const char *colon = at && (!slash || at < slash || !memchr(auth, '?', (size_t)(at - auth)))
+                                ? memchr(auth, ':', (size_t)(at - auth))
+                                : NULL;
         const char *q;
         if (colon) {
             put(buf, size, &len, url, (size_t)(colon + 1 - url));
@@ -206,7 +245,7 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         while (isspace((unsigned char)*p))
             p++;
         if (*p != '=') { /* not key=value: libpq refuses it; show the word alone */
-            put(buf, size, &len, k, kn);
+            put_value(buf, size, &len, k, kn);
             p = k + kn;
             continue;
         }
@@ -229,7 +268,7 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         if (secret_key(k, kn))
             put(buf, size, &len, "****", 4);
         else
-            put(buf, size, &len, v, (size_t)(p - v));
+            put_value(buf, size, &len, v, (size_t)(p - v));
     }
     return buf;
 }

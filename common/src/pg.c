@@ -182,17 +182,17 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
 
     if (!opts) {
         size_t len = 0;
-        int quoted = 0;
+        const char *m = pqerr ? pqerr : "out of memory";
+        const char *first = strchr(m, '"'), *last = strrchr(m, '"');
         /* libpq quotes the token it stumbled on ("invalid percent-encoded token:
-         * \"sec%zzret\""): it may be the password, so no quoted text is kept. Its messages
-         * end with a newline; ours is one line. */
-        for (const char *c = pqerr ? pqerr : "out of memory"; errstr && *c && len + 4 < errstr_size;
-             c++) {
-            if (*c == '"') {
-                if (!quoted)
-                    memcpy(errstr + len, "\"\"", 2), len += 2;
-                quoted = !quoted;
-            } else if (!quoted) {
+         * \"sec%zzret\""): it may be the password, so nothing from the first quote to the
+         * last is kept (the token may hold quotes itself). Its messages end with a newline;
+         * ours is one line. */
+        for (const char *c = m; errstr && *c && len + 4 < errstr_size; c++) {
+            if (c == first) {
+                memcpy(errstr + len, "\"\"", 2), len += 2;
+                c = last;
+            } else {
                 errstr[len++] = *c == '\n' ? ' ' : *c;
             }
         }
@@ -205,6 +205,14 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
     }
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         size_t i, n = sizeof(attrs) / sizeof(attrs[0]);
+        /* A port that is no number: most likely a URI password with an unencoded "/" (libpq
+         * then reads "user:pass" as host:port), which libpq would quote in its error at
+         * every connection attempt. Not quoted here. */
+        if (strcmp(o->keyword, "port") == 0 && o->val &&
+            o->val[strspn(o->val, "0123456789, \t")] != '\0')
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "a port is not a number (in a URI, a password holding '/', '?', "
+                            "'#' or '@' must be percent-encoded: %%2F, %%3F, %%23, %%40)");
         if (strcmp(o->keyword, "target_session_attrs") != 0 || !o->val)
             continue;
         for (i = 0; i < n && strcmp(o->val, attrs[i]) != 0; i++)

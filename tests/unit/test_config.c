@@ -158,6 +158,13 @@ static void test_redact_every_password(void **state)
         "postgresql://u@h/db?pass%77ord=secret",
         "postgresql://u@h/db?sslpassword=x&password=secret",
         "postgresql://u:p?secret@h/db", /* libpq: user u, password p?secret */
+        /* a key=value string is one whatever "://" a value holds (libpq: URI only by prefix) */
+        "host=h password=ab://secret",
+        "host=h password=secret application_name=http://x",
+        /* a '/' left unencoded in the password (base64 has them): libpq reads host u, port
+         * ab and no password, but it is the user's password all the same */
+        "postgresql://u:ab/secret@h/db",
+        "postgresql://u:Zm9v/secret==@h1:5432,h2:5432/db?sslmode=require",
     };
     char buf[256];
     (void)state;
@@ -171,6 +178,9 @@ static void test_redact_every_password(void **state)
                         "host=h junk  password=**** x=1");
     assert_string_equal(saga_redact_url("postgresql://u:p@h/db?a=1&&Password=s&b", buf, 26),
                         "postgresql://u:****@h/db?");
+    /* an '@' in a query value is no user information */
+    assert_string_equal(saga_redact_url("postgresql://h:5432/db?user=a@b", buf, sizeof(buf)),
+                        "postgresql://h:5432/db?user=a@b");
 }
 
 /* A connection string libpq refuses to parse: its message quotes the offending token,
@@ -181,6 +191,12 @@ static void test_load_parse_error_hides_password(void **state)
         "postgresql://u:sec%zzret@h/db",
         "postgresql://u@h/db?password=sec%zzret",
         "postgresql://u@h/db?password=sec%00ret",
+        /* a '"' in the token: libpq's quotes around it are not balanced any more */
+        "postgresql://u:k\"9%Qzsecret@h/db",
+        "postgresql://u@h/db?password=ab\"secret%zz",
+        /* an unencoded '/' in the password: libpq reads host u and port "ab" and would say
+         * so (quoting it) only at every connection attempt */
+        "postgresql://u:sec/ret@h/db",
     };
     struct saga_config cfg;
     char err[512];
