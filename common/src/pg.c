@@ -222,6 +222,14 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
                             "invalid target_session_attrs value: \"%.40s\" (expected any, "
                             "read-write, read-only, primary, standby or prefer-standby)",
                             o->val);
+        else if (strcmp(o->val, "read-only") == 0 || strcmp(o->val, "standby") == 0 ||
+                 strcmp(o->val, "prefer-standby") == 0)
+            /* libpq knows these, but every program writes: each would settle on a server
+             * that refuses every write and retry that for ever */
+            err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                            "target_session_attrs=%s would keep this program on a server "
+                            "that refuses writes (use read-write, primary or any)",
+                            o->val);
     }
     PQconninfoFree(opts);
     return err;

@@ -255,6 +255,22 @@ static void test_load_multi_host_database_url(void **state)
     assert_non_null(strstr(err, "target_session_attrs"));
     assert_non_null(strstr(err, "readwrite"));
     assert_null(strstr(err, "secret"));
+    /* libpq knows these, but every program writes: each would keep it on a server that
+     * refuses every write, retried for ever */
+    for (const char *const *v =
+             (const char *const[]){"read-only", "standby", "prefer-standby", NULL};
+         *v; v++) {
+        char url[160];
+        snprintf(url, sizeof(url),
+                 "postgresql://u:secret@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=%s", *v);
+        setenv("DATABASE_URL", url, 1);
+        assert_int_equal(
+            saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)),
+            SAGA_ERR_CONFIG);
+        assert_non_null(strstr(err, *v));
+        assert_non_null(strstr(err, "writes"));
+        assert_null(strstr(err, "secret"));
+    }
 }
 
 static void test_load_defaults(void **state)
