@@ -446,5 +446,6 @@ const char *order_tracking_number_passed_on(const char *t)
                                          (c >= 'a' && c <= 'z') || c == ' ' || c == '-'))
             return NULL;
     }
-    return n ? t : NULL;
+    /* it begins and ends with a letter or digit: not blank, not dashes, not padded */
+    return n && t[0] != ' ' && t[0] != '-' && t[n - 1] != ' ' && t[n - 1] != '-' ? t : NULL;
 }

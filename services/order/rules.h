@@ -109,7 +109,8 @@ void order_format_money(int64_t minor, const char *currency, char *out, size_t s
  * The tracking number of a ShipmentScheduled as the OrderConfirmed passes it on: t
  * itself, or NULL (the field left out) when it is empty, longer than ORDER_TRACKING_MAX
  * or holds anything but ASCII letters, digits, spaces and dashes (what carriers' numbers
- * are made of). Another service's text reaches customers' notices and pages this way.
+ * are made of), or begins or ends with a space or dash. Another service's text reaches customers'
+ * notices and pages this way.
  */
 const char *order_tracking_number_passed_on(const char *t);
 

@@ -330,6 +330,12 @@ static void test_tracking_number_passed_on(void **state)
     assert_null(order_tracking_number_passed_on("SP\xc2\x85"
                                                 "44"));
     assert_null(order_tracking_number_passed_on("<script>"));
+    /* nothing a customer could read as a number: blank, dashes, or padded */
+    assert_null(order_tracking_number_passed_on("   "));
+    assert_null(order_tracking_number_passed_on("--"));
+    assert_null(order_tracking_number_passed_on(" SP44"));
+    assert_null(order_tracking_number_passed_on("SP44-"));
+    assert_string_equal(order_tracking_number_passed_on("7"), "7");
 }
 
 int main(void)
