@@ -190,18 +190,28 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         return buf;
     }
     /* A URI only when it begins with a scheme: a key=value string whose value holds "://"
-     * is still key=value. */
+     * is still key=value. So is one that begins with a scheme libpq does not know and
+     * holds a space ("a://b=1 password=x"): libpq takes a URI only by its prefix. */
     scheme = uri_scheme_end(url);
+    if (scheme && strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0 &&
+        url[strcspn(url, " \t\n\r\f\v")])
+        scheme = NULL;
     if (scheme) {
         const char *auth = scheme + 3;
         /* libpq: the user information ends at an "@" before the first "/". A password with
          * an unencoded "/" (base64 has them) is none to libpq, but it is the user's
-         * password: an "@" with no "?" before it counts too. */
+         * password: an "@" with no "?" before it counts too, and so does one after a "?"
+         * when what follows the first ":" is no port (digits, then "/", "," or "?"): an
+         * "@" in a query value ("?user=a@b") follows a host's port or none. */
         const char *slash = strchr(auth, '/');
         const char *at = strchr(auth, '@');
-        const char *colon = at && (!slash || at < slash || !memchr(auth, '?', (size_t)(at - auth)))
-                                ? memchr(auth, ':', (size_t)(at - auth))
-                                : NULL;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon && slash && at > slash && memchr(auth, '?', (size_t)(at - auth))) {
+            size_t digits = strspn(colon + 1, "0123456789");
+            char after = colon[1 + digits];
+            if (digits && (after == '/' || after == ',' || after == '?'))
+                colon = NULL; /* host:port/...?...@...: the "@" is in the query */
+        }
         const char *q;
         if (colon) {
             put(buf, size, &len, url, (size_t)(colon + 1 - url));

@@ -165,6 +165,13 @@ static void test_redact_every_password(void **state)
          * ab and no password, but it is the user's password all the same */
         "postgresql://u:ab/secret@h/db",
         "postgresql://u:Zm9v/secret==@h1:5432,h2:5432/db?sslmode=require",
+        /* both '/' and '?' left unencoded in the password */
+        "postgresql://u:ab/c?secret@h/db",
+        "postgresql://u:ab/c?d=secret@h/db",
+        /* a scheme libpq does not take for a URI: a key=value string (refused by libpq),
+         * whose password= is masked all the same */
+        "a://b=1 password=secret",
+        "http://x password=secret",
     };
     char buf[256];
     (void)state;
@@ -181,6 +188,9 @@ static void test_redact_every_password(void **state)
     /* an '@' in a query value is no user information */
     assert_string_equal(saga_redact_url("postgresql://h:5432/db?user=a@b", buf, sizeof(buf)),
                         "postgresql://h:5432/db?user=a@b");
+    assert_string_equal(
+        saga_redact_url("postgresql://h1:5432,h2:5433/db?options=a@b", buf, sizeof(buf)),
+        "postgresql://h1:5432,h2:5433/db?options=a@b");
 }
 
 /* A connection string libpq refuses to parse: its message quotes the offending token,
