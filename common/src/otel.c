@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,8 +36,9 @@
 
 _Atomic int saga_otel_enabled_flag;
 
-#define MAX_RESOURCE 32
-#define MAX_HEADERS  16
+#define MAX_RESOURCE        32
+#define MAX_HEADERS         16
+#define SAGA_OTEL_MAX_QUEUE 65536 /* OTEL_BSP_MAX_QUEUE_SIZE at most */
 
 /* The exporter's state. The configuration is written by saga_otel_init and
  * saga_otel_shutdown (main thread) while no other thread uses it; the ring and
@@ -662,7 +664,8 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     const char *exporter = saga_env("OTEL_TRACES_EXPORTER", NULL);
     const char *proto = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL");
     char err[256];
-    int bad_header = 0;
+    int bad_header = 0, rc;
+    sigset_t all, old;
 
     saga_otel_enabled_flag = 0;
     if (saga_sampler_parse(saga_env("OTEL_TRACES_SAMPLER", NULL),
@@ -751,14 +754,32 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
         release_config();
         return -1;
     }
+    /* The queue is allocated at start: beyond this it would take more memory than any
+     * program here has (about 2 KB a span, 128 MiB at the limit). */
+    if (X.queue_size > SAGA_OTEL_MAX_QUEUE) {
+        snprintf(errstr, errstr_size,
+                 "OTEL_BSP_MAX_QUEUE_SIZE %ld is too large: at most %d spans (each holds "
+                 "about %zu bytes, allocated at start)",
+                 X.queue_size, SAGA_OTEL_MAX_QUEUE, sizeof(*X.ring));
+        release_config();
+        return -1;
+    }
     if (X.timeout_ms < 1)
         X.timeout_ms = 1;
-    if (!(X.ring = calloc((size_t)X.queue_size, sizeof(*X.ring))))
-        abort();
+    if (!(X.ring = calloc((size_t)X.queue_size, sizeof(*X.ring)))) {
+        snprintf(errstr, errstr_size, "OTEL_BSP_MAX_QUEUE_SIZE %ld: out of memory", X.queue_size);
+        release_config();
+        return -1;
+    }
     X.head = X.n = 0;
     X.stop = X.flush = 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (pthread_create(&X.thread, NULL, exporter_main, NULL) != 0) {
+    /* The exporter takes no signal: a SIGTERM goes to a thread that acts on it at once. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&X.thread, NULL, exporter_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         snprintf(errstr, errstr_size, "cannot start the span exporter thread");
         curl_global_cleanup();
         release_config();

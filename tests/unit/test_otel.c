@@ -5,9 +5,11 @@
  * receiver in this test that first answers 503 (retried) and then 200.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -247,6 +249,14 @@ static void test_bad_configuration_is_refused(void **state)
     assert_int_equal(saga_otel_init("test", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "not a number of spans"));
     assert_int_equal(saga_otel_enabled(), 0);
+    /* the queue is allocated at start (about 2 KB a span): a size no program's memory
+     * holds is a configuration error, not gigabytes taken or an abort */
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "3600000", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "OTEL_BSP_MAX_QUEUE_SIZE"));
+    assert_non_null(strstr(err, "65536"));
+    assert_int_equal(saga_otel_enabled(), 0);
+    unsetenv("OTEL_BSP_MAX_QUEUE_SIZE");
 }
 
 /* A collector that cannot be reached: what does not fit the queue is dropped at once (the
@@ -463,6 +473,68 @@ static void test_idle_exporter_with_no_delay_does_not_spin(void **state)
         fail_msg("an idle exporter used %.2f s of CPU in 1 s", cpu);
 }
 
+/* The tids of this process's threads, as /proc lists them; their number. */
+static int thread_ids(long *ids, int max)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    assert_non_null(d);
+    while ((e = readdir(d)) && n < max)
+        if (e->d_name[0] != '.')
+            ids[n++] = strtol(e->d_name, NULL, 10);
+    closedir(d);
+    return n;
+}
+
+/* SigBlk of one thread. */
+static unsigned long long blocked_signals(long tid)
+{
+    char path[64], line[256];
+    unsigned long long mask = 0;
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+    assert_non_null(f = fopen(path, "r"));
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "SigBlk:", 7) == 0)
+            mask = strtoull(line + 7, NULL, 16);
+    fclose(f);
+    return mask;
+}
+
+/* The exporter thread blocks the stop signals: a SIGTERM is handled by a thread that
+ * acts on it at once, never by the exporter (which would only set the flag and leave the
+ * program waiting for its next wake-up to notice). */
+static void test_exporter_thread_blocks_stop_signals(void **state)
+{
+    long before[64], after[64];
+    int nb, na, checked = 0;
+    char err[256];
+    (void)state;
+    nb = thread_ids(before, 64);
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    /* glibc starts a thread with every signal blocked and sets its own mask only once it
+     * runs: look once it waits for spans */
+    nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+    na = thread_ids(after, 64);
+    for (int i = 0; i < na; i++) {
+        int old = 0;
+        for (int j = 0; j < nb; j++)
+            old |= after[i] == before[j];
+        if (old)
+            continue;
+        unsigned long long m = blocked_signals(after[i]);
+        if (!(m & (1ULL << (SIGTERM - 1))) || !(m & (1ULL << (SIGINT - 1))))
+            fail_msg("thread %ld started by saga_otel_init does not block SIGTERM and SIGINT "
+                     "(SigBlk %llx)",
+                     after[i], m);
+        checked++;
+    }
+    saga_otel_shutdown();
+    assert_true(checked >= 1);
+}
+
 /* A collector that takes the connection and never answers. */
 struct hanging {
     int fd, accepted;
@@ -623,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup(test_parent_sampled_flag_is_read_as_hex, clean_env),
         cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
         cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
+        cmocka_unit_test_setup(test_exporter_thread_blocks_stop_signals, clean_env),
         cmocka_unit_test_setup(test_stop_with_a_hanging_collector_is_bounded, clean_env),
         cmocka_unit_test_setup(test_batch_larger_than_the_queue_is_the_queue, clean_env),
     };
