@@ -674,6 +674,8 @@ saga_handle_result_t consumer_tx_run(struct saga_consumer *c, struct msg *msgs, 
     consumer_spans_commit(c, commit_start, n);
     saga_fault_point("consumer.after_commit");
     consumer_count_commit(c, &tx);
+    if (c->conf.after_commit)
+        c->conf.after_commit(c->conf.arg);
     return SAGA_HANDLE_OK;
 }
 

@@ -213,6 +213,7 @@ int saga_service_main(const struct saga_service *svc, int argc, char **argv)
     cc.arg = svc->arg;
     cc.releases_deferred = svc->releases_deferred;
     cc.stop = &saga_service_stopping;
+    cc.after_commit = svc->after_commit;
     if (saga_consumer_new(&r.consumer, &cc, err, sizeof(err))) {
         saga_error("consumer: %s", err);
         goto out;

@@ -44,6 +44,9 @@ static const struct saga_migration migrations[] = {
 static struct notif_config conf;
 
 static struct notif_sender *sender;
+/* A notification was recorded in the consumer's transaction in hand: its commit wakes the
+ * sender. @locality consumer thread */
+static int recorded;
 
 static saga_handle_result_t on_order_placed(struct saga_tx *tx, const struct saga_event *ev,
                                             void *arg)
@@ -146,10 +149,11 @@ static saga_handle_result_t on_outcome(struct saga_tx *tx, const struct saga_eve
                             " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
                             11, pn);
     }
-    /* Wakes the sender at our commit (PostgreSQL delivers a NOTIFY only then). */
+    /* The sender is woken once this commits (after_commit), in the process: a NOTIFY here
+     * would hold PostgreSQL's server-wide notification lock through our commit's flush and
+     * cost the sender's backend a transaction to read it. */
     if (res == SAGA_HANDLE_OK)
-        res =
-            saga_tx_query(tx, NULL, "SELECT pg_notify('" NOTIF_SENDER_CHANNEL "', NULL)", 0, NULL);
+        recorded = 1;
     free(text);
     free(recipient);
     return res;
@@ -198,6 +202,17 @@ static void stop(void *arg)
     sender = NULL;
 }
 
+/* After each commit of the consumer: a notification recorded in it is due now. A rolled back
+ * transaction leaves recorded set, and the next commit wakes the sender for nothing: a
+ * claim that finds nothing. @locality consumer thread */
+static void after_commit(void *arg)
+{
+    (void)arg;
+    if (recorded && sender)
+        notif_sender_wake(sender);
+    recorded = 0;
+}
+
 static void metrics(void *arg, struct saga_text *t)
 {
     (void)arg;
@@ -233,6 +248,7 @@ static const struct saga_service service = {
     .start = start,
     .stop = stop,
     .metrics = metrics,
+    .after_commit = after_commit,
 };
 
 int main(int argc, char **argv)

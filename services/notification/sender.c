@@ -1,6 +1,7 @@
 #include "sender.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,7 +33,7 @@ struct notif_sender {
     PGconn *conn; /* sender thread only */
     unsigned seed;
     pthread_t thread;
-    int wake[2]; /* notif_sender_stop writes to wake[1] */
+    int wake[2]; /* notif_sender_wake and _stop write to wake[1]; both ends non-blocking */
     atomic_int stopping;
 
     /* Deliveries by this process, by result; and the table, as last looked at. */
@@ -43,16 +44,23 @@ struct notif_sender {
 /* ---- waiting ---- */
 
 /*
- * Sleeps up to ms, waking early for a NOTIFY on the connection or a stop.
+ * Sleeps up to ms, waking early for a wake, a NOTIFY on the connection or a stop. A wake
+ * that came while the thread was busy ends the next wait at once.
  * @locality sender thread
  */
 static void wait_for(struct notif_sender *s, int64_t ms)
 {
     struct pollfd p[2] = {{s->wake[0], POLLIN, 0}, {-1, POLLIN, 0}};
     PGnotify *n;
+    char drain[64];
 
     if (ms <= 0 || atomic_load(&s->stopping))
         return;
+    if (read(s->wake[0], drain, sizeof(drain)) > 0) {
+        while (read(s->wake[0], drain, sizeof(drain)) > 0)
+            ;
+        return;
+    }
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
         /* A NOTIFY that came with the last statement's answer waits in libpq's queue,
          * not on the socket. */
@@ -65,11 +73,15 @@ static void wait_for(struct notif_sender *s, int64_t ms)
             return;
         p[1].fd = PQsocket(s->conn);
     }
-    if (poll(p, p[1].fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms) > 0 && p[1].fd >= 0 &&
-        (p[1].revents & POLLIN)) {
-        PQconsumeInput(s->conn);
-        while ((n = PQnotifies(s->conn)))
-            PQfreemem(n);
+    if (poll(p, p[1].fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms) > 0) {
+        if (p[1].fd >= 0 && (p[1].revents & POLLIN)) {
+            PQconsumeInput(s->conn);
+            while ((n = PQnotifies(s->conn)))
+                PQfreemem(n);
+        }
+        if (p[0].revents & POLLIN) /* a stop's byte too: the caller checks stopping */
+            while (read(s->wake[0], drain, sizeof(drain)) > 0)
+                ;
     }
 }
 
@@ -380,7 +392,7 @@ static void *sender_main(void *arg)
         if (rc > 0 && more)
             continue;
         /* None left due (the claim counted them): no claim that finds nothing. A
-         * notification recorded meanwhile comes with its NOTIFY. */
+         * notification recorded meanwhile comes with its wake. */
         wait_for(s, later > s->conf->poll_ms ? s->conf->poll_ms : later);
     }
     if (s->conn)
@@ -409,6 +421,9 @@ saga_err_t notif_sender_start(struct notif_sender **out, const struct notif_conf
         err = saga_errf(SAGA_ERR_IO, errstr, errstr_size, "pipe: %s", strerror(errno));
         goto fail;
     }
+    /* A full pipe already holds a wake; the reader drains it without blocking. */
+    for (int i = 0; i < 2; i++)
+        fcntl(s->wake[i], F_SETFL, fcntl(s->wake[i], F_GETFL) | O_NONBLOCK);
     if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
         err = saga_errf(SAGA_ERR_IO, errstr, errstr_size, "cannot start the sender thread");
         goto fail;
@@ -424,6 +439,15 @@ fail:
     saga_registry_destroy(s->registry);
     free(s);
     return err;
+}
+
+void notif_sender_wake(struct notif_sender *s)
+{
+    ssize_t n;
+    if (!s)
+        return;
+    n = write(s->wake[1], "w", 1); /* EAGAIN: a wake is pending already */
+    (void)n;
 }
 
 void notif_sender_stop(struct notif_sender *s)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "e2e.h"
 #include "proc.h"
@@ -602,6 +603,46 @@ static void test_idle_sender_costs_one_transaction_per_poll(void **state)
                  after - before, WINDOW_MS, POLL_MS);
 }
 
+/*
+ * A recorded notification wakes this process's sender once its transaction commits,
+ * in the process: the consumer's transaction sends no NOTIFY (which took the cluster's
+ * notification lock through its commit and cost the sender's backend a transaction to
+ * read), and delivery does not wait for the poll interval.
+ */
+static void test_recorded_notification_wakes_the_sender_without_a_notify(void **state)
+{
+    struct fixture *f = *state;
+    PGconn *listener = PQconnectdb(stack_env("NOTIFICATION_DATABASE_URL"));
+    PGnotify *n;
+    int notifies = 0;
+
+    assert_int_equal(PQstatus(listener), CONNECTION_OK);
+    PQclear(PQexec(listener, "LISTEN saga_notification"));
+    /* Longer than the whole test: only a wake delivers in time. */
+    extra_env = "NOTIFY_POLL_INTERVAL=600s";
+    f->pid = start_service(f, NULL);
+    extra_env = NULL;
+    wait_quiescent(WAIT_MS);
+    usleep(2000 * 1000); /* its first look at the queue is done; it sleeps now */
+    place_confirmed_orders(f);
+    for (int i = 0; i < NORDERS; i++) {
+        json_t *o = wait_order(f->orders[i], order_notified, 30000);
+        if (!o || !order_notified(o))
+            fail_msg("order %s: no NotificationSent within 30 s (poll interval 600 s): the "
+                     "sender was not woken",
+                     f->orders[i]);
+        json_decref(o);
+    }
+    PQconsumeInput(listener);
+    while ((n = PQnotifies(listener))) {
+        notifies++;
+        PQfreemem(n);
+    }
+    PQfinish(listener);
+    if (notifies)
+        fail_msg("%d NOTIFY on saga_notification for %d notifications recorded", notifies, NORDERS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +652,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_for_good_is_marked_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_sender_costs_one_transaction_per_poll, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_recorded_notification_wakes_the_sender_without_a_notify, setup, teardown),
     };
     if (getenv("IT_ONLY"))
         cmocka_set_test_filter(getenv("IT_ONLY"));

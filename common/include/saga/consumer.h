@@ -110,6 +110,10 @@ struct saga_consumer_conf {
      */
     unsigned releases_deferred;
     atomic_int *stop; /* set (by a signal handler, any thread) to stop gracefully */
+    /* Called with arg on the consumer thread after each transaction of handled events has
+     * committed (never after a rollback); may be NULL. For what must wait for the commit
+     * and needs no database: waking a thread of the process. */
+    void (*after_commit)(void *arg);
 };
 
 /* Tunables from the environment (docs/CONFIGURATION.md), read by saga_consumer_new. */

@@ -45,6 +45,9 @@ struct saga_service {
     saga_http_handler_fn http;
     /* Appends the service's own series to /metrics; may be NULL. */
     void (*metrics)(void *arg, struct saga_text *out);
+    /* After each committed transaction of handled events, on the consumer thread (see
+     * struct saga_consumer_conf); may be NULL. */
+    void (*after_commit)(void *arg);
     size_t http_max_body; /* default 64 KiB */
 };
 
