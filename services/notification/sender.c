@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saga/clock.h"
 #include "saga/events.h"
 #include "saga/fault.h"
 #include "saga/ids.h"
@@ -85,6 +86,25 @@ static void wait_for(struct notif_sender *s, int64_t ms)
     }
 }
 
+/*
+ * Sleeps ms after a failure; only a stop ends it early. Wakes that come meanwhile are
+ * drained, not acted on (the claim after the backoff finds what they were for): they come
+ * at the consumer's commit rate and would make every commit a retry and a warning.
+ * @locality sender thread
+ */
+static void back_off(struct notif_sender *s, int64_t ms)
+{
+    int64_t end = saga_mono_ms() + ms, left;
+    char drain[64];
+
+    while (!atomic_load(&s->stopping) && (left = end - saga_mono_ms()) > 0) {
+        struct pollfd p = {s->wake[0], POLLIN, 0};
+        if (poll(&p, 1, left > 60000 ? 60000 : (int)left) > 0)
+            while (read(s->wake[0], drain, sizeof(drain)) > 0)
+                ;
+    }
+}
+
 /* ---- the database ---- */
 
 /* Runs a statement without parameters; 0, or -1 with the cause in errstr. */
@@ -117,7 +137,7 @@ static int connect_db(struct notif_sender *s, int64_t *backoff_ms)
         PQfinish(s->conn);
         s->conn = NULL;
     }
-    wait_for(s, *backoff_ms);
+    back_off(s, *backoff_ms);
     *backoff_ms = *backoff_ms * 2 > 5000 ? 5000 : *backoff_ms * 2;
     return -1;
 }
@@ -384,7 +404,7 @@ static void *sender_main(void *arg)
         }
         rc = deliver_one(s, &more, &later);
         if (rc < 0) {
-            wait_for(s, fail_ms);
+            back_off(s, fail_ms);
             fail_ms = fail_ms * 2 > 5000 ? 5000 : fail_ms * 2;
             continue;
         }
