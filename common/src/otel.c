@@ -774,8 +774,16 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
     X.head = X.n = 0;
     X.stop = X.flush = 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* The exporter takes no signal: a SIGTERM goes to a thread that acts on it at once. */
+    /* The exporter takes no signal: a SIGTERM goes to a thread that acts on it at once.
+     * Except a fault of its own: one raised while blocked is undefined (POSIX), and Linux
+     * then kills the process without the sanitizers' handler and its report. */
     sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGSYS);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&X.thread, NULL, exporter_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -535,6 +535,45 @@ static void test_exporter_thread_blocks_stop_signals(void **state)
     assert_true(checked >= 1);
 }
 
+/* The exporter thread leaves the signals of a fault in itself (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL) unblocked: POSIX leaves a fault with them blocked undefined, and Linux then kills
+ * the process without running the handler the sanitizers install, so a crash in the
+ * exporter would come without its report. */
+static void test_exporter_thread_leaves_fault_signals_unblocked(void **state)
+{
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    long before[64], after[64], bad_tid = 0;
+    int nb, na, checked = 0, bad = 0;
+    unsigned long long bad_mask = 0;
+    char err[256];
+    (void)state;
+    nb = thread_ids(before, 64);
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1);
+    assert_int_equal(saga_otel_init("test", err, sizeof(err)), 0);
+    nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+    na = thread_ids(after, 64);
+    for (int i = 0; i < na; i++) {
+        int old = 0;
+        for (int j = 0; j < nb; j++)
+            old |= after[i] == before[j];
+        if (old)
+            continue;
+        unsigned long long m = blocked_signals(after[i]);
+        for (size_t k = 0; k < sizeof(faults) / sizeof(faults[0]); k++)
+            if (!bad && (m & (1ULL << (faults[k] - 1)))) {
+                bad = faults[k];
+                bad_tid = after[i];
+                bad_mask = m;
+            }
+        checked++;
+    }
+    saga_otel_shutdown();
+    if (bad)
+        fail_msg("thread %ld started by saga_otel_init blocks %s (SigBlk %llx)", bad_tid,
+                 strsignal(bad), bad_mask);
+    assert_true(checked >= 1);
+}
+
 /* A collector that takes the connection and never answers. */
 struct hanging {
     int fd, accepted;
@@ -696,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup(test_header_with_line_break_is_refused, clean_env),
         cmocka_unit_test_setup(test_idle_exporter_with_no_delay_does_not_spin, clean_env),
         cmocka_unit_test_setup(test_exporter_thread_blocks_stop_signals, clean_env),
+        cmocka_unit_test_setup(test_exporter_thread_leaves_fault_signals_unblocked, clean_env),
         cmocka_unit_test_setup(test_stop_with_a_hanging_collector_is_bounded, clean_env),
         cmocka_unit_test_setup(test_batch_larger_than_the_queue_is_the_queue, clean_env),
     };
