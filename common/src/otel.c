@@ -755,7 +755,8 @@ int saga_otel_init(const char *program, char *errstr, size_t errstr_size)
         return -1;
     }
     /* The queue is allocated at start: beyond this it would take more memory than any
-     * program here has (about 2 KB a span, 128 MiB at the limit). */
+     * program here has (about 2 KB a span: 128 MiB at the limit, and as much again for an export
+     * batch as large). */
     if (X.queue_size > SAGA_OTEL_MAX_QUEUE) {
         snprintf(errstr, errstr_size,
                  "OTEL_BSP_MAX_QUEUE_SIZE %ld is too large: at most %d spans (each holds "
