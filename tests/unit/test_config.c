@@ -172,6 +172,16 @@ static void test_redact_every_password(void **state)
          * whose password= is masked all the same */
         "a://b=1 password=secret",
         "http://x password=secret",
+        /* a password holding a space: an SMTP_URL (any scheme libpq does not know) */
+        "smtp://mailer:secret word@h:25",
+        "smtp://mailer:pass secret@h:25",
+        /* a password= appended to a URI with a space: libpq reads it into the dbname */
+        "postgresql://u@h/db password=secret",
+        /* the user information without its "@host": libpq reads host u, port secret */
+        "postgresql://u:secret",
+        "postgresql://u:secret/db",
+        /* a password beginning with digits, holding '/' then '?' with no '=' after it */
+        "postgresql://u:123/secret?x@h/db",
     };
     char buf[256];
     (void)state;
@@ -191,6 +201,16 @@ static void test_redact_every_password(void **state)
     assert_string_equal(
         saga_redact_url("postgresql://h1:5432,h2:5433/db?options=a@b", buf, sizeof(buf)),
         "postgresql://h1:5432,h2:5433/db?options=a@b");
+    /* nor after an IPv6 host, with or without its port */
+    assert_string_equal(saga_redact_url("postgresql://[::1]:5432/db?user=a@b", buf, sizeof(buf)),
+                        "postgresql://[::1]:5432/db?user=a@b");
+    assert_string_equal(saga_redact_url("postgresql://[::1]/db?user=a@b", buf, sizeof(buf)),
+                        "postgresql://[::1]/db?user=a@b");
+    /* a port that is no number after the user information is shown (it is a port) */
+    assert_string_equal(saga_redact_url("postgresql://u:pw@h:$PORT/db", buf, sizeof(buf)),
+                        "postgresql://u:****@h:$PORT/db");
+    assert_string_equal(saga_redact_url("smtp://mailer:pw@h:25", buf, sizeof(buf)),
+                        "smtp://mailer:****@h:25");
 }
 
 /* A connection string libpq refuses to parse: its message quotes the offending token,
