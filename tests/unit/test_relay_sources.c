@@ -53,6 +53,11 @@ static void test_rejects_bad_specs(void **state)
         "postgresql://outbox_relay:xxxxxsecretyyyy@h/db", /* its first 40 characters end in it */
         "order.db=postgresql://r:secret@h/db",            /* a name it refuses */
         "order=postgresql://r@h/db?password=secret%zz",   /* libpq quotes the bad token */
+        /* a password= appended with a space: its own word, a source named "password" */
+        "order=postgresql://r@h/db password=secret",
+        "order=host=h password=secret",
+        /* a password holding a space: the word ends in the middle of it */
+        "order=postgresql://r:secret word@h/db",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
