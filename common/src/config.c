@@ -279,10 +279,19 @@ static void redact_keyvalue(const char *s, char *buf, size_t size, size_t *len)
         }
         put(buf, size, len, k, kn);
         put(buf, size, len, "=", 1);
-        if (secret_key(k, kn))
+        if (secret_key(k, kn)) {
             put(buf, size, len, "****", 4);
-        else
-            put_value(buf, size, len, v, (size_t)(p - v));
+        } else {
+            /* "user= password=x": libpq skips the space and takes "password=x" for the
+             * value (a template's variable left unset) */
+            const char *eq = *v != '\'' ? memchr(v, '=', (size_t)(p - v)) : NULL;
+            if (eq && secret_key(v, (size_t)(eq - v))) {
+                put(buf, size, len, v, (size_t)(eq + 1 - v));
+                put(buf, size, len, "****", 4);
+            } else {
+                put_value(buf, size, len, v, (size_t)(p - v));
+            }
+        }
     }
 }
 

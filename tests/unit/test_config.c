@@ -182,6 +182,9 @@ static void test_redact_every_password(void **state)
         "postgresql://u:secret/db",
         /* a password beginning with digits, holding '/' then '?' with no '=' after it */
         "postgresql://u:123/secret?x@h/db",
+        /* a key left empty before the password: libpq reads "password=secret" as its value */
+        "host=h user= password=secret",
+        "host=h user =  password=secret",
     };
     char buf[256];
     (void)state;
@@ -227,6 +230,12 @@ static void test_load_parse_error_hides_password(void **state)
         /* an unencoded '/' in the password: libpq reads host u and port "ab" and would say
          * so (quoting it) only at every connection attempt */
         "postgresql://u:sec/ret@h/db",
+        /* a key left empty before the password (a template's unset variable): libpq reads
+         * "password=sec" as its value, and would quote it when it looks at it (sslmode at
+         * every connection attempt) */
+        "host=h target_session_attrs= password=sec",
+        "host=h sslmode= password=sec",
+        "host=h user= password=sec dbname=d",
     };
     struct saga_config cfg;
     char err[512];
@@ -240,6 +249,18 @@ static void test_load_parse_error_hides_password(void **state)
         if (strstr(err, "sec"))
             fail_msg("error for \"%s\" shows the password: %s", urls[i], err);
     }
+}
+
+/* A value holding "password=" that is no swallowed parameter is taken as it is. */
+static void test_load_options_with_password_setting(void **state)
+{
+    struct saga_config cfg;
+    char err[512] = "";
+    (void)state;
+    setenv("DATABASE_URL", "host=h options='-c password_encryption=scram-sha-256'", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)), SAGA_OK);
+    saga_config_release(&cfg);
 }
 
 static void test_load_requires_database_url(void **state)
@@ -396,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup(test_redact_every_password, clear_env),
         cmocka_unit_test_setup(test_load_parse_error_hides_password, clear_env),
         cmocka_unit_test_setup(test_load_multi_host_database_url, clear_env),
+        cmocka_unit_test_setup(test_load_options_with_password_setting, clear_env),
         cmocka_unit_test_setup(test_load_requires_database_url, clear_env),
         cmocka_unit_test_setup(test_load_defaults, clear_env),
         cmocka_unit_test_setup(test_load_rejects_bad_values, clear_env),
