@@ -41,7 +41,9 @@ static void test_rejects_bad_specs(void **state)
     struct relay_sources s;
     char err[256];
     const char *bad[] = {
-        NULL, "   ", "postgresql://r@h/db",                 /* no name */
+        NULL,
+        "   ",
+        "postgresql://r@h/db",                              /* no name */
         "order=",                                           /* no URL */
         "or der=postgresql://h/db",                         /* splits into two bad words */
         "order=postgresql://h/db order=postgresql://h/db2", /* same name twice */
