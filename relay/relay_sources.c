@@ -75,9 +75,13 @@ saga_err_t relay_sources_parse(struct relay_sources *out, const char *spec, char
             goto fail;
         }
         if (saga_pg_conninfo_check(url, msg, sizeof(msg)) != SAGA_OK) {
-            char red[512];
+            /* the whole word redacted: a "password=..." appended to a URL with a space is a
+             * word of its own, its name "password" */
+            char red[512], *word = strndup(start, (size_t)(end - start));
             err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size, "RELAY_SOURCES: %.*s: %s (%s)",
-                            (int)(eq - start), start, msg, saga_redact_url(url, red, sizeof(red)));
+                            (int)(eq - start), start, msg,
+                            word ? saga_redact_url(word, red, sizeof(red)) : "****");
+            free(word);
             free(url);
             goto fail;
         }

@@ -177,76 +177,80 @@ static void put_value(char *buf, size_t size, size_t *len, const char *s, size_t
     free(red);
 }
 
-const char *saga_redact_url(const char *url, char *buf, size_t size)
+/* Appends the URI url (its scheme ending at scheme) to buf with its password masked. */
+static void redact_uri(const char *url, const char *scheme, char *buf, size_t size, size_t *len)
 {
-    const char *scheme, *p;
-    size_t len = 0;
-
-    if (!size)
-        return buf;
-    buf[0] = '\0';
-    if (!url) {
-        snprintf(buf, size, "(unset)");
-        return buf;
+    const char *auth = scheme + 3, *p, *q;
+    /* libpq: the user information ends at an "@" before the first "/". A password with
+     * an unencoded "/" (base64 has them) is none to libpq, but it is the user's
+     * password: an "@" with no "?" before it counts too, and so does one after a "?"
+     * unless it is in a query value ("?user=a@b": "=" before it in its parameter) after
+     * a host that is one: an IPv6 address or a port (digits, then "/", "," or "?"). */
+    const char *slash = strchr(auth, '/');
+    const char *at = strchr(auth, '@');
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *qm = colon && slash && at > slash ? memchr(auth, '?', (size_t)(at - auth)) : NULL;
+    if (qm) {
+        const char *param = qm + 1;
+        size_t digits = strspn(colon + 1, "0123456789");
+        char after = colon[1 + digits];
+        for (const char *c = param; c < at; c++)
+            if (*c == '&')
+                param = c + 1;
+        if ((auth[0] == '[' || (digits && (after == '/' || after == ',' || after == '?'))) &&
+            memchr(param, '=', (size_t)(at - param)))
+            colon = NULL; /* host:port/...?key=...@...: the "@" is in the query */
     }
-    /* A URI only when it begins with a scheme: a key=value string whose value holds "://"
-     * is still key=value. So is one that begins with a scheme libpq does not know and
-     * holds a space ("a://b=1 password=x"): libpq takes a URI only by its prefix. */
-    scheme = uri_scheme_end(url);
-    if (scheme && strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0 &&
-        url[strcspn(url, " \t\n\r\f\v")])
-        scheme = NULL;
-    if (scheme) {
-        const char *auth = scheme + 3;
-        /* libpq: the user information ends at an "@" before the first "/". A password with
-         * an unencoded "/" (base64 has them) is none to libpq, but it is the user's
-         * password: an "@" with no "?" before it counts too, and so does one after a "?"
-         * when what follows the first ":" is no port (digits, then "/", "," or "?"): an
-         * "@" in a query value ("?user=a@b") follows a host's port or none. */
-        const char *slash = strchr(auth, '/');
-        const char *at = strchr(auth, '@');
-        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon && slash && at > slash && memchr(auth, '?', (size_t)(at - auth))) {
-            size_t digits = strspn(colon + 1, "0123456789");
-            char after = colon[1 + digits];
-            if (digits && (after == '/' || after == ',' || after == '?'))
-                colon = NULL; /* host:port/...?...@...: the "@" is in the query */
+    if (colon) {
+        put(buf, size, len, url, (size_t)(colon + 1 - url));
+        put(buf, size, len, "****", 4);
+        p = at;
+    } else {
+        /* No user information: a first host's port that is no number ("u:secret", the
+         * "@host" left out or cut off at a space) is more likely a password than a port. */
+        size_t an = strcspn(auth, "/?,");
+        const char *h = auth, *pc;
+        if (*h == '[' && memchr(h, ']', an))
+            h = (const char *)memchr(h, ']', an) + 1;
+        pc = memchr(auth, '@', an) ? NULL : memchr(h, ':', (size_t)(auth + an - h));
+        p = url;
+        if (pc && strspn(pc + 1, "0123456789") < (size_t)(auth + an - pc - 1)) {
+            put(buf, size, len, url, (size_t)(pc + 1 - url));
+            put(buf, size, len, "****", 4);
+            p = auth + an;
         }
-        const char *q;
-        if (colon) {
-            put(buf, size, &len, url, (size_t)(colon + 1 - url));
-            put(buf, size, &len, "****", 4);
-            p = at;
+    }
+    /* libpq also takes the password as a parameter (?password=...), as often as given */
+    q = strchr(p, '?');
+    if (!q) {
+        put(buf, size, len, p, strlen(p));
+        return;
+    }
+    put(buf, size, len, p, (size_t)(q + 1 - p));
+    for (p = q + 1; *p;) {
+        size_t n = strcspn(p, "&"), k = strcspn(p, "=&");
+        if (k < n && secret_key(p, k)) {
+            put(buf, size, len, p, k + 1);
+            put(buf, size, len, "****", 4);
         } else {
-            p = url;
+            put(buf, size, len, p, n);
         }
-        /* libpq also takes the password as a parameter (?password=...), as often as given */
-        q = strchr(p, '?');
-        if (!q) {
-            put(buf, size, &len, p, strlen(p));
-            return buf;
-        }
-        put(buf, size, &len, p, (size_t)(q + 1 - p));
-        for (p = q + 1; *p;) {
-            size_t n = strcspn(p, "&"), k = strcspn(p, "=&");
-            if (k < n && secret_key(p, k)) {
-                put(buf, size, &len, p, k + 1);
-                put(buf, size, &len, "****", 4);
-            } else {
-                put(buf, size, &len, p, n);
-            }
-            p += n;
-            if (*p)
-                put(buf, size, &len, p++, 1);
-        }
-        return buf;
+        p += n;
+        if (*p)
+            put(buf, size, len, p++, 1);
     }
-    /* key=value form (libpq allows spaces around '=', quoted values, any key twice). */
-    for (p = url; *p;) {
+}
+
+/* Appends the key=value string s to buf with every password value masked. */
+static void redact_keyvalue(const char *s, char *buf, size_t size, size_t *len)
+{
+    const char *p;
+    /* libpq allows spaces around '=', quoted values, any key twice */
+    for (p = s; *p;) {
         const char *k = p, *v;
         size_t kn;
         if (isspace((unsigned char)*p)) {
-            put(buf, size, &len, p++, 1);
+            put(buf, size, len, p++, 1);
             continue;
         }
         while (*p && *p != '=' && !isspace((unsigned char)*p))
@@ -255,7 +259,7 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
         while (isspace((unsigned char)*p))
             p++;
         if (*p != '=') { /* not key=value: libpq refuses it; show the word alone */
-            put_value(buf, size, &len, k, kn);
+            put_value(buf, size, len, k, kn);
             p = k + kn;
             continue;
         }
@@ -273,12 +277,58 @@ const char *saga_redact_url(const char *url, char *buf, size_t size)
             while (*p && !isspace((unsigned char)*p))
                 p += (*p == '\\' && p[1]) ? 2 : 1;
         }
-        put(buf, size, &len, k, kn);
-        put(buf, size, &len, "=", 1);
-        if (secret_key(k, kn))
-            put(buf, size, &len, "****", 4);
-        else
-            put_value(buf, size, &len, v, (size_t)(p - v));
+        put(buf, size, len, k, kn);
+        put(buf, size, len, "=", 1);
+        if (secret_key(k, kn)) {
+            put(buf, size, len, "****", 4);
+        } else {
+            /* "user= password=x": libpq skips the space and takes "password=x" for the
+             * value (a template's variable left unset) */
+            const char *eq = *v != '\'' ? memchr(v, '=', (size_t)(p - v)) : NULL;
+            if (eq && secret_key(v, (size_t)(eq - v))) {
+                put(buf, size, len, v, (size_t)(eq + 1 - v));
+                put(buf, size, len, "****", 4);
+            } else {
+                put_value(buf, size, len, v, (size_t)(p - v));
+            }
+        }
+    }
+}
+
+const char *saga_redact_url(const char *url, char *buf, size_t size)
+{
+    const char *scheme;
+    size_t len = 0;
+
+    if (!size)
+        return buf;
+    buf[0] = '\0';
+    if (!url) {
+        snprintf(buf, size, "(unset)");
+        return buf;
+    }
+    /* A URI only when it begins with a scheme: a key=value string whose value holds "://"
+     * is still key=value. */
+    scheme = uri_scheme_end(url);
+    if (!scheme) {
+        redact_keyvalue(url, buf, size, &len);
+    } else if (!url[strcspn(url, " \t\n\r\f\v")]) {
+        redact_uri(url, scheme, buf, size, &len);
+    } else {
+        /* A URI with a space: its user information is masked as a URI's (an SMTP_URL's
+         * password may hold a space), then whatever follows a space as key=value ("a://b=1
+         * password=x", "postgresql://h/db password=x": libpq reads that into the dbname). */
+        size_t tsize = 3 * strlen(url) + 16; /* each "****" stands for at least ":@" */
+        size_t tlen = 0;
+        char *tmp = malloc(tsize);
+        if (!tmp) {
+            snprintf(buf, size, "****");
+            return buf;
+        }
+        tmp[0] = '\0';
+        redact_uri(url, scheme, tmp, tsize, &tlen);
+        redact_keyvalue(tmp, buf, size, &len);
+        free(tmp);
     }
     return buf;
 }

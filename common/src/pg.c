@@ -213,6 +213,21 @@ saga_err_t saga_pg_conninfo_check(const char *conninfo, char *errstr, size_t err
             err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
                             "a port is not a number (in a URI, a password holding '/', '?', "
                             "'#' or '@' must be percent-encoded: %%2F, %%3F, %%23, %%40)");
+        /* "sslmode= password=x": libpq takes "password=x" for the value (a template's
+         * variable left unset) and would quote it where it looks at it */
+        if (o->val && !strcasestr(o->keyword, "pass") && strchr(o->val, '=')) {
+            const char *eq = strchr(o->val, '='), *c = o->val;
+            size_t word = strspn(o->val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_%");
+            while (c + 4 <= eq && strncasecmp(c, "pass", 4) != 0)
+                c++;
+            if (o->val + word == eq && c + 4 <= eq) {
+                err = saga_errf(SAGA_ERR_CONFIG, errstr, errstr_size,
+                                "%s is empty: libpq takes the password parameter after it for "
+                                "its value (write %s='' for an empty value)",
+                                o->keyword, o->keyword);
+                continue;
+            }
+        }
         if (strcmp(o->keyword, "target_session_attrs") != 0 || !o->val)
             continue;
         for (i = 0; i < n && strcmp(o->val, attrs[i]) != 0; i++)

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: untrusted configuration values into the parsers every
- * program runs at start (durations, host:port, the relay's RELAY_SOURCES) and
- * the W3C traceparent handling POST /orders applies to a request header.
+ * program runs at start (durations, host:port, the relay's RELAY_SOURCES, the
+ * password masking of the URLs they print) and the W3C traceparent handling POST /orders applies to
+ * a request header.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (relay_sources_parse(&src, s, err, sizeof(err)) == SAGA_OK)
         relay_sources_release(&src);
+    {
+        /* a small buffer holds the start of what a large one holds, terminated */
+        char big[4096], small[24];
+        saga_redact_url(s, big, sizeof(big));
+        saga_redact_url(s, small, sizeof(small));
+        if (strlen(big) < sizeof(big) - 1 && strncmp(small, big, strlen(small)) != 0)
+            abort();
+    }
     saga_traceparent_child(s, tp);
     if (!saga_traceparent_valid(tp))
         abort(); /* a child (or a new trace) is always valid */

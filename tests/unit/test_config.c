@@ -172,6 +172,19 @@ static void test_redact_every_password(void **state)
          * whose password= is masked all the same */
         "a://b=1 password=secret",
         "http://x password=secret",
+        /* a password holding a space: an SMTP_URL (any scheme libpq does not know) */
+        "smtp://mailer:secret word@h:25",
+        "smtp://mailer:pass secret@h:25",
+        /* a password= appended to a URI with a space: libpq reads it into the dbname */
+        "postgresql://u@h/db password=secret",
+        /* the user information without its "@host": libpq reads host u, port secret */
+        "postgresql://u:secret",
+        "postgresql://u:secret/db",
+        /* a password beginning with digits, holding '/' then '?' with no '=' after it */
+        "postgresql://u:123/secret?x@h/db",
+        /* a key left empty before the password: libpq reads "password=secret" as its value */
+        "host=h user= password=secret",
+        "host=h user =  password=secret",
     };
     char buf[256];
     (void)state;
@@ -191,6 +204,16 @@ static void test_redact_every_password(void **state)
     assert_string_equal(
         saga_redact_url("postgresql://h1:5432,h2:5433/db?options=a@b", buf, sizeof(buf)),
         "postgresql://h1:5432,h2:5433/db?options=a@b");
+    /* nor after an IPv6 host, with or without its port */
+    assert_string_equal(saga_redact_url("postgresql://[::1]:5432/db?user=a@b", buf, sizeof(buf)),
+                        "postgresql://[::1]:5432/db?user=a@b");
+    assert_string_equal(saga_redact_url("postgresql://[::1]/db?user=a@b", buf, sizeof(buf)),
+                        "postgresql://[::1]/db?user=a@b");
+    /* a port that is no number after the user information is shown (it is a port) */
+    assert_string_equal(saga_redact_url("postgresql://u:pw@h:$PORT/db", buf, sizeof(buf)),
+                        "postgresql://u:****@h:$PORT/db");
+    assert_string_equal(saga_redact_url("smtp://mailer:pw@h:25", buf, sizeof(buf)),
+                        "smtp://mailer:****@h:25");
 }
 
 /* A connection string libpq refuses to parse: its message quotes the offending token,
@@ -207,6 +230,12 @@ static void test_load_parse_error_hides_password(void **state)
         /* an unencoded '/' in the password: libpq reads host u and port "ab" and would say
          * so (quoting it) only at every connection attempt */
         "postgresql://u:sec/ret@h/db",
+        /* a key left empty before the password (a template's unset variable): libpq reads
+         * "password=sec" as its value, and would quote it when it looks at it (sslmode at
+         * every connection attempt) */
+        "host=h target_session_attrs= password=sec",
+        "host=h sslmode= password=sec",
+        "host=h user= password=sec dbname=d",
     };
     struct saga_config cfg;
     char err[512];
@@ -220,6 +249,18 @@ static void test_load_parse_error_hides_password(void **state)
         if (strstr(err, "sec"))
             fail_msg("error for \"%s\" shows the password: %s", urls[i], err);
     }
+}
+
+/* A value holding "password=" that is no swallowed parameter is taken as it is. */
+static void test_load_options_with_password_setting(void **state)
+{
+    struct saga_config cfg;
+    char err[512] = "";
+    (void)state;
+    setenv("DATABASE_URL", "host=h options='-c password_encryption=scram-sha-256'", 1);
+    assert_int_equal(
+        saga_config_load(&cfg, "x-service", SAGA_CONFIG_DATABASE, 8080, err, sizeof(err)), SAGA_OK);
+    saga_config_release(&cfg);
 }
 
 static void test_load_requires_database_url(void **state)
@@ -376,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup(test_redact_every_password, clear_env),
         cmocka_unit_test_setup(test_load_parse_error_hides_password, clear_env),
         cmocka_unit_test_setup(test_load_multi_host_database_url, clear_env),
+        cmocka_unit_test_setup(test_load_options_with_password_setting, clear_env),
         cmocka_unit_test_setup(test_load_requires_database_url, clear_env),
         cmocka_unit_test_setup(test_load_defaults, clear_env),
         cmocka_unit_test_setup(test_load_rejects_bad_values, clear_env),

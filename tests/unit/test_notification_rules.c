@@ -297,6 +297,16 @@ static void test_config_errors(void **state)
         assert_int_equal(notif_config_load(&c, err, sizeof(err)), SAGA_ERR_CONFIG);
         assert_null(strstr(err, "hunter2"));
     }
+    /* a password holding a space (refused for the space): not shown either */
+    setenv("SMTP_URL", "smtp://u:hunter2 x@host:25", 1);
+    {
+        struct notif_config c;
+        char err[256];
+        assert_int_equal(notif_config_load(&c, err, sizeof(err)), SAGA_ERR_CONFIG);
+        assert_non_null(strstr(err, "spaces"));
+        if (strstr(err, "hunter2"))
+            fail_msg("the error shows the password: %s", err);
+    }
     setenv("SMTP_URL", "smtps://mail.example.com:465", 1);
     setenv("SMTP_FROM", "Orders <orders@example.com>", 1);
     expect_config_error("SMTP_FROM");

@@ -41,7 +41,9 @@ static void test_rejects_bad_specs(void **state)
     struct relay_sources s;
     char err[256];
     const char *bad[] = {
-        NULL, "   ", "postgresql://r@h/db",                 /* no name */
+        NULL,
+        "   ",
+        "postgresql://r@h/db",                              /* no name */
         "order=",                                           /* no URL */
         "or der=postgresql://h/db",                         /* splits into two bad words */
         "order=postgresql://h/db order=postgresql://h/db2", /* same name twice */
@@ -53,6 +55,11 @@ static void test_rejects_bad_specs(void **state)
         "postgresql://outbox_relay:xxxxxsecretyyyy@h/db", /* its first 40 characters end in it */
         "order.db=postgresql://r:secret@h/db",            /* a name it refuses */
         "order=postgresql://r@h/db?password=secret%zz",   /* libpq quotes the bad token */
+        /* a password= appended with a space: its own word, a source named "password" */
+        "order=postgresql://r@h/db password=secret",
+        "order=host=h password=secret",
+        /* a password holding a space: the word ends in the middle of it */
+        "order=postgresql://r:secret word@h/db",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
