@@ -517,6 +517,7 @@ struct order_settings {
     struct saga_auth auth;    /* AUTH_* */
     long timeline_max;        /* ORDER_TIMELINE_MAX */
     char tracing_ui_url[512]; /* TRACING_UI_URL, without a trailing slash; "" = unset */
+    int64_t events_pause_ms;  /* EVENTS_IDLE_PAUSE: 0 = never */
 };
 
 static struct order_settings settings;
@@ -534,6 +535,10 @@ static saga_err_t order_settings_load(void *arg, char *errstr, size_t errstr_siz
         return err;
     err =
         saga_env_long("ORDER_TIMELINE_MAX", 500, 10, 100000, &s->timeline_max, errstr, errstr_size);
+    if (err)
+        return err;
+    err = saga_env_duration_ms("EVENTS_IDLE_PAUSE", 30000, 0, 86400000, &s->events_pause_ms, errstr,
+                               errstr_size);
     if (err)
         return err;
     /* The tracing backend's UI (Jaeger's): each order's trace is URL/trace/TRACE_ID. */
@@ -559,6 +564,7 @@ static void order_settings_print(const void *arg, FILE *out)
     fprintf(out, "SAGA_SWEEP_INTERVAL=%" PRId64 "ms\n", s->sweep_ms);
     saga_auth_print(&s->auth, out);
     fprintf(out, "ORDER_TIMELINE_MAX=%ld\n", s->timeline_max);
+    fprintf(out, "EVENTS_IDLE_PAUSE=%" PRId64 "ms\n", s->events_pause_ms);
     fprintf(out, "TRACING_UI_URL=%s\n", s->tracing_ui_url[0] ? s->tracing_ui_url : "(unset)");
 }
 
@@ -572,6 +578,7 @@ static saga_err_t order_start(void *arg, const struct saga_config *cfg, char *er
     app->auth = &settings.auth;
     saga_auth_warn(app->auth);
     app->timeline_max = settings.timeline_max;
+    app->events_pause_ms = settings.events_pause_ms;
     app->tracing_ui_url = settings.tracing_ui_url[0] ? settings.tracing_ui_url : NULL;
     if (pthread_create(&app->sweeper, NULL, sweeper_main, app) != 0) {
         snprintf(errstr, errstr_size, "cannot start the sweeper thread");
@@ -615,7 +622,9 @@ static const struct saga_program program = {
         "  AUTH_SECRET_FILE          HS256 secret for bearer tokens, or\n"
         "  AUTH_PUBLIC_KEY_FILE      RS256/ES256 public key (PEM), with AUTH_ALG\n"
         "  AUTH_ISSUER, AUTH_AUDIENCE  required iss / aud when set\n"
-        "  ORDER_TIMELINE_MAX        timeline events GET /orders/{id} returns (default 500)\n",
+        "  ORDER_TIMELINE_MAX        timeline events GET /orders/{id} returns (default 500)\n"
+        "  EVENTS_IDLE_PAUSE         /events stops polling after this long unwatched (30s; 0: "
+        "never)\n",
     .load = order_settings_load,
     .print = order_settings_print,
     .arg = &settings,

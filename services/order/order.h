@@ -33,6 +33,7 @@ struct order_app {
     int64_t sweep_every_ms;       /* how often the sweeper looks */
     long timeline_max;          /* ORDER_TIMELINE_MAX: timeline entries GET /orders/{id} returns */
     const char *tracing_ui_url; /* TRACING_UI_URL: trace_url in GET /orders/{id}, or NULL */
+    int64_t events_pause_ms;    /* EVENTS_IDLE_PAUSE: the /events feed pauses with no stream */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct order_slot slots[ORDER_POOL_SIZE];

@@ -12,6 +12,13 @@
  * /events connection has a subscriber reading the ring from its own position,
  * on the connection's own HTTP thread (saga_http_reply_stream).
  *
+ * With no /events stream open for EVENTS_IDLE_PAUSE (30 s), the feed stops polling
+ * (it costs a query every 200 ms, a third of an idle stack's transactions). The first
+ * stream to open again resumes it where it stopped, so the rows committed meanwhile
+ * reach the ring in order; when more than CATCHUP_ROWS came, it starts from the newest
+ * row instead and every stream gets a resync (as after a restart), also one that comes
+ * back later with a Last-Event-ID from before that jump.
+ *
  * A seq is taken when a row is inserted but becomes visible at commit, so a
  * smaller seq can appear after a bigger one: the holes below the high-water
  * mark are polled again for GAP_GRACE_MS (rows of rolled-back transactions and
@@ -46,10 +53,14 @@ extern const size_t order_web_assets_count;
 #define POLL_LIMIT      "500" /* rows per look */
 #define BACKLOG_ROWS    256   /* rows loaded at start, for Last-Event-ID across restarts */
 #define GAP_GRACE_MS    10000 /* how long a hole in seq is polled again */
-#define MAX_GAPS        1024
-#define HEARTBEAT_MS    15000 /* a comment line when nothing else was sent */
-#define WAIT_MS         250   /* a stream callback blocks at most this long */
-#define STREAM_CHUNK    (64 * 1024)
+#define CATCHUP_ROWS    2048  /* rows a resumed feed reads rather than jump over */
+
+/* The page reloads its state on this (after a jump, or for a reader that fell behind). */
+#define RESYNC       "event: resync\ndata: {}\n\n"
+#define MAX_GAPS     1024
+#define HEARTBEAT_MS 15000 /* a comment line when nothing else was sent */
+#define WAIT_MS      250   /* a stream callback blocks at most this long */
+#define STREAM_CHUNK (64 * 1024)
 
 #define CSP                                                                                        \
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none';"             \
@@ -57,6 +68,7 @@ extern const size_t order_web_assets_count;
 
 struct entry {
     long long seq;
+    int all;                              /* for every stream, whatever its customer */
     char customer[SAGA_AUTH_MAX_SUB + 1]; /* the order's customer ("" when unknown) */
     char *msg;                            /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
     size_t len;
@@ -73,6 +85,10 @@ static struct {
     struct entry ring[RING_SIZE];
     unsigned long long head; /* entries appended so far; entry p is ring[p % RING_SIZE] */
     int subscribers;
+    unsigned long long floor; /* ring positions up to this came before a jump */
+    int64_t pause_ms;         /* EVENTS_IDLE_PAUSE; 0: never */
+    int64_t watched_ms;       /* when a stream was last seen open (or the start) */
+    int paused;
     atomic_int stop;
     pthread_t thread;
     int started;
@@ -266,7 +282,9 @@ static void gaps_expire(int64_t now)
             i++;
 }
 
-static int prime(PGconn *conn)
+/* Starts the feed from the newest row: with backlog rows before it (at start, for
+ * Last-Event-ID across restarts), or none (after a pause). */
+static int prime(PGconn *conn, long long backlog)
 {
     PGresult *r = saga_pg_query(conn, "SELECT coalesce(max(seq), 0) FROM timeline");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -277,7 +295,8 @@ static int prime(PGconn *conn)
         return -1;
     }
     feed.prime_max = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    feed.hwm = feed.prime_max > BACKLOG_ROWS ? feed.prime_max - BACKLOG_ROWS : 0;
+    feed.hwm = feed.prime_max > backlog ? feed.prime_max - backlog : 0;
+    feed.ngaps = 0;
     feed.primed = 1;
     PQclear(r);
     return 0;
@@ -363,6 +382,52 @@ static void nap(int64_t ms)
     }
 }
 
+/* 1 while no stream has been open for feed.pause_ms: the feed does not poll. The first
+ * call that finds it so marks the ring positions filled so far (feed.floor). */
+static int idle_paused(void)
+{
+    int64_t now = saga_mono_ms();
+    int paused;
+    pthread_mutex_lock(&feed.mu);
+    if (feed.subscribers > 0 || feed.pause_ms <= 0)
+        feed.watched_ms = now;
+    paused = feed.pause_ms > 0 && now - feed.watched_ms >= feed.pause_ms;
+    if (paused)
+        feed.paused = 1;
+    pthread_mutex_unlock(&feed.mu);
+    return paused;
+}
+
+/* A stream opened after a pause: the feed goes on where it stopped, or, with more than
+ * CATCHUP_ROWS since, from the newest row with a resync for every stream. 0, or -1 on a
+ * database error. */
+static int resume(PGconn *conn)
+{
+    long long hwm = feed.hwm;
+    struct entry e = {.seq = 0, .all = 1};
+    if (prime(conn, 0) < 0)
+        return -1;
+    if (feed.prime_max - hwm <= CATCHUP_ROWS) {
+        feed.hwm = hwm; /* read on from here; holes below it were given up while paused */
+        feed.prime_max = hwm;
+        return 0;
+    }
+    saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
+              feed.prime_max - hwm);
+    e.msg = strdup(RESYNC);
+    if (!e.msg)
+        abort();
+    e.len = strlen(RESYNC);
+    pthread_mutex_lock(&feed.mu);
+    free(feed.ring[feed.head % RING_SIZE].msg);
+    feed.ring[feed.head % RING_SIZE] = e;
+    feed.head++;
+    feed.floor = feed.head;
+    pthread_cond_broadcast(&feed.cv);
+    pthread_mutex_unlock(&feed.mu);
+    return 0;
+}
+
 static void *feed_main(void *arg)
 {
     PGconn *conn = NULL;
@@ -376,12 +441,27 @@ static void *feed_main(void *arg)
                 nap(5000);
                 continue;
             }
-            if (!feed.primed && prime(conn) < 0) {
+            if (!feed.primed && prime(conn, BACKLOG_ROWS) < 0) {
                 PQfinish(conn);
                 conn = NULL;
                 nap(1000);
                 continue;
             }
+        }
+        if (idle_paused()) {
+            nap(POLL_MS);
+            continue;
+        }
+        if (feed.paused) { /* a stream opened */
+            if (resume(conn) < 0) {
+                if (PQstatus(conn) != CONNECTION_OK) {
+                    PQfinish(conn);
+                    conn = NULL;
+                }
+                nap(1000);
+                continue;
+            }
+            feed.paused = 0;
         }
         if (poll_once(conn) < 0 && PQstatus(conn) != CONNECTION_OK) {
             PQfinish(conn);
@@ -399,6 +479,8 @@ saga_err_t order_web_start(struct order_app *app, char *errstr, size_t errstr_si
     pthread_condattr_t ca;
 
     feed.database_url = app->cfg->database_url;
+    feed.pause_ms = app->events_pause_ms;
+    feed.watched_ms = saga_mono_ms();
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&feed.cv, &ca);
@@ -462,7 +544,6 @@ static void sub_append(struct subscriber *s, const char *data, size_t n)
     s->len += n;
 }
 
-#define RESYNC "event: resync\ndata: {}\n\n"
 /* The last message of a stream whose token expired: the page asks for a new one. */
 #define TOKEN_EXPIRED "event: end\ndata: {\"reason\":\"token_expired\"}\n\n"
 
@@ -499,7 +580,7 @@ static int sub_fill(struct subscriber *s)
         while (s->next < feed.head && s->len < STREAM_CHUNK) {
             const struct entry *e = &feed.ring[s->next % RING_SIZE];
             if (!(s->next < s->filter_until && e->seq <= s->skip_upto) &&
-                (!s->customer[0] || strcmp(s->customer, e->customer) == 0))
+                (e->all || !s->customer[0] || strcmp(s->customer, e->customer) == 0))
                 sub_append(s, e->msg, e->len);
             s->next++;
         }
@@ -592,7 +673,8 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
         for (unsigned long long p = feed.head; p > oldest; p--)
             if (feed.ring[(p - 1) % RING_SIZE].seq == last_seq) {
                 s->next = p; /* everything delivered after it */
-                found = 1;
+                /* before a pause: what came meanwhile never reached the ring */
+                found = p > feed.floor;
                 break;
             }
         if (!found) {

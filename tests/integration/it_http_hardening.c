@@ -22,6 +22,8 @@
  *   internal listener HTTP_INTERNAL_ADDR answers /healthz with the public port full
  *   descriptors       a flood with RLIMIT_NOFILE at 256 leaves the process answering
  *   token expiry      an /events stream ends when its token expires
+ *   feed pause        with no /events stream open the timeline is not polled; a page
+ *                     that comes back gets what came meanwhile, or a resync after many
  *   refusals          saga_http_refused_total{reason} counts each refusal above
  */
 #include <arpa/inet.h>
@@ -1205,6 +1207,139 @@ static void test_flood_within_a_low_descriptor_limit(void **state)
     stop_service(&f->fds);
 }
 
+/* --- the /events feed pauses while no page watches --------------------------------- */
+
+/* Reads fd until needle arrives or timeout_ms passes; 1 if it arrived. What came is kept in
+ * got (size bytes, NUL-terminated, the latest part when more came). */
+static int stream_until(int fd, const char *needle, int timeout_ms, char *got, size_t size)
+{
+    size_t len = 0;
+    long long end = now_ms() + timeout_ms;
+    got[0] = '\0';
+    while (!strstr(got, needle) && now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        if (len + 1 >= size) { /* keep the second half */
+            memmove(got, got + size / 2, len - size / 2 + 1);
+            len -= size / 2;
+        }
+        if ((n = recv(fd, got + len, size - 1 - len, 0)) <= 0)
+            break;
+        len += (size_t)n;
+        got[len] = '\0';
+    }
+    return strstr(got, needle) != NULL;
+}
+
+/* The feed's look at the timeline in the last second (its query in pg_stat_activity). */
+static long long feed_polled_lately(const struct testdb *db)
+{
+    return testdb_scalar(db, "SELECT count(*) FROM pg_stat_activity"
+                             " WHERE datname = current_database() AND query LIKE 'SELECT t.seq%'"
+                             " AND query_start > now() - interval '1 second'");
+}
+
+/* Waits until the feed has paused (no look for a second), at most 10 s; 1 if it did. */
+static int feed_paused(const struct testdb *db)
+{
+    for (long long end = now_ms() + 10000; now_ms() < end; usleep(200 * 1000))
+        if (feed_polled_lately(db) == 0)
+            return 1;
+    return 0;
+}
+
+/* The id: of the last message in got holding needle ("" if none). */
+static void last_id_with(const char *got, const char *needle, char *out, size_t size)
+{
+    const char *hit = NULL, *at, *id = NULL;
+    for (at = strstr(got, needle); at; at = strstr(at + 1, needle))
+        hit = at;
+    out[0] = '\0';
+    for (at = strstr(got, "id: "); at && hit && at < hit; at = strstr(at + 1, "id: "))
+        id = at + 4;
+    if (id)
+        snprintf(out, size, "%.*s", (int)strcspn(id, "\n"), id);
+}
+
+/*
+ * With no /events stream open for EVENTS_IDLE_PAUSE, the order-service stops polling its
+ * timeline (a query every 200 ms for nobody). The next stream resumes it where it stopped:
+ * a page that comes back with its Last-Event-ID gets what was committed meanwhile, in
+ * order. After more rows than the feed catches up on, it gets a resync instead.
+ */
+static void test_events_feed_pauses_while_nobody_watches(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char got[16384], id[64], last[128];
+    struct call post = {"POST", NULL, ORDER_BODY, NULL, {"Content-Type: application/json"},
+                        NULL,   10};
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_feed", "order");
+    start_service(&svc, &db, "feed", extra);
+    post.url = url(&svc, "/orders");
+
+    /* an order while a page watches: its event's id, the page's Last-Event-ID */
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    assert_int_equal(http(&post, NULL), 202);
+    if (!stream_until(fd, "OrderPlaced", 10000, got, sizeof(got)))
+        fail_msg("no OrderPlaced on the stream within 10 s: %s", got);
+    last_id_with(got, "OrderPlaced", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+
+    /* nobody watches: the feed stops looking; an order placed meanwhile */
+    if (!feed_paused(&db))
+        fail_msg("the feed still polls the timeline 10 s after the last stream closed "
+                 "(EVENTS_IDLE_PAUSE=1s)");
+    usleep(1500 * 1000);
+    if (feed_polled_lately(&db) != 0)
+        fail_msg("the feed polled the timeline while no stream was open");
+    assert_int_equal(http(&post, NULL), 202);
+
+    /* the page comes back: the order placed while it was away, no resync needed */
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "OrderPlaced", 10000, got, sizeof(got)))
+        fail_msg("the order placed during the pause never reached the resumed stream: %s", got);
+    if (strstr(got, "event: resync"))
+        fail_msg("a resync for a pause the feed caught up on: %s", got);
+    if (feed_polled_lately(&db) < 1)
+        fail_msg("the feed does not poll with a stream open");
+    last_id_with(got, "OrderPlaced", id, sizeof(id));
+    close(fd);
+
+    /* away while more rows came than the feed reads on: a resync */
+    if (!feed_paused(&db))
+        fail_msg("the feed did not pause a second time");
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'bulk' FROM"
+                                        " generate_series(1, 2100) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     2100);
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "event: resync", 10000, got, sizeof(got)))
+        fail_msg("no resync after 2,100 rows while no stream was open: %s", got);
+    assert_int_equal(http(&post, NULL), 202);
+    if (!stream_until(fd, "\"service\":\"order-service\"", 10000, got, sizeof(got)))
+        fail_msg("nothing new on the stream after the resync: %s", got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1228,6 +1363,7 @@ int main(void)
         cmocka_unit_test(test_slow_body_after_an_early_answer_is_cut),
         cmocka_unit_test(test_one_trusted_proxy_peer_cannot_fill_the_port),
         cmocka_unit_test(test_slow_reader_is_let_go),
+        cmocka_unit_test(test_events_feed_pauses_while_nobody_watches),
     };
     struct rlimit nofile;
 
