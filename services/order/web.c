@@ -296,7 +296,6 @@ static int prime(PGconn *conn, long long backlog)
     }
     feed.prime_max = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     feed.hwm = feed.prime_max > backlog ? feed.prime_max - backlog : 0;
-    feed.ngaps = 0;
     feed.primed = 1;
     PQclear(r);
     return 0;
@@ -382,8 +381,8 @@ static void nap(int64_t ms)
     }
 }
 
-/* 1 while no stream has been open for feed.pause_ms: the feed does not poll. The first
- * call that finds it so marks the ring positions filled so far (feed.floor). */
+/* 1 while no stream has been open for feed.pause_ms: the feed does not poll. A call that
+ * finds it so sets feed.paused (the feed thread's own): the next poll resumes first. */
 static int idle_paused(void)
 {
     int64_t now = saga_mono_ms();
@@ -408,10 +407,13 @@ static int resume(PGconn *conn)
     if (prime(conn, 0) < 0)
         return -1;
     if (feed.prime_max - hwm <= CATCHUP_ROWS) {
-        feed.hwm = hwm; /* read on from here; holes below it were given up while paused */
+        /* Read on from here; the holes below it are still looked at for the rest of their
+         * GAP_GRACE_MS (a row committed into one during the pause comes now). */
+        feed.hwm = hwm;
         feed.prime_max = hwm;
         return 0;
     }
+    feed.ngaps = 0; /* below the newest row: the resync reloads them */
     saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
               feed.prime_max - hwm);
     e.msg = strdup(RESYNC);

@@ -1340,6 +1340,67 @@ static void test_events_feed_pauses_while_nobody_watches(void **state)
     testdb_drop(&db);
 }
 
+/*
+ * A hole in seq when the feed pauses (a transaction still open) is still waited for when
+ * it resumes soon after: the row committed during the pause reaches the page that comes
+ * back, as it would have without the pause (holes are looked at again for 10 s).
+ */
+static void test_events_feed_resume_still_waits_for_holes(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char got[16384], id[64], last[128];
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_hole", "order");
+    start_service(&svc, &db, "hole", extra);
+
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    /* a row whose seq is taken but not committed, then one after it that is */
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, got, sizeof(got)))
+        fail_msg("the committed row never reached the stream: %s", got);
+    last_id_with(got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+
+    /* nobody watches: the feed pauses; the open transaction commits meanwhile */
+    if (!feed_paused(&db))
+        fail_msg("the feed still polls the timeline 10 s after the last stream closed");
+    r = PQexec(tx, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(tx);
+
+    /* the page comes back at once: the late row, within the holes' 10 s */
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "late row", 8000, got, sizeof(got)) && !strstr(got, "event: resync"))
+        fail_msg("the row committed into a hole during the pause never reached the resumed "
+                 "stream, and no resync either: %s",
+                 got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1364,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_one_trusted_proxy_peer_cannot_fill_the_port),
         cmocka_unit_test(test_slow_reader_is_let_go),
         cmocka_unit_test(test_events_feed_pauses_while_nobody_watches),
+        cmocka_unit_test(test_events_feed_resume_still_waits_for_holes),
     };
     struct rlimit nofile;
 
