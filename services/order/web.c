@@ -15,7 +15,7 @@
  * With no /events stream open for EVENTS_IDLE_PAUSE (30 s), the feed stops polling
  * (it costs a query every 200 ms, a third of an idle stack's transactions). The first
  * stream to open again resumes it where it stopped, so the rows committed meanwhile
- * reach the ring in order; when more than CATCHUP_ROWS came, it starts from the newest
+ * reach the ring in order; when more than CATCHUP_ROWS came, it jumps near the newest
  * row instead and every stream gets a resync (as after a restart), also one that comes
  * back later with a Last-Event-ID from before that jump.
  *
@@ -398,7 +398,7 @@ static int idle_paused(void)
 }
 
 /* A stream opened after a pause: the feed goes on where it stopped, or, with more than
- * CATCHUP_ROWS since, from the newest row with a resync for every stream. 0, or -1 on a
+ * CATCHUP_ROWS since, near the newest row with a resync for every stream. 0, or -1 on a
  * database error. */
 static int resume(PGconn *conn)
 {
@@ -413,9 +413,13 @@ static int resume(PGconn *conn)
         feed.prime_max = hwm;
         return 0;
     }
-    feed.ngaps = 0; /* below the newest row: the resync reloads them */
     saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
               feed.prime_max - hwm);
+    /* After the resync, from BACKLOG_ROWS below the newest row, waiting for the holes there:
+     * a transaction still open now commits after the page reloaded, and its row must come. */
+    feed.hwm = feed.prime_max > BACKLOG_ROWS ? feed.prime_max - BACKLOG_ROWS : 0;
+    feed.prime_max = feed.hwm;
+    feed.ngaps = 0; /* further below: the resync reloads them */
     e.msg = strdup(RESYNC);
     if (!e.msg)
         abort();
