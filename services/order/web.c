@@ -15,7 +15,7 @@
  * With no /events stream open for EVENTS_IDLE_PAUSE (30 s), the feed stops polling
  * (it costs a query every 200 ms, a third of an idle stack's transactions). The first
  * stream to open again resumes it where it stopped, so the rows committed meanwhile
- * reach the ring in order; when more than CATCHUP_ROWS came, it starts from the newest
+ * reach the ring in order; when more than CATCHUP_ROWS came, it jumps near the newest
  * row instead and every stream gets a resync (as after a restart), also one that comes
  * back later with a Last-Event-ID from before that jump.
  *
@@ -296,7 +296,6 @@ static int prime(PGconn *conn, long long backlog)
     }
     feed.prime_max = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     feed.hwm = feed.prime_max > backlog ? feed.prime_max - backlog : 0;
-    feed.ngaps = 0;
     feed.primed = 1;
     PQclear(r);
     return 0;
@@ -382,8 +381,8 @@ static void nap(int64_t ms)
     }
 }
 
-/* 1 while no stream has been open for feed.pause_ms: the feed does not poll. The first
- * call that finds it so marks the ring positions filled so far (feed.floor). */
+/* 1 while no stream has been open for feed.pause_ms: the feed does not poll. A call that
+ * finds it so sets feed.paused (the feed thread's own): the next poll resumes first. */
 static int idle_paused(void)
 {
     int64_t now = saga_mono_ms();
@@ -399,7 +398,7 @@ static int idle_paused(void)
 }
 
 /* A stream opened after a pause: the feed goes on where it stopped, or, with more than
- * CATCHUP_ROWS since, from the newest row with a resync for every stream. 0, or -1 on a
+ * CATCHUP_ROWS since, near the newest row with a resync for every stream. 0, or -1 on a
  * database error. */
 static int resume(PGconn *conn)
 {
@@ -408,12 +407,19 @@ static int resume(PGconn *conn)
     if (prime(conn, 0) < 0)
         return -1;
     if (feed.prime_max - hwm <= CATCHUP_ROWS) {
-        feed.hwm = hwm; /* read on from here; holes below it were given up while paused */
+        /* Read on from here; the holes below it are still looked at for the rest of their
+         * GAP_GRACE_MS (a row committed into one during the pause comes now). */
+        feed.hwm = hwm;
         feed.prime_max = hwm;
         return 0;
     }
     saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
               feed.prime_max - hwm);
+    /* After the resync, from BACKLOG_ROWS below the newest row, waiting for the holes there:
+     * a transaction still open now commits after the page reloaded, and its row must come. */
+    feed.hwm = feed.prime_max > BACKLOG_ROWS ? feed.prime_max - BACKLOG_ROWS : 0;
+    feed.prime_max = feed.hwm;
+    feed.ngaps = 0; /* further below: the resync reloads them */
     e.msg = strdup(RESYNC);
     if (!e.msg)
         abort();

@@ -1332,9 +1332,145 @@ static void test_events_feed_pauses_while_nobody_watches(void **state)
     assert_true(fd >= 0);
     if (!stream_until(fd, "event: resync", 10000, got, sizeof(got)))
         fail_msg("no resync after 2,100 rows while no stream was open: %s", got);
-    assert_int_equal(http(&post, NULL), 202);
-    if (!stream_until(fd, "\"service\":\"order-service\"", 10000, got, sizeof(got)))
-        fail_msg("nothing new on the stream after the resync: %s", got);
+    {
+        /* the next order's own message (rows from before it may come again first) */
+        char *body = NULL, needle[128];
+        json_t *j;
+        assert_int_equal(http(&post, &body), 202);
+        j = json_loads(body ? body : "", 0, NULL);
+        free(body);
+        assert_non_null(j);
+        snprintf(needle, sizeof(needle), "\"order_id\":\"%s\"",
+                 json_string_value(json_object_get(j, "order_id")));
+        json_decref(j);
+        if (!stream_until(fd, needle, 10000, got, sizeof(got)))
+            fail_msg("nothing new on the stream after the resync: %s", got);
+    }
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * A hole in seq when the feed pauses (a transaction still open) is still waited for when
+ * it resumes soon after: the row committed during the pause reaches the page that comes
+ * back, as it would have without the pause (holes are looked at again for 10 s).
+ */
+static void test_events_feed_resume_still_waits_for_holes(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char got[16384], id[64], last[128];
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_hole", "order");
+    start_service(&svc, &db, "hole", extra);
+
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    /* a row whose seq is taken but not committed, then one after it that is */
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, got, sizeof(got)))
+        fail_msg("the committed row never reached the stream: %s", got);
+    last_id_with(got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+
+    /* nobody watches: the feed pauses; the open transaction commits meanwhile */
+    if (!feed_paused(&db))
+        fail_msg("the feed still polls the timeline 10 s after the last stream closed");
+    r = PQexec(tx, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(tx);
+
+    /* the page comes back at once: the late row, within the holes' 10 s */
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "late row", 8000, got, sizeof(got)) && !strstr(got, "event: resync"))
+        fail_msg("the row committed into a hole during the pause never reached the resumed "
+                 "stream, and no resync either: %s",
+                 got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * After a pause with many rows, the feed jumps to the newest row and every stream gets a
+ * resync: the page reloads. A transaction still open at that moment, with a seq just below
+ * the newest row, commits after the reload: its row still reaches the page.
+ */
+static void test_events_feed_jump_still_waits_for_open_transactions(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char got[16384];
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_jump", "order");
+    start_service(&svc, &db, "jump", extra);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    close(fd);
+    if (!feed_paused(&db))
+        fail_msg("the feed still polls the timeline 10 s after the last stream closed");
+
+    /* more rows than the feed catches up on, then one whose transaction stays open, then
+     * one more, committed */
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'bulk' FROM"
+                                        " generate_series(1, 2100) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     2100);
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+
+    /* a page opens: the resync (it reloads), then the open transaction commits */
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "event: resync", 10000, got, sizeof(got)))
+        fail_msg("no resync after 2,100 rows while no stream was open: %s", got);
+    r = PQexec(tx, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(tx);
+    if (!stream_until(fd, "late row", 8000, got, sizeof(got)) && !strstr(got, "event: resync"))
+        fail_msg("the row committed after the resync never reached the stream, and no second "
+                 "resync either: %s",
+                 got);
     close(fd);
     stop_service(&svc);
     testdb_drop(&db);
@@ -1364,6 +1500,8 @@ int main(void)
         cmocka_unit_test(test_one_trusted_proxy_peer_cannot_fill_the_port),
         cmocka_unit_test(test_slow_reader_is_let_go),
         cmocka_unit_test(test_events_feed_pauses_while_nobody_watches),
+        cmocka_unit_test(test_events_feed_resume_still_waits_for_holes),
+        cmocka_unit_test(test_events_feed_jump_still_waits_for_open_transactions),
     };
     struct rlimit nofile;
 
