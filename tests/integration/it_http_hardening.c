@@ -1263,6 +1263,18 @@ static void last_id_with(const char *got, const char *needle, char *out, size_t 
         snprintf(out, size, "%.*s", (int)strcspn(id, "\n"), id);
 }
 
+/* 2,100 timeline rows, more than a resumed feed reads on (CATCHUP_ROWS, 2,048). */
+static void insert_more_than_a_catch_up(const struct testdb *db)
+{
+    assert_int_equal(testdb_scalar(db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                       " event_type, service, occurred_at, summary)"
+                                       " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
+                                       " 'order-service', now(), 'bulk' FROM"
+                                       " generate_series(1, 2100) i RETURNING 1)"
+                                       " SELECT count(*) FROM r"),
+                     2100);
+}
+
 /*
  * With no /events stream open for EVENTS_IDLE_PAUSE, the order-service stops polling its
  * timeline (a query every 200 ms for nobody). The next stream resumes it where it stopped:
@@ -1320,13 +1332,7 @@ static void test_events_feed_pauses_while_nobody_watches(void **state)
     /* away while more rows came than the feed reads on: a resync */
     if (!feed_paused(&db))
         fail_msg("the feed did not pause a second time");
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'bulk' FROM"
-                                        " generate_series(1, 2100) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     2100);
+    insert_more_than_a_catch_up(&db);
     snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
     fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
     assert_true(fd >= 0);
@@ -1351,6 +1357,33 @@ static void test_events_feed_pauses_while_nobody_watches(void **state)
     testdb_drop(&db);
 }
 
+/* A timeline row ("late row") whose seq is taken but not committed, then one after it
+ * ("next row") that is: a hole in seq. Commit the first with close_hole. */
+static PGconn *open_hole(const struct testdb *db)
+{
+    PGconn *tx = PQconnectdb(db->owner_url);
+    PGresult *r;
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_true(testdb_scalar(db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                  " event_type, service, occurred_at, summary) VALUES"
+                                  " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                  " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    return tx;
+}
+
+static void close_hole(PGconn *tx)
+{
+    PGresult *r = PQexec(tx, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(tx);
+}
+
 /*
  * A hole in seq when the feed pauses (a transaction still open) is still waited for when
  * it resumes soon after: the row committed during the pause reaches the page that comes
@@ -1363,7 +1396,6 @@ static void test_events_feed_resume_still_waits_for_holes(void **state)
     const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
     char got[16384], id[64], last[128];
     PGconn *tx;
-    PGresult *r;
     long status;
     int fd;
 
@@ -1374,17 +1406,7 @@ static void test_events_feed_resume_still_waits_for_holes(void **state)
     fd = open_stream(svc.port, "127.0.0.1", &status);
     assert_true(fd >= 0);
     /* a row whose seq is taken but not committed, then one after it that is */
-    tx = PQconnectdb(db.owner_url);
-    assert_int_equal(PQstatus(tx), CONNECTION_OK);
-    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
-                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
-                   " 'order-service', now(), 'late row')");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    tx = open_hole(&db);
     if (!stream_until(fd, "next row", 10000, got, sizeof(got)))
         fail_msg("the committed row never reached the stream: %s", got);
     last_id_with(got, "next row", id, sizeof(id));
@@ -1394,10 +1416,7 @@ static void test_events_feed_resume_still_waits_for_holes(void **state)
     /* nobody watches: the feed pauses; the open transaction commits meanwhile */
     if (!feed_paused(&db))
         fail_msg("the feed still polls the timeline 10 s after the last stream closed");
-    r = PQexec(tx, "COMMIT");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(tx);
+    close_hole(tx);
 
     /* the page comes back at once: the late row, within the holes' 10 s */
     snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
@@ -1424,7 +1443,6 @@ static void test_events_feed_jump_still_waits_for_open_transactions(void **state
     const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
     char got[16384];
     PGconn *tx;
-    PGresult *r;
     long status;
     int fd;
 
@@ -1439,34 +1457,15 @@ static void test_events_feed_jump_still_waits_for_open_transactions(void **state
 
     /* more rows than the feed catches up on, then one whose transaction stays open, then
      * one more, committed */
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'bulk' FROM"
-                                        " generate_series(1, 2100) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     2100);
-    tx = PQconnectdb(db.owner_url);
-    assert_int_equal(PQstatus(tx), CONNECTION_OK);
-    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
-                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
-                   " 'order-service', now(), 'late row')");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    insert_more_than_a_catch_up(&db);
+    tx = open_hole(&db);
 
     /* a page opens: the resync (it reloads), then the open transaction commits */
     fd = open_stream(svc.port, "127.0.0.1", &status);
     assert_true(fd >= 0);
     if (!stream_until(fd, "event: resync", 10000, got, sizeof(got)))
         fail_msg("no resync after 2,100 rows while no stream was open: %s", got);
-    r = PQexec(tx, "COMMIT");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(tx);
+    close_hole(tx);
     if (!stream_until(fd, "late row", 8000, got, sizeof(got)) && !strstr(got, "event: resync"))
         fail_msg("the row committed after the resync never reached the stream, and no second "
                  "resync either: %s",
