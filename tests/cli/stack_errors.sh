@@ -32,12 +32,31 @@ export STACK_DIR='$T/other'
 export STACK_PG_PORT=$PORT
 export STACK_PW_POSTGRES=not-this-stacks
 EOF
-OUT=$(. "$T/other/stack.env" && STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --ports auto \
-    --dir "$T/s3" --build "$BUILD" 2>&1)
+OUT=$(. "$T/other/stack.env" && STACK_PG_COMMIT_DELAY=2500 STACK_PROGRAMS="" timeout 120 \
+    "$STACK" up --no-deps --ports auto --dir "$T/s3" --build "$BUILD" 2>&1)
 RC=$?
 check "up --dir elsewhere after sourcing another stack's stack.env starts" test "$RC" = 0
 check "with ports of its own" not_contains "$OUT" "port $PORT for postgres is already in use"
 check "and passwords of its own" not_contains "$(cat "$T/s3/stack.env" 2>/dev/null)" "not-this-stacks"
+
+# STACK_PG_COMMIT_DELAY: PostgreSQL's group commit (commit_delay, with commit_siblings 1),
+# set on the running server by every up; 1000 µs unless given.
+pg_show() { (. "$T/s3/stack.env" && psql -X -qAt "$PG_SUPERUSER_URL" -c "SHOW $1" 2>&1); }
+check "STACK_PG_COMMIT_DELAY reaches the server's commit_delay" test "$(pg_show commit_delay)" = 2500
+check "with commit_siblings 1" test "$(pg_show commit_siblings)" = 1
+check "up says so" contains "$OUT" "commit_delay 2500"
+STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" --build "$BUILD" >/dev/null 2>&1
+check "an up without it sets the default, 1000 µs" test "$(pg_show commit_delay)" = 1000
+STACK_PG_COMMIT_DELAY=0 STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" \
+    --build "$BUILD" >/dev/null 2>&1
+check "STACK_PG_COMMIT_DELAY=0 turns it off" test "$(pg_show commit_delay)" = 0
+OUT=$(STACK_PG_COMMIT_DELAY=2ms STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps \
+    --dir "$T/s3" --build "$BUILD" 2>&1)
+RC=$?
+check "a commit delay that is no number of microseconds is refused" test "$RC" -ne 0
+check "with a cause that names the variable and its range" \
+    contains "$OUT" "STACK_PG_COMMIT_DELAY must be microseconds from 0 to 100000"
+check "and the server is left as it was" test "$(pg_show commit_delay)" = 0
 "$STACK" down --dir "$T/s3" >/dev/null 2>&1
 
 mkdir -p "$T/s2/run"
