@@ -95,7 +95,7 @@ static struct {
     const char *database_url;
     /* The feed thread's own. */
     long long hwm;       /* highest seq delivered */
-    long long prime_max; /* max(seq) at start: holes below it are not waited for */
+    long long prime_max; /* holes at or below it are not waited for */
     int primed;
     struct gap gaps[MAX_GAPS];
     int ngaps;
@@ -447,11 +447,17 @@ static void *feed_main(void *arg)
                 nap(5000);
                 continue;
             }
-            if (!feed.primed && prime(conn, BACKLOG_ROWS) < 0) {
-                PQfinish(conn);
-                conn = NULL;
-                nap(1000);
-                continue;
+            if (!feed.primed) {
+                if (prime(conn, BACKLOG_ROWS) < 0) {
+                    PQfinish(conn);
+                    conn = NULL;
+                    nap(1000);
+                    continue;
+                }
+                /* The holes in the backlog are waited for as any: a transaction open now
+                 * (another instance's, this one's consumer's) commits a row below the
+                 * newest one after this look. */
+                feed.prime_max = feed.hwm;
             }
         }
         if (idle_paused()) {

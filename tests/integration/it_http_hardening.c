@@ -1475,6 +1475,43 @@ static void test_events_feed_jump_still_waits_for_open_transactions(void **state
     testdb_drop(&db);
 }
 
+/*
+ * A transaction open while the order-service starts (another instance's, or its own
+ * consumer's) holds a seq below the newest row when the feed first looks: its row, once
+ * committed, still reaches the page.
+ */
+static void test_events_feed_start_waits_for_open_transactions(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char got[16384];
+    PGconn *tx;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_start", "order");
+    start_service(&svc, &db, "start1", NULL); /* its migrations make the timeline */
+    stop_service(&svc);
+
+    /* a row whose transaction stays open, one after it committed; then the service starts */
+    tx = open_hole(&db);
+    start_service(&svc, &db, "start2", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    for (long long end = now_ms() + 10000; !feed_polled_lately(&db) && now_ms() < end;)
+        usleep(100 * 1000);
+    usleep(500 * 1000); /* a look or two with the hole still open */
+    close_hole(tx);
+    if (!stream_until(fd, "late row", 8000, got, sizeof(got)))
+        fail_msg("the row of a transaction open when the service started never reached the "
+                 "stream: %s",
+                 got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1501,6 +1538,7 @@ int main(void)
         cmocka_unit_test(test_events_feed_pauses_while_nobody_watches),
         cmocka_unit_test(test_events_feed_resume_still_waits_for_holes),
         cmocka_unit_test(test_events_feed_jump_still_waits_for_open_transactions),
+        cmocka_unit_test(test_events_feed_start_waits_for_open_transactions),
     };
     struct rlimit nofile;
 
