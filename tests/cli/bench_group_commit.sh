@@ -9,7 +9,10 @@ BENCH=$1
 BUILD=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+STACK=$(dirname "$BENCH")/stack
+trap '"$STACK" down --dir "$T/build/bench-stack" >/dev/null 2>&1
+    "$STACK" down --dir "$T/nobuild/bench-stack" >/dev/null 2>&1; rm -rf "$T"' EXIT
+chmod 755 "$T"
 
 mkdir -p "$T/build/bin"
 ln -s "$BUILD/bin/sagactl" "$T/build/bin/sagactl"
@@ -40,4 +43,14 @@ check "the open loop after it at the stack's again" contains "$SEEN" "open loop:
 check "and the closed loop" contains "$SEEN" "closed loop: 1000"
 check "the printout names the first cost pass's commit_delay" contains "$OUT" "at commit_delay 1000 us: p50 10 ms"
 check "the bench stack is down" test -z "$(ls "$T/build/bench-stack/run" 2>/dev/null)"
+
+# An up that fails half-way (here: no sagactl to create the topics with, after
+# PostgreSQL and Kafka started) leaves nothing running.
+mkdir -p "$T/nobuild/bin"
+OUT=$(STACK_PROGRAMS="" BENCH_BUILD=$T/nobuild BENCH_WARMUP=0 BENCH_SECONDS=1 timeout 240 "$BENCH" saga 2>&1)
+RC=$?
+check "bench fails when the stack does not come up" test "$RC" -ne 0
+check "with the stack's cause" contains "$OUT" "sagactl is not built"
+check "and stops the PostgreSQL it started" test ! -e "$T/nobuild/bench-stack/pg/data/postmaster.pid"
+check "and the broker" test -z "$(ls "$T/nobuild/bench-stack/run" 2>/dev/null)"
 finish
