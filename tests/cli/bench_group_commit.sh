@@ -44,6 +44,13 @@ check "and the closed loop" contains "$SEEN" "closed loop: 1000"
 check "the printout names the first cost pass's commit_delay" contains "$OUT" "at commit_delay 1000 us: p50 10 ms"
 check "the bench stack is down" test -z "$(ls "$T/build/bench-stack/run" 2>/dev/null)"
 
+# A group-commit delay that is no number of microseconds is refused before anything starts.
+OUT=$(STACK_PROGRAMS="" BENCH_GROUP_COMMIT_DELAY=4ms BENCH_BUILD=$T/build BENCH_WARMUP=0 \
+    BENCH_SECONDS=1 timeout 60 "$BENCH" saga 2>&1)
+RC=$?
+check "BENCH_GROUP_COMMIT_DELAY=4ms is refused" test "$RC" -ne 0
+check "with a cause that names it" contains "$OUT" "BENCH_GROUP_COMMIT_DELAY must be microseconds from 0 to 100000"
+
 # An up that fails half-way (here: no sagactl to create the topics with, after
 # PostgreSQL and Kafka started) leaves nothing running.
 mkdir -p "$T/nobuild/bin"
