@@ -637,8 +637,10 @@ static const struct saga_service service = {
     .nmigrations = 2,
     /* Its own OrderPlaced (POST /orders) and OrderConfirmed (on_event) are on the timeline
      * from the transaction that wrote them: read back, they are skipped (no transaction, no
-     * inbox row). OrderCancelled is still handled: a customer's cancellation leaves its
-     * timeline entry to this handler. */
+     * inbox row). OrderCancelled is too (order_cancel_in_tx, on_event), yet still handled
+     * (the row is there already): order-service 0.2.0 and before read `orders`, and
+     * `sagactl dlq replay` sends order.dlq's dead letters only to topics this service
+     * reads (docs/BENCHMARKS.md, "Levers checked and not taken"). */
     .handlers =
         {
             [SAGA_EV_ORDER_CANCELLED] = on_event,

@@ -71,8 +71,8 @@ static void test_every_reaction_is_well_formed(void **state)
         assert_true(r->on <= SAGA_EV_COUNT);
         assert_int_equal(r->success & r->failure, 0);
         assert_non_null(r->does);
-        /* It consumes someone else's event; the order-service's own OrderCancelled only
-         * because a customer's cancellation reaches its timeline through its handler. */
+        /* It consumes someone else's event; the order-service also reads back its own
+         * OrderCancelled (services/order/main.c says why). */
         if (!r->origin) {
             int own = (saga_service_find(r->service)->events & SAGA_EV_BIT(r->on)) != 0;
             assert_true(r->on < SAGA_EV_COUNT);
