@@ -40,16 +40,29 @@ check "with ports of its own" not_contains "$OUT" "port $PORT for postgres is al
 check "and passwords of its own" not_contains "$(cat "$T/s3/stack.env" 2>/dev/null)" "not-this-stacks"
 
 # STACK_PG_COMMIT_DELAY: PostgreSQL's group commit (commit_delay, with commit_siblings 1),
-# set on the running server by every up; 1000 µs unless given.
+# set on the running server by every up; 1000 µs unless given, and a stack keeps the
+# value it was last given (stack.env remembers it) until another is given.
 pg_show() { (. "$T/s3/stack.env" && psql -X -qAt "$PG_SUPERUSER_URL" -c "SHOW $1" 2>&1); }
 check "STACK_PG_COMMIT_DELAY reaches the server's commit_delay" test "$(pg_show commit_delay)" = 2500
 check "with commit_siblings 1" test "$(pg_show commit_siblings)" = 1
 check "up says so" contains "$OUT" "commit_delay 2500"
+check "stack.env remembers it" contains "$(cat "$T/s3/stack.env")" "STACK_PG_COMMIT_DELAY=2500"
+cp "$T/s3/stack.env" "$T/s3-at-2500.env"
 STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" --build "$BUILD" >/dev/null 2>&1
-check "an up without it sets the default, 1000 µs" test "$(pg_show commit_delay)" = 1000
+check "an up without it keeps the stack's own" test "$(pg_show commit_delay)" = 2500
 STACK_PG_COMMIT_DELAY=0 STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" \
     --build "$BUILD" >/dev/null 2>&1
 check "STACK_PG_COMMIT_DELAY=0 turns it off" test "$(pg_show commit_delay)" = 0
+# From a shell that sourced stack.env (as users do) while the stack still ran at 2500.
+(. "$T/s3-at-2500.env" && STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" \
+    --build "$BUILD") >/dev/null 2>&1
+check "and it stays off over the next up, also from a shell that sourced the older stack.env" \
+    test "$(pg_show commit_delay)" = 0
+STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s5" --ports auto --build "$BUILD" \
+    >/dev/null 2>&1
+check "a new stack starts at the default, 1000 µs" \
+    test "$( (. "$T/s5/stack.env" && psql -X -qAt "$PG_SUPERUSER_URL" -c "SHOW commit_delay") 2>&1)" = 1000
+"$STACK" down --dir "$T/s5" >/dev/null 2>&1
 OUT=$(STACK_PG_COMMIT_DELAY=2ms STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps \
     --dir "$T/s3" --build "$BUILD" 2>&1)
 RC=$?
@@ -57,6 +70,13 @@ check "a commit delay that is no number of microseconds is refused" test "$RC" -
 check "with a cause that names the variable and its range" \
     contains "$OUT" "STACK_PG_COMMIT_DELAY must be microseconds from 0 to 100000"
 check "and the server is left as it was" test "$(pg_show commit_delay)" = 0
+# A stack.env edited by hand to a value PostgreSQL would refuse: refused the same way.
+sed -i 's/^STACK_PG_COMMIT_DELAY=.*/STACK_PG_COMMIT_DELAY=1s/' "$T/s3/stack.env"
+OUT=$(STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" --build "$BUILD" 2>&1)
+RC=$?
+check "a remembered commit delay that is no number of microseconds is refused" test "$RC" -ne 0
+check "with the same cause" contains "$OUT" "STACK_PG_COMMIT_DELAY must be microseconds from 0 to 100000"
+check "naming the value and where it came from" contains "$OUT" "not '1s' (from $T/s3/stack.env)"
 "$STACK" down --dir "$T/s3" >/dev/null 2>&1
 
 mkdir -p "$T/s2/run"
