@@ -27,6 +27,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ extern const size_t order_web_assets_count;
 
 struct entry {
     long long seq;
+    int64_t recorded_ms;                  /* the row's recorded_at (epoch ms) */
+    int backlog;                          /* loaded at start: delivered by an earlier run */
     int all;                              /* for every stream, whatever its customer */
     char customer[SAGA_AUTH_MAX_SUB + 1]; /* the order's customer ("" when unknown) */
     char *msg;                            /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
@@ -96,6 +99,7 @@ static struct {
     /* The feed thread's own. */
     long long hwm;       /* highest seq delivered */
     long long prime_max; /* holes at or below it are not waited for */
+    long long start_max; /* the newest row at start: rows up to it came in the backlog */
     int primed;
     struct gap gaps[MAX_GAPS];
     int ngaps;
@@ -210,6 +214,7 @@ enum {
     C_TOTAL,
     C_CREATED,
     C_TYPES,
+    C_RECORDED,
 };
 
 static char *format_message(const PGresult *r, int i, size_t *len)
@@ -310,7 +315,8 @@ static const char POLL_SQL[] =
     " to_char(t.occurred_at AT TIME ZONE 'UTC', " ISO_MS "), t.event_id, t.causation_id,"
     " o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"
     " to_char(o.created_at AT TIME ZONE 'UTC', " ISO_MS "),"
-    " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id)"
+    " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id),"
+    " (extract(epoch FROM t.recorded_at) * 1000)::bigint"
     " FROM ((SELECT * FROM timeline WHERE seq > $1::bigint ORDER BY seq LIMIT " POLL_LIMIT ")"
     "  UNION ALL (SELECT * FROM timeline WHERE seq = ANY($2::bigint[]))) t"
     " LEFT JOIN orders o ON o.order_id = t.order_id"
@@ -353,7 +359,9 @@ static int poll_once(PGconn *conn)
                 if (g > feed.prime_max)
                     gap_add(g, now);
             feed.hwm = seq;
+            e.backlog = seq <= feed.start_max;
         }
+        e.recorded_ms = strtoll(PQgetvalue(r, i, C_RECORDED), NULL, 10);
         e.msg = format_message(r, i, &e.len);
         if (!PQgetisnull(r, i, C_CUSTOMER))
             snprintf(e.customer, sizeof(e.customer), "%s", PQgetvalue(r, i, C_CUSTOMER));
@@ -457,6 +465,7 @@ static void *feed_main(void *arg)
                 /* The holes in the backlog are waited for as any: a transaction open now
                  * (another instance's, this one's consumer's) commits a row below the
                  * newest one after this look. */
+                feed.start_max = feed.prime_max;
                 feed.prime_max = feed.hwm;
             }
         }
@@ -531,7 +540,9 @@ void order_web_stop(struct order_app *app)
 struct subscriber {
     unsigned long long next;         /* the ring position it reads next */
     unsigned long long filter_until; /* before this position ... */
-    long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID) */
+    long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID), */
+    long long resend_below;          /* but backlog entries with a smaller seq than this */
+    int64_t resend_from_ms;          /* recorded since then may have committed after it */
     char *out;                       /* what to send */
     size_t len, off, cap;
     int64_t last_ms;                      /* when it last got something to send */
@@ -591,7 +602,8 @@ static int sub_fill(struct subscriber *s)
         }
         while (s->next < feed.head && s->len < STREAM_CHUNK) {
             const struct entry *e = &feed.ring[s->next % RING_SIZE];
-            if (!(s->next < s->filter_until && e->seq <= s->skip_upto) &&
+            if ((s->next >= s->filter_until || e->seq > s->skip_upto ||
+                 (e->backlog && e->seq < s->resend_below && e->recorded_ms >= s->resend_from_ms)) &&
                 (e->all || !s->customer[0] || strcmp(s->customer, e->customer) == 0))
                 sub_append(s, e->msg, e->len);
             s->next++;
@@ -682,13 +694,28 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     s->next = feed.head;
     if (resume) {
         unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
-        for (unsigned long long p = feed.head; p > oldest; p--)
-            if (feed.ring[(p - 1) % RING_SIZE].seq == last_seq) {
-                s->next = p; /* everything delivered after it */
-                /* before a pause: what came meanwhile never reached the ring */
-                found = p > feed.floor;
-                break;
+        for (unsigned long long p = feed.head; p > oldest; p--) {
+            const struct entry *at = &feed.ring[(p - 1) % RING_SIZE];
+            if (at->seq != last_seq)
+                continue;
+            s->next = p; /* everything delivered after it */
+            /* before a pause: what came meanwhile never reached the ring */
+            found = p > feed.floor;
+            if (found && at->backlog) {
+                /* Seen from an earlier run of the service: a transaction that took a
+                 * smaller seq may have committed after it, while the service was down
+                 * (its row is in the backlog, before this one). The backlog's rows with a
+                 * smaller seq recorded up to GAP_GRACE_MS before it (as long as the feed
+                 * waits for a hole) come again first: some twice rather than one lost. */
+                s->filter_until = p;
+                s->skip_upto = LLONG_MAX;
+                s->resend_below = last_seq;
+                s->resend_from_ms = at->recorded_ms - GAP_GRACE_MS;
+                while (s->next > oldest && feed.ring[(s->next - 1) % RING_SIZE].backlog)
+                    s->next--;
             }
+            break;
+        }
         if (!found) {
             /* Not in the ring (a restart, or long gone): whatever it has with a
              * bigger seq, and a resync so the page reloads what may be missing. */
