@@ -1560,6 +1560,352 @@ static void test_events_last_event_id_across_a_restart_gets_a_late_row(void **st
     testdb_drop(&db);
 }
 
+/* --- review10: rows a stream resuming across a restart can still miss ------------------ */
+
+/* Where a resumed stream's text goes: the backlog comes again, 256 messages and more. */
+static char review_got[1 << 20];
+
+/* A page that saw id (the row holding needle) resumes with it on svc: 1 when "late row" or
+ * a resync arrives within 8 s (what came is in review_got). */
+static int resumed_gets_late_row_or_resync(const struct service *svc, const char *id)
+{
+    char last[128];
+    long status;
+    int fd, ok;
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc->port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    ok = stream_until(fd, "late row", 8000, review_got, sizeof(review_got)) ||
+         strstr(review_got, "event: resync") != NULL;
+    close(fd);
+    return ok;
+}
+
+/*
+ * Under load the 256 rows loaded at start cover far less than GAP_GRACE_MS: a transaction
+ * that took its seq a few hundred rows before the row the page saw last (here: 300 rows
+ * committed between them, a second at 50 orders/s) and committed while the service was
+ * down lies below the backlog. The page's id is in the ring (no resync), and the row is
+ * never loaded: lost silently.
+ */
+static void test_review_restart_late_row_below_the_backlog(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char id[64];
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv_below", "order");
+    start_service(&svc, &db, "rvbelow1", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'filler' FROM"
+                                        " generate_series(1, 300) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     300);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream");
+    last_id_with(review_got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+
+    stop_service(&svc);
+    close_hole(tx); /* commits while the service is down */
+    start_service(&svc, &db, "rvbelow2", NULL);
+    if (!resumed_gets_late_row_or_resync(&svc, id))
+        fail_msg("a row committed while the service was down, 301 seqs below the page's "
+                 "Last-Event-ID %s (below the 256-row backlog), never came, and no resync",
+                 id);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * recorded_at is now(): its transaction's START. A transaction that took its seq before the
+ * page's last row and ran longer than GAP_GRACE_MS, committing a moment after that row
+ * (within the feed's 10 s for the hole: without the restart the row comes), while the
+ * service was down: its recorded_at is more than 10 s before the last row's, so it is not
+ * sent again. Lost silently.
+ */
+static void test_review_restart_late_row_of_a_long_transaction(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char id[64];
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv_long", "order");
+    start_service(&svc, &db, "rvlong1", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    r = PQexec(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-late', 'e-late', 'OrderPlaced',"
+                   " 'order-service', now(), 'late row')");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    sleep(11); /* the transaction runs on (a lock wait, a slow step) */
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream");
+    last_id_with(review_got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+
+    stop_service(&svc);
+    close_hole(tx); /* 1-2 s after "next row": the running feed would still wait for it */
+    start_service(&svc, &db, "rvlong2", NULL);
+    if (!resumed_gets_late_row_or_resync(&svc, id))
+        fail_msg("a row of an 11 s transaction committed while the service was down, just "
+                 "after the page's last row %s, never came, and no resync",
+                 id);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * (Before this change too.) A hole whose row commits during a pause of the feed, within
+ * GAP_GRACE_MS of the hole being seen, while the page comes back only after those 10 s:
+ * the hole expires at the first look after the resume (gaps_expire counts the pause), so
+ * the row that a feed that kept polling would have delivered is lost, and no resync.
+ */
+static void test_review_pause_longer_than_the_grace_loses_a_hole(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char id[64];
+    PGconn *tx;
+    long status;
+    long long seen;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv_pause", "order");
+    start_service(&svc, &db, "rvpause", extra);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = open_hole(&db);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream");
+    seen = now_ms();
+    last_id_with(review_got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+    if (!feed_paused(&db))
+        fail_msg("the feed did not pause");
+    close_hole(tx); /* a few seconds after the hole was seen: within its 10 s */
+    assert_true(now_ms() - seen < 8000);
+    while (now_ms() - seen < 12000)
+        usleep(100 * 1000);
+    if (!resumed_gets_late_row_or_resync(&svc, id))
+        fail_msg("a row committed during the pause, within 10 s of its hole being seen, "
+                 "never reached the page that came back 12 s later, and no resync");
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * The resend across a restart keeps customers apart: a customer resuming with the id of
+ * its own backlog row does not get another customer's backlog rows again (it never got
+ * them the first time).
+ */
+static void test_review_restart_resend_keeps_customers_apart(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char secret_env[340], id[64], last[128], *tok, target[1024];
+    const char *auth_env[] = {"AUTH_MODE=jwt", secret_env, NULL};
+    long status;
+    int fd;
+
+    (void)state;
+    snprintf(secret_env, sizeof(secret_env), "AUTH_SECRET_FILE=%s", F->secret_file);
+    testdb_create(&db, "it_http_rv_cust", "order");
+    start_service(&svc, &db, "rvcust1", auth_env);
+    stop_service(&svc);
+    assert_int_equal(
+        testdb_scalar(&db, "WITH r AS (INSERT INTO orders (order_id, customer_id, currency,"
+                           " total_amount, payment_token, shipping_address, status,"
+                           " correlation_id, placed_event_id) VALUES"
+                           " ('o-ann', 'cust-ann', 'EUR', 1, 't', '{}', 'PENDING', 'c1', 'p1'),"
+                           " ('o-ben', 'cust-ben', 'EUR', 1, 't', '{}', 'PENDING', 'c2', 'p2')"
+                           " RETURNING 1) SELECT count(*) FROM r"),
+        2);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-ben', 'e-ben', 'OrderPlaced', 'order-service', now(),"
+                                   " 'bens row') RETURNING seq) SELECT seq FROM r") > 0);
+    snprintf(id, sizeof(id), "%lld",
+             testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                " event_type, service, occurred_at, summary) VALUES"
+                                " ('o-ann', 'e-ann', 'OrderPlaced', 'order-service', now(),"
+                                " 'anns row') RETURNING seq) SELECT seq FROM r"));
+    start_service(&svc, &db, "rvcust2", auth_env);
+    /* the operator's resumed stream gets ben's row again (the resend works here) ... */
+    tok = mint("ops", "operator", 600);
+    snprintf(target, sizeof(target), "/events?access_token=%s", tok);
+    free(tok);
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", target, last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "bens row", 8000, review_got, sizeof(review_got)))
+        fail_msg("the operator's resumed stream did not get the backlog row again: %s", review_got);
+    close(fd);
+    /* ... ann's does not, though it comes with the same id */
+    tok = mint("cust-ann", "customer", 600);
+    snprintf(target, sizeof(target), "/events?access_token=%s", tok);
+    free(tok);
+    fd = open_stream_with(svc.port, "127.0.0.1", target, last, &status);
+    assert_true(fd >= 0);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-ann', 'e-ann2', 'OrderPlaced', 'order-service', now(),"
+                                   " 'anns next') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "anns next", 8000, review_got, sizeof(review_got)))
+        fail_msg("ann's resumed stream never got her next row: %s", review_got);
+    if (strstr(review_got, "bens row") || strstr(review_got, "cust-ben"))
+        fail_msg("ann's stream got ben's row: %s", review_got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/* The controls for the two above: without the restart, both late rows come. */
+static void test_review_control_without_a_restart_both_late_rows_come(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    PGconn *tx;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv_ctl", "order");
+    start_service(&svc, &db, "rvctl", NULL);
+    for (int variant = 0; variant < 2; variant++) {
+        fd = open_stream(svc.port, "127.0.0.1", &status);
+        assert_true(fd >= 0);
+        tx = PQconnectdb(db.owner_url);
+        assert_int_equal(PQstatus(tx), CONNECTION_OK);
+        r = PQexec(tx, variant == 0
+                           ? "BEGIN; INSERT INTO timeline (order_id, event_id, event_type,"
+                             " service, occurred_at, summary) VALUES ('o-late0', 'e-late0',"
+                             " 'OrderPlaced', 'order-service', now(), 'late row 0')"
+                           : "BEGIN; INSERT INTO timeline (order_id, event_id, event_type,"
+                             " service, occurred_at, summary) VALUES ('o-late1', 'e-late1',"
+                             " 'OrderPlaced', 'order-service', now(), 'late row 1')");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        if (variant == 0)
+            assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id,"
+                                                " event_id, event_type, service, occurred_at,"
+                                                " summary) SELECT 'o-c' || i, 'e-c' || i,"
+                                                " 'OrderPlaced', 'order-service', now(), 'filler'"
+                                                " FROM generate_series(1, 300) i RETURNING 1)"
+                                                " SELECT count(*) FROM r"),
+                             300);
+        else
+            sleep(11);
+        assert_true(
+            testdb_scalar(&db, variant == 0
+                                   ? "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                     " event_type, service, occurred_at, summary) VALUES"
+                                     " ('o-n0', 'e-n0', 'OrderPlaced', 'order-service',"
+                                     " now(), 'next row 0') RETURNING seq) SELECT seq FROM r"
+                                   : "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                     " event_type, service, occurred_at, summary) VALUES"
+                                     " ('o-n1', 'e-n1', 'OrderPlaced', 'order-service',"
+                                     " now(), 'next row 1') RETURNING seq) SELECT seq FROM r") > 0);
+        if (!stream_until(fd, variant == 0 ? "next row 0" : "next row 1", 10000, review_got,
+                          sizeof(review_got)))
+            fail_msg("the committed row never reached the stream");
+        sleep(2); /* as long as the restart took above */
+        close_hole(tx);
+        if (!stream_until(fd, variant == 0 ? "late row 0" : "late row 1", 8000, review_got,
+                          sizeof(review_got)))
+            fail_msg("control %d: the late row did not come without a restart either", variant);
+        close(fd);
+    }
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * (Before this change too.) Last-Event-ID across replicas (docs/DEPLOYING.md: "works across
+ * replicas"): each replica's ring has the rows in the order ITS polls saw them. A page on
+ * replica A saw row L, a hole S below it then committed; replica B polled S and L in one
+ * look (sorted: S before L). The page reconnects to B with L: B resumes after L's position
+ * in its own ring, so S (before L there) never comes, and no resync. (B's pause only pins
+ * down the timing: at load the two replicas' 200 ms polls interleave so at random.)
+ */
+static void test_review_last_event_id_on_another_replica_loses_a_late_row(void **state)
+{
+    struct testdb db;
+    struct service a = {0}, b = {0};
+    const char *pause[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char id[64];
+    PGconn *tx;
+    long status;
+    int fd, watcher;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv_repl", "order");
+    start_service(&a, &db, "rvreplA", NULL);
+    start_service(&b, &db, "rvreplB", pause);
+    usleep(2500 * 1000); /* B: no stream for 1 s, its feed pauses */
+    fd = open_stream(a.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = open_hole(&db);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream on A");
+    last_id_with(review_got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd); /* the page's connection drops before the late row */
+    close_hole(tx);
+    /* another page opens on B: its feed looks again and gets both rows in one poll */
+    watcher = open_stream(b.port, "127.0.0.1", &status);
+    assert_true(watcher >= 0);
+    if (!stream_until(watcher, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("B's feed did not catch up");
+    /* the page reconnects, to B */
+    if (!resumed_gets_late_row_or_resync(&b, id))
+        fail_msg("a page that saw row %s on replica A and reconnected to replica B never got "
+                 "the row committed into the hole below it, and no resync",
+                 id);
+    close(watcher);
+    stop_service(&a);
+    stop_service(&b);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1588,6 +1934,12 @@ int main(void)
         cmocka_unit_test(test_events_feed_jump_still_waits_for_open_transactions),
         cmocka_unit_test(test_events_feed_start_waits_for_open_transactions),
         cmocka_unit_test(test_events_last_event_id_across_a_restart_gets_a_late_row),
+        cmocka_unit_test(test_review_restart_late_row_below_the_backlog),
+        cmocka_unit_test(test_review_restart_late_row_of_a_long_transaction),
+        cmocka_unit_test(test_review_pause_longer_than_the_grace_loses_a_hole),
+        cmocka_unit_test(test_review_restart_resend_keeps_customers_apart),
+        cmocka_unit_test(test_review_control_without_a_restart_both_late_rows_come),
+        cmocka_unit_test(test_review_last_event_id_on_another_replica_loses_a_late_row),
     };
     struct rlimit nofile;
 
