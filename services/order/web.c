@@ -23,6 +23,13 @@
  * smaller seq can appear after a bigger one: the holes below the high-water
  * mark are polled again for GAP_GRACE_MS (rows of rolled-back transactions and
  * ON CONFLICT DO NOTHING leave holes that never fill).
+ *
+ * So a message's id is not its seq but the feed's low-water mark after it: every row
+ * with a seq up to the id was sent before or with this message (or its hole given up).
+ * A stream that comes back with it (Last-Event-ID), to this instance or another, after a
+ * restart or not, gets every row past it that the instance has, some of them again;
+ * when the ring no longer holds all of those (it wrapped, or they came before a jump or
+ * before the rows loaded at start), it gets a resync first.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -69,8 +76,7 @@ extern const size_t order_web_assets_count;
 
 struct entry {
     long long seq;
-    int64_t recorded_ms;                  /* the row's recorded_at (epoch ms) */
-    int backlog;                          /* loaded at start: delivered by an earlier run */
+    long long low;                        /* its id: the low-water mark after it */
     int all;                              /* for every stream, whatever its customer */
     char customer[SAGA_AUTH_MAX_SUB + 1]; /* the order's customer ("" when unknown) */
     char *msg;                            /* "id: ...\nevent: timeline\ndata: {...}\n\n" */
@@ -88,9 +94,10 @@ static struct {
     struct entry ring[RING_SIZE];
     unsigned long long head; /* entries appended so far; entry p is ring[p % RING_SIZE] */
     int subscribers;
-    unsigned long long floor; /* ring positions up to this came before a jump */
+    long long complete_above; /* every row past this seq the feed has sent is in the ring */
     int64_t pause_ms;         /* EVENTS_IDLE_PAUSE; 0: never */
     int64_t watched_ms;       /* when a stream was last seen open (or the start) */
+    int64_t paused_ms;        /* when the feed paused */
     int paused;
     atomic_int stop;
     pthread_t thread;
@@ -99,7 +106,6 @@ static struct {
     /* The feed thread's own. */
     long long hwm;       /* highest seq delivered */
     long long prime_max; /* holes at or below it are not waited for */
-    long long start_max; /* the newest row at start: rows up to it came in the backlog */
     int primed;
     struct gap gaps[MAX_GAPS];
     int ngaps;
@@ -214,10 +220,9 @@ enum {
     C_TOTAL,
     C_CREATED,
     C_TYPES,
-    C_RECORDED,
 };
 
-static char *format_message(const PGresult *r, int i, size_t *len)
+static char *format_message(const PGresult *r, int i, long long id, size_t *len)
 {
     int seen[SAGA_EV_COUNT];
     saga_event_type_t type = SAGA_EV_COUNT;
@@ -251,7 +256,7 @@ static char *format_message(const PGresult *r, int i, size_t *len)
     n = strlen(data) + 64;
     if (!(msg = malloc(n)))
         abort();
-    *len = (size_t)snprintf(msg, n, "id: %lld\nevent: timeline\ndata: %s\n\n", seq, data);
+    *len = (size_t)snprintf(msg, n, "id: %lld\nevent: timeline\ndata: %s\n\n", id, data);
     free(data);
     return msg;
 }
@@ -276,6 +281,17 @@ static void gap_add(long long seq, int64_t now)
         feed.gaps[oldest] = feed.gaps[--feed.ngaps];
     }
     feed.gaps[feed.ngaps++] = (struct gap){seq, now};
+}
+
+/* Every row with a seq up to this was sent (or its hole given up): the lowest hole
+ * waited for, less one, or the high-water mark. */
+static long long low_water(void)
+{
+    long long low = feed.hwm;
+    for (int i = 0; i < feed.ngaps; i++)
+        if (feed.gaps[i].seq - 1 < low)
+            low = feed.gaps[i].seq - 1;
+    return low;
 }
 
 static void gaps_expire(int64_t now)
@@ -315,8 +331,7 @@ static const char POLL_SQL[] =
     " to_char(t.occurred_at AT TIME ZONE 'UTC', " ISO_MS "), t.event_id, t.causation_id,"
     " o.status, o.reason, o.detail, o.customer_id, o.currency, o.total_amount,"
     " to_char(o.created_at AT TIME ZONE 'UTC', " ISO_MS "),"
-    " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id),"
-    " (extract(epoch FROM t.recorded_at) * 1000)::bigint"
+    " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id)"
     " FROM ((SELECT * FROM timeline WHERE seq > $1::bigint ORDER BY seq LIMIT " POLL_LIMIT ")"
     "  UNION ALL (SELECT * FROM timeline WHERE seq = ANY($2::bigint[]))) t"
     " LEFT JOIN orders o ON o.order_id = t.order_id"
@@ -359,16 +374,17 @@ static int poll_once(PGconn *conn)
                 if (g > feed.prime_max)
                     gap_add(g, now);
             feed.hwm = seq;
-            e.backlog = seq <= feed.start_max;
         }
-        e.recorded_ms = strtoll(PQgetvalue(r, i, C_RECORDED), NULL, 10);
-        e.msg = format_message(r, i, &e.len);
+        e.low = low_water();
+        e.msg = format_message(r, i, e.low, &e.len);
         if (!PQgetisnull(r, i, C_CUSTOMER))
             snprintf(e.customer, sizeof(e.customer), "%s", PQgetvalue(r, i, C_CUSTOMER));
         pthread_mutex_lock(&feed.mu);
         old = feed.ring[feed.head % RING_SIZE];
         feed.ring[feed.head % RING_SIZE] = e;
         feed.head++;
+        if (old.msg && old.seq > feed.complete_above) /* the ring lets go of it */
+            feed.complete_above = old.seq;
         pthread_mutex_unlock(&feed.mu);
         free(old.msg);
     }
@@ -399,8 +415,10 @@ static int idle_paused(void)
     if (feed.subscribers > 0 || feed.pause_ms <= 0)
         feed.watched_ms = now;
     paused = feed.pause_ms > 0 && now - feed.watched_ms >= feed.pause_ms;
-    if (paused)
+    if (paused && !feed.paused) {
         feed.paused = 1;
+        feed.paused_ms = now;
+    }
     pthread_mutex_unlock(&feed.mu);
     return paused;
 }
@@ -411,14 +429,18 @@ static int idle_paused(void)
 static int resume(PGconn *conn)
 {
     long long hwm = feed.hwm;
-    struct entry e = {.seq = 0, .all = 1};
+    struct entry e = {.seq = 0, .all = 1}, old;
+    int64_t paused_for = saga_mono_ms() - feed.paused_ms;
     if (prime(conn, 0) < 0)
         return -1;
     if (feed.prime_max - hwm <= CATCHUP_ROWS) {
         /* Read on from here; the holes below it are still looked at for the rest of their
-         * GAP_GRACE_MS (a row committed into one during the pause comes now). */
+         * GAP_GRACE_MS, the pause not counted (a row committed into one during the pause
+         * comes now, as it would have without the pause). */
         feed.hwm = hwm;
         feed.prime_max = hwm;
+        for (int i = 0; i < feed.ngaps; i++)
+            feed.gaps[i].since_ms += paused_for;
         return 0;
     }
     saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
@@ -433,12 +455,18 @@ static int resume(PGconn *conn)
         abort();
     e.len = strlen(RESYNC);
     pthread_mutex_lock(&feed.mu);
-    free(feed.ring[feed.head % RING_SIZE].msg);
+    old = feed.ring[feed.head % RING_SIZE];
     feed.ring[feed.head % RING_SIZE] = e;
     feed.head++;
-    feed.floor = feed.head;
+    /* The rows jumped over are not in the ring: a stream that comes back from below them
+     * resyncs too. */
+    if (old.msg && old.seq > feed.complete_above)
+        feed.complete_above = old.seq;
+    if (feed.hwm > feed.complete_above)
+        feed.complete_above = feed.hwm;
     pthread_cond_broadcast(&feed.cv);
     pthread_mutex_unlock(&feed.mu);
+    free(old.msg);
     return 0;
 }
 
@@ -465,8 +493,11 @@ static void *feed_main(void *arg)
                 /* The holes in the backlog are waited for as any: a transaction open now
                  * (another instance's, this one's consumer's) commits a row below the
                  * newest one after this look. */
-                feed.start_max = feed.prime_max;
                 feed.prime_max = feed.hwm;
+                /* Below the rows loaded, the ring holds nothing. */
+                pthread_mutex_lock(&feed.mu);
+                feed.complete_above = feed.hwm;
+                pthread_mutex_unlock(&feed.mu);
             }
         }
         if (idle_paused()) {
@@ -502,6 +533,7 @@ saga_err_t order_web_start(struct order_app *app, char *errstr, size_t errstr_si
     feed.database_url = app->cfg->database_url;
     feed.pause_ms = app->events_pause_ms;
     feed.watched_ms = saga_mono_ms();
+    feed.complete_above = LLONG_MAX; /* until the first look: a resuming stream resyncs */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&feed.cv, &ca);
@@ -540,9 +572,7 @@ void order_web_stop(struct order_app *app)
 struct subscriber {
     unsigned long long next;         /* the ring position it reads next */
     unsigned long long filter_until; /* before this position ... */
-    long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID), */
-    long long resend_below;          /* but backlog entries with a smaller seq than this */
-    int64_t resend_from_ms;          /* recorded since then may have committed after it */
+    long long skip_upto;             /* ... entries with seq <= this were seen (Last-Event-ID) */
     char *out;                       /* what to send */
     size_t len, off, cap;
     int64_t last_ms;                      /* when it last got something to send */
@@ -602,8 +632,7 @@ static int sub_fill(struct subscriber *s)
         }
         while (s->next < feed.head && s->len < STREAM_CHUNK) {
             const struct entry *e = &feed.ring[s->next % RING_SIZE];
-            if ((s->next >= s->filter_until || e->seq > s->skip_upto ||
-                 (e->backlog && e->seq < s->resend_below && e->recorded_ms >= s->resend_from_ms)) &&
+            if ((s->next >= s->filter_until || e->seq > s->skip_upto) &&
                 (e->all || !s->customer[0] || strcmp(s->customer, e->customer) == 0))
                 sub_append(s, e->msg, e->len);
             s->next++;
@@ -669,7 +698,7 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     struct saga_principal who;
     struct subscriber *s;
     long long last_seq = 0;
-    int resume = 0, found = 0;
+    int resume = 0, complete = 0;
 
     /* EventSource sends no header: the page passes its token as ?access_token=. */
     if (order_authenticate(app, req, saga_http_query(req, "access_token"), &who, resp) != 0)
@@ -693,42 +722,19 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     s->valid_until = who.valid_until;
     s->next = feed.head;
     if (resume) {
-        unsigned long long oldest = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
-        for (unsigned long long p = feed.head; p > oldest; p--) {
-            const struct entry *at = &feed.ring[(p - 1) % RING_SIZE];
-            if (at->seq != last_seq)
-                continue;
-            s->next = p; /* everything delivered after it */
-            /* before a pause: what came meanwhile never reached the ring */
-            found = p > feed.floor;
-            if (found && at->backlog) {
-                /* Seen from an earlier run of the service: a transaction that took a
-                 * smaller seq may have committed after it, while the service was down
-                 * (its row is in the backlog, before this one). The backlog's rows with a
-                 * smaller seq recorded up to GAP_GRACE_MS before it (as long as the feed
-                 * waits for a hole) come again first: some twice rather than one lost. */
-                s->filter_until = p;
-                s->skip_upto = LLONG_MAX;
-                s->resend_below = last_seq;
-                s->resend_from_ms = at->recorded_ms - GAP_GRACE_MS;
-                while (s->next > oldest && feed.ring[(s->next - 1) % RING_SIZE].backlog)
-                    s->next--;
-            }
-            break;
-        }
-        if (!found) {
-            /* Not in the ring (a restart, or long gone): whatever it has with a
-             * bigger seq, and a resync so the page reloads what may be missing. */
-            s->next = oldest;
-            s->filter_until = feed.head;
-            s->skip_upto = last_seq;
-        }
+        /* Every row past its id that this instance has sent, in the order sent (some the
+         * stream saw already: the rows past the id it had when it went away). When the
+         * ring does not hold all of them, a resync first: the page reloads. */
+        s->next = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
+        s->filter_until = feed.head;
+        s->skip_upto = last_seq;
+        complete = last_seq >= feed.complete_above;
     }
     pthread_mutex_unlock(&feed.mu);
     /* The browser reconnects after 2 s; the first bytes open the stream at once. */
     sub_append(s, "retry: 2000\n: saga timeline events\n\n",
                strlen("retry: 2000\n: saga timeline events\n\n"));
-    if (resume && !found)
+    if (resume && !complete)
         sub_append(s, RESYNC, strlen(RESYNC));
     s->last_ms = saga_mono_ms();
     saga_http_reply_stream(resp, 200, "text/event-stream", sse_read, sse_free, s);

@@ -41,12 +41,13 @@ check "and passwords of its own" not_contains "$(cat "$T/s3/stack.env" 2>/dev/nu
 
 # STACK_PG_COMMIT_DELAY: PostgreSQL's group commit (commit_delay, with commit_siblings 1),
 # set on the running server by every up; 1000 µs unless given, and a stack keeps the
-# value it was last given (stack.env remembers it) until another is given.
+# value it was last given (in DIR/pg_commit_delay, not in stack.env) until another is given.
 pg_show() { (. "$T/s3/stack.env" && psql -X -qAt "$PG_SUPERUSER_URL" -c "SHOW $1" 2>&1); }
 check "STACK_PG_COMMIT_DELAY reaches the server's commit_delay" test "$(pg_show commit_delay)" = 2500
 check "with commit_siblings 1" test "$(pg_show commit_siblings)" = 1
 check "up says so" contains "$OUT" "commit_delay 2500"
-check "stack.env remembers it" contains "$(cat "$T/s3/stack.env")" "STACK_PG_COMMIT_DELAY=2500"
+check "the stack remembers it" test "$(cat "$T/s3/pg_commit_delay" 2>&1)" = 2500
+check "outside stack.env" not_contains "$(cat "$T/s3/stack.env")" "COMMIT_DELAY"
 cp "$T/s3/stack.env" "$T/s3-at-2500.env"
 STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" --build "$BUILD" >/dev/null 2>&1
 check "an up without it keeps the stack's own" test "$(pg_show commit_delay)" = 2500
@@ -70,13 +71,13 @@ check "a commit delay that is no number of microseconds is refused" test "$RC" -
 check "with a cause that names the variable and its range" \
     contains "$OUT" "STACK_PG_COMMIT_DELAY must be microseconds from 0 to 100000"
 check "and the server is left as it was" test "$(pg_show commit_delay)" = 0
-# A stack.env edited by hand to a value PostgreSQL would refuse: refused the same way.
-sed -i 's/^STACK_PG_COMMIT_DELAY=.*/STACK_PG_COMMIT_DELAY=1s/' "$T/s3/stack.env"
+# A remembered value edited by hand to one PostgreSQL would refuse: refused the same way.
+echo 1s >"$T/s3/pg_commit_delay"
 OUT=$(STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps --dir "$T/s3" --build "$BUILD" 2>&1)
 RC=$?
 check "a remembered commit delay that is no number of microseconds is refused" test "$RC" -ne 0
 check "with the same cause" contains "$OUT" "STACK_PG_COMMIT_DELAY must be microseconds from 0 to 100000"
-check "naming the value and where it came from" contains "$OUT" "not '1s' (from $T/s3/stack.env)"
+check "naming the value and where it came from" contains "$OUT" "not '1s' (from $T/s3/pg_commit_delay)"
 "$STACK" down --dir "$T/s3" >/dev/null 2>&1
 
 mkdir -p "$T/s2/run"

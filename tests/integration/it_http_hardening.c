@@ -1551,10 +1551,8 @@ static void test_events_last_event_id_across_a_restart_gets_a_late_row(void **st
         fail_msg("the row committed into a hole below the page's Last-Event-ID while the "
                  "service was down never reached the resumed stream: %s",
                  got);
-    /* the id is known after the restart: no reload is asked for, and the row it names is
-     * not sent again */
+    /* every row past the id is still loaded after the restart: no reload is asked for */
     assert_null(strstr(got, "event: resync"));
-    assert_null(strstr(got, "next row"));
     close(fd);
     stop_service(&svc);
     testdb_drop(&db);
@@ -1565,20 +1563,21 @@ static void test_events_last_event_id_across_a_restart_gets_a_late_row(void **st
 /* Where a resumed stream's text goes: the backlog comes again, 256 messages and more. */
 static char review_got[1 << 20];
 
-/* A page that saw id (the row holding needle) resumes with it on svc: 1 when "late row" or
- * a resync arrives within 8 s (what came is in review_got). */
+/* A page that saw id resumes with it on svc: 1 when "late row" or a resync arrives within
+ * 8 s (what came, the response's head and first bytes included, is in review_got: a
+ * resync comes with the first bytes). */
 static int resumed_gets_late_row_or_resync(const struct service *svc, const char *id)
 {
-    char last[128];
-    long status;
-    int fd, ok;
-    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
-    fd = open_stream_with(svc->port, "127.0.0.1", "/events", last, &status);
+    char req[256];
+    int fd = tcp_connect(svc->port, "127.0.0.1");
     assert_true(fd >= 0);
-    ok = stream_until(fd, "late row", 8000, review_got, sizeof(review_got)) ||
-         strstr(review_got, "event: resync") != NULL;
+    snprintf(req, sizeof(req),
+             "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nLast-Event-ID: %s\r\n\r\n", svc->port,
+             id);
+    assert_int_equal(send_all(fd, req), 0);
+    stream_until(fd, "late row", 8000, review_got, sizeof(review_got));
     close(fd);
-    return ok;
+    return strstr(review_got, "late row") != NULL || strstr(review_got, "event: resync") != NULL;
 }
 
 /*
@@ -1732,11 +1731,11 @@ static void test_review_pause_longer_than_the_grace_loses_a_hole(void **state)
 }
 
 /*
- * The resend across a restart keeps customers apart: a customer resuming with the id of
- * its own backlog row does not get another customer's backlog rows again (it never got
- * them the first time).
+ * A stream resuming across a restart gets the rows past its id again, and customers stay
+ * apart on that replay: with an id below both customers' rows, the operator gets both, a
+ * customer only her own.
  */
-static void test_review_restart_resend_keeps_customers_apart(void **state)
+static void test_events_resume_across_a_restart_keeps_customers_apart(void **state)
 {
     struct testdb db;
     struct service svc = {0};
@@ -1758,27 +1757,28 @@ static void test_review_restart_resend_keeps_customers_apart(void **state)
                            " ('o-ben', 'cust-ben', 'EUR', 1, 't', '{}', 'PENDING', 'c2', 'p2')"
                            " RETURNING 1) SELECT count(*) FROM r"),
         2);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-ben', 'e-ben', 'OrderPlaced', 'order-service', now(),"
-                                   " 'bens row') RETURNING seq) SELECT seq FROM r") > 0);
     snprintf(id, sizeof(id), "%lld",
              testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
                                 " event_type, service, occurred_at, summary) VALUES"
-                                " ('o-ann', 'e-ann', 'OrderPlaced', 'order-service', now(),"
-                                " 'anns row') RETURNING seq) SELECT seq FROM r"));
+                                " ('o-ben', 'e-ben', 'OrderPlaced', 'order-service', now(),"
+                                " 'bens row') RETURNING seq) SELECT seq - 1 FROM r"));
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-ann', 'e-ann', 'OrderPlaced', 'order-service', now(),"
+                                   " 'anns row') RETURNING seq) SELECT seq FROM r") > 0);
     start_service(&svc, &db, "rvcust2", auth_env);
-    /* the operator's resumed stream gets ben's row again (the resend works here) ... */
+    /* the operator's resumed stream gets both rows past its id ... */
     tok = mint("ops", "operator", 600);
     snprintf(target, sizeof(target), "/events?access_token=%s", tok);
     free(tok);
     snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
     fd = open_stream_with(svc.port, "127.0.0.1", target, last, &status);
     assert_true(fd >= 0);
-    if (!stream_until(fd, "bens row", 8000, review_got, sizeof(review_got)))
-        fail_msg("the operator's resumed stream did not get the backlog row again: %s", review_got);
+    if (!stream_until(fd, "anns row", 8000, review_got, sizeof(review_got)) ||
+        !strstr(review_got, "bens row"))
+        fail_msg("the operator's resumed stream did not get both rows past its id: %s", review_got);
     close(fd);
-    /* ... ann's does not, though it comes with the same id */
+    /* ... ann's only hers, though it comes with the same id */
     tok = mint("cust-ann", "customer", 600);
     snprintf(target, sizeof(target), "/events?access_token=%s", tok);
     free(tok);
@@ -1790,6 +1790,8 @@ static void test_review_restart_resend_keeps_customers_apart(void **state)
                                    " 'anns next') RETURNING seq) SELECT seq FROM r") > 0);
     if (!stream_until(fd, "anns next", 8000, review_got, sizeof(review_got)))
         fail_msg("ann's resumed stream never got her next row: %s", review_got);
+    if (!strstr(review_got, "anns row"))
+        fail_msg("ann's resumed stream did not get her row past the id: %s", review_got);
     if (strstr(review_got, "bens row") || strstr(review_got, "cust-ben"))
         fail_msg("ann's stream got ben's row: %s", review_got);
     close(fd);
@@ -1937,7 +1939,7 @@ int main(void)
         cmocka_unit_test(test_review_restart_late_row_below_the_backlog),
         cmocka_unit_test(test_review_restart_late_row_of_a_long_transaction),
         cmocka_unit_test(test_review_pause_longer_than_the_grace_loses_a_hole),
-        cmocka_unit_test(test_review_restart_resend_keeps_customers_apart),
+        cmocka_unit_test(test_events_resume_across_a_restart_keeps_customers_apart),
         cmocka_unit_test(test_review_control_without_a_restart_both_late_rows_come),
         cmocka_unit_test(test_review_last_event_id_on_another_replica_loses_a_late_row),
     };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# review10: the commit_delay a stack keeps (stack.env's unexported STACK_PG_COMMIT_DELAY)
-# against the ways users and scripts source stack.env.
-#   stack_commit_delay_review.sh STACK_SCRIPT BUILD_DIR
+# The commit_delay a stack keeps (STACK_PG_COMMIT_DELAY, remembered in DIR/pg_commit_delay)
+# against the ways users and scripts source stack.env (review10 found both failing while
+# the value was a line of stack.env).
+#   stack_commit_delay_sourced.sh STACK_SCRIPT BUILD_DIR
 set -u
 STACK=$1
 BUILD=$2
