@@ -1908,6 +1908,353 @@ static void test_review_last_event_id_on_another_replica_loses_a_late_row(void *
     testdb_drop(&db);
 }
 
+/* --- review11: rows the low-water-mark feed still loses ----------------------------------- */
+
+/* A stream resuming on svc with Last-Event-ID id: 1 when needle or a resync arrives within
+ * timeout_ms (what came is in review_got). */
+static int resumed_gets_or_resync(const struct service *svc, const char *id, const char *needle,
+                                  int timeout_ms)
+{
+    char req[256];
+    int fd = tcp_connect(svc->port, "127.0.0.1");
+    assert_true(fd >= 0);
+    snprintf(req, sizeof(req),
+             "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nLast-Event-ID: %s\r\n\r\n", svc->port,
+             id);
+    assert_int_equal(send_all(fd, req), 0);
+    stream_until(fd, needle, timeout_ms, review_got, sizeof(review_got));
+    close(fd);
+    return strstr(review_got, needle) != NULL || strstr(review_got, "event: resync") != NULL;
+}
+
+static void exec_ok_on(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/*
+ * The hole of a transaction open when the feed paused is waited for after the pause (the
+ * pause does not count against its 10 s). But when more than CATCHUP_ROWS came during the
+ * pause, resume() jumps and drops EVERY hole (ngaps = 0), also those below the old
+ * high-water mark still within their grace. The page gets a resync and reloads; the open
+ * transaction commits a second later, after the reload: its row never comes, and no second
+ * resync. Without the 2,100 rows (test_events_feed_resume_still_waits_for_holes) it comes.
+ */
+static void test_review11_jump_drops_holes_below_the_old_high_water(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    const char *extra[] = {"EVENTS_IDLE_PAUSE=1s", NULL};
+    char got[16384], id[64], last[128];
+    long long seen;
+    PGconn *tx;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv11_jump", "order");
+    start_service(&svc, &db, "rv11jump", extra);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = open_hole(&db);
+    if (!stream_until(fd, "next row", 10000, got, sizeof(got)))
+        fail_msg("the committed row never reached the stream: %s", got);
+    seen = now_ms();
+    last_id_with(got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+    if (!feed_paused(&db))
+        fail_msg("the feed did not pause");
+    insert_more_than_a_catch_up(&db);
+
+    /* the page comes back with its id: a resync (it reloads), then the transaction commits */
+    snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+    fd = open_stream_with(svc.port, "127.0.0.1", "/events", last, &status);
+    assert_true(fd >= 0);
+    if (!stream_until(fd, "event: resync", 10000, got, sizeof(got)))
+        fail_msg("no resync after 2,100 rows during the pause: %s", got);
+    usleep(1000 * 1000); /* the page has reloaded */
+    close_hole(tx);
+    if (now_ms() - seen > 9000)
+        fail_msg("too slow: the hole's 10 s were over (even counting the pause)");
+    if (!stream_until(fd, "late row", 8000, got, sizeof(got)) && !strstr(got, "event: resync"))
+        fail_msg("a hole below the old high-water mark, within its 10 s, committed after the "
+                 "jump's resync (after the page reloaded): its row never came, no second "
+                 "resync: %s",
+                 got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * A jump in seq of more than MAX_GAPS (1024) between two looks: poll_once only adds the top
+ * 1024 seqs below the new row as holes; the ones below are given up at once, with no resync
+ * and the ids moving past them. A transaction that inserted 1,100 timeline rows (a batch,
+ * a backfill; or 1,100 transactions in flight) commits after a one-row transaction that
+ * took the next seq: its first 76 rows never come, to any stream.
+ */
+static void test_review11_seq_jump_past_max_gaps_loses_rows(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    PGconn *tx;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv11_gaps", "order");
+    start_service(&svc, &db, "rv11gaps", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    exec_ok_on(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) SELECT 'o-lb', 'e-lb' || i, 'OrderPlaced',"
+                   " 'order-service', now(), 'lb#' || i || '#' FROM generate_series(1, 1100) i");
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream");
+    usleep(500 * 1000);
+    exec_ok_on(tx, "COMMIT");
+    PQfinish(tx);
+    stream_until(fd, "lb#1100#", 10000, review_got, sizeof(review_got));
+    usleep(1000 * 1000);
+    {
+        /* what else came */
+        size_t len = strlen(review_got);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        while (len + 1 < sizeof(review_got) && poll(&p, 1, 500) > 0) {
+            ssize_t n = recv(fd, review_got + len, sizeof(review_got) - 1 - len, 0);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            review_got[len] = '\0';
+        }
+    }
+    if (!strstr(review_got, "lb#1100#"))
+        fail_msg("the batch's last row never came");
+    if (!strstr(review_got, "lb#1#") && !strstr(review_got, "event: resync"))
+        fail_msg("a batch of 1,100 rows committed after the row past it: its first rows "
+                 "(more than 1,024 seqs below the row past it) never came, and no resync");
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * A pause no longer counts against a hole's 10 s, but a database outage of the feed does:
+ * the feed's connection is cut and it cannot reconnect for 12 s (connection limit, a
+ * network partition between this replica and the database while other replicas write);
+ * the hole's row commits 2 s after it was seen, while the feed cannot look; the first look
+ * after the outage expires the hole (gaps_expire runs before the query) instead of
+ * fetching it. Lost, no resync; the feed never looked at the hole for more than 2 s.
+ */
+static void test_review11_outage_counts_against_a_hole(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char sql[256];
+    long long seen;
+    PGconn *tx, *admin;
+    long status;
+    int fd, late;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv11_out", "order");
+    start_service(&svc, &db, "rv11out", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = open_hole(&db);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never reached the stream");
+    seen = now_ms();
+    admin = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s CONNECTION LIMIT 0", db.name);
+    exec_ok_on(admin, sql);
+    exec_ok_on(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND query LIKE 'SELECT t.seq%'"
+                      " AND pid <> pg_backend_pid()");
+    usleep(2000 * 1000);
+    close_hole(tx); /* 2 s after the hole was seen */
+    while (now_ms() - seen < 12000)
+        usleep(100 * 1000);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s CONNECTION LIMIT -1", db.name);
+    exec_ok_on(admin, sql);
+    PQfinish(admin);
+    /* the feed is back (its reconnect backs off up to 5 s): a row committed now comes */
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-after', 'e-after', 'OrderPlaced', 'order-service',"
+                                   " now(), 'after the outage') RETURNING seq) SELECT seq FROM r") >
+                0);
+    if (!stream_until(fd, "after the outage", 15000, review_got, sizeof(review_got)))
+        fail_msg("the feed did not come back after the outage");
+    late = strstr(review_got, "late row") != NULL || strstr(review_got, "event: resync") != NULL;
+    if (!late && !stream_until(fd, "late row", 2000, review_got, sizeof(review_got)) &&
+        !strstr(review_got, "event: resync"))
+        fail_msg("a row committed 2 s after its hole was seen, while the feed could not reach "
+                 "the database, never came after it reconnected (a row after it did), and no "
+                 "resync");
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * The id is trusted as a point of THIS timeline's seq history. A page left open while the
+ * database is made again (a stack's data removed and `up` again, a restore from an older
+ * backup) comes back with an id from the old timeline, larger than any seq of the new one:
+ * complete_above is small, so no resync, and the replay skips every ring entry with a seq
+ * up to the old id. The rows of the new timeline committed before it reconnected never
+ * come. (c3e661b: the id was not found in the ring, a resync.)
+ */
+static void test_review11_id_from_a_recreated_timeline(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    char id[64];
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv11_reset", "order");
+    start_service(&svc, &db, "rv11reset1", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-old' || i, 'e-old' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'old row ' || i FROM"
+                                        " generate_series(1, 50) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     50);
+    if (!stream_until(fd, "old row 50", 10000, review_got, sizeof(review_got)))
+        fail_msg("the old rows never reached the stream");
+    last_id_with(review_got, "old row 50", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+    stop_service(&svc);
+
+    /* the timeline starts again from seq 1; the service starts; two rows come */
+    assert_int_equal(testdb_scalar(&db, "TRUNCATE timeline RESTART IDENTITY; SELECT 1"), 1);
+    start_service(&svc, &db, "rv11reset2", NULL);
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-new' || i, 'e-new' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'new row ' || i FROM"
+                                        " generate_series(1, 2) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     2);
+    usleep(1000 * 1000); /* the feed has them in its ring */
+    if (!resumed_gets_or_resync(&svc, id, "new row 1", 4000))
+        fail_msg("a page coming back with id %s of a timeline made again got none of the new "
+                 "timeline's rows, and no resync",
+                 id);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+struct writer {
+    const struct testdb *db;
+    volatile int stop;
+    int rows;
+};
+
+/* One timeline row every 10 ms, as a busy stack writes them. */
+static void *write_rows(void *arg)
+{
+    struct writer *w = arg;
+    PGconn *c = PQconnectdb(w->db->owner_url);
+    char sql[256];
+    while (!w->stop && PQstatus(c) == CONNECTION_OK) {
+        PGresult *r;
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO timeline (order_id, event_id, event_type, service, occurred_at,"
+                 " summary) VALUES ('o-w', 'e-w%d', 'OrderPlaced', 'order-service', now(),"
+                 " 'busy')",
+                 w->rows++);
+        r = PQexec(c, sql);
+        PQclear(r);
+        usleep(10 * 1000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/*
+ * With the ring full (4,096 messages) a resuming stream starts at its OLDEST entry
+ * (head - RING_SIZE) and skips what it has seen only at its first sub_fill, after the
+ * response's head and first bytes went out. A poll that appends one row in between
+ * overwrites that oldest entry: sub_fill takes the stream for "too slow a reader" and sends
+ * a resync (the page reloads) though its id is the newest and nothing was missed.
+ */
+static void test_review11_full_ring_resume_resyncs_for_nothing(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    struct writer w = {0};
+    pthread_t t;
+    char live[65536], id[64];
+    int resyncs = 0, tries = 0;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv11_ring", "order");
+    start_service(&svc, &db, "rv11ring", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'fill ' || i || '.' FROM"
+                                        " generate_series(1, 4200) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     4200);
+    if (!stream_until(fd, "fill 4200.", 20000, review_got, sizeof(review_got)))
+        fail_msg("the 4,200 rows never came");
+    w.db = &db;
+    assert_int_equal(pthread_create(&t, NULL, write_rows, &w), 0);
+    /* ~4% of them get one: 200 tries */
+    for (long long end = now_ms() + 60000; now_ms() < end && tries < 200; tries++) {
+        /* the newest id the live stream has */
+        stream_until(fd, "\"busy\"", 1000, live, sizeof(live));
+        last_id_with(live, "\"busy\"", id, sizeof(id));
+        if (!id[0])
+            continue;
+        {
+            char req[256];
+            int r = tcp_connect(svc.port, "127.0.0.1");
+            assert_true(r >= 0);
+            snprintf(req, sizeof(req),
+                     "GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nLast-Event-ID: %s\r\n\r\n",
+                     svc.port, id);
+            assert_int_equal(send_all(r, req), 0);
+            stream_until(r, "event: resync", 150, review_got, sizeof(review_got));
+            if (strstr(review_got, "event: resync"))
+                resyncs++;
+            close(r);
+        }
+    }
+    w.stop = 1;
+    pthread_join(t, NULL);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+    fprintf(stderr, "%d of %d streams resuming with the newest id got a resync\n", resyncs, tries);
+    if (resyncs)
+        fail_msg("%d of %d streams resuming with the newest id (nothing missed) got a resync",
+                 resyncs, tries);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1942,6 +2289,11 @@ int main(void)
         cmocka_unit_test(test_events_resume_across_a_restart_keeps_customers_apart),
         cmocka_unit_test(test_review_control_without_a_restart_both_late_rows_come),
         cmocka_unit_test(test_review_last_event_id_on_another_replica_loses_a_late_row),
+        cmocka_unit_test(test_review11_jump_drops_holes_below_the_old_high_water),
+        cmocka_unit_test(test_review11_seq_jump_past_max_gaps_loses_rows),
+        cmocka_unit_test(test_review11_outage_counts_against_a_hole),
+        cmocka_unit_test(test_review11_id_from_a_recreated_timeline),
+        cmocka_unit_test(test_review11_full_ring_resume_resyncs_for_nothing),
     };
     struct rlimit nofile;
 
