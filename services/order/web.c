@@ -83,8 +83,8 @@ struct entry {
     size_t len;
 };
 
-struct gap {
-    long long seq;
+struct gap { /* seqs lo..hi not seen yet, below the high-water mark */
+    long long lo, hi;
     int64_t since_ms;
 };
 
@@ -95,6 +95,7 @@ static struct {
     unsigned long long head; /* entries appended so far; entry p is ring[p % RING_SIZE] */
     int subscribers;
     long long complete_above; /* every row past this seq the feed has sent is in the ring */
+    long long seen_max;       /* the highest seq the feed knows of: an id above it is not ours */
     int64_t pause_ms;         /* EVENTS_IDLE_PAUSE; 0: never */
     int64_t watched_ms;       /* when a stream was last seen open (or the start) */
     int64_t paused_ms;        /* when the feed paused */
@@ -107,6 +108,7 @@ static struct {
     long long hwm;       /* highest seq delivered */
     long long prime_max; /* holes at or below it are not waited for */
     int primed;
+    int64_t lost_ms; /* when the feed lost the database (0: it has it) */
     struct gap gaps[MAX_GAPS];
     int ngaps;
 } feed = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -261,16 +263,7 @@ static char *format_message(const PGresult *r, int i, long long id, size_t *len)
     return msg;
 }
 
-static void gap_remove(long long seq)
-{
-    for (int i = 0; i < feed.ngaps; i++)
-        if (feed.gaps[i].seq == seq) {
-            feed.gaps[i] = feed.gaps[--feed.ngaps];
-            return;
-        }
-}
-
-static void gap_add(long long seq, int64_t now)
+static void gap_add(long long lo, long long hi, int64_t now)
 {
     if (feed.ngaps == MAX_GAPS) {
         /* Too many holes at once: the oldest is given up. */
@@ -280,7 +273,23 @@ static void gap_add(long long seq, int64_t now)
                 oldest = i;
         feed.gaps[oldest] = feed.gaps[--feed.ngaps];
     }
-    feed.gaps[feed.ngaps++] = (struct gap){seq, now};
+    feed.gaps[feed.ngaps++] = (struct gap){lo, hi, now};
+}
+
+/* A hole's row came: its range splits around it. */
+static void gap_remove(long long seq)
+{
+    for (int i = 0; i < feed.ngaps; i++) {
+        struct gap g = feed.gaps[i];
+        if (seq < g.lo || seq > g.hi)
+            continue;
+        feed.gaps[i] = feed.gaps[--feed.ngaps];
+        if (g.lo < seq)
+            gap_add(g.lo, seq - 1, g.since_ms);
+        if (seq < g.hi)
+            gap_add(seq + 1, g.hi, g.since_ms);
+        return;
+    }
 }
 
 /* Every row with a seq up to this was sent (or its hole given up): the lowest hole
@@ -289,9 +298,16 @@ static long long low_water(void)
 {
     long long low = feed.hwm;
     for (int i = 0; i < feed.ngaps; i++)
-        if (feed.gaps[i].seq - 1 < low)
-            low = feed.gaps[i].seq - 1;
+        if (feed.gaps[i].lo - 1 < low)
+            low = feed.gaps[i].lo - 1;
     return low;
+}
+
+/* The holes' 10 s count the time the feed looked only (not a pause, not an outage). */
+static void gaps_shift(int64_t ms)
+{
+    for (int i = 0; i < feed.ngaps; i++)
+        feed.gaps[i].since_ms += ms;
 }
 
 static void gaps_expire(int64_t now)
@@ -333,7 +349,8 @@ static const char POLL_SQL[] =
     " to_char(o.created_at AT TIME ZONE 'UTC', " ISO_MS "),"
     " (SELECT string_agg(x.event_type, ',') FROM timeline x WHERE x.order_id = t.order_id)"
     " FROM ((SELECT * FROM timeline WHERE seq > $1::bigint ORDER BY seq LIMIT " POLL_LIMIT ")"
-    "  UNION ALL (SELECT * FROM timeline WHERE seq = ANY($2::bigint[]))) t"
+    "  UNION ALL (SELECT x.* FROM timeline x JOIN unnest($2::bigint[], $3::bigint[]) g(lo, hi)"
+    "   ON x.seq BETWEEN g.lo AND g.hi)) t"
     " LEFT JOIN orders o ON o.order_id = t.order_id"
     " ORDER BY t.seq";
 
@@ -342,20 +359,31 @@ static int poll_once(PGconn *conn)
 {
     struct saga_text gaps = {0};
     char hwm[32], err[512];
-    const char *p[2] = {hwm, NULL};
+    const char *p[3] = {hwm, NULL, NULL};
+    struct saga_text his = {0};
     int64_t now = saga_mono_ms();
     PGresult *r;
     int n;
 
+    if (feed.lost_ms) {
+        gaps_shift(now - feed.lost_ms);
+        feed.lost_ms = 0;
+    }
     gaps_expire(now);
     snprintf(hwm, sizeof(hwm), "%lld", feed.hwm);
     saga_pg_array_begin(&gaps);
-    for (int i = 0; i < feed.ngaps; i++)
-        saga_pg_array_int(&gaps, feed.gaps[i].seq);
+    saga_pg_array_begin(&his);
+    for (int i = 0; i < feed.ngaps; i++) {
+        saga_pg_array_int(&gaps, feed.gaps[i].lo);
+        saga_pg_array_int(&his, feed.gaps[i].hi);
+    }
     saga_pg_array_end(&gaps);
+    saga_pg_array_end(&his);
     p[1] = gaps.data;
-    r = saga_pg_exec(conn, POLL_SQL, 2, p, NULL, NULL, 0);
+    p[2] = his.data;
+    r = saga_pg_exec(conn, POLL_SQL, 3, p, NULL, NULL, 0);
     free(gaps.data);
+    free(his.data);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         saga_pg_errstr(conn, err, sizeof(err));
         saga_warn("web feed: %s", err);
@@ -369,10 +397,9 @@ static int poll_once(PGconn *conn)
         if (seq <= feed.hwm) {
             gap_remove(seq);
         } else {
-            for (long long g = seq - 1 > feed.hwm + MAX_GAPS ? seq - MAX_GAPS : feed.hwm + 1;
-                 g < seq; g++)
-                if (g > feed.prime_max)
-                    gap_add(g, now);
+            long long lo = feed.hwm + 1 > feed.prime_max + 1 ? feed.hwm + 1 : feed.prime_max + 1;
+            if (lo < seq)
+                gap_add(lo, seq - 1, now);
             feed.hwm = seq;
         }
         e.low = low_water();
@@ -385,6 +412,8 @@ static int poll_once(PGconn *conn)
         feed.head++;
         if (old.msg && old.seq > feed.complete_above) /* the ring lets go of it */
             feed.complete_above = old.seq;
+        if (seq > feed.seen_max)
+            feed.seen_max = seq;
         pthread_mutex_unlock(&feed.mu);
         free(old.msg);
     }
@@ -439,8 +468,7 @@ static int resume(PGconn *conn)
          * comes now, as it would have without the pause). */
         feed.hwm = hwm;
         feed.prime_max = hwm;
-        for (int i = 0; i < feed.ngaps; i++)
-            feed.gaps[i].since_ms += paused_for;
+        gaps_shift(paused_for);
         return 0;
     }
     saga_info("web feed: %lld timeline rows came while no page watched; streams resync",
@@ -449,7 +477,9 @@ static int resume(PGconn *conn)
      * a transaction still open now commits after the page reloaded, and its row must come. */
     feed.hwm = feed.prime_max > BACKLOG_ROWS ? feed.prime_max - BACKLOG_ROWS : 0;
     feed.prime_max = feed.hwm;
-    feed.ngaps = 0; /* further below: the resync reloads them */
+    /* The holes below the old high-water mark are still waited for (the pause not counted):
+     * a transaction open across the jump commits after the page reloaded. */
+    gaps_shift(paused_for);
     e.msg = strdup(RESYNC);
     if (!e.msg)
         abort();
@@ -464,6 +494,8 @@ static int resume(PGconn *conn)
         feed.complete_above = old.seq;
     if (feed.hwm > feed.complete_above)
         feed.complete_above = feed.hwm;
+    if (feed.prime_max > feed.seen_max)
+        feed.seen_max = feed.prime_max;
     pthread_cond_broadcast(&feed.cv);
     pthread_mutex_unlock(&feed.mu);
     free(old.msg);
@@ -484,6 +516,7 @@ static void *feed_main(void *arg)
                 continue;
             }
             if (!feed.primed) {
+                long long seen;
                 if (prime(conn, BACKLOG_ROWS) < 0) {
                     PQfinish(conn);
                     conn = NULL;
@@ -493,10 +526,12 @@ static void *feed_main(void *arg)
                 /* The holes in the backlog are waited for as any: a transaction open now
                  * (another instance's, this one's consumer's) commits a row below the
                  * newest one after this look. */
+                seen = feed.prime_max;
                 feed.prime_max = feed.hwm;
                 /* Below the rows loaded, the ring holds nothing. */
                 pthread_mutex_lock(&feed.mu);
                 feed.complete_above = feed.hwm;
+                feed.seen_max = seen;
                 pthread_mutex_unlock(&feed.mu);
             }
         }
@@ -515,9 +550,13 @@ static void *feed_main(void *arg)
             }
             feed.paused = 0;
         }
-        if (poll_once(conn) < 0 && PQstatus(conn) != CONNECTION_OK) {
-            PQfinish(conn);
-            conn = NULL;
+        if (poll_once(conn) < 0) {
+            if (!feed.lost_ms)
+                feed.lost_ms = saga_mono_ms();
+            if (PQstatus(conn) != CONNECTION_OK) {
+                PQfinish(conn);
+                conn = NULL;
+            }
         }
         nap(POLL_MS);
     }
@@ -726,9 +765,14 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
          * stream saw already: the rows past the id it had when it went away). When the
          * ring does not hold all of them, a resync first: the page reloads. */
         s->next = feed.head > RING_SIZE ? feed.head - RING_SIZE : 0;
+        /* from its first entry it has not seen: an entry overwritten before the first fill
+         * is then one it had (no resync for it) */
+        while (s->next < feed.head && feed.ring[s->next % RING_SIZE].seq <= last_seq)
+            s->next++;
         s->filter_until = feed.head;
         s->skip_upto = last_seq;
-        complete = last_seq >= feed.complete_above;
+        /* an id above every seq the feed knows is not from this timeline (made again) */
+        complete = last_seq >= feed.complete_above && last_seq <= feed.seen_max;
     }
     pthread_mutex_unlock(&feed.mu);
     /* The browser reconnects after 2 s; the first bytes open the stream at once. */
