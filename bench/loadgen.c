@@ -310,7 +310,7 @@ static void *consumer_main(void *p)
         if (!m)
             continue;
         if (!m->err) {
-            struct saga_event ev;
+            struct saga_event ev = {0};
             if (saga_serde_decode(a->serde, m->payload, m->len, &ev, err, sizeof(err)) ==
                 SAGA_DECODE_OK) {
                 on_event(&ev);
