@@ -21,8 +21,13 @@
  *
  * A seq is taken when a row is inserted but becomes visible at commit, so a
  * smaller seq can appear after a bigger one: the holes below the high-water
- * mark are polled again for GAP_GRACE_MS (rows of rolled-back transactions and
- * ON CONFLICT DO NOTHING leave holes that never fill).
+ * mark are polled again until they are final (rows of rolled-back transactions and
+ * ON CONFLICT DO NOTHING leave holes that never fill). A hole is final once every
+ * transaction that could still fill it has ended: the poll after the hole was seen
+ * notes its snapshot's xmax (the transaction that took the seq had its xid by then:
+ * the seq and the xid come in one INSERT), and a later poll whose snapshot's xmin has
+ * reached that mark and still finds no row gives the hole up. A hole whose mark is held
+ * up by a long transaction anywhere on the server is given up after GAP_GRACE_MS.
  *
  * So a message's id is not its seq but the feed's low-water mark after it: every row
  * with a seq up to the id was sent before or with this message (or its hole given up).
@@ -60,7 +65,7 @@ extern const size_t order_web_assets_count;
 #define POLL_MS         200   /* how often the feed looks at the timeline */
 #define POLL_LIMIT      "500" /* rows per look */
 #define BACKLOG_ROWS    256   /* rows loaded at start, for Last-Event-ID across restarts */
-#define GAP_GRACE_MS    10000 /* how long a hole in seq is polled again */
+#define GAP_GRACE_MS    30000 /* a hole not final by then is given up */
 #define CATCHUP_ROWS    2048  /* rows a resumed feed reads rather than jump over */
 
 /* The page reloads its state on this (after a jump, or for a reader that fell behind). */
@@ -86,6 +91,7 @@ struct entry {
 struct gap { /* seqs lo..hi not seen yet, below the high-water mark */
     long long lo, hi;
     int64_t since_ms;
+    unsigned long long mark; /* a snapshot's xmax after the hole was seen (0: not yet) */
 };
 
 static struct {
@@ -263,7 +269,7 @@ static char *format_message(const PGresult *r, int i, long long id, size_t *len)
     return msg;
 }
 
-static void gap_add(long long lo, long long hi, int64_t now)
+static void gap_add(long long lo, long long hi, int64_t now, unsigned long long mark)
 {
     if (feed.ngaps == MAX_GAPS) {
         /* Too many holes at once: the oldest is given up. */
@@ -273,7 +279,7 @@ static void gap_add(long long lo, long long hi, int64_t now)
                 oldest = i;
         feed.gaps[oldest] = feed.gaps[--feed.ngaps];
     }
-    feed.gaps[feed.ngaps++] = (struct gap){lo, hi, now};
+    feed.gaps[feed.ngaps++] = (struct gap){lo, hi, now, mark};
 }
 
 /* A hole's row came: its range splits around it. */
@@ -285,9 +291,9 @@ static void gap_remove(long long seq)
             continue;
         feed.gaps[i] = feed.gaps[--feed.ngaps];
         if (g.lo < seq)
-            gap_add(g.lo, seq - 1, g.since_ms);
+            gap_add(g.lo, seq - 1, g.since_ms, g.mark);
         if (seq < g.hi)
-            gap_add(seq + 1, g.hi, g.since_ms);
+            gap_add(seq + 1, g.hi, g.since_ms, g.mark);
         return;
     }
 }
@@ -354,6 +360,48 @@ static const char POLL_SQL[] =
     " LEFT JOIN orders o ON o.order_id = t.order_id"
     " ORDER BY t.seq";
 
+/*
+ * With holes to look at: the server's snapshot now, before the look (its xmin and
+ * xmax). The holes seen before get their mark; the ones whose mark xmin has reached are
+ * final unless this look finds their rows. *xmin = 0 when there are none. -1 on a
+ * database error.
+ */
+static int snapshot_marks(PGconn *conn, unsigned long long *xmin)
+{
+    PGresult *r;
+    unsigned long long xmax;
+
+    *xmin = 0;
+    if (feed.ngaps == 0)
+        return 0;
+    r = saga_pg_query(conn, "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text"
+                            " FROM pg_current_snapshot() s");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char err[512];
+        saga_pg_errstr(conn, err, sizeof(err));
+        saga_warn("web feed: %s", err);
+        PQclear(r);
+        return -1;
+    }
+    *xmin = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    xmax = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    for (int i = 0; i < feed.ngaps; i++)
+        if (!feed.gaps[i].mark)
+            feed.gaps[i].mark = xmax;
+    return 0;
+}
+
+/* After a look: the holes it found final (their rows did not come) are given up. */
+static void gaps_final(unsigned long long xmin)
+{
+    for (int i = 0; i < feed.ngaps;)
+        if (feed.gaps[i].mark && feed.gaps[i].mark <= xmin)
+            feed.gaps[i] = feed.gaps[--feed.ngaps];
+        else
+            i++;
+}
+
 /* One look at the timeline; -1 on a database error. */
 static int poll_once(PGconn *conn)
 {
@@ -362,6 +410,7 @@ static int poll_once(PGconn *conn)
     const char *p[3] = {hwm, NULL, NULL};
     struct saga_text his = {0};
     int64_t now = saga_mono_ms();
+    unsigned long long xmin;
     PGresult *r;
     int n;
 
@@ -370,6 +419,8 @@ static int poll_once(PGconn *conn)
         feed.lost_ms = 0;
     }
     gaps_expire(now);
+    if (snapshot_marks(conn, &xmin) < 0)
+        return -1;
     snprintf(hwm, sizeof(hwm), "%lld", feed.hwm);
     saga_pg_array_begin(&gaps);
     saga_pg_array_begin(&his);
@@ -399,7 +450,7 @@ static int poll_once(PGconn *conn)
         } else {
             long long lo = feed.hwm + 1 > feed.prime_max + 1 ? feed.hwm + 1 : feed.prime_max + 1;
             if (lo < seq)
-                gap_add(lo, seq - 1, now);
+                gap_add(lo, seq - 1, now, 0);
             feed.hwm = seq;
         }
         e.low = low_water();
@@ -418,6 +469,7 @@ static int poll_once(PGconn *conn)
         free(old.msg);
     }
     PQclear(r);
+    gaps_final(xmin);
     if (n) {
         pthread_mutex_lock(&feed.mu);
         pthread_cond_broadcast(&feed.cv);
