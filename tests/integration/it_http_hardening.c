@@ -2318,6 +2318,65 @@ static void test_review11_burnt_seq_holds_ids_down(void **state)
     testdb_drop(&db);
 }
 
+/* --- review12: holes the snapshot marks call final too early ------------------------------- */
+
+/*
+ * A snapshot's xmax is latestCompletedXid + 1, not the next xid to be assigned: a running
+ * transaction whose xid is above every completed one is not in the snapshot at all (it is
+ * ">= xmax"), and xmin, the least running xid BELOW xmax, skips it. So the mark noted the look
+ * after a hole was seen is not above the xid of the transaction that holds the hole when that
+ * transaction got its xid after the one that committed the row above the hole: B locks its
+ * order (xid b), A locks its order (xid a > b), A inserts its timeline row (seq s), B inserts
+ * (seq s+1) and commits. latestCompletedXid is b, the next look's snapshot has xmax = b + 1 = a
+ * and, A skipped, xmin = xmax: the hole is marked and final in that same look, 200 ms after
+ * B's commit, with A still open. A commits a second later: its row never comes (to any
+ * stream: the ids went past it). With the old 10 s timer it came. (Two saga handlers for two
+ * orders, each locking its order first, the later one slower to commit.)
+ */
+static void test_review12_newer_xid_holding_an_older_seq_is_lost(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    PGconn *a, *b;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv12_xmax", "order");
+    start_service(&svc, &db, "rv12xmax", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    usleep(500 * 1000); /* the feed has looked */
+    a = PQconnectdb(db.owner_url);
+    b = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    assert_int_equal(PQstatus(b), CONNECTION_OK);
+    exec_ok_on(b, "BEGIN; SELECT pg_current_xact_id()"); /* B's xid first (lock_order) */
+    exec_ok_on(a, "BEGIN; SELECT pg_current_xact_id()"); /* then A's */
+    exec_ok_on(a, "INSERT INTO timeline (order_id, event_id, event_type, service, occurred_at,"
+                  " summary) VALUES ('o-late', 'e-late', 'OrderPlaced', 'order-service', now(),"
+                  " 'late row')");
+    exec_ok_on(b, "INSERT INTO timeline (order_id, event_id, event_type, service, occurred_at,"
+                  " summary) VALUES ('o-next', 'e-next', 'OrderPlaced', 'order-service', now(),"
+                  " 'next row')");
+    exec_ok_on(b, "COMMIT");
+    PQfinish(b);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never came");
+    usleep(1500 * 1000); /* A is slower: a few looks go by */
+    exec_ok_on(a, "COMMIT");
+    PQfinish(a);
+    if (!stream_until(fd, "late row", 5000, review_got, sizeof(review_got)) &&
+        !strstr(review_got, "event: resync"))
+        fail_msg("a transaction whose xid came after the committed row's (but whose seq came "
+                 "before) committed 1.5 s late: its hole was given up as final (snapshot xmin "
+                 "reached xmax, which did not cover its xid), its row never came: %s",
+                 review_got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2358,6 +2417,7 @@ int main(void)
         cmocka_unit_test(test_review11_id_from_a_recreated_timeline),
         cmocka_unit_test(test_review11_full_ring_resume_resyncs_for_nothing),
         cmocka_unit_test(test_review11_burnt_seq_holds_ids_down),
+        cmocka_unit_test(test_review12_newer_xid_holding_an_older_seq_is_lost),
     };
     struct rlimit nofile;
 
