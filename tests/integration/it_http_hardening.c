@@ -2377,6 +2377,139 @@ static void test_review12_newer_xid_holding_an_older_seq_is_lost(void **state)
     testdb_drop(&db);
 }
 
+/*
+ * The finality argument needs the transaction holding a hole to have its xid when the mark
+ * is noted. A transaction whose first write is INSERT ... ON CONFLICT DO NOTHING takes its
+ * seq (the DEFAULT) and then, in the ON CONFLICT pre-check, waits for another transaction
+ * that inserted the same event_id, with no xid yet; it gets one only when that other
+ * transaction ends. Here: C inserts event e-dup and stays open; A (nothing written before)
+ * inserts e-dup ON CONFLICT DO NOTHING: seq s, waiting for C; B commits the row above.
+ * C rolls back: A's insert goes on (its xid now, above any mark) and commits 1.5 s later.
+ * Its row never comes: the hole was final once C had ended. (order-service's own writers
+ * lock or write before they take a seq; another writer, a script, a later path may not.)
+ */
+static void test_review12_seq_taken_before_the_xid_is_lost(void **state)
+{
+    struct testdb db;
+    struct service svc = {0};
+    PGconn *a, *c;
+    PGresult *r;
+    long status;
+    int fd;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv12_noxid", "order");
+    start_service(&svc, &db, "rv12noxid", NULL);
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    usleep(500 * 1000);
+    a = PQconnectdb(db.owner_url);
+    c = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    exec_ok_on(c, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                  " occurred_at, summary) VALUES ('o-dup', 'e-dup', 'OrderPlaced',"
+                  " 'order-service', now(), 'first try')");
+    exec_ok_on(a, "BEGIN");
+    assert_int_equal(PQsendQuery(a, "INSERT INTO timeline (order_id, event_id, event_type,"
+                                    " service, occurred_at, summary) VALUES ('o-dup', 'e-dup',"
+                                    " 'OrderPlaced', 'order-service', now(), 'late row')"
+                                    " ON CONFLICT (event_id) DO NOTHING"),
+                     1);
+    usleep(300 * 1000); /* A has its seq and waits for C */
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the committed row never came");
+    usleep(1000 * 1000); /* the holes are marked */
+    exec_ok_on(c, "ROLLBACK");
+    PQfinish(c);
+    while ((r = PQgetResult(a)) != NULL) { /* A's insert goes on */
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    usleep(1500 * 1000);
+    exec_ok_on(a, "COMMIT");
+    PQfinish(a);
+    if (!stream_until(fd, "late row", 5000, review_got, sizeof(review_got)) &&
+        !strstr(review_got, "event: resync"))
+        fail_msg("a transaction that took its seq before it had an xid (waiting in the ON "
+                 "CONFLICT check) committed 1.5 s after the wait: its hole had been given up "
+                 "as final, its row never came: %s",
+                 review_got);
+    close(fd);
+    stop_service(&svc);
+    testdb_drop(&db);
+}
+
+/*
+ * The cost of the cap: one transaction with an xid left open anywhere on the server (an
+ * idle-in-transaction session, a long migration, an orphaned prepared transaction; in any
+ * database) keeps every snapshot's xmin below every mark, so every hole (every rolled-back
+ * seq, every ON CONFLICT DO NOTHING) holds the ids down for GAP_GRACE_MS, now 30 s instead
+ * of 10: review11's burnt seq again, with such a transaction open. The lag passes the
+ * 4,096-message ring at a third of the rate it did (every resume a resync from ~22 rows/s).
+ */
+static void test_review12_open_transaction_elsewhere_holds_ids_down(void **state)
+{
+    struct testdb db, other;
+    struct service svc = {0};
+    char id[64];
+    PGconn *tx, *idle;
+    long status;
+    int fd, again = 0;
+
+    (void)state;
+    testdb_create(&db, "it_http_rv12_idle", "order");
+    testdb_create(&other, "it_http_rv12_other", "order");
+    start_service(&svc, &db, "rv12idle", NULL);
+    idle = PQconnectdb(other.owner_url); /* another database on the same server */
+    assert_int_equal(PQstatus(idle), CONNECTION_OK);
+    exec_ok_on(idle, "BEGIN; SELECT pg_current_xact_id()");
+    fd = open_stream(svc.port, "127.0.0.1", &status);
+    assert_true(fd >= 0);
+    tx = PQconnectdb(db.owner_url);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    exec_ok_on(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
+                   " occurred_at, summary) VALUES ('o-rb', 'e-rb', 'OrderPlaced',"
+                   " 'order-service', now(), 'rolled back'); ROLLBACK");
+    PQfinish(tx);
+    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                        " event_type, service, occurred_at, summary)"
+                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
+                                        " 'order-service', now(), 'filler ' || i || '.' FROM"
+                                        " generate_series(1, 50) i RETURNING 1)"
+                                        " SELECT count(*) FROM r"),
+                     50);
+    if (!stream_until(fd, "filler 50.", 10000, review_got, sizeof(review_got)))
+        fail_msg("the rows never came");
+    usleep(1000 * 1000);
+    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
+                                   " event_type, service, occurred_at, summary) VALUES"
+                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
+                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
+        fail_msg("the last row never came");
+    last_id_with(review_got, "next row", id, sizeof(id));
+    assert_true(id[0]);
+    close(fd);
+    resumed_gets_or_resync(&svc, id, "no such row", 1500);
+    for (const char *at = strstr(review_got, "filler "); at; at = strstr(at + 1, "filler "))
+        again++;
+    exec_ok_on(idle, "ROLLBACK");
+    PQfinish(idle);
+    stop_service(&svc);
+    testdb_drop(&db);
+    testdb_drop(&other);
+    if (again)
+        fail_msg("with one transaction open in another database, a stream resuming with the "
+                 "id of the last row it saw got %d rows again (the rolled-back seq holds the "
+                 "ids down for GAP_GRACE_MS, 30 s)",
+                 again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2418,6 +2551,8 @@ int main(void)
         cmocka_unit_test(test_review11_full_ring_resume_resyncs_for_nothing),
         cmocka_unit_test(test_review11_burnt_seq_holds_ids_down),
         cmocka_unit_test(test_review12_newer_xid_holding_an_older_seq_is_lost),
+        cmocka_unit_test(test_review12_seq_taken_before_the_xid_is_lost),
+        cmocka_unit_test(test_review12_open_transaction_elsewhere_holds_ids_down),
     };
     struct rlimit nofile;
 
