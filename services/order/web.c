@@ -374,8 +374,12 @@ static int snapshot_marks(PGconn *conn, unsigned long long *xmin)
     *xmin = 0;
     if (feed.ngaps == 0)
         return 0;
-    r = saga_pg_query(conn, "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text"
-                            " FROM pg_current_snapshot() s");
+    /* Not the snapshot's xmax for the mark: that is latestCompletedXid + 1, below the xid
+     * of a transaction still running that got its xid after the last one to end (its xid
+     * is >= xmax: xmin skips it). An xid of the feed's own, taken now, is above every xid
+     * assigned before (this statement's snapshot, for xmin, comes before it). */
+    r = saga_pg_query(conn, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
+                            " pg_current_xact_id()::text");
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         char err[512];
         saga_pg_errstr(conn, err, sizeof(err));
