@@ -236,7 +236,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "notification",
     .migrations = migrations,
-    .nmigrations = 2,
+    .nmigrations = (int)(sizeof(migrations) / sizeof(migrations[0])),
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,

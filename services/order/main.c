@@ -35,6 +35,7 @@ struct order_app order_app = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_CON
 static const struct saga_migration migrations[] = {
     {100, "catalogue, orders, timeline", order_sql_100_catalogue_orders_timeline},
     {101, "idempotency keys per principal", order_sql_101_idempotency_keys_per_principal},
+    {102, "timeline seq after xid", order_sql_102_timeline_seq_after_xid},
 };
 
 /* --- the timeline ----------------------------------------------------------- */
@@ -634,7 +635,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "order",
     .migrations = migrations,
-    .nmigrations = 2,
+    .nmigrations = (int)(sizeof(migrations) / sizeof(migrations[0])),
     /* Its own OrderPlaced (POST /orders) and OrderConfirmed (on_event) are on the timeline
      * from the transaction that wrote them: read back, they are skipped (no transaction, no
      * inbox row). OrderCancelled is too (order_cancel_in_tx, on_event), yet still handled

@@ -24,10 +24,12 @@
  * mark are polled again until they are final (rows of rolled-back transactions and
  * ON CONFLICT DO NOTHING leave holes that never fill). A hole is final once every
  * transaction that could still fill it has ended: the poll after the hole was seen
- * notes its snapshot's xmax (the transaction that took the seq had its xid by then:
- * the seq and the xid come in one INSERT), and a later poll whose snapshot's xmin has
- * reached that mark and still finds no row gives the hole up. A hole whose mark is held
- * up by a long transaction anywhere on the server is given up after GAP_GRACE_MS.
+ * takes an xid of its own as the hole's mark (above every xid assigned before; the
+ * transaction that took the seq had its xid before the seq: migration 102 makes the
+ * seq's default ask for it first), and a later poll whose snapshot's xmin has reached
+ * that mark and still finds no row gives the hole up. A hole whose mark is held up by a
+ * long transaction anywhere on the server is given up after GAP_GRACE_MS of polls (a
+ * pause or a lost connection not counted): its ids stay that long below it.
  *
  * So a message's id is not its seq but the feed's low-water mark after it: every row
  * with a seq up to the id was sent before or with this message (or its hole given up).
@@ -65,7 +67,7 @@ extern const size_t order_web_assets_count;
 #define POLL_MS         200   /* how often the feed looks at the timeline */
 #define POLL_LIMIT      "500" /* rows per look */
 #define BACKLOG_ROWS    256   /* rows loaded at start, for Last-Event-ID across restarts */
-#define GAP_GRACE_MS    30000 /* a hole not final by then is given up */
+#define GAP_GRACE_MS    10000 /* a hole not final by then is given up */
 #define CATCHUP_ROWS    2048  /* rows a resumed feed reads rather than jump over */
 
 /* The page reloads its state on this (after a jump, or for a reader that fell behind). */

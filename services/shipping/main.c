@@ -174,7 +174,7 @@ static const struct saga_service service = {
     .program = &program,
     .info_name = "shipping",
     .migrations = migrations,
-    .nmigrations = 1,
+    .nmigrations = (int)(sizeof(migrations) / sizeof(migrations[0])),
     .handlers =
         {
             [SAGA_EV_ORDER_PLACED] = on_order_placed,
