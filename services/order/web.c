@@ -93,7 +93,7 @@ struct entry {
 struct gap { /* seqs lo..hi not seen yet, below the high-water mark */
     long long lo, hi;
     int64_t since_ms;
-    unsigned long long mark; /* a snapshot's xmax after the hole was seen (0: not yet) */
+    unsigned long long mark; /* an xid taken the look after the hole was seen (0: not yet) */
 };
 
 static struct {
@@ -363,38 +363,44 @@ static const char POLL_SQL[] =
     " ORDER BY t.seq";
 
 /*
- * With holes to look at: the server's snapshot now, before the look (its xmin and
- * xmax). The holes seen before get their mark; the ones whose mark xmin has reached are
- * final unless this look finds their rows. *xmin = 0 when there are none. -1 on a
- * database error.
+ * With holes to look at, before the look: the server's snapshot's xmin now, and for the
+ * holes seen before that have no mark yet, an xid of the feed's own as their mark (taken
+ * only then: one xid per hole, not per look). Not the snapshot's xmax for the mark: that
+ * is latestCompletedXid + 1, below the xid of a transaction still running that got its
+ * xid after the last one to end (xmin skips it). An xid taken now is above every xid
+ * assigned before (this statement's snapshot, for xmin, comes before it). *xmin = 0
+ * (nothing final this look) when there are no holes, or when the statement failed on a
+ * connection that still works (the look goes on: marks only ever wait longer). -1 when
+ * the connection is gone.
  */
 static int snapshot_marks(PGconn *conn, unsigned long long *xmin)
 {
     PGresult *r;
-    unsigned long long xmax;
+    unsigned long long xid = 0;
+    int unmarked = 0;
 
     *xmin = 0;
+    for (int i = 0; i < feed.ngaps; i++)
+        unmarked |= !feed.gaps[i].mark;
     if (feed.ngaps == 0)
         return 0;
-    /* Not the snapshot's xmax for the mark: that is latestCompletedXid + 1, below the xid
-     * of a transaction still running that got its xid after the last one to end (its xid
-     * is >= xmax: xmin skips it). An xid of the feed's own, taken now, is above every xid
-     * assigned before (this statement's snapshot, for xmin, comes before it). */
-    r = saga_pg_query(conn, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
-                            " pg_current_xact_id()::text");
+    r = saga_pg_query(conn, unmarked ? "SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
+                                       " pg_current_xact_id()::text"
+                                     : "SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         char err[512];
         saga_pg_errstr(conn, err, sizeof(err));
-        saga_warn("web feed: %s", err);
+        saga_warn("web feed: the holes' marks: %s", err);
         PQclear(r);
-        return -1;
+        return PQstatus(conn) == CONNECTION_OK ? 0 : -1;
     }
     *xmin = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    xmax = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    if (unmarked)
+        xid = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    for (int i = 0; i < feed.ngaps; i++)
+    for (int i = 0; xid && i < feed.ngaps; i++)
         if (!feed.gaps[i].mark)
-            feed.gaps[i].mark = xmax;
+            feed.gaps[i].mark = xid;
     return 0;
 }
 

@@ -6,8 +6,8 @@
  *
  *   static const struct saga_service svc = {
  *       .program = &payment_program, .info_name = "payment",
- *       .migrations = payment_migrations, .nmigrations = 1,
- *       .handlers = {[SAGA_EV_INVENTORY_RESERVED] = on_reserved, ...},
+ *       .migrations = payment_migrations, .nmigrations = (int)(sizeof(payment_migrations) /
+ * sizeof(payment_migrations[0])), .handlers = {[SAGA_EV_INVENTORY_RESERVED] = on_reserved, ...},
  *   };
  *   int main(int argc, char **argv) { return saga_service_main(&svc, argc, argv); }
  */
