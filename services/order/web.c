@@ -104,6 +104,7 @@ static struct {
     int subscribers;
     long long complete_above; /* every row past this seq the feed has sent is in the ring */
     long long seen_max;       /* the highest seq the feed knows of: an id above it is not ours */
+    int looked;               /* the first look is done: the rows loaded at start are in */
     int64_t pause_ms;         /* EVENTS_IDLE_PAUSE; 0: never */
     int64_t watched_ms;       /* when a stream was last seen open (or the start) */
     int64_t paused_ms;        /* when the feed paused */
@@ -482,8 +483,9 @@ static int poll_once(PGconn *conn)
     }
     PQclear(r);
     gaps_final(xmin);
-    if (n) {
+    if (n || !feed.looked) {
         pthread_mutex_lock(&feed.mu);
+        feed.looked = 1;
         pthread_cond_broadcast(&feed.cv);
         pthread_mutex_unlock(&feed.mu);
     }
@@ -823,6 +825,17 @@ static void serve_events(struct order_app *app, const struct saga_http_request *
     if (who.role == SAGA_ROLE_CUSTOMER)
         snprintf(s->customer, sizeof(s->customer), "%s", who.sub);
     s->valid_until = who.valid_until;
+    if (resume && !feed.looked) {
+        /* Right after a start (every page reconnects at once): the first look is waited
+         * for, 2 s at most, so that the rows loaded at start are in the ring (without them
+         * the stream gets a resync). */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 2;
+        while (!feed.looked && !stopping() &&
+               pthread_cond_timedwait(&feed.cv, &feed.mu, &until) != ETIMEDOUT)
+            ;
+    }
     s->next = feed.head;
     if (resume) {
         /* Every row past its id that this instance has sent, in the order sent (some the

@@ -1263,16 +1263,37 @@ static void last_id_with(const char *got, const char *needle, char *out, size_t 
         snprintf(out, size, "%.*s", (int)strcspn(id, "\n"), id);
 }
 
+/* Commits one timeline row of order ORDER, event EVENT, with SUMMARY; its seq. */
+static long long timeline_row(const struct testdb *db, const char *order, const char *event,
+                              const char *summary)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "WITH r AS (INSERT INTO timeline (order_id, event_id, event_type, service,"
+             " occurred_at, summary) VALUES ('%s', '%s', 'OrderPlaced', 'order-service', now(),"
+             " '%s') RETURNING seq) SELECT seq FROM r",
+             order, event, summary);
+    return testdb_scalar(db, sql);
+}
+
+/* Commits n timeline rows in one transaction (orders o-KEYi, events e-KEYi, i from 1 to n),
+ * each with the SQL expression summary (of i); how many. */
+static long long timeline_rows(const struct testdb *db, const char *key, const char *summary, int n)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "WITH r AS (INSERT INTO timeline (order_id, event_id, event_type, service,"
+             " occurred_at, summary) SELECT 'o-%s' || i, 'e-%s' || i, 'OrderPlaced',"
+             " 'order-service', now(), %s FROM generate_series(1, %d) i RETURNING 1)"
+             " SELECT count(*) FROM r",
+             key, key, summary, n);
+    return testdb_scalar(db, sql);
+}
+
 /* 2,100 timeline rows, more than a resumed feed reads on (CATCHUP_ROWS, 2,048). */
 static void insert_more_than_a_catch_up(const struct testdb *db)
 {
-    assert_int_equal(testdb_scalar(db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                       " event_type, service, occurred_at, summary)"
-                                       " SELECT 'o-' || i, 'e-' || i, 'OrderPlaced',"
-                                       " 'order-service', now(), 'bulk' FROM"
-                                       " generate_series(1, 2100) i RETURNING 1)"
-                                       " SELECT count(*) FROM r"),
-                     2100);
+    assert_int_equal(timeline_rows(db, "", "'bulk'", 2100), 2100);
 }
 
 /*
@@ -1369,10 +1390,7 @@ static PGconn *open_hole(const struct testdb *db)
                    " 'order-service', now(), 'late row')");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
-    assert_true(testdb_scalar(db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                  " event_type, service, occurred_at, summary) VALUES"
-                                  " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                  " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(db, "o-next", "e-next", "next row") > 0);
     return tx;
 }
 
@@ -1609,17 +1627,8 @@ static void test_review_restart_late_row_below_the_backlog(void **state)
                    " 'order-service', now(), 'late row')");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'filler' FROM"
-                                        " generate_series(1, 300) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     300);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_int_equal(timeline_rows(&db, "f", "'filler'", 300), 300);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the committed row never reached the stream");
     last_id_with(review_got, "next row", id, sizeof(id));
@@ -1667,10 +1676,7 @@ static void test_review_restart_late_row_of_a_long_transaction(void **state)
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     sleep(11); /* the transaction runs on (a lock wait, a slow step) */
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the committed row never reached the stream");
     last_id_with(review_got, "next row", id, sizeof(id));
@@ -1757,15 +1763,8 @@ static void test_events_resume_across_a_restart_keeps_customers_apart(void **sta
                            " ('o-ben', 'cust-ben', 'EUR', 1, 't', '{}', 'PENDING', 'c2', 'p2')"
                            " RETURNING 1) SELECT count(*) FROM r"),
         2);
-    snprintf(id, sizeof(id), "%lld",
-             testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                " event_type, service, occurred_at, summary) VALUES"
-                                " ('o-ben', 'e-ben', 'OrderPlaced', 'order-service', now(),"
-                                " 'bens row') RETURNING seq) SELECT seq - 1 FROM r"));
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-ann', 'e-ann', 'OrderPlaced', 'order-service', now(),"
-                                   " 'anns row') RETURNING seq) SELECT seq FROM r") > 0);
+    snprintf(id, sizeof(id), "%lld", timeline_row(&db, "o-ben", "e-ben", "bens row") - 1);
+    assert_true(timeline_row(&db, "o-ann", "e-ann", "anns row") > 0);
     start_service(&svc, &db, "rvcust2", auth_env);
     /* the operator's resumed stream gets both rows past its id ... */
     tok = mint("ops", "operator", 600);
@@ -1784,10 +1783,7 @@ static void test_events_resume_across_a_restart_keeps_customers_apart(void **sta
     free(tok);
     fd = open_stream_with(svc.port, "127.0.0.1", target, last, &status);
     assert_true(fd >= 0);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-ann', 'e-ann2', 'OrderPlaced', 'order-service', now(),"
-                                   " 'anns next') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-ann", "e-ann2", "anns next") > 0);
     if (!stream_until(fd, "anns next", 8000, review_got, sizeof(review_got)))
         fail_msg("ann's resumed stream never got her next row: %s", review_got);
     if (!strstr(review_got, "anns row"))
@@ -1827,13 +1823,7 @@ static void test_review_control_without_a_restart_both_late_rows_come(void **sta
         assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
         PQclear(r);
         if (variant == 0)
-            assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id,"
-                                                " event_id, event_type, service, occurred_at,"
-                                                " summary) SELECT 'o-c' || i, 'e-c' || i,"
-                                                " 'OrderPlaced', 'order-service', now(), 'filler'"
-                                                " FROM generate_series(1, 300) i RETURNING 1)"
-                                                " SELECT count(*) FROM r"),
-                             300);
+            assert_int_equal(timeline_rows(&db, "c", "'filler'", 300), 300);
         else
             sleep(11);
         assert_true(
@@ -2015,10 +2005,7 @@ static void test_review11_seq_jump_past_max_gaps_loses_rows(void **state)
     exec_ok_on(tx, "BEGIN; INSERT INTO timeline (order_id, event_id, event_type, service,"
                    " occurred_at, summary) SELECT 'o-lb', 'e-lb' || i, 'OrderPlaced',"
                    " 'order-service', now(), 'lb#' || i || '#' FROM generate_series(1, 1100) i");
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the committed row never reached the stream");
     usleep(500 * 1000);
@@ -2129,13 +2116,7 @@ static void test_review11_id_from_a_recreated_timeline(void **state)
     start_service(&svc, &db, "rv11reset1", NULL);
     fd = open_stream(svc.port, "127.0.0.1", &status);
     assert_true(fd >= 0);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-old' || i, 'e-old' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'old row ' || i FROM"
-                                        " generate_series(1, 50) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     50);
+    assert_int_equal(timeline_rows(&db, "old", "'old row ' || i", 50), 50);
     if (!stream_until(fd, "old row 50", 10000, review_got, sizeof(review_got)))
         fail_msg("the old rows never reached the stream");
     last_id_with(review_got, "old row 50", id, sizeof(id));
@@ -2146,13 +2127,7 @@ static void test_review11_id_from_a_recreated_timeline(void **state)
     /* the timeline starts again from seq 1; the service starts; two rows come */
     assert_int_equal(testdb_scalar(&db, "TRUNCATE timeline RESTART IDENTITY; SELECT 1"), 1);
     start_service(&svc, &db, "rv11reset2", NULL);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-new' || i, 'e-new' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'new row ' || i FROM"
-                                        " generate_series(1, 2) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     2);
+    assert_int_equal(timeline_rows(&db, "new", "'new row ' || i", 2), 2);
     usleep(1000 * 1000); /* the feed has them in its ring */
     if (!resumed_gets_or_resync(&svc, id, "new row 1", 4000))
         fail_msg("a page coming back with id %s of a timeline made again got none of the new "
@@ -2212,13 +2187,7 @@ static void test_review11_full_ring_resume_resyncs_for_nothing(void **state)
     start_service(&svc, &db, "rv11ring", NULL);
     fd = open_stream(svc.port, "127.0.0.1", &status);
     assert_true(fd >= 0);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'fill ' || i || '.' FROM"
-                                        " generate_series(1, 4200) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     4200);
+    assert_int_equal(timeline_rows(&db, "f", "'fill ' || i || '.'", 4200), 4200);
     if (!stream_until(fd, "fill 4200.", 20000, review_got, sizeof(review_got)))
         fail_msg("the 4,200 rows never came");
     w.db = &db;
@@ -2286,20 +2255,11 @@ static void test_review11_burnt_seq_holds_ids_down(void **state)
                    " occurred_at, summary) VALUES ('o-rb', 'e-rb', 'OrderPlaced',"
                    " 'order-service', now(), 'rolled back'); ROLLBACK");
     PQfinish(tx);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'filler ' || i || '.' FROM"
-                                        " generate_series(1, 50) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     50);
+    assert_int_equal(timeline_rows(&db, "f", "'filler ' || i || '.'", 50), 50);
     if (!stream_until(fd, "filler 50.", 10000, review_got, sizeof(review_got)))
         fail_msg("the rows never came");
     usleep(1000 * 1000); /* nothing is in flight any more */
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the last row never came");
     last_id_with(review_got, "next row", id, sizeof(id));
@@ -2417,10 +2377,7 @@ static void test_review12_seq_taken_before_the_xid_is_lost(void **state)
                                     " ON CONFLICT (event_id) DO NOTHING"),
                      1);
     usleep(300 * 1000); /* A has its seq and waits for C */
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the committed row never came");
     usleep(1000 * 1000); /* the holes are marked */
@@ -2475,22 +2432,13 @@ static void test_review12_open_transaction_elsewhere_holds_ids_down_10_s_at_most
                    " occurred_at, summary) VALUES ('o-rb', 'e-rb', 'OrderPlaced',"
                    " 'order-service', now(), 'rolled back'); ROLLBACK");
     PQfinish(tx);
-    assert_int_equal(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                        " event_type, service, occurred_at, summary)"
-                                        " SELECT 'o-f' || i, 'e-f' || i, 'OrderPlaced',"
-                                        " 'order-service', now(), 'filler ' || i || '.' FROM"
-                                        " generate_series(1, 50) i RETURNING 1)"
-                                        " SELECT count(*) FROM r"),
-                     50);
+    assert_int_equal(timeline_rows(&db, "f", "'filler ' || i || '.'", 50), 50);
     if (!stream_until(fd, "filler 50.", 10000, review_got, sizeof(review_got)))
         fail_msg("the rows never came");
     /* the open transaction keeps the hole from being final: it is given up after the
      * feed's 10 s (GAP_GRACE_MS), and the ids held below it only that long */
     usleep(11500 * 1000);
-    assert_true(testdb_scalar(&db, "WITH r AS (INSERT INTO timeline (order_id, event_id,"
-                                   " event_type, service, occurred_at, summary) VALUES"
-                                   " ('o-next', 'e-next', 'OrderPlaced', 'order-service',"
-                                   " now(), 'next row') RETURNING seq) SELECT seq FROM r") > 0);
+    assert_true(timeline_row(&db, "o-next", "e-next", "next row") > 0);
     if (!stream_until(fd, "next row", 10000, review_got, sizeof(review_got)))
         fail_msg("the last row never came");
     last_id_with(review_got, "next row", id, sizeof(id));
