@@ -72,6 +72,9 @@ BROKER=$( (. "$T/s5/stack.env" && java -cp "$(echo $KAFKA_LIBS)/*" kafka.admin.C
     --describe --all) 2>&1)
 check "the broker runs 1 network thread" contains "$BROKER" "num.network.threads=1 "
 check "and 2 I/O threads" contains "$BROKER" "num.io.threads=2 "
+# and its JVM the parallel collector, not G1 (less of the broker's CPU per order there).
+check "the broker's JVM runs the parallel collector" \
+    contains "$(tr '\0' ' ' <"/proc/$(cat "$T/s5/run/kafka.pid")/cmdline" 2>&1)" "-XX:+UseParallelGC"
 "$STACK" down --dir "$T/s5" >/dev/null 2>&1
 OUT=$(STACK_PG_COMMIT_DELAY=2ms STACK_PROGRAMS="" timeout 120 "$STACK" up --no-deps \
     --dir "$T/s3" --build "$BUILD" 2>&1)
